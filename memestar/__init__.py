@@ -1,0 +1,1 @@
+"""meme-star: one-shot video tuning of Stable Diffusion 1.x and fast GIF generation."""

@@ -1,0 +1,81 @@
+"""Tune-A-Video's two attention changes, as pieces that attach to a stock diffusers UNet.
+
+- `SparseCausalAttnProcessor` replaces the spatial self-attention of each transformer block (`attn1`):
+  frame i's queries attend to the keys and values of frame 0 and frame i-1 (frame 0 to itself twice).
+- `add_temporal_attention` gives each `BasicTransformerBlock` a LayerNorm + self-attention over the
+  frame axis at every spatial position, added as a residual after the block by a forward hook, with the
+  output projection zeroed so the inflated model starts as the image model.
+"""
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.attention import BasicTransformerBlock
+from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+from torch import nn
+
+from .frame_context import FrameContext
+
+
+def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    # B n (h d) -> B h n d
+    return x.unflatten(-1, (heads, -1)).transpose(1, 2)
+
+
+class SparseCausalAttnProcessor:
+    """Self-attention where frame i sees frames 0 and i-1: keys/values are `[frame 0, frame i-1]`."""
+
+    def __init__(self, ctx: FrameContext):
+        self.ctx = ctx
+
+    def __call__(self, attn: Attention, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
+                 **kwargs):
+        if encoder_hidden_states is not None or attention_mask is not None:
+            raise ValueError("SparseCausalAttnProcessor is for self-attention without a mask")
+        f = self.ctx.num_frames
+        bf, n, _ = hidden_states.shape  # (b f) n c
+        b = bf // f
+
+        query = attn.to_q(hidden_states)
+        key = attn.to_k(hidden_states).view(b, f, n, -1)
+        value = attn.to_v(hidden_states).view(b, f, n, -1)
+
+        def first_and_previous(x):
+            # b f n c -> (b f) 2n c: frame 0's tokens, then frame i-1's (frame 0 for i = 0)
+            first = x[:, :1].expand(-1, f, -1, -1)
+            previous = torch.cat([x[:, :1], x[:, :-1]], dim=1)
+            return torch.cat([first, previous], dim=2).reshape(bf, 2 * n, -1)
+
+        key, value = first_and_previous(key), first_and_previous(value)
+        query, key, value = (_split_heads(t, attn.heads) for t in (query, key, value))
+        if attn.norm_q is not None:
+            query, key = attn.norm_q(query), attn.norm_k(key)
+        out = F.scaled_dot_product_attention(query, key, value, scale=attn.scale)
+        out = out.transpose(1, 2).flatten(2).to(query.dtype)  # (b f) n (h d)
+        out = attn.to_out[1](attn.to_out[0](out))
+        if attn.residual_connection:
+            out = out + hidden_states
+        return out / attn.rescale_output_factor
+
+
+def _temporal_residual(block: BasicTransformerBlock, args, output: torch.Tensor) -> torch.Tensor:
+    """Forward hook: `output + attn_temp(norm_temp(output))` with attention across frames."""
+    f = block.frame_context.num_frames
+    bf, n, c = output.shape  # (b f) n c
+    x = output.view(bf // f, f, n, c).transpose(1, 2).reshape(-1, f, c)  # (b n) f c
+    x = x + block.attn_temp(block.norm_temp(x))
+    return x.view(bf // f, n, f, c).transpose(1, 2).reshape(bf, n, c)
+
+
+def add_temporal_attention(block: BasicTransformerBlock, ctx: FrameContext) -> None:
+    """Adds `norm_temp` and `attn_temp` to `block` (keeping SD's weight names) and hooks them in."""
+    dim = block.dim
+    block.norm_temp = nn.LayerNorm(dim)
+    block.attn_temp = Attention(query_dim=dim, heads=block.num_attention_heads, dim_head=block.attention_head_dim,
+                                bias=block.attention_bias, processor=AttnProcessor2_0())
+    nn.init.zeros_(block.attn_temp.to_out[0].weight)
+    nn.init.zeros_(block.attn_temp.to_out[0].bias)
+    param = next(block.parameters())
+    block.norm_temp.to(device=param.device, dtype=param.dtype)
+    block.attn_temp.to(device=param.device, dtype=param.dtype)
+    block.frame_context = ctx
+    block.register_forward_hook(_temporal_residual)

@@ -1,0 +1,201 @@
+import copy
+
+import pytest
+import torch
+from diffusers import UNet2DConditionModel
+from diffusers.models.attention_processor import Attention
+
+from conftest import text_embedding
+from memestar.models.attention import SparseCausalAttnProcessor
+from memestar.models.frame_context import FrameContext
+from memestar.models.random_base import _CONFIGS
+from memestar.models.video_unet import VideoUNet
+
+
+def video_latents(b=1, f=5, seed=0, size=8):
+    return torch.randn(b, 4, f, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("group_norm", ["frames", "per-frame"])
+def test_identical_frames_equal_the_image_unet(tiny, group_norm):
+    image_unet = copy.deepcopy(tiny.unet)
+    video = VideoUNet(tiny.unet, group_norm)
+    text = text_embedding(tiny)
+    frame = video_latents(f=1)
+    clip = frame.expand(-1, -1, 6, -1, -1).contiguous()
+    with torch.no_grad():
+        out = video(clip, 321, text)
+        ref = image_unet(frame[:, :, 0], 321, text).sample
+    assert out.shape == clip.shape
+    assert (out - ref[:, :, None]).abs().max() < 1e-5
+
+
+def slow_sparse_causal(attn: Attention, x: torch.Tensor, f: int) -> torch.Tensor:
+    """Frame by frame, head by head, with an explicit softmax."""
+    bf, n, c = x.shape
+    heads, d = attn.heads, c // attn.heads
+    out = torch.empty_like(x)
+    for b in range(bf // f):
+        frames = x[b * f:(b + 1) * f]
+        for i in range(f):
+            q = attn.to_q(frames[i])
+            kv_in = torch.cat([frames[0], frames[max(i - 1, 0)]])
+            k, v = attn.to_k(kv_in), attn.to_v(kv_in)
+            per_head = []
+            for h in range(heads):
+                s = slice(h * d, (h + 1) * d)
+                weights = torch.softmax(q[:, s] @ k[:, s].T / d ** 0.5, dim=-1)
+                per_head.append(weights @ v[:, s])
+            out[b * f + i] = attn.to_out[0](torch.cat(per_head, dim=-1))
+    return out
+
+
+def sparse_causal_attention(f: int):
+    torch.manual_seed(0)
+    attn = Attention(query_dim=32, heads=4, dim_head=8)
+    attn.set_processor(SparseCausalAttnProcessor(FrameContext(f)))
+    return attn
+
+
+def test_sparse_causal_matches_slow_reference():
+    f = 5
+    attn = sparse_causal_attention(f)
+    x = torch.randn(2 * f, 6, 32)
+    with torch.no_grad():
+        assert (attn(x) - slow_sparse_causal(attn, x, f)).abs().max() < 1e-5
+
+
+def test_frame_sees_only_first_previous_and_itself():
+    f = 6
+    attn = sparse_causal_attention(f)
+    x = torch.randn(f, 6, 32)
+    with torch.no_grad():
+        base = attn(x)
+        for i in range(f):
+            for j in range(f):
+                changed = x.clone()
+                changed[j] += torch.randn(6, 32)
+                moved = (attn(changed)[i] - base[i]).abs().max()
+                if j in (0, max(i - 1, 0), i):
+                    assert moved > 1e-3, (i, j)
+                else:
+                    assert moved == 0, (i, j)
+
+
+def test_video_unet_is_causal_over_frames_with_per_frame_norm(tiny):
+    """Sparse-causal attention only looks back: later frames cannot reach earlier outputs."""
+    video = VideoUNet(tiny.unet, "per-frame")
+    text = text_embedding(tiny)
+    clip = video_latents(f=5)
+    changed = clip.clone()
+    changed[:, :, 3:] += 1.0
+    with torch.no_grad():
+        a, b = video(clip, 500, text), video(changed, 500, text)
+    assert (a[:, :, :3] - b[:, :, :3]).abs().max() == 0
+    assert (a[:, :, 3:] - b[:, :, 3:]).abs().max() > 1e-3
+
+
+def test_temporal_attention_mixes_all_frames_once_trained(tiny):
+    video = VideoUNet(tiny.unet, "per-frame")
+    text = text_embedding(tiny)
+    torch.manual_seed(1)
+    for name, p in video.unet.named_parameters():
+        if "attn_temp.to_out" in name:
+            torch.nn.init.normal_(p, std=0.05)
+    clip = video_latents(f=5)
+    changed = clip.clone()
+    changed[:, :, 4] += 1.0
+    with torch.no_grad():
+        a, b = video(clip, 500, text), video(changed, 500, text)
+    assert (a[:, :, 0] - b[:, :, 0]).abs().max() > 1e-4  # frame 0 now hears frame 4
+
+
+def test_frame_spanning_group_norm_pools_statistics_over_frames(tiny):
+    spanning = VideoUNet(copy.deepcopy(tiny.unet), "frames")
+    per_frame = VideoUNet(tiny.unet, "per-frame")
+    text = text_embedding(tiny)
+    clip = video_latents(f=4)
+    with torch.no_grad():
+        assert (spanning(clip, 500, text) - per_frame(clip, 500, text)).abs().max() > 1e-4
+
+
+def trainable_names(video):
+    return {n for n, p in video.unet.named_parameters() if p.requires_grad}
+
+
+def test_trainable_set_is_exactly_the_named_tensors(tiny):
+    video = VideoUNet(tiny.unet)
+    video.unet.requires_grad_(True)
+    video.set_trainable()
+    names = trainable_names(video)
+    assert names == set(video.trainable_parameters())
+    for n in names:
+        assert any(part in n for part in (".attn1.to_q.", ".attn2.to_q.", ".attn_temp.", ".norm_temp."))
+    blocks = sum(1 for n in names if n.endswith("attn1.to_q.weight"))
+    assert blocks > 0
+    assert sum(1 for n in names if n.endswith("attn2.to_q.weight")) == blocks
+    assert sum(1 for n in names if n.endswith("attn_temp.to_out.0.weight")) == blocks
+    assert not any("to_k" in n and "attn_temp" not in n for n in names)
+    assert not any(n.startswith(("conv_in", "time_embedding", "conv_out")) for n in names)
+
+
+def loss_and_grads(video, clip, text):
+    video.zero_grad(set_to_none=True)
+    loss = video(clip, 500, text).square().mean()
+    loss.backward()
+    return {n: p.grad for n, p in video.trainable_parameters().items()}
+
+
+def test_every_trainable_tensor_learns_with_and_without_checkpointing(tiny):
+    video = VideoUNet(tiny.unet)
+    video.set_trainable()
+    torch.manual_seed(2)
+    for name, p in video.unet.named_parameters():
+        if "attn_temp.to_out" in name:  # at zero, the temporal q/k/v get exactly zero gradient
+            torch.nn.init.normal_(p, std=0.05)
+    text, clip = text_embedding(tiny), video_latents(f=3)
+    video.train()
+    plain = loss_and_grads(video, clip, text)
+    video.unet.enable_gradient_checkpointing()
+    checkpointed = loss_and_grads(video, clip, text)
+    assert plain.keys() == checkpointed.keys()
+    for name in plain:
+        assert plain[name] is not None and plain[name].abs().max() > 0, name
+        assert torch.allclose(plain[name], checkpointed[name], rtol=1e-4, atol=1e-7), name
+    frozen = {n: p.clone() for n, p in video.unet.named_parameters() if not p.requires_grad}
+    before = {n: p.detach().clone() for n, p in video.trainable_parameters().items()}
+    torch.optim.SGD(video.trainable_parameters().values(), lr=1.0).step()
+    for n, p in video.trainable_parameters().items():
+        assert not torch.equal(p, before[n]), n
+    for n, p in video.unet.named_parameters():
+        if n in frozen:
+            assert p.grad is None and torch.equal(p, frozen[n]), n
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precisions_run_close_to_fp32(tiny, dtype):
+    video = VideoUNet(tiny.unet)
+    text, clip = text_embedding(tiny), video_latents(f=3)
+    with torch.no_grad():
+        ref = video(clip, 500, text)
+        video.to(dtype)
+        out = video(clip.to(dtype), 500, text.to(dtype))
+    assert out.dtype == dtype and torch.isfinite(out).all()
+    assert (out.float() - ref).abs().max() < 0.05 * ref.abs().max()
+
+
+def test_sd15_parameter_counts(capsys):
+    """The full SD1.5 UNet, built on the meta device: counts from its shapes, no memory."""
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(**_CONFIGS["random-sd15"]["unet"])
+        counts = VideoUNet(unet).parameter_counts()
+    # 16 transformer blocks: 5 at 320, 5 at 640, 6 at 1280 channels. Temporal attention per block:
+    # q, k, v, out (4 d^2) + out bias (d) + LayerNorm (2 d); trained to_q of attn1 and attn2: 2 d^2.
+    dims = [320] * 5 + [640] * 5 + [1280] * 6
+    temporal = sum(4 * d * d + 3 * d for d in dims)
+    assert counts["temporal"] == temporal == 49_599_040
+    assert counts["trainable"] == temporal + sum(2 * d * d for d in dims) == 74_379_840
+    assert counts["total"] == 859_520_964 + temporal
+    with capsys.disabled():
+        print(f"\nSD1.5 video UNet: {counts['total'] / 1e6:.2f} M parameters, "
+              f"{counts['temporal'] / 1e6:.2f} M temporal, {counts['trainable'] / 1e6:.2f} M trainable")
