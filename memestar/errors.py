@@ -1,5 +1,16 @@
-"""The one exception type that reaches users: a one-line message naming the problem and the fix."""
+"""The exceptions that reach users: a one-line message naming the problem and the fix."""
 
 
 class MemeError(Exception):
-    """Bad input or an unusable file. The CLI prints the message on one line and exits with code 2."""
+    """Bad input or an unusable file. The CLI prints the message on one line and exits with `exit_code`."""
+    exit_code = 2
+
+
+class TrainingFailed(MemeError):
+    """The run itself went wrong (a NaN loss, say); the last good checkpoint is kept."""
+    exit_code = 1
+
+
+class Interrupted(MemeError):
+    """Ctrl-C: the work stopped cleanly (a resumable checkpoint was written where there is one)."""
+    exit_code = 130

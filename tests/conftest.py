@@ -4,6 +4,8 @@ from pathlib import Path
 import pytest
 import torch
 
+# Before any test module imports huggingface_hub, which reads this once: no test may reach the network.
+os.environ["HF_HUB_OFFLINE"] = "1"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
@@ -11,7 +13,6 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 def isolated_cache(tmp_path_factory):
     """Built-in bases are built into a cache folder: keep the suite's out of the user's home."""
     os.environ["MEMESTAR_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    os.environ["HF_HUB_OFFLINE"] = "1"
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 

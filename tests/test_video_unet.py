@@ -30,6 +30,13 @@ def test_identical_frames_equal_the_image_unet(tiny, group_norm):
     assert (out - ref[:, :, None]).abs().max() < 1e-5
 
 
+def test_inflation_is_deterministic(tiny_dir):
+    from memestar.models.base import load_base
+
+    a, b = (VideoUNet(load_base(str(tiny_dir)).unet).unet.state_dict() for _ in range(2))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def slow_sparse_causal(attn: Attention, x: torch.Tensor, f: int) -> torch.Tensor:
     """Frame by frame, head by head, with an explicit softmax."""
     bf, n, c = x.shape

@@ -4,8 +4,6 @@ Every writer encodes to a temporary name beside the target and renames it into p
 interrupted write never leaves a half file under the real name.
 """
 
-import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -13,23 +11,9 @@ import numpy as np
 from PIL import Image
 
 from ..errors import MemeError
+from ..files import atomic_path
 
 FORMATS = ("gif", "mp4", "webp")
-
-
-@contextmanager
-def _atomic_path(path: Path):
-    """Yields a temporary path with the same suffix; renames it to `path` if the block succeeds."""
-    if not path.parent.is_dir():
-        raise MemeError(f"cannot write {path}: folder {path.parent} does not exist")
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except PermissionError as e:
-        raise MemeError(f"cannot write {path}: permission denied; choose another output path") from e
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _check_frames(frames: np.ndarray) -> np.ndarray:
@@ -58,7 +42,7 @@ def write_gif(frames: np.ndarray, path: str | Path, fps: float, colors: int = 25
     palette = shared_palette(frames, colors)
     mode = Image.Dither.FLOYDSTEINBERG if dither else Image.Dither.NONE
     images = [Image.fromarray(f).quantize(palette=palette, dither=mode) for f in frames]
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], loop=0,
                        duration=round(1000 / fps), optimize=False, disposal=1,
                        palette=bytes(palette.getpalette()))  # written once, as the global colour table
@@ -68,7 +52,7 @@ def write_gif(frames: np.ndarray, path: str | Path, fps: float, colors: int = 25
 def write_webp(frames: np.ndarray, path: str | Path, fps: float, quality: int = 80) -> Path:
     frames, path = _check_frames(frames), Path(path)
     images = [Image.fromarray(f) for f in frames]
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         images[0].save(tmp, format="WEBP", save_all=True, append_images=images[1:], loop=0,
                        duration=round(1000 / fps), quality=quality, method=4)
     return path
@@ -80,7 +64,7 @@ def write_mp4(frames: np.ndarray, path: str | Path, fps: float, crf: int = 18) -
     h, w = frames.shape[1:3]
     if h % 2 or w % 2:
         raise ValueError(f"H.264 in yuv420p needs even width and height, got {w}x{h}")
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         writer = imageio_ffmpeg.write_frames(str(tmp), (w, h), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
                                              quality=None, macro_block_size=2,
                                              output_params=["-crf", str(crf), "-movflags", "+faststart"])

@@ -5,7 +5,6 @@ its metadata, the adapter format, the GroupNorm mode and the base model's refere
 """
 
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -13,6 +12,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..errors import MemeError
+from ..files import atomic_path
 from .base import BaseFingerprint
 from .video_unet import VideoUNet
 
@@ -30,9 +30,8 @@ def save_adapter(video_unet: VideoUNet, path: str | Path, base_reference: str, b
         "base_reference": base_reference,
         "base_fingerprint": json.dumps(base_fingerprint.to_dict()),
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, tmp, metadata=metadata)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp, metadata=metadata)
 
 
 def read_adapter_metadata(path: str | Path) -> dict:

@@ -154,7 +154,8 @@ def _load_diffusers(source: Path | str, dtype, allow_pickle: bool, local: bool) 
     except Exception as e:  # the Hub client and the loaders raise many types; the user needs one line
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         where = "the local folder" if local else "the Hugging Face Hub (is the network reachable?)"
-        hint = " (only pickled weights there? pass --allow-pickle if you trust them)" if not allow_pickle else ""
+        pickled = local and not allow_pickle and any(Path(source).glob(f"*/*{PICKLE_SUFFIXES[1]}"))
+        hint = " (only pickled weights there? pass --allow-pickle if you trust them)" if pickled else ""
         raise MemeError(f"could not load base model {source} from {where}: {reason}{hint}") from e
     return parts
 

@@ -85,11 +85,13 @@ def _inflate(unet: UNet2DConditionModel, ctx: FrameContext, group_norm: str) -> 
     blocks = [m for m in unet.modules() if isinstance(m, BasicTransformerBlock)]
     if not blocks:
         raise ValueError("the UNet has no transformer blocks to inflate")
-    for block in blocks:
-        if block.attn1.is_cross_attention or block.only_cross_attention:
-            raise ValueError("sparse-causal attention needs self-attention in attn1")
-        block.attn1.set_processor(SparseCausalAttnProcessor(ctx))
-        add_temporal_attention(block, ctx)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # the same base always inflates to the same model
+        for block in blocks:
+            if block.attn1.is_cross_attention or block.only_cross_attention:
+                raise ValueError("sparse-causal attention needs self-attention in attn1")
+            block.attn1.set_processor(SparseCausalAttnProcessor(ctx))
+            add_temporal_attention(block, ctx)
     if group_norm == "frames":
         for resnet in [m for m in unet.modules() if isinstance(m, ResnetBlock2D)]:
             span_frames(resnet.norm1, ctx)

@@ -1,0 +1,36 @@
+"""Choosing the device and the compute precision."""
+
+import torch
+
+from .errors import MemeError
+
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise MemeError(f"device {device} asked for, but torch sees no CUDA GPU: use --device cpu")
+    return torch.device(device)
+
+
+def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """`auto`: bf16 on GPUs that have it, else fp16 on GPU; fp32 on CPU."""
+    if precision not in PRECISIONS:
+        raise MemeError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return DTYPES[precision]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """Device allocator peak on GPU; the process's peak resident set on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -1,0 +1,32 @@
+"""Writing files so that an interrupted write never leaves a half file under the real name."""
+
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import MemeError
+
+
+@contextmanager
+def atomic_path(path: str | Path):
+    """Yields a temporary path beside `path` (same suffix); renames it into place if the block succeeds."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise MemeError(f"cannot write {path}: folder {path.parent} does not exist")
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # some writers create private files; outputs are ordinary files
+        os.replace(tmp, path)
+    except PermissionError as e:
+        raise MemeError(f"cannot write {path}: permission denied; choose another output path") from e
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: str | Path, data: dict) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")

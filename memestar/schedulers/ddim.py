@@ -1,0 +1,85 @@
+"""Deterministic DDIM (eta = 0): sampling steps and their inverse, from a base's scheduler config.
+
+Timesteps and the alpha products are precomputed as tensors, so a loop does no host work per step.
+Follows diffusers' `DDIMScheduler` (timestep spacing, `steps_offset`, `set_alpha_to_one`, epsilon and v
+prediction), which the tests hold it to.
+"""
+
+import numpy as np
+import torch
+
+
+def alphas_cumprod(config: dict) -> torch.Tensor:
+    """The training noise schedule: products of (1 - beta) over the `num_train_timesteps` steps."""
+    n, start, end = config.get("num_train_timesteps", 1000), config["beta_start"], config["beta_end"]
+    schedule = config.get("beta_schedule", "linear")
+    if schedule == "scaled_linear":
+        betas = torch.linspace(start ** 0.5, end ** 0.5, n, dtype=torch.float32) ** 2
+    elif schedule == "linear":
+        betas = torch.linspace(start, end, n, dtype=torch.float32)
+    else:
+        raise ValueError(f"beta_schedule {schedule!r} is not supported (scaled_linear or linear)")
+    return torch.cumprod(1 - betas, dim=0)
+
+
+class DDIMSchedule:
+    def __init__(self, config: dict, steps: int, device: str | torch.device = "cpu"):
+        if steps < 1:
+            raise ValueError("DDIM needs at least 1 step")
+        n = config.get("num_train_timesteps", 1000)
+        spacing = config.get("timestep_spacing", "leading")
+        if spacing == "leading":
+            timesteps = np.arange(0, steps) * (n // steps) + config.get("steps_offset", 0)
+        elif spacing == "trailing":
+            timesteps = np.round(np.arange(n, 0, -n / steps)).astype(np.int64)[::-1] - 1
+        elif spacing == "linspace":
+            timesteps = np.linspace(0, n - 1, steps).round()
+        else:
+            raise ValueError(f"timestep_spacing {spacing!r} is not supported")
+        self.prediction_type = config.get("prediction_type", "epsilon")
+        acp = alphas_cumprod(config)
+        final = torch.tensor(1.0) if config.get("set_alpha_to_one", True) else acp[0]
+        t = torch.from_numpy(np.ascontiguousarray(timesteps[::-1])).long()  # high noise first
+        prev = t - n // steps
+        self.timesteps = t.to(device)
+        self.alpha = acp[t].float().to(device)
+        self.alpha_prev = torch.where(prev >= 0, acp[prev.clamp(min=0)], final).float().to(device)
+
+    def __len__(self) -> int:
+        return len(self.timesteps)
+
+    def _x0_eps(self, model_output, x, alpha):
+        if self.prediction_type == "epsilon":
+            eps = model_output
+            x0 = (x - (1 - alpha).sqrt() * eps) / alpha.sqrt()
+        elif self.prediction_type == "v_prediction":
+            x0 = alpha.sqrt() * x - (1 - alpha).sqrt() * model_output
+            eps = alpha.sqrt() * model_output + (1 - alpha).sqrt() * x
+        else:
+            raise ValueError(f"prediction_type {self.prediction_type!r} is not supported")
+        return x0, eps
+
+    def step(self, model_output: torch.Tensor, i: int, x: torch.Tensor) -> torch.Tensor:
+        """x at step i (timestep `timesteps[i]`) -> x one step less noisy."""
+        x0, eps = self._x0_eps(model_output, x, self.alpha[i])
+        return self.alpha_prev[i].sqrt() * x0 + (1 - self.alpha_prev[i]).sqrt() * eps
+
+    def invert_step(self, model_output: torch.Tensor, i: int, x: torch.Tensor) -> torch.Tensor:
+        """The inverse of `step(i)`, with the model evaluated at timestep `timesteps[i]` on the less noisy x."""
+        x0, eps = self._x0_eps(model_output, x, self.alpha_prev[i])
+        return self.alpha[i].sqrt() * x0 + (1 - self.alpha[i]).sqrt() * eps
+
+
+def ddim_sample(schedule: DDIMSchedule, x: torch.Tensor, model_fn, progress=iter) -> torch.Tensor:
+    """Denoises `x` over the whole schedule; `model_fn(x, t)` returns the (guided) model output.
+    `progress` wraps the step range (e.g. a tqdm bar)."""
+    for i in progress(range(len(schedule))):
+        x = schedule.step(model_fn(x, schedule.timesteps[i]), i, x)
+    return x
+
+
+def ddim_invert(schedule: DDIMSchedule, x: torch.Tensor, model_fn, progress=iter) -> torch.Tensor:
+    """Runs the schedule backwards: clean latents -> the noise that DDIM sampling maps back to them."""
+    for i in progress(range(len(schedule) - 1, -1, -1)):
+        x = schedule.invert_step(model_fn(x, schedule.timesteps[i]), i, x)
+    return x

@@ -1,0 +1,40 @@
+"""DDIM inversion of the tuned clip, and sampling from it (the preview, and the check that tuning helped)."""
+
+from functools import partial
+
+import torch
+from tqdm import tqdm
+
+from ..models.video_unet import VideoUNet
+from ..schedulers.ddim import DDIMSchedule, ddim_invert, ddim_sample
+
+
+def guided(video: VideoUNet, text: torch.Tensor, uncond: torch.Tensor | None = None, guidance: float = 1.0):
+    """`model_fn(x, t)` for the DDIM loops; classifier-free guidance as one batch of two when guidance > 1."""
+    dtype = video.dtype
+
+    @torch.no_grad()
+    def model_fn(x, t):
+        if guidance <= 1 or uncond is None:
+            return video(x.to(dtype), t, text).float()
+        u, c = video(torch.cat([x, x]).to(dtype), t, torch.cat([uncond, text])).float().chunk(2)
+        return u + guidance * (c - u)
+
+    return model_fn
+
+
+def bar(desc: str, quiet: bool):
+    return partial(tqdm, desc=desc, unit="step", disable=quiet, dynamic_ncols=True, leave=False)
+
+
+def invert_clip(video: VideoUNet, latents: torch.Tensor, empty_text: torch.Tensor, scheduler_config: dict,
+                steps: int, quiet: bool = True) -> torch.Tensor:
+    """The noise latents (1 c f h w, fp32) that DDIM with the empty prompt maps back to the clip."""
+    schedule = DDIMSchedule(scheduler_config, steps, latents.device)
+    return ddim_invert(schedule, latents.float(), guided(video, empty_text), bar("inverting", quiet))
+
+
+def sample_from(video: VideoUNet, start: torch.Tensor, text: torch.Tensor, uncond: torch.Tensor,
+                scheduler_config: dict, steps: int, guidance: float, quiet: bool = True) -> torch.Tensor:
+    schedule = DDIMSchedule(scheduler_config, steps, start.device)
+    return ddim_sample(schedule, start.float(), guided(video, text, uncond, guidance), bar("preview", quiet))

@@ -1,0 +1,207 @@
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import SHARED
+from test_clips import run_meme
+from memestar.errors import Interrupted, MemeError, TrainingFailed
+from memestar.media.clips import read_clip
+from memestar.media.writers import write_gif
+from memestar.meme_folder import load_inversion, read_meme
+from memestar.models.adapter import load_adapter
+from memestar.models.base import load_base
+from memestar.models.text import encode_prompts
+from memestar.models.vae import encode_frames
+from memestar.models.video_unet import VideoUNet
+from memestar.train.inversion import sample_from
+from memestar.train.meme import TrainOptions, train_meme
+from memestar.train.tune import TuneSettings, tune
+
+PROMPT = "a red square sliding"
+
+
+def sliding_square(n=8, size=64):
+    frames = np.full((n, size, size, 3), 128, np.uint8)
+    for i in range(n):
+        x = 8 + 5 * i
+        frames[i, 24:40, x:x + 16] = (220, 40, 40)
+    return frames
+
+
+@pytest.fixture(scope="module")
+def clip_path(tmp_path_factory):
+    return write_gif(sliding_square(), tmp_path_factory.mktemp("clip") / "slide.gif", fps=8)
+
+
+def options(clip_path, out, **kw):
+    base = dict(clip=clip_path, prompt=PROMPT, base="random-tiny", out=out, frames=8, size=64, steps=60, lr=1e-2,
+                checkpoint_every=20, inversion_steps=20, quiet=True)
+    return TrainOptions(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def meme(clip_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("memes") / "slide"
+    return out, train_meme(options(clip_path, out))
+
+
+def window_means(losses, n=20):
+    return np.mean(losses[:n]), np.mean(losses[-n:])
+
+
+def test_loss_falls_and_not_without_learning(meme, clip_path, tmp_path):
+    """Calibration (random-tiny, this clip, 60 steps): lr 1e-2 ends near 0.6x its first 20 steps' mean;
+    lr 0 stays within 5% (the timesteps differ, the model does not). 0.8 separates the two."""
+    out, summary = meme
+    first, last = window_means(json.loads((out / "meme.json").read_text())["training"]["losses"])
+    assert last < 0.8 * first, (first, last)
+    frozen = train_meme(options(clip_path, tmp_path / "lr0", lr=0.0, steps=40, inversion_steps=2))
+    assert frozen["final_loss"] > 0.9 * frozen["first_loss"]
+
+
+def test_meme_folder_is_complete_and_loads(meme):
+    out, summary = meme
+    meta = read_meme(out)
+    assert {p.name for p in out.iterdir()} == {"meme.json", "adapter.safetensors", "inversion.safetensors",
+                                               "preview.gif"}
+    assert meta["prompt"] == PROMPT and meta["frames"] == 8 and meta["size"] == 64
+    assert meta["base"]["reference"] == "random-tiny" and len(meta["training"]["losses"]) == 60
+    assert set(meta["versions"]) >= {"torch", "diffusers", "transformers", "memestar"}
+    assert load_inversion(out).shape == (1, 4, 8, 8, 8)
+    assert read_clip(out / "preview.gif", 8, 64, stride=1).frames.shape == (8, 64, 64, 3)
+    base = load_base("random-tiny")
+    load_adapter(VideoUNet(base.unet), out / "adapter.safetensors", base.reference, base.fingerprint)
+    assert summary["trainable_parameters"] == VideoUNet(load_base("random-tiny").unet).parameter_counts()["trainable"]
+    assert summary["seconds"]["tune"] > 0 and summary["peak_memory_bytes"] > 0
+
+
+def test_frozen_weights_stay_bit_identical(tiny, clip_path):
+    video = VideoUNet(tiny.unet)
+    before = {n: p.detach().clone() for n, p in video.unet.named_parameters()}
+    latents = encode_frames(tiny.vae, torch.from_numpy(sliding_square())).float()
+    text = encode_prompts(tiny.tokenizer, tiny.text_encoder, [PROMPT])
+    tune(video, latents, text, tiny.scheduler_config, TuneSettings(steps=5, lr=1e-2, checkpoint_every=0),
+         dtype=torch.float32, checkpoint=clip_path.parent / "unused.safetensors", run_key={}, quiet=True)
+    trainable = set(video.trainable_parameters())
+    for n, p in video.unet.named_parameters():
+        if n in trainable:
+            assert not torch.equal(p, before[n]), n
+        else:
+            assert torch.equal(p, before[n]), n
+
+
+def test_resume_after_ctrl_c_equals_uninterrupted(clip_path, tmp_path):
+    kw = dict(steps=8, checkpoint_every=3, inversion_steps=2)
+    straight = tmp_path / "straight"
+    train_meme(options(clip_path, straight, **kw))
+
+    def ctrl_c_at_step_5(step, loss):
+        if step == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    resumed = tmp_path / "resumed"
+    with pytest.raises(Interrupted, match="--resume"):
+        train_meme(options(clip_path, resumed, **kw), on_step=ctrl_c_at_step_5)
+    assert sorted(p.name for p in resumed.iterdir()) == ["checkpoint.safetensors"]
+    with pytest.raises(MemeError, match="unfinished run"):
+        train_meme(options(clip_path, resumed, **kw))
+    with pytest.raises(MemeError, match="other settings"):
+        train_meme(options(clip_path, resumed, **{**kw, "lr": 5e-3}, resume=True))
+    train_meme(options(clip_path, resumed, **kw, resume=True))
+    a, b = load_file(straight / "adapter.safetensors"), load_file(resumed / "adapter.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    losses = [json.loads((d / "meme.json").read_text())["training"]["losses"] for d in (straight, resumed)]
+    assert losses[0] == losses[1]
+    assert not (resumed / "checkpoint.safetensors").exists()
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(clip_path, tmp_path, monkeypatch):
+    import memestar.train.tune as tune_module
+
+    calls = []
+    real_mse = tune_module.F.mse_loss
+
+    def mse_nan_from_step_5(pred, target):
+        calls.append(1)
+        loss = real_mse(pred, target)
+        return loss * float("nan") if len(calls) >= 5 else loss
+
+    monkeypatch.setattr(tune_module.F, "mse_loss", mse_nan_from_step_5)
+    out = tmp_path / "nan"
+    with pytest.raises(TrainingFailed, match="step 5") as e:
+        train_meme(options(clip_path, out, steps=8, checkpoint_every=2, inversion_steps=2))
+    assert e.value.exit_code == 1
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.safetensors"]
+    saved = load_file(out / "checkpoint.safetensors")
+    assert all(torch.isfinite(t).all() for t in saved.values())
+    monkeypatch.undo()
+    train_meme(options(clip_path, out, steps=8, checkpoint_every=2, inversion_steps=2, resume=True))
+    assert read_meme(out)["training"]["steps"] == 8
+
+
+def latent_psnr(x, ref):
+    peak = (ref.max() - ref.min()).item()
+    return 10 * np.log10(peak ** 2 / ((x - ref) ** 2).mean().item())
+
+
+def test_tuning_helps_reproduce_the_clip_from_its_inversion(meme, clip_path):
+    """From the stored inversion, with the training prompt and no guidance, each model's sample is compared with
+    the clip's latents. random-tiny's random VAE decodes everything to near-noise, so the comparison is made in
+    latent space, where the VAE plays no part."""
+    out, _ = meme
+    meta = read_meme(out)
+    start = load_inversion(out)
+    scores = {}
+    for tuned in (False, True):
+        base = load_base("random-tiny")
+        video = VideoUNet(base.unet)
+        if tuned:
+            load_adapter(video, out / "adapter.safetensors", base.reference, base.fingerprint)
+        text, empty = encode_prompts(base.tokenizer, base.text_encoder, [PROMPT, ""]).chunk(2)
+        clip_latents = encode_frames(base.vae, torch.from_numpy(read_clip(clip_path, 8, 64).frames)).float()
+        sample = sample_from(video, start, text, empty, base.scheduler_config, meta["inversion"]["steps"], 1.0)
+        scores[tuned] = latent_psnr(sample, clip_latents)
+    print(f"\nlatent PSNR from the inversion: untuned {scores[False]:.1f} dB, tuned {scores[True]:.1f} dB")
+    assert scores[True] > scores[False] + 6
+
+
+BAD = {
+    "missing clip": (["nope.mp4", "--text", PROMPT], "not found"),
+    "empty prompt": (["CLIP", "--text", "  "], "prompt is empty"),
+    "no frames": (["CLIP", "--text", PROMPT, "--frames", "0"], "at least 1"),
+    "no steps": (["CLIP", "--text", PROMPT, "--steps", "0"], "at least 1"),
+    "size": (["CLIP", "--text", PROMPT, "--size", "100"], "multiple of 8"),
+    "base offline": (["CLIP", "--text", PROMPT, "--base", "nobody/no-such-model"], "could not load base"),
+    "existing meme": (["CLIP", "--text", PROMPT, "--out", "MEME"], "already holds a meme"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_cli_bad_input_exits_2_and_keeps_files(case, meme, clip_path, tmp_path):
+    out, _ = meme
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    args, message = BAD[case]
+    args = [str(clip_path) if a == "CLIP" else str(out) if a == "MEME" else a for a in args]
+    defaults = ["--base", "random-tiny", "--frames", "4", "--size", "64", "--steps", "2", "--out", tmp_path / "new"]
+    r = run_meme("train", *defaults, *args)  # the case's options come last and win
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+CAR = SHARED / "clips" / "car-turn.mp4"
+
+
+@pytest.mark.skipif(not CAR.exists(), reason=f"the real clip {CAR} is absent (../shared beside the checkout)")
+def test_smoke_on_the_real_clip(tmp_path):
+    r = run_meme("train", CAR, "--text", "a car turning", "--base", "random-tiny", "--out", tmp_path / "car",
+                 "--frames", 4, "--size", 64, "--steps", 3, "--inversion-steps", 2, "--json", "--quiet")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["steps"] == 3 and np.isfinite(summary["final_loss"])
+    assert read_meme(tmp_path / "car")["clip"]["indices"] == [0, 20, 40, 60]
