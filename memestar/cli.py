@@ -1,7 +1,9 @@
 """The `meme` command: a thin layer over the package; every command's work lives in its stage."""
 
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -97,6 +99,101 @@ def train(
         inversion_steps=inversion_steps, device=device, base_config=base_config, allow_pickle=allow_pickle,
         quiet=quiet or as_json))
     _emit(summary, as_json)
+
+
+@app.command()
+def gen(
+    prompt: str = typer.Argument(None, help="What to show, with the meme's motion (or use --prompts)."),
+    meme: Path = typer.Option(..., "--meme", "-m", help="Meme folder made by `meme train`."),
+    out: Path = typer.Option(None, "-o", "--out", help="Output file (default: <prompt>.gif); a folder with "
+                                                      "--prompts."),
+    format: str = typer.Option(None, help="gif, mp4 or webp (default: from the suffix, else gif)."),
+    steps: int = typer.Option(25, help="Denoising steps."),
+    guidance: float = typer.Option(7.5, help="Classifier-free guidance scale; 1 means no guidance."),
+    negative: str = typer.Option("", help="Negative prompt."),
+    seed: int = typer.Option(0, help="Seed of the start noise (with --start noise)."),
+    sampler: str = typer.Option("ddim", help="ddim or dpm++."),
+    start: str = typer.Option("inversion", help="inversion (keeps the clip's motion) or noise."),
+    fps: float = typer.Option(None, help="Frame rate (default: the clip's, at least 8)."),
+    max_kb: float = typer.Option(None, help="Fit the file under this many KiB (fewer colours, then smaller)."),
+    backend: str = typer.Option("auto", help="auto or torch."),
+    precision: str = typer.Option("auto", help="auto (bf16/fp16 on GPU, fp32 on CPU), bf16, fp16 or fp32."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    prompts: Path = typer.Option(None, help="A text file with one prompt per line: one output each."),
+    base: str = typer.Option(None, help="Where the meme's base is now, if it moved (must be the same weights)."),
+    base_config: str = typer.Option(None, help="Diffusers folder with the configs for a single-file base."),
+    allow_pickle: bool = typer.Option(False, help="Allow a pickled base (unpickling runs code)."),
+    compile: bool = typer.Option(False, help="torch.compile the UNet (slow first call)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or notes."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+):
+    """Make a GIF (or MP4/WebP) of a new subject with the meme's motion."""
+    from tqdm import tqdm
+
+    from .media.writers import media_format, write_bytes
+    from .runtime.meme import Meme, check_generation
+
+    lines = _prompt_list(prompt, prompts)
+    single_file = out is not None and prompts is None and out.suffix
+    fmt = media_format(out, format) if single_file else media_format(f"clip.{format or 'gif'}")
+    targets = _output_paths(lines, out, fmt, many=prompts is not None)
+    for p in lines:
+        check_generation(p, steps, guidance, sampler, start)
+    _quiet_libraries()
+    m = Meme.load(meme, base=base, device=device, precision=precision, backend=backend, base_config=base_config,
+                  allow_pickle=allow_pickle, compile=compile)
+    results = []
+    for p, target in tqdm(list(zip(lines, targets)), desc="generating", unit="clip",
+                          disable=quiet or as_json or len(lines) == 1):
+        g = m.generate(p, seed=seed, steps=steps, guidance=guidance, negative=negative, sampler=sampler, start=start,
+                       fps=fps)
+        t = time.perf_counter()
+        data, note = g.encode(fmt, max_kb)
+        write_bytes(data, target)
+        g.seconds["encode"] = time.perf_counter() - t
+        g.seconds["total"] += g.seconds["encode"]
+        for line in g.warnings + ([note] if note else []):
+            if not quiet:
+                typer.echo(f"note: {line}", err=True)
+        results.append({"prompt": p, "output": str(target), "bytes": len(data), "frames": len(g.frames),
+                        "size": g.frames.shape[1], "fps": g.fps, **g.settings,
+                        "seconds": {k: round(v, 4) for k, v in g.seconds.items()}, "notes": g.warnings + [note] * bool(note)})
+    if as_json:
+        typer.echo(json.dumps(results if prompts else results[0], indent=2))
+    elif not quiet:
+        for r in results:
+            typer.echo(f"{r['output']}  ({r['bytes'] / 1024:.1f} KiB, {r['frames']} frames, "
+                       f"{r['seconds']['total']:.2f} s)")
+
+
+def _prompt_list(prompt: str | None, prompts: Path | None) -> list[str]:
+    if (prompt is None) == (prompts is None):
+        raise MemeError("give one prompt, or --prompts FILE with one prompt per line (not both)")
+    if prompts is None:
+        return [prompt]
+    if not prompts.is_file():
+        raise MemeError(f"prompts file {prompts} not found")
+    lines = [line.strip() for line in prompts.read_text().splitlines() if line.strip()]
+    if not lines:
+        raise MemeError(f"prompts file {prompts} has no prompts: write one per line")
+    return lines
+
+
+def _output_paths(lines: list[str], out: Path | None, fmt: str, many: bool) -> list[Path]:
+    from .files import slug
+
+    if not many:
+        targets = [out or Path(f"{slug(lines[0])}.{fmt}")]
+    else:
+        folder = out or Path(".")
+        folder.mkdir(parents=True, exist_ok=True)
+        targets = [folder / f"{i:03d}-{slug(p)}.{fmt}" for i, p in enumerate(lines)]
+    for t in targets:
+        if not t.parent.is_dir():
+            raise MemeError(f"cannot write {t}: folder {t.parent} does not exist")
+        if not os.access(t.parent, os.W_OK):
+            raise MemeError(f"cannot write {t}: folder {t.parent} is not writable")
+    return targets
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,3 +31,8 @@ def atomic_path(path: str | Path):
 def write_json(path: str | Path, data: dict) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def slug(text: str) -> str:
+    """A file name from a prompt: "Running apple-cat!" -> "running-apple-cat"."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "meme"

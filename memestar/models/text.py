@@ -10,3 +10,13 @@ def encode_prompts(tokenizer: CLIPTokenizer, text_encoder: CLIPTextModel, prompt
     ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
                     return_tensors="pt").input_ids
     return text_encoder(ids.to(text_encoder.device))[0]
+
+
+def truncation_warning(tokenizer: CLIPTokenizer, prompt: str) -> str | None:
+    """A sentence naming what the tokenizer's length limit cuts from `prompt`, or None when it all fits."""
+    ids = tokenizer(prompt, truncation=False).input_ids  # with the start and end tokens
+    limit = tokenizer.model_max_length
+    if len(ids) <= limit:
+        return None
+    dropped = tokenizer.decode(ids[limit - 1:-1]).strip()
+    return f"the prompt is {len(ids)} tokens, over the limit of {limit}: dropped {dropped!r}"

@@ -69,17 +69,16 @@ class DDIMSchedule:
         x0, eps = self._x0_eps(model_output, x, self.alpha_prev[i])
         return self.alpha[i].sqrt() * x0 + (1 - self.alpha[i]).sqrt() * eps
 
+    def sample(self, x: torch.Tensor, model_fn, progress=iter) -> torch.Tensor:
+        """Denoises `x` over the whole schedule; `model_fn(x, t)` returns the (guided) model output.
+        `progress` wraps the step range (e.g. a tqdm bar)."""
+        for i in progress(range(len(self))):
+            x = self.step(model_fn(x, self.timesteps[i]), i, x)
+        return x
 
-def ddim_sample(schedule: DDIMSchedule, x: torch.Tensor, model_fn, progress=iter) -> torch.Tensor:
-    """Denoises `x` over the whole schedule; `model_fn(x, t)` returns the (guided) model output.
-    `progress` wraps the step range (e.g. a tqdm bar)."""
-    for i in progress(range(len(schedule))):
-        x = schedule.step(model_fn(x, schedule.timesteps[i]), i, x)
-    return x
+    def invert(self, x: torch.Tensor, model_fn, progress=iter) -> torch.Tensor:
+        """Runs the schedule backwards: clean latents -> the noise that DDIM sampling maps back to them."""
+        for i in progress(range(len(self) - 1, -1, -1)):
+            x = self.invert_step(model_fn(x, self.timesteps[i]), i, x)
+        return x
 
-
-def ddim_invert(schedule: DDIMSchedule, x: torch.Tensor, model_fn, progress=iter) -> torch.Tensor:
-    """Runs the schedule backwards: clean latents -> the noise that DDIM sampling maps back to them."""
-    for i in progress(range(len(schedule) - 1, -1, -1)):
-        x = schedule.invert_step(model_fn(x, schedule.timesteps[i]), i, x)
-    return x

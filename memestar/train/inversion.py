@@ -6,7 +6,7 @@ import torch
 from tqdm import tqdm
 
 from ..models.video_unet import VideoUNet
-from ..schedulers.ddim import DDIMSchedule, ddim_invert, ddim_sample
+from ..schedulers.ddim import DDIMSchedule
 
 
 def guided(video: VideoUNet, text: torch.Tensor, uncond: torch.Tensor | None = None, guidance: float = 1.0):
@@ -31,10 +31,10 @@ def invert_clip(video: VideoUNet, latents: torch.Tensor, empty_text: torch.Tenso
                 steps: int, quiet: bool = True) -> torch.Tensor:
     """The noise latents (1 c f h w, fp32) that DDIM with the empty prompt maps back to the clip."""
     schedule = DDIMSchedule(scheduler_config, steps, latents.device)
-    return ddim_invert(schedule, latents.float(), guided(video, empty_text), bar("inverting", quiet))
+    return schedule.invert(latents.float(), guided(video, empty_text), bar("inverting", quiet))
 
 
 def sample_from(video: VideoUNet, start: torch.Tensor, text: torch.Tensor, uncond: torch.Tensor,
                 scheduler_config: dict, steps: int, guidance: float, quiet: bool = True) -> torch.Tensor:
     schedule = DDIMSchedule(scheduler_config, steps, start.device)
-    return ddim_sample(schedule, start.float(), guided(video, text, uncond, guidance), bar("preview", quiet))
+    return schedule.sample(start.float(), guided(video, text, uncond, guidance), bar("preview", quiet))

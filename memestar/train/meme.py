@@ -4,7 +4,6 @@ read clip -> load base -> encode clip and prompt once -> tune -> save adapter ->
 preview GIF -> meme.json, last.
 """
 
-import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ import torch
 
 from ..device import compute_dtype, peak_memory_bytes, pick_device
 from ..errors import Interrupted, MemeError
+from ..files import slug
 from ..media.clips import check_size, read_clip
 from ..media.writers import write_gif
 from ..meme_folder import (ADAPTER, CHECKPOINT, INVERSION, MEME_JSON, PREVIEW, library_versions, save_inversion,
@@ -56,7 +56,7 @@ class TrainOptions:
 
 
 def default_out(prompt: str) -> Path:
-    return Path("memes") / (re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:60] or "meme")
+    return Path("memes") / slug(prompt)
 
 
 def check_options(o: TrainOptions) -> None:

@@ -1,0 +1,5 @@
+"""The lean runtime: a meme in memory, prompts in, frames or encoded GIF/MP4/WebP out."""
+
+from .meme import Generation, Meme
+
+__all__ = ["Generation", "Meme"]

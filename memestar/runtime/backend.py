@@ -1,0 +1,30 @@
+"""What a runtime backend does: encode prompts, denoise (one step or the whole loop), decode latents.
+
+The torch backend is the reference; ONNX Runtime and TensorRT backends implement the same methods.
+"""
+
+from typing import Protocol
+
+import torch
+
+from ..schedulers.ddim import DDIMSchedule
+from ..schedulers.dpm_solver import DPMSolverPP2M
+
+SAMPLERS = {"ddim": DDIMSchedule, "dpm++": DPMSolverPP2M}
+
+
+class Backend(Protocol):
+    name: str
+    device: torch.device
+
+    def encode_text(self, prompts: list[str]) -> torch.Tensor:
+        """(n, 77, d) text embeddings."""
+
+    def denoise(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor, guidance: float) -> torch.Tensor:
+        """The guided model output for latents `x` (1 c f h w, fp32); `text` is (uncond, cond) or (cond,)."""
+
+    def sample(self, sampler: str, steps: int, x: torch.Tensor, text: torch.Tensor, guidance: float) -> torch.Tensor:
+        """The whole denoising loop from `x`."""
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents (1 c f h w) -> uint8 frames (f h w 3) on the CPU."""
