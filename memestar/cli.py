@@ -197,6 +197,38 @@ def _output_paths(lines: list[str], out: Path | None, fmt: str, many: bool) -> l
 
 
 @app.command()
+def bench(
+    preset: str = typer.Option("tiny", help="tiny (random-tiny, CPU-sized) or sd15 (SD1.5 architecture, for GPUs)."),
+    frames: int = typer.Option(None, help="Frames (default: 8 for tiny, 16 for sd15)."),
+    size: int = typer.Option(None, help="Square side in pixels (default: 64 for tiny, 256 for sd15)."),
+    steps: int = typer.Option(25, help="Denoising steps."),
+    guidance: float = typer.Option(7.5, help="Guidance scale."),
+    backends: str = typer.Option("torch", help="Our backends to time, comma-separated (the baseline always runs)."),
+    train: bool = typer.Option(False, "--train", help="Also time tuning steps."),
+    repeat: int = typer.Option(5, help="Timed runs per stage, after one warm-up."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    precision: str = typer.Option("auto", help="Our precision: auto, bf16, fp16 or fp32."),
+    no_baseline: bool = typer.Option(False, "--no-baseline", help="Skip the eager fp32 baseline."),
+    json_path: Path = typer.Option(None, "--json", help="JSON report path (default: benchmarks/results/...)."),
+    markdown_path: Path = typer.Option(None, "--markdown", help="Markdown report path."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the table."),
+):
+    """Measure latency, memory and FLOP utilisation per stage, against the eager fp32 baseline."""
+    from .bench.run import BenchOptions, markdown, run_bench, write_report
+
+    _quiet_libraries()
+    report = run_bench(BenchOptions(
+        preset=preset, frames=frames, size=size, steps=steps, guidance=guidance,
+        backends=tuple(b.strip() for b in backends.split(",") if b.strip()), train=train, repeat=repeat,
+        device=device, precision=precision, baseline=not no_baseline), log=(lambda *a: None) if quiet else
+        (lambda msg: typer.echo(msg, err=True)))
+    paths = write_report(report, json_path, markdown_path)
+    typer.echo(markdown(report))
+    if not quiet:
+        typer.echo(f"wrote {paths[0]} and {paths[1]}", err=True)
+
+
+@app.command()
 def base(
     reference: str = typer.Argument("random-tiny", help="Hub id, diffusers folder, .safetensors file, or "
                                                         "random-tiny / random-sd15."),

@@ -1,0 +1,54 @@
+"""The baseline every figure is measured against: the meme run as a Tune-A-Video user runs it today.
+
+fp32, eager, diffusers' `DDIMScheduler`, the prompt encoded on every call, classifier-free guidance as a
+batch of two, all frames decoded at once, the GIF written by `imageio`. Same interface as the runtime
+backends, so the bench times both with the same code.
+"""
+
+import io
+
+import imageio.v2 as imageio
+import torch
+from diffusers import DDIMScheduler
+
+from ..meme_folder import ADAPTER
+from ..models.adapter import load_adapter
+from ..models.base import load_base
+from ..models.text import encode_prompts
+from ..models.vae import decode_latents
+from ..models.video_unet import VideoUNet
+
+
+class EagerFP32Baseline:
+    name = "baseline"
+
+    def __init__(self, meme_folder, meta: dict, device: torch.device):
+        self.device, self.dtype = device, torch.float32
+        self.base = load_base(meta["base"]["reference"], device=device, dtype=torch.float32)
+        self.video = VideoUNet(self.base.unet, meta["group_norm"])
+        load_adapter(self.video, meme_folder / ADAPTER, self.base.reference, self.base.fingerprint)
+
+    def encode_text(self, prompts: list[str]) -> torch.Tensor:
+        return encode_prompts(self.base.tokenizer, self.base.text_encoder, prompts)
+
+    @torch.no_grad()
+    def denoise(self, x, t, text, guidance):
+        u, c = self.video(torch.cat([x, x]), t, text).chunk(2)
+        return u + guidance * (c - u)
+
+    @torch.no_grad()
+    def sample(self, sampler: str, steps: int, x, text, guidance):
+        scheduler = DDIMScheduler.from_config(self.base.scheduler_config)
+        scheduler.set_timesteps(steps)
+        for t in scheduler.timesteps:
+            x = scheduler.step(self.denoise(x, t, text, guidance), t, x).prev_sample
+        return x
+
+    def decode(self, latents):
+        return decode_latents(self.base.vae, latents)[0].cpu()
+
+    @staticmethod
+    def encode_media(frames, fps: float) -> bytes:
+        buffer = io.BytesIO()
+        imageio.mimwrite(buffer, list(frames), format="GIF", duration=1000 / fps, loop=0)
+        return buffer.getvalue()

@@ -1,0 +1,246 @@
+"""`meme bench`: every stage of generation (and, with --train, tuning) against the eager fp32 baseline.
+
+One run builds an untrained meme on the preset's base (timing does not depend on the values), measures
+the device's peak FLOP/s with a large matrix product in each precision used, then times each stage for
+the baseline and for each of our backends, counting its FLOPs.
+"""
+
+import datetime
+import platform
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..device import compute_dtype, peak_memory_bytes, pick_device
+from ..errors import MemeError
+from ..files import slug, write_json
+from ..media.writers import encode_gif
+from ..meme_folder import (ADAPTER, INVERSION, library_versions, load_inversion, read_meme, save_inversion,
+                           write_meme_json)
+from ..models.adapter import save_adapter
+from ..models.base import load_base
+from ..models.text import encode_prompts
+from ..models.vae import encode_frames
+from ..models.video_unet import VideoUNet
+from ..runtime import Meme
+from ..train.tune import TuneSettings, tune
+from .baseline import EagerFP32Baseline
+from .measure import count_flops, matmul_peak_flops, time_stage
+
+PRESETS = {"tiny": dict(base="random-tiny", frames=8, size=64), "sd15": dict(base="random-sd15", frames=16, size=256)}
+OUR_BACKENDS = ("torch",)
+STAGES = ("text", "unet_step", "loop", "decode", "media", "end_to_end")
+PROMPT = "running blueberry-elephant"
+
+
+@dataclass
+class BenchOptions:
+    preset: str = "tiny"
+    frames: int | None = None
+    size: int | None = None
+    steps: int = 25
+    guidance: float = 7.5
+    backends: tuple[str, ...] = OUR_BACKENDS
+    train: bool = False
+    train_steps: int = 5
+    repeat: int = 5
+    device: str | None = None
+    precision: str = "auto"
+    baseline: bool = True
+    json_path: Path | None = None
+    markdown_path: Path | None = None
+
+
+def make_untrained_meme(base: str, frames: int, size: int, folder: Path) -> Path:
+    """A meme folder with the tuned tensors at their initial values and random start latents."""
+    folder.mkdir(parents=True)
+    b = load_base(base)
+    video = VideoUNet(b.unet)
+    save_adapter(video, folder / ADAPTER, b.reference, b.fingerprint)
+    latents = torch.randn(1, 4, frames, size // 8, size // 8, generator=torch.Generator().manual_seed(0))
+    save_inversion(folder / INVERSION, latents, 50)
+    write_meme_json(folder, {"prompt": "benchmark", "base": {"reference": base, "id": b.fingerprint.id},
+                             "frames": frames, "size": size, "fps": 8.0, "group_norm": "frames",
+                             "versions": library_versions()})
+    return folder
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU {platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def _generation_stages(backend, o: BenchOptions, x: torch.Tensor, fps: float, end_to_end, encode_media):
+    """Stage name -> (callable, its FLOPs) for one backend."""
+    text = torch.cat([backend.encode_text([""]), backend.encode_text([PROMPT])])
+    t = torch.tensor(500, device=x.device)
+    latents = backend.sample("ddim", o.steps, x, text, o.guidance)
+    frames = backend.decode(latents).numpy()
+    calls = {
+        "text": lambda: backend.encode_text([PROMPT]),
+        "unet_step": lambda: backend.denoise(x, t, text, o.guidance),
+        "loop": lambda: backend.sample("ddim", o.steps, x, text, o.guidance),
+        "decode": lambda: backend.decode(latents),
+        "media": lambda: encode_media(frames, fps),
+        "end_to_end": end_to_end,
+    }
+    flops = {name: count_flops(calls[name]) for name in ("text", "unet_step", "decode")}
+    flops["loop"] = o.steps * flops["unet_step"]
+    flops["media"] = 0
+    flops["end_to_end"] = flops["text"] + flops["loop"] + flops["decode"]
+    return {name: (calls[name], flops[name]) for name in STAGES}
+
+
+def _measure(stages: dict, device, repeat: int, peak_flops: float) -> dict:
+    out = {}
+    for name, (fn, flops) in stages.items():
+        m = time_stage(fn, device, repeat)
+        m["flops"] = flops
+        m["tflops_per_s"] = flops / m["median_s"] / 1e12
+        m["peak_share"] = flops / m["median_s"] / peak_flops
+        out[name] = m
+    return out
+
+
+def _train_stage(meme_meta: dict, device, dtype, o: BenchOptions, peak_flops: float) -> dict:
+    """One tuning step (median, p10, p90 over `train_steps` steps after one) and steps/s."""
+    b = load_base(meme_meta["base"]["reference"], device=device, dtype=dtype)
+    video = VideoUNet(b.unet)
+    frames = torch.randint(0, 256, (meme_meta["frames"], meme_meta["size"], meme_meta["size"], 3), dtype=torch.uint8)
+    latents = encode_frames(b.vae, frames).float()
+    text = encode_prompts(b.tokenizer, b.text_encoder, [PROMPT])
+    checkpointing = device.type == "cuda" and dtype != torch.float32
+
+    def run(steps, on_step=None):
+        with tempfile.TemporaryDirectory() as tmp:
+            tune(video, latents, text, b.scheduler_config,
+                 TuneSettings(steps=steps, lr=1e-5, checkpoint_every=0, gradient_checkpointing=checkpointing),
+                 dtype=dtype, checkpoint=Path(tmp) / "unused", run_key={}, quiet=True, on_step=on_step)
+
+    flops = count_flops(lambda: run(1))
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    stamps = []
+
+    def stamp(step, loss):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        stamps.append(time.perf_counter())
+
+    run(o.train_steps + 1, stamp)
+    seconds = sorted(b - a for a, b in zip(stamps, stamps[1:]))
+    median = seconds[len(seconds) // 2]
+    return {"median_s": median, "p10_s": seconds[0], "p90_s": seconds[-1], "steps_per_s": 1 / median,
+            "peak_memory_bytes": peak_memory_bytes(device), "flops": flops,
+            "tflops_per_s": flops / median / 1e12, "peak_share": flops / median / peak_flops,
+            "precision": str(dtype).removeprefix("torch."), "gradient_checkpointing": checkpointing}
+
+
+def run_bench(o: BenchOptions, log=print) -> dict:
+    if o.preset not in PRESETS:
+        raise MemeError(f"unknown preset {o.preset!r}: use {' or '.join(PRESETS)}")
+    unknown = set(o.backends) - set(OUR_BACKENDS)
+    if unknown:
+        raise MemeError(f"unknown backend(s) {', '.join(sorted(unknown))}: available here: {', '.join(OUR_BACKENDS)}")
+    if o.repeat < 1 or o.steps < 1:
+        raise MemeError("--repeat and --steps must be at least 1")
+    preset = PRESETS[o.preset]
+    frames, size = o.frames or preset["frames"], o.size or preset["size"]
+    device = pick_device(o.device)
+    dtype = compute_dtype(o.precision, device)
+    report = {"benchmark": "meme bench", "preset": o.preset, "base": preset["base"], "device": device_name(device),
+              "date": datetime.date.today().isoformat(), "frames": frames, "size": size, "steps": o.steps,
+              "guidance": o.guidance, "repeat": o.repeat, "versions": library_versions(), "backends": {}}
+    peaks = {str(t).removeprefix("torch."): matmul_peak_flops(device, t) for t in {dtype, torch.float32}}
+    report["peak_tflops_per_s"] = {k: v / 1e12 for k, v in peaks.items()}
+    log(f"device {report['device']}: matmul peak " +
+        ", ".join(f"{k} {v / 1e12:.2f} TFLOP/s" for k, v in peaks.items()))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = make_untrained_meme(preset["base"], frames, size, Path(tmp) / "meme")
+        meta = read_meme(folder)
+        for name in o.backends:
+            log(f"timing {name} ({str(dtype).removeprefix('torch.')}) ...")
+            meme = Meme.load(folder, device=str(device), precision=o.precision, backend=name)
+            x = meme.inversion.float()
+
+            def end_to_end(meme=meme):
+                meme._text_cache.clear()  # a new prompt each time
+                g = meme.generate(PROMPT, steps=o.steps, guidance=o.guidance)
+                return g.encode("gif")
+
+            stages = _generation_stages(meme.backend, o, x, 8.0, end_to_end, lambda f, fps: encode_gif(f, fps))
+            report["backends"][name] = {"precision": str(dtype).removeprefix("torch."),
+                                        "stages": _measure(stages, device, o.repeat, peaks[str(dtype).removeprefix("torch.")])}
+            del meme
+        if o.baseline:
+            log("timing the eager fp32 baseline ...")
+            base = EagerFP32Baseline(folder, meta, device)
+            x = load_inversion(folder).to(device)
+
+            def baseline_end_to_end():
+                text = base.encode_text(["", PROMPT])
+                frames_ = base.decode(base.sample("ddim", o.steps, x, text, o.guidance)).numpy()
+                return base.encode_media(frames_, 8.0)
+
+            stages = _generation_stages(base, o, x, 8.0, baseline_end_to_end, base.encode_media)
+            report["backends"]["baseline"] = {"precision": "float32",
+                                              "stages": _measure(stages, device, o.repeat, peaks["float32"])}
+            del base
+        if o.train:
+            for name in o.backends:
+                log(f"timing tuning steps ({name}) ...")
+                report["backends"][name]["stages"]["train_step"] = _train_stage(meta, device, dtype, o,
+                                                                                peaks[str(dtype).removeprefix("torch.")])
+            if o.baseline:
+                log("timing tuning steps (baseline) ...")
+                report["backends"]["baseline"]["stages"]["train_step"] = _train_stage(meta, device, torch.float32, o,
+                                                                                      peaks["float32"])
+
+    if "baseline" in report["backends"]:
+        base_stages = report["backends"]["baseline"]["stages"]
+        for name in o.backends:
+            ours = report["backends"][name]["stages"]
+            report["backends"][name]["speedup"] = {s: base_stages[s]["median_s"] / ours[s]["median_s"]
+                                                   for s in ours if s in base_stages}
+    return report
+
+
+def default_paths(report: dict) -> tuple[Path, Path]:
+    folder = Path("benchmarks/results") if Path("benchmarks").is_dir() else Path(".")  # the repo's, from its root
+    folder.mkdir(exist_ok=True)
+    stem = f"bench-{report['preset']}-{report['frames']}f-{report['size']}px-{slug(report['device'])}-{report['date']}"
+    return folder / f"{stem}.json", folder / f"{stem}.md"
+
+
+def markdown(r: dict) -> str:
+    peaks = ", ".join(f"{k} {v:.2f}" for k, v in r["peak_tflops_per_s"].items())
+    lines = [f"# meme bench: {r['base']}, {r['frames']} frames, {r['size']} px, {r['steps']} steps, "
+             f"guidance {r['guidance']}", "",
+             f"Device: {r['device']}. Date: {r['date']}. Median, p10 and p90 of {r['repeat']} runs after one "
+             f"warm-up. Device peak (matmul, TFLOP/s): {peaks}.", "",
+             "| backend | stage | median s | p10 s | p90 s | peak memory MiB | GFLOP | TFLOP/s | % of peak | speedup |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, b in r["backends"].items():
+        for stage, m in b["stages"].items():
+            speedup = b.get("speedup", {}).get(stage)
+            lines.append(f"| {name} ({b['precision']}) | {stage} | {m['median_s']:.4f} | {m['p10_s']:.4f} | "
+                         f"{m['p90_s']:.4f} | {m['peak_memory_bytes'] / 2 ** 20:.0f} | {m['flops'] / 1e9:.2f} | "
+                         f"{m['tflops_per_s']:.3f} | {100 * m['peak_share']:.1f} | "
+                         f"{f'{speedup:.2f}x' if speedup else '-'} |")
+    for name, b in r["backends"].items():
+        if "train_step" in b["stages"]:
+            lines.append(f"\nTuning ({name}): {b['stages']['train_step']['steps_per_s']:.2f} steps/s.")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict, json_path: Path | None, markdown_path: Path | None) -> tuple[Path, Path]:
+    default_json, default_md = default_paths(report)
+    json_path, markdown_path = Path(json_path or default_json), Path(markdown_path or default_md)
+    write_json(json_path, report)
+    markdown_path.write_text(markdown(report))
+    return json_path, markdown_path
