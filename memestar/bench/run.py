@@ -34,6 +34,8 @@ PRESETS = {"tiny": dict(base="random-tiny", frames=8, size=64), "sd15": dict(bas
 OUR_BACKENDS = ("torch",)
 STAGES = ("text", "unet_step", "loop", "decode", "media", "end_to_end")
 PROMPT = "running blueberry-elephant"
+# DESIGN.md's end-to-end targets on one H100: 16 frames, 25 steps, guidance, GIF written.
+TARGETS_S = {("sd15", 256): 0.5, ("sd15", 128): 0.15}
 
 
 @dataclass
@@ -235,6 +237,16 @@ def markdown(r: dict) -> str:
     for name, b in r["backends"].items():
         if "train_step" in b["stages"]:
             lines.append(f"\nTuning ({name}): {b['stages']['train_step']['steps_per_s']:.2f} steps/s.")
+    target = TARGETS_S.get((r["preset"], r["size"]))
+    for name, b in r["backends"].items():
+        if target is None or name == "baseline":
+            continue
+        total = b["stages"]["end_to_end"]["median_s"]
+        parts = {s: b["stages"][s]["median_s"] for s in ("text", "loop", "decode", "media")}
+        slowest = max(parts, key=parts.get)
+        verdict = "met" if total <= target else f"missed by {total - target:.3f} s ({total / target:.1f}x)"
+        lines.append(f"\nTarget ({name}): end to end <= {target} s: {verdict}; the largest stage is {slowest} "
+                     f"({parts[slowest]:.3f} s).")
     return "\n".join(lines) + "\n"
 
 
