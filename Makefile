@@ -1,4 +1,4 @@
-# The README's two commands: `make test` (and, from the tiny-model issue on, `make demo`).
+# The README's two commands: `make demo` (the whole loop on the bundled tiny model) and `make test`.
 # The first run creates .venv and installs the project with the exact pins in constraints.txt;
 # torch is installed first so that it stays the local CPU build.
 PYTHON ?= python3
@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test install clean
+.PHONY: demo test install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/meme demo --out demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

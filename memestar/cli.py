@@ -78,7 +78,7 @@ def train(
     resume: bool = typer.Option(False, help="Continue an interrupted run from its checkpoint."),
     force: bool = typer.Option(False, help="Replace a meme or an unfinished run in the output folder."),
     checkpoint_every: int = typer.Option(50, help="Write a resumable checkpoint every N steps (0: only on Ctrl-C)."),
-    group_norm: str = typer.Option("frames", help="GroupNorm statistics: frames (span the clip) or per-frame."),
+    group_norm: str = typer.Option("per-frame", help="GroupNorm statistics: per-frame or frames (span the clip)."),
     gradient_checkpointing: bool = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing",
                                                 help="Recompute activations to save memory (default: on for GPUs)."),
     inversion_steps: int = typer.Option(50, help="DDIM steps of the clip's inversion (and of the preview)."),
@@ -152,12 +152,12 @@ def gen(
         write_bytes(data, target)
         g.seconds["encode"] = time.perf_counter() - t
         g.seconds["total"] += g.seconds["encode"]
-        for line in g.warnings + ([note] if note else []):
-            if not quiet:
-                typer.echo(f"note: {line}", err=True)
+        notes = g.warnings + ([note] if note else [])
+        for line in [] if quiet else notes:
+            typer.echo(f"note: {line}", err=True)
         results.append({"prompt": p, "output": str(target), "bytes": len(data), "frames": len(g.frames),
                         "size": g.frames.shape[1], "fps": g.fps, **g.settings,
-                        "seconds": {k: round(v, 4) for k, v in g.seconds.items()}, "notes": g.warnings + [note] * bool(note)})
+                        "seconds": {k: round(v, 4) for k, v in g.seconds.items()}, "notes": notes})
     if as_json:
         typer.echo(json.dumps(results if prompts else results[0], indent=2))
     elif not quiet:
@@ -229,11 +229,66 @@ def bench(
 
 
 @app.command()
+def demo(
+    out: Path = typer.Option(Path("demo"), "-o", "--out", help="Folder for the GIFs and the contact sheet."),
+    steps: int = typer.Option(150, help="Tuning steps."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+):
+    """The whole loop on the bundled tiny model, on a CPU: tune on one clip, make new subjects move the same way."""
+    from .tiny.demo import format_table, run_demo
+
+    _quiet_libraries()
+    result = run_demo(out, steps=steps, quiet=quiet or as_json,
+                      log=(lambda *a: None) if quiet or as_json else (lambda m: typer.echo(m, err=True)))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(format_table(result))
+    typer.echo(f"\nGIFs and {result['contact_sheet']} in {out}/ ({result['seconds']} s)")
+
+
+@app.command(name="eval")
+def eval_(
+    motions: str = typer.Option("bouncing,sliding,growing", help="Motions, comma-separated (bouncing, sliding, "
+                                "growing, spinning, popping)."),
+    subjects: int = typer.Option(4, help="New subjects per motion (at most 4)."),
+    steps: int = typer.Option(150, help="Tuning steps per meme."),
+    lr: float = typer.Option(3e-3, help="Tuning learning rate."),
+    starts: str = typer.Option("inversion,noise", help="Starts to compare."),
+    group_norms: str = typer.Option("frames,per-frame", help="GroupNorm modes to compare (one tuning run each)."),
+    base: str = typer.Option("tiny", help="Base model (the tiny world's)."),
+    keep: Path = typer.Option(None, help="Keep the memes and GIFs in this folder."),
+    json_path: Path = typer.Option(None, "--json", help="JSON report path (default: benchmarks/results/...)."),
+    markdown_path: Path = typer.Option(None, "--markdown", help="Markdown report path."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the table."),
+):
+    """Measure motion transfer on the tiny world: subject recognised per frame, trajectory against the source."""
+    from .files import write_json
+    from .tiny.evaluate import EvalOptions, evaluate, markdown
+    from .tiny.world import MOTIONS
+
+    chosen = tuple(m.strip() for m in motions.split(",") if m.strip())
+    if not chosen or set(chosen) - set(MOTIONS):
+        raise MemeError(f"--motions must name some of {', '.join(MOTIONS)}")
+    _quiet_libraries()
+    report = evaluate(EvalOptions(motions=chosen, subjects=subjects, steps=steps, lr=lr,
+                                  starts=tuple(starts.split(",")), group_norms=tuple(group_norms.split(",")), base=base,
+                                  keep=keep), log=(lambda *a: None) if quiet else (lambda m: typer.echo(m, err=True)))
+    folder = Path("benchmarks/results") if Path("benchmarks").is_dir() else Path(".")
+    folder.mkdir(exist_ok=True)
+    stem = f"eval-{base}-{'-'.join(chosen)}-{report['date']}"
+    write_json(json_path or folder / f"{stem}.json", report)
+    (markdown_path or folder / f"{stem}.md").write_text(markdown(report))
+    typer.echo(markdown(report))
+
+
+@app.command()
 def base(
     reference: str = typer.Argument("random-tiny", help="Hub id, diffusers folder, .safetensors file, or "
                                                         "random-tiny / random-sd15."),
     base_config: str = typer.Option(None, help="Diffusers folder with the configs for a single-file checkpoint."),
-    group_norm: str = typer.Option("frames", help="GroupNorm statistics: frames (span the clip) or per-frame."),
+    group_norm: str = typer.Option("per-frame", help="GroupNorm statistics: per-frame or frames (span the clip)."),
     allow_pickle: bool = typer.Option(False, help="Allow pickled .ckpt/.bin weights (unpickling runs code)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ):

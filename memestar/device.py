@@ -13,7 +13,10 @@ def pick_device(device: str | None = None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise MemeError(f"device {device} asked for, but torch sees no CUDA GPU: use --device cpu")
-    return torch.device(device)
+    chosen = torch.device(device)
+    if chosen.type == "cuda" and chosen.index is not None:
+        torch.cuda.set_device(chosen)  # streams, graphs and events use the current device
+    return chosen
 
 
 def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
@@ -23,7 +26,8 @@ def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
     if precision != "auto":
         return DTYPES[precision]
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        native_bf16 = torch.cuda.get_device_capability(device)[0] >= 8  # Ampere on; older GPUs only emulate it
+        return torch.bfloat16 if native_bf16 else torch.float16
     return torch.float32
 
 

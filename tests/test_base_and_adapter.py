@@ -75,7 +75,7 @@ def test_adapter_with_other_group_norm_is_refused(tiny, tmp_path):
     save_adapter(tuned(tiny), path, tiny.reference, tiny.fingerprint)
     fresh = load_base(tiny.reference)
     with pytest.raises(MemeError, match="group_norm"):
-        load_adapter(VideoUNet(fresh.unet, "per-frame"), path, fresh.reference, fresh.fingerprint)
+        load_adapter(VideoUNet(fresh.unet, "frames"), path, fresh.reference, fresh.fingerprint)
 
 
 def test_fingerprint_survives_precision_but_not_other_weights(tiny_dir, other_dir):

@@ -9,7 +9,7 @@ from memestar.media.writers import write_mp4
 def test_help_lists_the_commands():
     r = run_meme("--help")
     assert r.returncode == 0
-    for command in ("clip", "base"):
+    for command in ("train", "gen", "bench", "demo", "eval", "clip", "base"):
         assert command in r.stdout
 
 

@@ -40,7 +40,7 @@ def count_flops(fn) -> int:
     return counter.get_total_flops()
 
 
-def _quantile(values: list[float], q: float) -> float:
+def quantile(values: list[float], q: float) -> float:
     values = sorted(values)
     position = q * (len(values) - 1)
     low = int(position)
@@ -68,8 +68,8 @@ def time_stage(fn, device: torch.device, repeat: int, warmup: int = 1) -> dict:
             t = time.perf_counter()
             fn()
             seconds.append(time.perf_counter() - t)
-    return {"median_s": statistics.median(seconds), "p10_s": _quantile(seconds, 0.1),
-            "p90_s": _quantile(seconds, 0.9), "peak_memory_bytes": peak_memory_bytes(device)}
+    return {"median_s": statistics.median(seconds), "p10_s": quantile(seconds, 0.1),
+            "p90_s": quantile(seconds, 0.9), "peak_memory_bytes": peak_memory_bytes(device)}
 
 
 def matmul_peak_flops(device: torch.device, dtype: torch.dtype, n: int | None = None, repeat: int = 5) -> float:

@@ -6,7 +6,9 @@ the baseline and for each of our backends, counting its FLOPs.
 """
 
 import datetime
+import gc
 import platform
+import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -23,12 +25,12 @@ from ..meme_folder import (ADAPTER, INVERSION, library_versions, load_inversion,
 from ..models.adapter import save_adapter
 from ..models.base import load_base
 from ..models.text import encode_prompts
-from ..models.vae import encode_frames
+from ..models.vae import encode_frames, vae_scale_factor
 from ..models.video_unet import VideoUNet
 from ..runtime import Meme
 from ..train.tune import TuneSettings, tune
 from .baseline import EagerFP32Baseline
-from .measure import count_flops, matmul_peak_flops, time_stage
+from .measure import count_flops, matmul_peak_flops, quantile, time_stage
 
 PRESETS = {"tiny": dict(base="random-tiny", frames=8, size=64), "sd15": dict(base="random-sd15", frames=16, size=256)}
 OUR_BACKENDS = ("torch",)
@@ -62,10 +64,12 @@ def make_untrained_meme(base: str, frames: int, size: int, folder: Path) -> Path
     b = load_base(base)
     video = VideoUNet(b.unet)
     save_adapter(video, folder / ADAPTER, b.reference, b.fingerprint)
-    latents = torch.randn(1, 4, frames, size // 8, size // 8, generator=torch.Generator().manual_seed(0))
+    side = size // vae_scale_factor(b.vae)
+    latents = torch.randn(1, b.vae.config.latent_channels, frames, side, side,
+                          generator=torch.Generator().manual_seed(0))
     save_inversion(folder / INVERSION, latents, 50)
     write_meme_json(folder, {"prompt": "benchmark", "base": {"reference": base, "id": b.fingerprint.id},
-                             "frames": frames, "size": size, "fps": 8.0, "group_norm": "frames",
+                             "frames": frames, "size": size, "fps": 8.0, "group_norm": "per-frame",
                              "versions": library_versions()})
     return folder
 
@@ -117,13 +121,13 @@ def _train_stage(meme_meta: dict, device, dtype, o: BenchOptions, peak_flops: fl
     text = encode_prompts(b.tokenizer, b.text_encoder, [PROMPT])
     checkpointing = device.type == "cuda" and dtype != torch.float32
 
-    def run(steps, on_step=None):
+    def run(steps, on_step=None, recompute=checkpointing):
         with tempfile.TemporaryDirectory() as tmp:
             tune(video, latents, text, b.scheduler_config,
-                 TuneSettings(steps=steps, lr=1e-5, checkpoint_every=0, gradient_checkpointing=checkpointing),
+                 TuneSettings(steps=steps, lr=1e-5, checkpoint_every=0, gradient_checkpointing=recompute),
                  dtype=dtype, checkpoint=Path(tmp) / "unused", run_key={}, quiet=True, on_step=on_step)
 
-    flops = count_flops(lambda: run(1))
+    flops = count_flops(lambda: run(1, recompute=False))  # the model's FLOPs, not checkpointing's recomputation
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     stamps = []
@@ -134,12 +138,43 @@ def _train_stage(meme_meta: dict, device, dtype, o: BenchOptions, peak_flops: fl
         stamps.append(time.perf_counter())
 
     run(o.train_steps + 1, stamp)
-    seconds = sorted(b - a for a, b in zip(stamps, stamps[1:]))
-    median = seconds[len(seconds) // 2]
-    return {"median_s": median, "p10_s": seconds[0], "p90_s": seconds[-1], "steps_per_s": 1 / median,
+    seconds = [b - a for a, b in zip(stamps, stamps[1:])]
+    median = statistics.median(seconds)
+    return {"median_s": median, "p10_s": quantile(seconds, 0.1), "p90_s": quantile(seconds, 0.9),
+            "steps_per_s": 1 / median,
             "peak_memory_bytes": peak_memory_bytes(device), "flops": flops,
             "tflops_per_s": flops / median / 1e12, "peak_share": flops / median / peak_flops,
             "precision": str(dtype).removeprefix("torch."), "gradient_checkpointing": checkpointing}
+
+
+def _time_backend(name: str, folder: Path, meta: dict, device, o: BenchOptions, peak_flops: float) -> dict:
+    """Loads one backend (or the baseline), times its stages and lets it go when it returns."""
+    if name == "baseline":
+        backend = EagerFP32Baseline(folder, meta, device)
+        x = load_inversion(folder).to(device)
+
+        def end_to_end():
+            text = backend.encode_text(["", PROMPT])
+            return backend.encode_media(backend.decode(backend.sample("ddim", o.steps, x, text, o.guidance)).numpy(),
+                                        8.0)
+
+        encode_media = backend.encode_media
+    else:
+        meme = Meme.load(folder, device=str(device), precision=o.precision, backend=name)
+        backend, x = meme.backend, meme.inversion.float()
+
+        def end_to_end():
+            meme._text_cache.clear()  # a new prompt each time
+            return meme.generate(PROMPT, steps=o.steps, guidance=o.guidance).encode("gif")
+
+        encode_media = encode_gif
+    return _measure(_generation_stages(backend, o, x, 8.0, end_to_end, encode_media), device, o.repeat, peak_flops)
+
+
+def _free(device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def run_bench(o: BenchOptions, log=print) -> dict:
@@ -165,43 +200,18 @@ def run_bench(o: BenchOptions, log=print) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_untrained_meme(preset["base"], frames, size, Path(tmp) / "meme")
         meta = read_meme(folder)
-        for name in o.backends:
-            log(f"timing {name} ({str(dtype).removeprefix('torch.')}) ...")
-            meme = Meme.load(folder, device=str(device), precision=o.precision, backend=name)
-            x = meme.inversion.float()
-
-            def end_to_end(meme=meme):
-                meme._text_cache.clear()  # a new prompt each time
-                g = meme.generate(PROMPT, steps=o.steps, guidance=o.guidance)
-                return g.encode("gif")
-
-            stages = _generation_stages(meme.backend, o, x, 8.0, end_to_end, lambda f, fps: encode_gif(f, fps))
-            report["backends"][name] = {"precision": str(dtype).removeprefix("torch."),
-                                        "stages": _measure(stages, device, o.repeat, peaks[str(dtype).removeprefix("torch.")])}
-            del meme
-        if o.baseline:
-            log("timing the eager fp32 baseline ...")
-            base = EagerFP32Baseline(folder, meta, device)
-            x = load_inversion(folder).to(device)
-
-            def baseline_end_to_end():
-                text = base.encode_text(["", PROMPT])
-                frames_ = base.decode(base.sample("ddim", o.steps, x, text, o.guidance)).numpy()
-                return base.encode_media(frames_, 8.0)
-
-            stages = _generation_stages(base, o, x, 8.0, baseline_end_to_end, base.encode_media)
-            report["backends"]["baseline"] = {"precision": "float32",
-                                              "stages": _measure(stages, device, o.repeat, peaks["float32"])}
-            del base
-        if o.train:
-            for name in o.backends:
+        runs = [(name, dtype) for name in o.backends] + ([("baseline", torch.float32)] if o.baseline else [])
+        for name, run_dtype in runs:
+            precision = str(run_dtype).removeprefix("torch.")
+            log(f"timing {name} ({precision}) ...")
+            report["backends"][name] = {"precision": precision,
+                                        "stages": _time_backend(name, folder, meta, device, o, peaks[precision])}
+            _free(device)
+            if o.train:
                 log(f"timing tuning steps ({name}) ...")
-                report["backends"][name]["stages"]["train_step"] = _train_stage(meta, device, dtype, o,
-                                                                                peaks[str(dtype).removeprefix("torch.")])
-            if o.baseline:
-                log("timing tuning steps (baseline) ...")
-                report["backends"]["baseline"]["stages"]["train_step"] = _train_stage(meta, device, torch.float32, o,
-                                                                                      peaks["float32"])
+                report["backends"][name]["stages"]["train_step"] = _train_stage(meta, device, run_dtype, o,
+                                                                                peaks[precision])
+                _free(device)
 
     if "baseline" in report["backends"]:
         base_stages = report["backends"]["baseline"]["stages"]

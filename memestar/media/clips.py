@@ -9,7 +9,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import imageio_ffmpeg
 import numpy as np
 from PIL import Image, ImageSequence
 
@@ -121,6 +120,8 @@ def _read_animated_image(path: Path, n: int, size: int, start: int, stride: int 
 
 
 def _read_video(path: Path, n: int, size: int, start: int, stride: int | None) -> Clip:
+    import imageio_ffmpeg  # only videos need ffmpeg
+
     try:
         total, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
     except (RuntimeError, OSError) as e:

@@ -8,7 +8,6 @@ import io
 import tempfile
 from pathlib import Path
 
-import imageio_ffmpeg
 import numpy as np
 from PIL import Image
 
@@ -63,6 +62,8 @@ def encode_mp4(frames: np.ndarray, fps: float, crf: int = 18) -> bytes:
     h, w = frames.shape[1:3]
     if h % 2 or w % 2:
         raise ValueError(f"H.264 in yuv420p needs even width and height, got {w}x{h}")
+    import imageio_ffmpeg  # only MP4 needs ffmpeg; GIF and WebP are Pillow's
+
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clip.mp4"
         writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, codec="libx264", pix_fmt_out="yuv420p",

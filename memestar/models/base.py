@@ -1,6 +1,7 @@
 """Loading a base Stable Diffusion 1.x model, and telling one base from another.
 
 A base is named by one string:
+- `tiny`: the bundled tiny model trained on the synthetic world (memestar/tiny);
 - `random-tiny` / `random-sd15`: built-in random-weight models, built once into the cache folder;
 - a local diffusers folder (`unet/ vae/ text_encoder/ tokenizer/ scheduler/`);
 - one `.safetensors` SD checkpoint (diffusers' single-file loading; `config` names a diffusers folder
@@ -24,6 +25,7 @@ from ..errors import MemeError
 from .random_base import RANDOM_BASES, build_random_base
 
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth")
+BUNDLED_TINY = Path(__file__).resolve().parents[1] / "tiny" / "weights"  # `--base tiny`, shipped in the package
 COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 PROBE_VALUES_PER_TENSOR = 4
 
@@ -99,12 +101,19 @@ def load_base(reference: str, *, device: str | torch.device = "cpu", dtype: torc
     models = {k: parts[k] for k in ("unet", "vae", "text_encoder")}
     for model in models.values():
         model.requires_grad_(False).eval().to(device)
-    return BaseModel(**parts, reference=str(reference), fingerprint=fingerprint_modules(models))
+    named = str(reference) in RANDOM_BASES or str(reference) == "tiny" or not isinstance(source, Path)
+    reference = str(reference) if named else str(source.resolve())  # a path that works from any folder
+    return BaseModel(**parts, reference=reference, fingerprint=fingerprint_modules(models))
 
 
 def _resolve(reference: str, allow_pickle: bool) -> Path | str:
     if reference in RANDOM_BASES:
         return _random_base_folder(reference)
+    if reference == "tiny":
+        if not (BUNDLED_TINY / "model_index.json").exists():
+            raise MemeError(f"the bundled tiny model is missing from this install ({BUNDLED_TINY}): train it with "
+                            f"`python -m memestar.tiny.train`")
+        return BUNDLED_TINY
     path = Path(reference).expanduser()
     if path.is_dir():
         return path
@@ -117,7 +126,8 @@ def _resolve(reference: str, allow_pickle: bool) -> Path | str:
                             f"or a Hugging Face Hub id")
         return path
     if reference.startswith((".", "/", "~")) or reference.endswith(PICKLE_SUFFIXES + (".safetensors",)):
-        raise MemeError(f"base model {reference} not found: check the path")
+        raise MemeError(f"base model {reference} not found: check the path (a meme whose base moved takes --base "
+                        f"NEW_PATH)")
     return reference
 
 

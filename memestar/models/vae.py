@@ -4,9 +4,14 @@ import torch
 from diffusers import AutoencoderKL
 
 
+def vae_scale_factor(vae: AutoencoderKL) -> int:
+    """Pixels per latent cell along a side: 8 for SD, 4 for the bundled tiny model."""
+    return 2 ** (len(vae.config.block_out_channels) - 1)
+
+
 @torch.no_grad()
 def encode_frames(vae: AutoencoderKL, frames: torch.Tensor, chunk: int = 16) -> torch.Tensor:
-    """uint8 frames `f h w 3` -> scaled latents `1 c f h/8 w/8` (the posterior mean)."""
+    """uint8 frames `f h w 3` -> scaled latents `1 c f h/s w/s` (the posterior mean; s = `vae_scale_factor`)."""
     x = frames.to(vae.device).permute(0, 3, 1, 2).to(vae.dtype) / 127.5 - 1  # f 3 h w in [-1, 1]
     latents = torch.cat([vae.encode(x[i:i + chunk]).latent_dist.mean for i in range(0, len(x), chunk)])
     return (latents * vae.config.scaling_factor).transpose(0, 1)[None]  # 1 c f h w

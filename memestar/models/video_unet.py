@@ -30,7 +30,7 @@ TRAINABLE_PATTERNS = (".attn1.to_q.", ".attn2.to_q.", ".attn_temp.", ".norm_temp
 class VideoUNet(nn.Module):
     """Runs an inflated UNet on video latents `b c f h w` with one text embedding per clip."""
 
-    def __init__(self, unet: UNet2DConditionModel, group_norm: str = "frames"):
+    def __init__(self, unet: UNet2DConditionModel, group_norm: str = "per-frame"):
         super().__init__()
         if group_norm not in GROUP_NORM_MODES:
             raise ValueError(f"group_norm must be one of {GROUP_NORM_MODES}, not {group_norm!r}")
@@ -86,7 +86,7 @@ def _inflate(unet: UNet2DConditionModel, ctx: FrameContext, group_norm: str) -> 
     if not blocks:
         raise ValueError("the UNet has no transformer blocks to inflate")
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)  # the same base always inflates to the same model
+        torch.default_generator.manual_seed(0)  # the same base always inflates to the same model (CPU init)
         for block in blocks:
             if block.attn1.is_cross_attention or block.only_cross_attention:
                 raise ValueError("sparse-causal attention needs self-attention in attn1")

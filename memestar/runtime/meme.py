@@ -6,6 +6,7 @@ gif_bytes, note = meme.generate("running blueberry-elephant", seed=1).encode("gi
 ```
 """
 
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -28,7 +29,8 @@ from .torch_backend import TorchBackend
 BACKENDS = ("auto", "torch")
 STARTS = ("inversion", "noise")
 TEXT_CACHE_SIZE = 256
-MIN_DEFAULT_FPS = 8.0  # a clip sampled sparsely from a long video would otherwise crawl
+MIN_DEFAULT_FPS = 8.0
+MAX_STEPS = 500  # a clip sampled sparsely from a long video would otherwise crawl
 
 
 @dataclass
@@ -53,6 +55,7 @@ class Meme:
     def __init__(self, folder: Path, meta: dict, backend, inversion: torch.Tensor):
         self.folder, self.meta, self.backend, self.inversion = folder, meta, backend, inversion
         self._text_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._lock = threading.Lock()  # one generation at a time: the backend's buffers are shared
 
     @classmethod
     def load(cls, folder: str | Path, *, base: str | None = None, device: str | None = None,
@@ -88,6 +91,10 @@ class Meme:
                  sampler: str = "ddim", start: str = "inversion", fps: float | None = None) -> Generation:
         """One clip for `prompt` with the meme's motion. Same arguments, same backend: the same frames."""
         check_generation(prompt, steps, guidance, sampler, start)
+        with self._lock:
+            return self._generate(prompt, seed, steps, guidance, negative, sampler, start, fps)
+
+    def _generate(self, prompt, seed, steps, guidance, negative, sampler, start, fps) -> Generation:
         warnings = [w for w in (truncation_warning(self.backend.base.tokenizer, p) for p in (prompt, negative)) if w]
         sync = torch.cuda.synchronize if self.backend.device.type == "cuda" else (lambda: None)
         seconds = {}
@@ -120,8 +127,8 @@ class Meme:
 def check_generation(prompt: str, steps: int, guidance: float, sampler: str, start: str) -> None:
     if not prompt.strip():
         raise MemeError("the prompt is empty: say what the meme should show, e.g. \"running blueberry-elephant\"")
-    if steps < 1:
-        raise MemeError(f"--steps is {steps}: it must be at least 1")
+    if not 1 <= steps <= MAX_STEPS:
+        raise MemeError(f"--steps is {steps}: it must be between 1 and {MAX_STEPS}")
     if guidance < 1:
         raise MemeError(f"--guidance {guidance:g} is below 1: use 1 for no guidance (the prompt alone, one UNet "
                         f"pass per step) or a scale above 1 such as 7.5")

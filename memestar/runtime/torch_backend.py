@@ -5,6 +5,8 @@ new start latents, text embeddings and guidance scale into its static inputs and
 Python or kernel-launch work per step. Optional `torch.compile` of the UNet.
 """
 
+from collections import OrderedDict
+
 import torch
 
 from ..models.base import BaseModel
@@ -12,6 +14,9 @@ from ..models.text import encode_prompts
 from ..models.vae import decode_latents
 from ..models.video_unet import VideoUNet
 from .backend import SAMPLERS
+
+
+MAX_GRAPHS = 4  # captured loops kept (e.g. two step counts, with and without guidance)
 
 
 class TorchBackend:
@@ -28,7 +33,7 @@ class TorchBackend:
             video.unet = torch.compile(video.unet, dynamic=False)
         self.guidance = torch.ones((), device=device)  # a tensor, so a captured graph reads the current value
         self._samplers = {}
-        self._graphs = {}
+        self._graphs = OrderedDict()  # most recently used last; each holds its own memory pool
 
     def sampler(self, kind: str, steps: int):
         key = (kind, steps)
@@ -60,7 +65,11 @@ class TorchBackend:
         if not self.cuda_graphs:
             return schedule.sample(x, self._model_fn(text))
         key = (sampler, steps, tuple(x.shape), tuple(text.shape))
-        if key not in self._graphs:
+        if key in self._graphs:
+            self._graphs.move_to_end(key)
+        else:
+            while len(self._graphs) >= MAX_GRAPHS:
+                self._graphs.popitem(last=False)
             self._graphs[key] = self._capture(schedule, x, text)
         graph, static_x, static_text, static_out = self._graphs[key]
         static_x.copy_(x)

@@ -24,9 +24,9 @@ def alphas_cumprod(config: dict) -> torch.Tensor:
 
 class DDIMSchedule:
     def __init__(self, config: dict, steps: int, device: str | torch.device = "cpu"):
-        if steps < 1:
-            raise ValueError("DDIM needs at least 1 step")
         n = config.get("num_train_timesteps", 1000)
+        if not 1 <= steps <= n - config.get("steps_offset", 0):
+            raise ValueError(f"DDIM takes 1 to {n - config.get('steps_offset', 0)} steps, not {steps}")
         spacing = config.get("timestep_spacing", "leading")
         if spacing == "leading":
             timesteps = np.arange(0, steps) * (n // steps) + config.get("steps_offset", 0)
@@ -36,7 +36,12 @@ class DDIMSchedule:
             timesteps = np.linspace(0, n - 1, steps).round()
         else:
             raise ValueError(f"timestep_spacing {spacing!r} is not supported")
+        unsupported = [k for k in ("thresholding", "rescale_betas_zero_snr", "trained_betas") if config.get(k)]
+        if unsupported:
+            raise ValueError(f"scheduler settings not supported: {', '.join(unsupported)}")
         self.prediction_type = config.get("prediction_type", "epsilon")
+        # diffusers clips x0 unless told not to (SD's configs say clip_sample: false)
+        self.clip_range = config.get("clip_sample_range", 1.0) if config.get("clip_sample", True) else None
         acp = alphas_cumprod(config)
         final = torch.tensor(1.0) if config.get("set_alpha_to_one", True) else acp[0]
         t = torch.from_numpy(np.ascontiguousarray(timesteps[::-1])).long()  # high noise first
@@ -57,6 +62,8 @@ class DDIMSchedule:
             eps = alpha.sqrt() * model_output + (1 - alpha).sqrt() * x
         else:
             raise ValueError(f"prediction_type {self.prediction_type!r} is not supported")
+        if self.clip_range is not None:  # eps stays the model's, as diffusers' default use_clipped_model_output=False
+            x0 = x0.clamp(-self.clip_range, self.clip_range)
         return x0, eps
 
     def step(self, model_output: torch.Tensor, i: int, x: torch.Tensor) -> torch.Tensor:

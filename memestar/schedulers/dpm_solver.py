@@ -13,9 +13,12 @@ from .ddim import alphas_cumprod
 
 class DPMSolverPP2M:
     def __init__(self, config: dict, steps: int, device: str | torch.device = "cpu"):
-        if steps < 1:
-            raise ValueError("DPM-Solver++ needs at least 1 step")
         n = config.get("num_train_timesteps", 1000)
+        if not 1 <= steps <= n // 2:
+            raise ValueError(f"DPM-Solver++ takes 1 to {n // 2} steps, not {steps}")
+        unsupported = [k for k in ("thresholding", "rescale_betas_zero_snr", "trained_betas") if config.get(k)]
+        if unsupported:
+            raise ValueError(f"scheduler settings not supported: {', '.join(unsupported)}")
         spacing = config.get("timestep_spacing", "linspace")
         if spacing == "linspace":
             timesteps = np.linspace(0, n - 1, steps + 1).round()[::-1][:-1].astype(np.int64)

@@ -116,8 +116,10 @@ def tune(video: VideoUNet, latents: torch.Tensor, text: torch.Tensor, scheduler_
             loss = F.mse_loss(pred.float(), target.float())
             value = loss.item()
             if not math.isfinite(value):
-                raise TrainingFailed(f"the loss became {value} at step {step + 1}; the last good checkpoint is kept "
-                                     f"in {checkpoint.parent}: lower --lr or use --precision fp32/bf16")
+                kept = (f"the last good checkpoint is kept in {checkpoint.parent}" if checkpoint.exists()
+                        else "no checkpoint was written yet")
+                raise TrainingFailed(f"the loss became {value} at step {step + 1}; {kept}: lower --lr or use "
+                                     f"--precision fp32/bf16")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
@@ -148,10 +150,12 @@ def save_checkpoint(path: Path, params: dict, optimizer, scaler, step: int, loss
     """Tuned tensors, AdamW moments and progress in one safetensors file, replacing the old one atomically."""
     tensors = {}
     for name, p in params.items():
-        state = optimizer.state[p]
+        state = optimizer.state[p]  # empty while fp16's GradScaler has skipped every step so far
         tensors[f"param/{name}"] = p.detach().cpu().contiguous()
-        tensors[f"exp_avg/{name}"] = state["exp_avg"].cpu().contiguous()
-        tensors[f"exp_avg_sq/{name}"] = state["exp_avg_sq"].cpu().contiguous()
+        tensors[f"exp_avg/{name}"] = state["exp_avg"].cpu().contiguous() if state else torch.zeros_like(p, device="cpu")
+        tensors[f"exp_avg_sq/{name}"] = (state["exp_avg_sq"].cpu().contiguous() if state
+                                         else torch.zeros_like(p, device="cpu"))
+        tensors[f"adam_step/{name}"] = torch.tensor([float(state["step"]) if state else 0.0])
     metadata = {"step": str(step), "losses": json.dumps(losses), "run": json.dumps(run_key, sort_keys=True),
                 "scaler": json.dumps(scaler.state_dict() if scaler.is_enabled() else {})}
     with atomic_path(path) as tmp:
@@ -173,9 +177,11 @@ def load_checkpoint(path: Path, params: dict, optimizer, scaler, run_key: dict) 
         with torch.no_grad():
             for i, (name, p) in enumerate(params.items()):
                 p.copy_(f.get_tensor(f"param/{name}"))
-                state[i] = {"step": torch.tensor(float(step)),
-                            "exp_avg": f.get_tensor(f"exp_avg/{name}").to(p.device),
-                            "exp_avg_sq": f.get_tensor(f"exp_avg_sq/{name}").to(p.device)}
+                adam_step = float(f.get_tensor(f"adam_step/{name}")[0])
+                if adam_step > 0:  # AdamW's own count, which excludes steps the GradScaler skipped
+                    state[i] = {"step": torch.tensor(adam_step),
+                                "exp_avg": f.get_tensor(f"exp_avg/{name}").to(p.device),
+                                "exp_avg_sq": f.get_tensor(f"exp_avg_sq/{name}").to(p.device)}
     optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
     if scaler.is_enabled() and json.loads(meta["scaler"]):
         scaler.load_state_dict(json.loads(meta["scaler"]))

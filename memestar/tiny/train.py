@@ -1,0 +1,255 @@
+"""The recipe that trains the bundled tiny base model on the synthetic world, on a CPU.
+
+    python -m memestar.tiny.train [--out memestar/tiny/weights] [--vae-steps 3000] [--unet-steps 3600]
+
+1. a tokenizer whose merges make every world word one token (any other text falls back to characters);
+2. a bank of captioned random renders (fixed seed);
+3. the VAE (64x64 <-> 16x16x4): MSE + 1e-4 KL;
+4. the bank encoded once; the latent scale set so latents have unit std;
+5. UNet and CLIP text encoder trained together on SD's epsilon loss and noise schedule, 10% captions
+   dropped (for guidance), AdamW with cosine decay, EMA of the weights;
+6. base quality: every colour x shape drawn and read back by the recogniser;
+7. fp16 weights in diffusers layout plus `recipe.json` (settings, times, losses, quality).
+Everything is seeded: the same command on the same library versions gives the same weights.
+"""
+
+import argparse
+import copy
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from tqdm import tqdm
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+from ..meme_folder import library_versions
+from ..models.random_base import SD_SCHEDULER, bytes_to_unicode
+from ..models.text import encode_prompts
+from ..models.vae import decode_latents, encode_frames
+from ..schedulers.ddim import DDIMSchedule, alphas_cumprod
+from .recognise import read_frame
+from .world import COLOURS, SHAPES, Sprite, random_sprite, render, vocabulary
+
+WEIGHTS = Path(__file__).parent / "weights"
+MAX_TOKENS = 16
+
+VAE_CONFIG = dict(in_channels=3, out_channels=3, block_out_channels=(16, 32, 32), layers_per_block=1,
+                  down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+                  latent_channels=4, norm_num_groups=8, sample_size=64, mid_block_add_attention=False)
+UNET_CONFIG = dict(sample_size=16, in_channels=4, out_channels=4, block_out_channels=(64, 128, 128),
+                   layers_per_block=1, norm_num_groups=32, cross_attention_dim=128, attention_head_dim=4,
+                   down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+                   up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"))
+TEXT_CONFIG = dict(hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
+                   max_position_embeddings=MAX_TOKENS, projection_dim=128, hidden_act="quick_gelu")
+
+
+def write_tokenizer(folder: Path) -> CLIPTokenizer:
+    """Byte-level CLIP BPE: every printable byte is a token; merges build each world word left to right."""
+    folder.mkdir(parents=True, exist_ok=True)
+    chars = list(bytes_to_unicode().values())
+    tokens = chars + [c + "</w>" for c in chars]
+    merges = []
+    for word in sorted(set(vocabulary()), key=len, reverse=True):
+        pieces = list(word[:-1]) + [word[-1] + "</w>"]
+        for i in range(1, len(pieces)):
+            left, right = "".join(pieces[:i]), pieces[i]
+            if f"{left} {right}" not in merges:
+                merges.append(f"{left} {right}")
+                tokens.append(left + right)
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(dict.fromkeys(tokens))}))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    (folder / "tokenizer_config.json").write_text(json.dumps({"model_max_length": MAX_TOKENS}))
+    return CLIPTokenizer.from_pretrained(folder, local_files_only=True)
+
+
+def make_bank(n: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    """`n` random renders (n 64 64 3 uint8) with captions; half name the size."""
+    rng = np.random.default_rng(seed)
+    images, captions = np.empty((n, 64, 64, 3), np.uint8), []
+    for i in range(n):
+        sprite = random_sprite(rng)
+        images[i] = render(sprite)
+        captions.append(sprite.caption(size_word=bool(rng.integers(2))))
+    return images, captions
+
+
+def to_pixels(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def cosine_lr(step: int, total: int, peak: float, warmup: int = 100) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
+
+
+def train_vae(images: np.ndarray, steps: int, batch: int, lr: float, seed: int, quiet: bool) -> tuple[AutoencoderKL, list]:
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(**VAE_CONFIG)
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    rng = np.random.default_rng(seed)
+    losses = []
+    for step in tqdm(range(steps), desc="vae", disable=quiet):
+        for group in opt.param_groups:
+            group["lr"] = cosine_lr(step, steps, lr)
+        x = to_pixels(images[rng.integers(0, len(images), batch)])
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.sample()).sample
+        loss = F.mse_loss(recon, x) + 1e-4 * posterior.kl().mean() / x[0].numel()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return vae.eval().requires_grad_(False), losses
+
+
+@torch.no_grad()
+def encode_bank(vae: AutoencoderKL, images: np.ndarray, chunk: int = 256) -> torch.Tensor:
+    return torch.cat([vae.encode(to_pixels(images[i:i + chunk])).latent_dist.mean
+                      for i in range(0, len(images), chunk)])
+
+
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters()):
+            e.lerp_(p, 1 - decay)
+
+
+def train_unet(latents: torch.Tensor, captions: list[str], tokenizer, steps: int, batch: int, lr: float,
+               seed: int, quiet: bool, drop: float = 0.1, ema_decay: float = 0.999):
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(**UNET_CONFIG)
+    text_encoder = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                                                eos_token_id=tokenizer.eos_token_id,
+                                                pad_token_id=tokenizer.pad_token_id, **TEXT_CONFIG))
+    ema_unet, ema_text = copy.deepcopy(unet).requires_grad_(False), copy.deepcopy(text_encoder).requires_grad_(False)
+    params = list(unet.parameters()) + list(text_encoder.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
+    acp = alphas_cumprod(SD_SCHEDULER)
+    ids = tokenizer(captions + [""], padding="max_length", max_length=MAX_TOKENS, truncation=True,
+                    return_tensors="pt").input_ids
+    empty = ids[-1]
+    rng = torch.Generator().manual_seed(seed)
+    losses = []
+    for step in tqdm(range(steps), desc="unet", disable=quiet):
+        for group in opt.param_groups:
+            group["lr"] = cosine_lr(step, steps, lr)
+        pick = torch.randint(0, len(latents), (batch,), generator=rng)
+        x0 = latents[pick]
+        tokens = ids[pick].clone()
+        tokens[torch.rand(batch, generator=rng) < drop] = empty
+        t = torch.randint(0, len(acp), (batch,), generator=rng)
+        noise = torch.randn(x0.shape, generator=rng)
+        a = acp[t].view(-1, 1, 1, 1)
+        noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        pred = unet(noisy, t, text_encoder(tokens)[0]).sample
+        loss = F.mse_loss(pred, noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        ema_update(ema_unet, unet, ema_decay if step > 200 else 0.0)
+        ema_update(ema_text, text_encoder, ema_decay if step > 200 else 0.0)
+        losses.append(loss.item())
+    return ema_unet.eval(), ema_text.eval(), losses
+
+
+@torch.no_grad()
+def base_quality(unet, vae, text_encoder, tokenizer, scaling: float, seeds=(0, 1), steps: int = 25,
+                 guidance: float = 5.0) -> dict:
+    """Draws every colour x shape (big, centred is not asked: the caption only) and reads each back."""
+    pairs = [(c, s) for c in COLOURS for s in SHAPES]
+    prompts = [Sprite(c, s).caption() for c, s in pairs]
+    text = encode_prompts(tokenizer, text_encoder, prompts + [""])
+    cond, uncond = text[:-1], text[-1:].expand(len(prompts), -1, -1)
+    schedule = DDIMSchedule(SD_SCHEDULER, steps)
+    rows = []
+    for seed in seeds:
+        x = torch.randn(len(prompts), 4, 16, 16, generator=torch.Generator().manual_seed(seed))
+
+        def model_fn(x, t):
+            u, c = unet(torch.cat([x, x]), t, torch.cat([uncond, cond])).sample.chunk(2)
+            return u + guidance * (c - u)
+
+        latents = schedule.sample(x, model_fn)
+        images = decode_latents(vae, latents.transpose(0, 1)[None])[0].numpy()  # n as frames
+        for (c, s), image in zip(pairs, images):
+            r = read_frame(image)
+            rows.append({"colour": c, "shape": s, "seed": seed, "read_colour": r.colour, "read_shape": r.shape})
+    colour = np.mean([r["read_colour"] == r["colour"] for r in rows])
+    shape = np.mean([r["read_shape"] == r["shape"] for r in rows])
+    both = np.mean([r["read_colour"] == r["colour"] and r["read_shape"] == r["shape"] for r in rows])
+    return {"colour": float(colour), "shape": float(shape), "both": float(both), "images": len(rows),
+            "steps": steps, "guidance": guidance, "rows": rows}
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description="Train the bundled tiny base model.")
+    p.add_argument("--out", type=Path, default=WEIGHTS)
+    p.add_argument("--bank", type=int, default=30000)
+    p.add_argument("--vae-steps", type=int, default=1800)
+    p.add_argument("--vae-batch", type=int, default=32)
+    p.add_argument("--vae-lr", type=float, default=2e-3)
+    p.add_argument("--unet-steps", type=int, default=3600)
+    p.add_argument("--unet-batch", type=int, default=32)
+    p.add_argument("--unet-lr", type=float, default=5e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--quiet", action="store_true")
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    seconds, t = {}, time.perf_counter()
+    a.out.mkdir(parents=True, exist_ok=True)
+    tokenizer = write_tokenizer(a.out / "tokenizer")
+    images, captions = make_bank(a.bank, a.seed)
+    seconds["bank"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    vae, vae_losses = train_vae(images, a.vae_steps, a.vae_batch, a.vae_lr, a.seed, a.quiet)
+    check = images[:512]
+    recon = decode_latents(vae, encode_frames(vae, torch.from_numpy(check)))[0].numpy()
+    psnr = float(10 * np.log10(255 ** 2 / np.mean((recon.astype(float) - check) ** 2)))
+    seconds["vae"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    raw = encode_bank(vae, images)
+    scaling = float(1 / raw.std())
+    vae.register_to_config(scaling_factor=scaling)
+    unet, text_encoder, unet_losses = train_unet(raw * scaling, captions, tokenizer, a.unet_steps, a.unet_batch,
+                                                 a.unet_lr, a.seed, a.quiet)
+    seconds["unet"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    quality = base_quality(unet, vae, text_encoder, tokenizer, scaling)
+    seconds["quality"] = time.perf_counter() - t
+
+    for name, model in (("unet", unet), ("vae", vae), ("text_encoder", text_encoder)):
+        model.to(torch.float16).save_pretrained(a.out / name)
+    DDIMScheduler(**SD_SCHEDULER).save_pretrained(a.out / "scheduler")
+    (a.out / "model_index.json").write_text(json.dumps({
+        "_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"], "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"], "scheduler": ["diffusers", "DDIMScheduler"],
+        "safety_checker": [None, None], "feature_extractor": [None, None], "requires_safety_checker": False},
+        indent=2))
+    recipe = {"command": "python -m memestar.tiny.train " + " ".join(argv or []), "settings": vars(a) | {"out": str(a.out)},
+              "seconds": seconds, "threads": torch.get_num_threads(), "vae_psnr_db": psnr, "latent_scale": scaling,
+              "vae_loss_last100": float(np.mean(vae_losses[-100:])),
+              "unet_loss_last100": float(np.mean(unet_losses[-100:])),
+              "quality": {k: v for k, v in quality.items() if k != "rows"}, "versions": library_versions()}
+    (a.out / "recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
+    if not a.quiet:
+        print(json.dumps({k: v for k, v in recipe.items() if k != "versions"}, indent=2))
+    return recipe | {"quality_rows": quality["rows"]}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Our DDIM and DPM-Solver++ 2M against diffusers' schedulers on every spacing and prediction type."""
+
+import pytest
+import torch
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+
+from memestar.models.random_base import SD_SCHEDULER
+from memestar.schedulers.ddim import DDIMSchedule
+from memestar.schedulers.dpm_solver import DPMSolverPP2M
+
+
+def toy_model(x, t):
+    return torch.sin(3 * x + t / 100.0)
+
+
+CASES = [(spacing, prediction, clip) for spacing in ("leading", "trailing", "linspace")
+         for prediction in ("epsilon", "v_prediction") for clip in (False, True)]
+
+
+@pytest.mark.parametrize("spacing, prediction, clip", CASES)
+def test_ddim_matches_diffusers(spacing, prediction, clip):
+    config = dict(SD_SCHEDULER, timestep_spacing=spacing, prediction_type=prediction, clip_sample=clip)
+    theirs = DDIMScheduler(**config)
+    theirs.set_timesteps(20)
+    ours = DDIMSchedule(config, 20)
+    assert torch.equal(theirs.timesteps, ours.timesteps)
+    x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    expected = x.clone()
+    for t in theirs.timesteps:
+        expected = theirs.step(toy_model(expected, t), t, expected).prev_sample
+    assert (ours.sample(x, toy_model) - expected).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("spacing, prediction", [(s, p) for s, p, c in CASES if not c])
+@pytest.mark.parametrize("steps", [5, 25])
+def test_dpm_solver_matches_diffusers(spacing, prediction, steps):
+    config = dict(SD_SCHEDULER, timestep_spacing=spacing, prediction_type=prediction)
+    theirs = DPMSolverMultistepScheduler.from_config(config)
+    theirs.set_timesteps(steps)
+    ours = DPMSolverPP2M(config, steps)
+    assert torch.equal(theirs.timesteps, ours.timesteps)
+    x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    expected = x.clone()
+    for t in theirs.timesteps:
+        expected = theirs.step(toy_model(expected, t), t, expected).prev_sample
+    assert (ours.sample(x, toy_model) - expected).abs().max() < 1e-4
+
+
+def test_ddim_inversion_undoes_sampling():
+    """With a model that ignores its input, inverting a sample gives back the start exactly (up to rounding)."""
+    schedule = DDIMSchedule(SD_SCHEDULER, 10)
+    constant = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    start = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(2))
+    clean = schedule.sample(start, lambda x, t: constant)
+    assert (schedule.invert(clean, lambda x, t: constant) - start).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("cls, steps", [(DDIMSchedule, 0), (DDIMSchedule, 1000), (DPMSolverPP2M, 501)])
+def test_step_counts_out_of_range_are_refused(cls, steps):
+    with pytest.raises(ValueError, match="steps"):
+        cls(SD_SCHEDULER, steps)

@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from memestar.tiny.recognise import read_frame
+from memestar.tiny.train import make_bank, write_tokenizer
+from memestar.tiny.world import COLOURS, MOTIONS, SHAPES, Sprite, motion, random_sprite, render, render_clip, vocabulary
+
+
+def test_world_is_deterministic():
+    a_images, a_captions = make_bank(30, seed=4)
+    b_images, b_captions = make_bank(30, seed=4)
+    assert np.array_equal(a_images, b_images) and a_captions == b_captions
+    c_images, _ = make_bank(30, seed=5)
+    assert not np.array_equal(a_images, c_images)
+    assert np.array_equal(render_clip(Sprite("red", "star"), "spinning"), render_clip(Sprite("red", "star"), "spinning"))
+
+
+def test_world_covers_colours_shapes_and_captions():
+    assert len(COLOURS) >= 6 and set(SHAPES) >= {"circle", "square", "triangle", "star"}
+    assert set(MOTIONS) >= {"bouncing", "sliding", "growing", "spinning", "popping"}
+    _, captions = make_bank(200, seed=0)
+    assert any(c.startswith("a small ") for c in captions) and any(c.count(" ") == 2 for c in captions)
+    assert Sprite("blue", "star", radius=8).caption(size_word=True) == "a small blue star"
+
+
+def test_recogniser_reads_clean_renders():
+    rng = np.random.default_rng(123)
+    sprites = [random_sprite(rng) for _ in range(500)]
+    readings = [read_frame(render(s)) for s in sprites]
+    colour = np.mean([r.colour == s.colour for s, r in zip(sprites, readings)])
+    shape = np.mean([r.shape == s.shape for s, r in zip(sprites, readings)])
+    assert colour >= 0.98 and shape >= 0.98, (colour, shape)
+    assert max(abs(r.x - s.x) + abs(r.y - s.y) for s, r in zip(sprites, readings)) < 2.0
+    assert read_frame(render(None)).colour is None
+
+
+@pytest.mark.parametrize("name", MOTIONS)
+def test_motions_move_as_named(name):
+    frames = render_clip(Sprite("green", "square"), name)
+    readings = [read_frame(f) for f in frames]
+    assert frames.shape == (16, 64, 64, 3)
+    xs, sizes = np.array([r.x for r in readings]), np.array([r.size for r in readings])
+    expected = motion(Sprite("green", "square"), name)
+    assert np.nanmax(np.abs(xs - np.array([s.x for s in expected]))) < 1.5
+    if name in ("bouncing", "sliding"):
+        assert xs[-1] - xs[0] > 20
+    if name == "growing":
+        assert np.all(np.diff(sizes) >= 0) and sizes[-1] > 2.5 * sizes[0]
+    if name == "popping":
+        assert sizes[0] < 5 < sizes[-1]
+
+
+def test_tokenizer_has_one_token_per_world_word(tmp_path):
+    tokenizer = write_tokenizer(tmp_path / "tok")
+    for word in vocabulary():
+        assert len(tokenizer(word).input_ids) == 3, word  # start, word, end
+    assert tokenizer.model_max_length == 16
+    assert len(tokenizer("running blueberry-elephant").input_ids) > 16  # unknown words fall back to bytes
