@@ -7,7 +7,6 @@ from diffusers import UNet2DConditionModel
 
 from memestar.bench.measure import count_flops
 from memestar.bench.run import STAGES, BenchOptions, run_bench, write_report
-from memestar.models.base import load_base
 from memestar.models.random_base import _CONFIGS
 from memestar.models.video_unet import VideoUNet
 

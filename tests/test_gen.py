@@ -1,4 +1,3 @@
-import io
 import json
 import shutil
 
@@ -9,7 +8,7 @@ from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 from PIL import Image
 
 from test_clips import run_meme
-from test_train import PROMPT, options
+from test_train import options
 from memestar.errors import MemeError
 from memestar.media.clips import read_clip
 from memestar.media.writers import write_gif

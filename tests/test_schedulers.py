@@ -13,6 +13,12 @@ def toy_model(x, t):
     return torch.sin(3 * x + t / 100.0)
 
 
+def diffusers_sample(scheduler, x):
+    for t in scheduler.timesteps:
+        x = scheduler.step(toy_model(x, t), t, x).prev_sample
+    return x
+
+
 CASES = [(spacing, prediction, clip) for spacing in ("leading", "trailing", "linspace")
          for prediction in ("epsilon", "v_prediction") for clip in (False, True)]
 
@@ -25,9 +31,7 @@ def test_ddim_matches_diffusers(spacing, prediction, clip):
     ours = DDIMSchedule(config, 20)
     assert torch.equal(theirs.timesteps, ours.timesteps)
     x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
-    expected = x.clone()
-    for t in theirs.timesteps:
-        expected = theirs.step(toy_model(expected, t), t, expected).prev_sample
+    expected = diffusers_sample(theirs, x.clone())
     assert (ours.sample(x, toy_model) - expected).abs().max() < 1e-5
 
 
@@ -40,9 +44,7 @@ def test_dpm_solver_matches_diffusers(spacing, prediction, steps):
     ours = DPMSolverPP2M(config, steps)
     assert torch.equal(theirs.timesteps, ours.timesteps)
     x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
-    expected = x.clone()
-    for t in theirs.timesteps:
-        expected = theirs.step(toy_model(expected, t), t, expected).prev_sample
+    expected = diffusers_sample(theirs, x.clone())
     assert (ours.sample(x, toy_model) - expected).abs().max() < 1e-4
 
 
