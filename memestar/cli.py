@@ -264,7 +264,7 @@ def eval_(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the table."),
 ):
     """Measure motion transfer on the tiny world: subject recognised per frame, trajectory against the source."""
-    from .files import write_json
+    from .files import results_dir, write_json
     from .tiny.evaluate import EvalOptions, evaluate, markdown
     from .tiny.world import MOTIONS
 
@@ -275,8 +275,7 @@ def eval_(
     report = evaluate(EvalOptions(motions=chosen, subjects=subjects, steps=steps, lr=lr,
                                   starts=tuple(starts.split(",")), group_norms=tuple(group_norms.split(",")), base=base,
                                   keep=keep), log=(lambda *a: None) if quiet else (lambda m: typer.echo(m, err=True)))
-    folder = Path("benchmarks/results") if Path("benchmarks").is_dir() else Path(".")
-    folder.mkdir(exist_ok=True)
+    folder = results_dir()
     stem = f"eval-{base}-{'-'.join(chosen)}-{report['date']}"
     write_json(json_path or folder / f"{stem}.json", report)
     (markdown_path or folder / f"{stem}.md").write_text(markdown(report))

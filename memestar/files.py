@@ -33,6 +33,13 @@ def write_json(path: str | Path, data: dict) -> None:
         tmp.write_text(json.dumps(data, indent=2) + "\n")
 
 
+def results_dir() -> Path:
+    """Where reports go: the repo's benchmarks/results/ when run from its root, else the current folder."""
+    folder = Path("benchmarks/results") if Path("benchmarks").is_dir() else Path(".")
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 def slug(text: str) -> str:
     """A file name from a prompt: "Running apple-cat!" -> "running-apple-cat"."""
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "meme"

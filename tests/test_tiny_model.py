@@ -2,17 +2,12 @@
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
 from memestar.models.base import BUNDLED_TINY, load_base
-from memestar.models.text import encode_prompts
-from memestar.schedulers.ddim import DDIMSchedule
 from memestar.tiny.evaluate import EvalOptions, evaluate
-from memestar.tiny.recognise import read_frame
-from memestar.tiny.world import COLOURS, SHAPES
-from memestar.models.vae import decode_latents
+from memestar.tiny.train import base_quality
 
 pytestmark = pytest.mark.skipif(not (BUNDLED_TINY / "model_index.json").exists(),
                                 reason="the bundled tiny weights are absent: python -m memestar.tiny.train")
@@ -31,23 +26,11 @@ def test_tiny_draws_the_asked_subject():
     """Every colour x shape pair drawn once and read back (the recipe measured colour 100%, shape 73% with two
     seeds at 25 steps)."""
     base = load_base("tiny")
-    prompts = [f"a {c} {s}" for c in COLOURS for s in SHAPES]
-    text = encode_prompts(base.tokenizer, base.text_encoder, prompts + [""])
-    cond, uncond = text[:-1], text[-1:].expand(len(prompts), -1, -1)
-    x = torch.randn(len(prompts), 4, 16, 16, generator=torch.Generator().manual_seed(0))
-
-    def model_fn(x, t):
-        u, c = base.unet(torch.cat([x, x]), t, torch.cat([uncond, cond])).sample.chunk(2)
-        return u + 5.0 * (c - u)
-
     with torch.no_grad():
-        latents = DDIMSchedule(base.scheduler_config, 20).sample(x, model_fn)
-        images = decode_latents(base.vae, latents.transpose(0, 1)[None])[0].numpy()
-    readings = [read_frame(i) for i in images]
-    colour = np.mean([f"a {r.colour} " in p + " " for r, p in zip(readings, prompts)])
-    shape = np.mean([p.endswith(f" {r.shape}") for r, p in zip(readings, prompts)])
-    print(f"\ntiny base, one seed: colour {colour:.2f}, shape {shape:.2f}")
-    assert colour >= 0.9 and shape >= 0.5, (colour, shape)
+        quality = base_quality(base.unet, base.vae, base.text_encoder, base.tokenizer, seeds=(0,), steps=20)
+    print(f"\ntiny base, one seed: colour {quality['colour']:.2f}, shape {quality['shape']:.2f}")
+    assert quality["images"] == 24
+    assert quality["colour"] >= 0.9 and quality["shape"] >= 0.5, quality
 
 
 def test_reduced_eval_transfers_the_motion_from_the_inversion():

@@ -14,6 +14,7 @@ from diffusers import DDIMScheduler
 from ..meme_folder import ADAPTER
 from ..models.adapter import load_adapter
 from ..models.base import load_base
+from ..models.guidance import guided_output
 from ..models.text import encode_prompts
 from ..models.vae import decode_latents
 from ..models.video_unet import VideoUNet
@@ -33,8 +34,7 @@ class EagerFP32Baseline:
 
     @torch.no_grad()
     def denoise(self, x, t, text, guidance):
-        u, c = self.video(torch.cat([x, x]), t, text).chunk(2)
-        return u + guidance * (c - u)
+        return guided_output(self.video, x, t, text, guidance)
 
     @torch.no_grad()
     def sample(self, sampler: str, steps: int, x, text, guidance):

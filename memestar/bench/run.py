@@ -18,7 +18,7 @@ import torch
 
 from ..device import compute_dtype, peak_memory_bytes, pick_device
 from ..errors import MemeError
-from ..files import slug, write_json
+from ..files import results_dir, slug, write_json
 from ..media.writers import encode_gif
 from ..meme_folder import (ADAPTER, INVERSION, library_versions, load_inversion, read_meme, save_inversion,
                            write_meme_json)
@@ -54,8 +54,6 @@ class BenchOptions:
     device: str | None = None
     precision: str = "auto"
     baseline: bool = True
-    json_path: Path | None = None
-    markdown_path: Path | None = None
 
 
 def make_untrained_meme(base: str, frames: int, size: int, folder: Path) -> Path:
@@ -138,7 +136,7 @@ def _train_stage(meme_meta: dict, device, dtype, o: BenchOptions, peak_flops: fl
         stamps.append(time.perf_counter())
 
     run(o.train_steps + 1, stamp)
-    seconds = [b - a for a, b in zip(stamps, stamps[1:])]
+    seconds = [end - start for start, end in zip(stamps, stamps[1:])]
     median = statistics.median(seconds)
     return {"median_s": median, "p10_s": quantile(seconds, 0.1), "p90_s": quantile(seconds, 0.9),
             "steps_per_s": 1 / median,
@@ -223,8 +221,7 @@ def run_bench(o: BenchOptions, log=print) -> dict:
 
 
 def default_paths(report: dict) -> tuple[Path, Path]:
-    folder = Path("benchmarks/results") if Path("benchmarks").is_dir() else Path(".")  # the repo's, from its root
-    folder.mkdir(exist_ok=True)
+    folder = results_dir()
     stem = f"bench-{report['preset']}-{report['frames']}f-{report['size']}px-{slug(report['device'])}-{report['date']}"
     return folder / f"{stem}.json", folder / f"{stem}.md"
 

@@ -10,6 +10,7 @@ from collections import OrderedDict
 import torch
 
 from ..models.base import BaseModel
+from ..models.guidance import guided_output
 from ..models.text import encode_prompts
 from ..models.vae import decode_latents
 from ..models.video_unet import VideoUNet
@@ -47,10 +48,8 @@ class TorchBackend:
 
     def _model_fn(self, text: torch.Tensor):
         def model_fn(x, t):
-            if len(text) == 1:
-                return self.video(x.to(self.dtype), t, text).float()
-            u, c = self.video(torch.cat([x, x]).to(self.dtype), t, text).float().chunk(2)
-            return u + self.guidance * (c - u)
+            return guided_output(lambda x, t, e: self.video(x.to(self.dtype), t, e).float(), x, t, text,
+                                 self.guidance)
         return model_fn
 
     @torch.inference_mode()

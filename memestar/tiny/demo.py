@@ -14,10 +14,8 @@ from PIL import Image, ImageDraw
 from ..files import atomic_path, slug
 from ..media.writers import write_gif
 from ..runtime import Meme
-from ..train.meme import TrainOptions, train_meme
-from .evaluate import PLAN, METRICS, mean_scores, score_clip, trajectory
-from .recognise import read_clip_frames
-from .world import Sprite, clip_caption, render_clip
+from .evaluate import PLAN, METRICS, mean_scores, score_clip, tune_on_world_clip
+from .world import Sprite, clip_caption
 
 DEMO_MOTION = "bouncing"
 
@@ -43,15 +41,10 @@ def run_demo(out: Path = Path("demo"), steps: int = 150, lr: float = 3e-3, subje
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     (colour, shape), targets = PLAN[DEMO_MOTION]
-    source = render_clip(Sprite(colour, shape), DEMO_MOTION)
-    prompt = clip_caption(Sprite(colour, shape), DEMO_MOTION)
-    clip = write_gif(source, out / f"{slug(prompt)}.gif", fps=8)
-    log(f"tuning the bundled tiny model on {prompt!r} ({steps} steps) ...")
-    summary = train_meme(TrainOptions(clip=clip, prompt=prompt, base="tiny", out=out / "meme", frames=len(source),
-                                      size=source.shape[1], steps=steps, lr=lr, force=True, quiet=quiet,
-                                      checkpoint_every=0, inversion_steps=25))
+    log(f"tuning the bundled tiny model on {clip_caption(Sprite(colour, shape), DEMO_MOTION)!r} ({steps} steps) ...")
+    summary, prompt, source, track = tune_on_world_clip(DEMO_MOTION, (colour, shape), out, out / "meme", steps, lr,
+                                                        quiet=quiet)
     meme = Meme.load(out / "meme")
-    track = trajectory(read_clip_frames(source))
     rows, sheet_rows = [], [(f"source: {prompt}", source)]
     for c, s in targets[:subjects]:
         target = clip_caption(Sprite(c, s), DEMO_MOTION)

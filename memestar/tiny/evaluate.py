@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import slug
 from ..media.writers import write_gif
 from ..runtime import Meme
 from ..train.meme import TrainOptions, train_meme
@@ -91,6 +92,21 @@ def mean_scores(rows: list[dict]) -> dict:
     return {m: float(np.nanmean([r[m] for r in rows])) for m in METRICS}
 
 
+def tune_on_world_clip(motion: str, subject: tuple[str, str], folder: Path, meme_dir: Path, steps: int, lr: float,
+                       group_norm: str = "per-frame", base: str = "tiny", seed: int = 0, inversion_steps: int = 25,
+                       quiet: bool = True):
+    """Renders the subject's clip of `motion` into `folder` and tunes a meme on it into `meme_dir` (`meme
+    train`'s code). Returns train's summary, the clip's caption, its frames and its trajectory as read back."""
+    source = Sprite(*subject)
+    frames = render_clip(source, motion)
+    prompt = clip_caption(source, motion)
+    clip = write_gif(frames, folder / f"{slug(prompt)}.gif", fps=8)
+    summary = train_meme(TrainOptions(clip=clip, prompt=prompt, base=base, out=meme_dir, frames=len(frames),
+                                      size=frames.shape[1], steps=steps, lr=lr, seed=seed, group_norm=group_norm,
+                                      inversion_steps=inversion_steps, force=True, quiet=quiet, checkpoint_every=0))
+    return summary, prompt, frames, trajectory(read_clip_frames(frames))
+
+
 def evaluate(o: EvalOptions, log=print) -> dict:
     """Tunes one meme per (motion, GroupNorm mode) and scores every (subject, start); returns the report."""
     rows = []
@@ -99,16 +115,10 @@ def evaluate(o: EvalOptions, log=print) -> dict:
         root.mkdir(parents=True, exist_ok=True)
         for motion, group_norm in itertools.product(o.motions, o.group_norms):
             (colour, shape), targets = PLAN[motion]
-            source_frames = render_clip(Sprite(colour, shape), motion)
-            source_track = trajectory(read_clip_frames(source_frames))
-            clip = write_gif(source_frames, root / f"{motion}.gif", fps=8)
-            prompt = clip_caption(Sprite(colour, shape), motion)
+            log(f"tuning {clip_caption(Sprite(colour, shape), motion)!r} (group norm {group_norm}) ...")
             meme_dir = root / f"{motion}-{group_norm}"
-            log(f"tuning {prompt!r} (group norm {group_norm}) ...")
-            train_meme(TrainOptions(clip=clip, prompt=prompt, base=o.base, out=meme_dir, frames=len(source_frames),
-                                    size=source_frames.shape[1], steps=o.steps, lr=o.lr, seed=o.seed,
-                                    group_norm=group_norm, inversion_steps=o.gen_steps, force=True, quiet=o.quiet,
-                                    checkpoint_every=0))
+            _, _, _, source_track = tune_on_world_clip(motion, (colour, shape), root, meme_dir, o.steps, o.lr,
+                                                       group_norm, o.base, o.seed, o.gen_steps, o.quiet)
             meme = Meme.load(meme_dir)
             for (c, s), start in itertools.product(targets[:o.subjects], o.starts):
                 target = clip_caption(Sprite(c, s), motion)

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from ..meme_folder import library_versions
+from ..models.guidance import guided_output
 from ..models.random_base import SD_SCHEDULER, bytes_to_unicode
 from ..models.text import encode_prompts
 from ..models.vae import decode_latents, encode_frames
@@ -162,23 +163,18 @@ def train_unet(latents: torch.Tensor, captions: list[str], tokenizer, steps: int
 
 
 @torch.no_grad()
-def base_quality(unet, vae, text_encoder, tokenizer, scaling: float, seeds=(0, 1), steps: int = 25,
-                 guidance: float = 5.0) -> dict:
-    """Draws every colour x shape (big, centred is not asked: the caption only) and reads each back."""
+def base_quality(unet, vae, text_encoder, tokenizer, seeds=(0, 1), steps: int = 25, guidance: float = 5.0) -> dict:
+    """Draws every colour x shape pair from its caption alone and reads each drawing back."""
     pairs = [(c, s) for c in COLOURS for s in SHAPES]
     prompts = [Sprite(c, s).caption() for c, s in pairs]
     text = encode_prompts(tokenizer, text_encoder, prompts + [""])
-    cond, uncond = text[:-1], text[-1:].expand(len(prompts), -1, -1)
+    texts = torch.cat([text[-1:].expand(len(prompts), -1, -1), text[:-1]])  # uncond then cond
     schedule = DDIMSchedule(SD_SCHEDULER, steps)
     rows = []
     for seed in seeds:
         x = torch.randn(len(prompts), 4, 16, 16, generator=torch.Generator().manual_seed(seed))
-
-        def model_fn(x, t):
-            u, c = unet(torch.cat([x, x]), t, torch.cat([uncond, cond])).sample.chunk(2)
-            return u + guidance * (c - u)
-
-        latents = schedule.sample(x, model_fn)
+        latents = schedule.sample(x, lambda x, t: guided_output(lambda x, t, e: unet(x, t, e).sample, x, t, texts,
+                                                               guidance))
         images = decode_latents(vae, latents.transpose(0, 1)[None])[0].numpy()  # n as frames
         for (c, s), image in zip(pairs, images):
             r = read_frame(image)
@@ -228,7 +224,7 @@ def main(argv=None) -> dict:
     seconds["unet"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    quality = base_quality(unet, vae, text_encoder, tokenizer, scaling)
+    quality = base_quality(unet, vae, text_encoder, tokenizer)
     seconds["quality"] = time.perf_counter() - t
 
     for name, model in (("unet", unet), ("vae", vae), ("text_encoder", text_encoder)):

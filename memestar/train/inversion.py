@@ -5,6 +5,7 @@ from functools import partial
 import torch
 from tqdm import tqdm
 
+from ..models.guidance import guided_output
 from ..models.video_unet import VideoUNet
 from ..schedulers.ddim import DDIMSchedule
 
@@ -12,13 +13,11 @@ from ..schedulers.ddim import DDIMSchedule
 def guided(video: VideoUNet, text: torch.Tensor, uncond: torch.Tensor | None = None, guidance: float = 1.0):
     """`model_fn(x, t)` for the DDIM loops; classifier-free guidance as one batch of two when guidance > 1."""
     dtype = video.dtype
+    texts = text if guidance <= 1 or uncond is None else torch.cat([uncond, text])
 
     @torch.no_grad()
     def model_fn(x, t):
-        if guidance <= 1 or uncond is None:
-            return video(x.to(dtype), t, text).float()
-        u, c = video(torch.cat([x, x]).to(dtype), t, torch.cat([uncond, text])).float().chunk(2)
-        return u + guidance * (c - u)
+        return guided_output(lambda x, t, e: video(x.to(dtype), t, e).float(), x, t, texts, guidance)
 
     return model_fn
 
