@@ -101,6 +101,46 @@ def train(
     _emit(summary, as_json)
 
 
+@app.command("export")
+def export_(
+    meme: Path = typer.Argument(..., help="Meme folder made by `meme train`."),
+    onnx: bool = typer.Option(True, "--onnx", help="ONNX graphs: always made (engines are built from them)."),
+    trt: bool = typer.Option(False, "--trt", help="Also FP16 TensorRT engines (needs the trt extra and an NVIDIA GPU)."),
+    precision: str = typer.Option("auto", help="Graph precision: fp32, fp16, or auto (fp16 on a GPU, fp32 on a CPU)."),
+    opset: int = typer.Option(18, help="ONNX opset, 18 or higher (18 runs in ONNX Runtime and TensorRT)."),
+    force: bool = typer.Option(False, help="Export again even when an export of the same inputs exists."),
+    device: str = typer.Option("auto", help="Where torch runs for the export and its self-check: auto, cpu, cuda."),
+    base: str = typer.Option(None, help="Where the meme's base is now, if it moved (must be the same weights)."),
+    base_config: str = typer.Option(None, help="Diffusers folder with the configs for a single-file base."),
+    allow_pickle: bool = typer.Option(False, help="Allow a pickled base (unpickling runs code)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+):
+    """Export a meme to checked ONNX graphs (text encoder, video UNet with the adapter, VAE decoder) and engines."""
+    from .export.meme import ExportOptions, export_meme
+
+    _quiet_libraries()
+    summary = export_meme(ExportOptions(meme=meme, trt=trt, precision=precision, opset=opset, force=force,
+                                        device=device, base=base, base_config=base_config, allow_pickle=allow_pickle,
+                                        quiet=quiet or as_json))
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    typer.echo(f"{'cached' if summary['cached'] else 'exported'} {summary['export']} ({summary['precision']}, "
+               f"opset {summary['opset']}, {summary['seconds']} s)")
+    for name, g in summary["graphs"].items():
+        typer.echo(f"  {name:<13} {g['nodes']:>5} nodes {g['megabytes']:>9.2f} MiB   ONNX Runtime vs torch: "
+                   f"relative {g['relative_error']:.1e} (max abs {g['max_abs_error']:.1e}, tolerance "
+                   f"{summary['tolerance']:g})")
+    if "engines" in summary:
+        e = summary["engines"]
+        for note in e.get("notes", []):
+            typer.echo(f"note: {note}", err=True)
+        typer.echo(f"engines {e['folder']}" + (" (cached)" if e["cached"] else
+                                                  "".join(f"\n  {n:<13} {how} in {e['seconds'][n]} s"
+                                                          for n, how in e["how"].items())))
+
+
 @app.command()
 def gen(
     prompt: str = typer.Argument(None, help="What to show, with the meme's motion (or use --prompts)."),
@@ -116,7 +156,8 @@ def gen(
     start: str = typer.Option("inversion", help="inversion (keeps the clip's motion) or noise."),
     fps: float = typer.Option(None, help="Frame rate (default: the clip's, at least 8)."),
     max_kb: float = typer.Option(None, help="Fit the file under this many KiB (fewer colours, then smaller)."),
-    backend: str = typer.Option("auto", help="auto or torch."),
+    backend: str = typer.Option("auto", help="torch, ort (ONNX Runtime), trt (TensorRT), or auto: the fastest one the "
+                                "meme's exports allow here."),
     precision: str = typer.Option("auto", help="auto (bf16/fp16 on GPU, fp32 on CPU), bf16, fp16 or fp32."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     prompts: Path = typer.Option(None, help="A text file with one prompt per line: one output each."),
@@ -203,7 +244,8 @@ def bench(
     size: int = typer.Option(None, help="Square side in pixels (default: 64 for tiny, 256 for sd15)."),
     steps: int = typer.Option(25, help="Denoising steps."),
     guidance: float = typer.Option(7.5, help="Guidance scale."),
-    backends: str = typer.Option("torch", help="Our backends to time, comma-separated (the baseline always runs)."),
+    backends: str = typer.Option("auto", help="Our backends to time, comma-separated: torch, ort, trt; auto: every one "
+                                 "installed here (the baseline runs too unless --no-baseline)."),
     train: bool = typer.Option(False, "--train", help="Also time tuning steps."),
     repeat: int = typer.Option(5, help="Timed runs per stage, after one warm-up."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
@@ -219,7 +261,7 @@ def bench(
     _quiet_libraries()
     report = run_bench(BenchOptions(
         preset=preset, frames=frames, size=size, steps=steps, guidance=guidance,
-        backends=tuple(b.strip() for b in backends.split(",") if b.strip()), train=train, repeat=repeat,
+        backends=None if backends == "auto" else tuple(b.strip() for b in backends.split(",") if b.strip()), train=train, repeat=repeat,
         device=device, precision=precision, baseline=not no_baseline), log=(lambda *a: None) if quiet else
         (lambda msg: typer.echo(msg, err=True)))
     paths = write_report(report, json_path, markdown_path)

@@ -11,6 +11,11 @@ class TrainingFailed(MemeError):
     exit_code = 1
 
 
+class ExportFailed(MemeError):
+    """An export that ran but came out wrong (over its self-check tolerance); the previous export is kept."""
+    exit_code = 1
+
+
 class Interrupted(MemeError):
     """Ctrl-C: the work stopped cleanly (a resumable checkpoint was written where there is one)."""
     exit_code = 130

@@ -16,17 +16,21 @@ def test_bench_tiny_writes_every_stage(tmp_path):
                        log=lambda *a: None)
     json_path, md_path = write_report(report, tmp_path / "r.json", tmp_path / "r.md")
     saved = json.loads(json_path.read_text())
-    assert set(saved["backends"]) == {"torch", "baseline"}
+    assert set(saved["backends"]) == {"torch", "ort", "baseline"}  # ort: onnxruntime is installed with the suite
     for name, backend in saved["backends"].items():
-        assert set(backend["stages"]) == set(STAGES) | {"train_step"}
+        assert set(backend["stages"]) == set(STAGES) | ({"train_step"} if name != "ort" else set())
         for stage, m in backend["stages"].items():
             assert m["p10_s"] <= m["median_s"] <= m["p90_s"], (name, stage)
             assert m["peak_memory_bytes"] > 0
         assert backend["stages"]["loop"]["flops"] == 3 * backend["stages"]["unet_step"]["flops"] > 0
-        assert backend["stages"]["train_step"]["steps_per_s"] > 0
+    assert saved["backends"]["ort"]["stages"]["unet_step"]["flops"] == saved["backends"]["torch"]["stages"]["unet_step"]["flops"]
+    assert saved["backends"]["torch"]["stages"]["train_step"]["steps_per_s"] > 0
     assert set(saved["backends"]["torch"]["speedup"]) == set(STAGES) | {"train_step"}
+    assert set(saved["backends"]["ort"]["speedup"]) == set(STAGES)
+    assert all(g["relative_error"] < 1e-3 for g in saved["export"]["graphs"].values())
     assert saved["peak_tflops_per_s"]["float32"] > 0
     assert "| torch (float32) | end_to_end |" in md_path.read_text()
+    assert "| ort (float32) | end_to_end |" in md_path.read_text()
 
 
 def plain_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **kwargs):

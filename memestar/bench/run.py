@@ -7,6 +7,7 @@ the baseline and for each of our backends, counting its FLOPs.
 
 import datetime
 import gc
+import importlib.util
 import platform
 import statistics
 import tempfile
@@ -18,6 +19,7 @@ import torch
 
 from ..device import compute_dtype, peak_memory_bytes, pick_device
 from ..errors import MemeError
+from ..export.meme import ExportOptions, export_meme
 from ..files import results_dir, slug, write_json
 from ..media.writers import encode_gif
 from ..meme_folder import (ADAPTER, INVERSION, library_versions, load_inversion, read_meme, save_inversion,
@@ -33,7 +35,8 @@ from .baseline import EagerFP32Baseline
 from .measure import count_flops, matmul_peak_flops, quantile, time_stage
 
 PRESETS = {"tiny": dict(base="random-tiny", frames=8, size=64), "sd15": dict(base="random-sd15", frames=16, size=256)}
-OUR_BACKENDS = ("torch",)
+OUR_BACKENDS = ("torch", "ort", "trt")
+GRAPH_BACKENDS = ("ort", "trt")  # run the meme's export: FLOPs are counted on torch's run of the same work
 STAGES = ("text", "unet_step", "loop", "decode", "media", "end_to_end")
 PROMPT = "running blueberry-elephant"
 # DESIGN.md's end-to-end targets on one H100: 16 frames, 25 steps, guidance, GIF written.
@@ -47,7 +50,7 @@ class BenchOptions:
     size: int | None = None
     steps: int = 25
     guidance: float = 7.5
-    backends: tuple[str, ...] = OUR_BACKENDS
+    backends: tuple[str, ...] | None = None  # None: torch, plus ort and trt where they are installed
     train: bool = False
     train_steps: int = 5
     repeat: int = 5
@@ -78,8 +81,21 @@ def device_name(device: torch.device) -> str:
     return f"CPU {platform.machine()}, {torch.get_num_threads()} threads"
 
 
-def _generation_stages(backend, o: BenchOptions, x: torch.Tensor, fps: float, end_to_end, encode_media):
-    """Stage name -> (callable, its FLOPs) for one backend."""
+def available_backends(device: torch.device) -> tuple[str, ...]:
+    found = ["torch"]
+    if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx_graphsurgeon"):
+        import onnxruntime
+
+        if device.type == "cpu" or "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+            found.append("ort")
+    if device.type == "cuda" and importlib.util.find_spec("tensorrt"):
+        found.append("trt")
+    return tuple(found)
+
+
+def _generation_stages(backend, o: BenchOptions, x: torch.Tensor, fps: float, end_to_end, encode_media,
+                       known_flops: dict | None):
+    """Stage name -> (callable, its FLOPs) for one backend; `known_flops` for backends torch cannot count."""
     text = torch.cat([backend.encode_text([""]), backend.encode_text([PROMPT])])
     t = torch.tensor(500, device=x.device)
     latents = backend.sample("ddim", o.steps, x, text, o.guidance)
@@ -93,6 +109,8 @@ def _generation_stages(backend, o: BenchOptions, x: torch.Tensor, fps: float, en
         "end_to_end": end_to_end,
     }
     flops = {name: count_flops(calls[name]) for name in ("text", "unet_step", "decode")}
+    if known_flops and flops["unet_step"] == 0:
+        flops = {name: known_flops[name] for name in ("text", "unet_step", "decode")}
     flops["loop"] = o.steps * flops["unet_step"]
     flops["media"] = 0
     flops["end_to_end"] = flops["text"] + flops["loop"] + flops["decode"]
@@ -145,7 +163,8 @@ def _train_stage(meme_meta: dict, device, dtype, o: BenchOptions, peak_flops: fl
             "precision": str(dtype).removeprefix("torch."), "gradient_checkpointing": checkpointing}
 
 
-def _time_backend(name: str, folder: Path, meta: dict, device, o: BenchOptions, peak_flops: float) -> dict:
+def _time_backend(name: str, folder: Path, meta: dict, device, o: BenchOptions, peak_flops: float,
+                  known_flops: dict | None) -> dict:
     """Loads one backend (or the baseline), times its stages and lets it go when it returns."""
     if name == "baseline":
         backend = EagerFP32Baseline(folder, meta, device)
@@ -166,7 +185,8 @@ def _time_backend(name: str, folder: Path, meta: dict, device, o: BenchOptions, 
             return meme.generate(PROMPT, steps=o.steps, guidance=o.guidance).encode("gif")
 
         encode_media = encode_gif
-    return _measure(_generation_stages(backend, o, x, 8.0, end_to_end, encode_media), device, o.repeat, peak_flops)
+    stages = _generation_stages(backend, o, x, 8.0, end_to_end, encode_media, known_flops)
+    return _measure(stages, device, o.repeat, peak_flops)
 
 
 def _free(device) -> None:
@@ -178,19 +198,23 @@ def _free(device) -> None:
 def run_bench(o: BenchOptions, log=print) -> dict:
     if o.preset not in PRESETS:
         raise MemeError(f"unknown preset {o.preset!r}: use {' or '.join(PRESETS)}")
-    unknown = set(o.backends) - set(OUR_BACKENDS)
-    if unknown:
-        raise MemeError(f"unknown backend(s) {', '.join(sorted(unknown))}: available here: {', '.join(OUR_BACKENDS)}")
     if o.repeat < 1 or o.steps < 1:
         raise MemeError("--repeat and --steps must be at least 1")
     preset = PRESETS[o.preset]
     frames, size = o.frames or preset["frames"], o.size or preset["size"]
     device = pick_device(o.device)
     dtype = compute_dtype(o.precision, device)
+    backends = o.backends or available_backends(device)
+    unknown = set(backends) - set(OUR_BACKENDS)
+    if unknown:
+        raise MemeError(f"unknown backend(s) {', '.join(sorted(unknown))}: use {', '.join(OUR_BACKENDS)}")
     report = {"benchmark": "meme bench", "preset": o.preset, "base": preset["base"], "device": device_name(device),
               "date": datetime.date.today().isoformat(), "frames": frames, "size": size, "steps": o.steps,
               "guidance": o.guidance, "repeat": o.repeat, "versions": library_versions(), "backends": {}}
-    peaks = {str(t).removeprefix("torch."): matmul_peak_flops(device, t) for t in {dtype, torch.float32}}
+    graph_dtype = torch.float32 if dtype == torch.float32 else torch.float16  # exports are fp32 or fp16
+    graphs = set(backends) & set(GRAPH_BACKENDS)
+    peaks = {str(t).removeprefix("torch."): matmul_peak_flops(device, t)
+             for t in {dtype, torch.float32} | ({graph_dtype} if graphs else set())}
     report["peak_tflops_per_s"] = {k: v / 1e12 for k, v in peaks.items()}
     log(f"device {report['device']}: matmul peak " +
         ", ".join(f"{k} {v / 1e12:.2f} TFLOP/s" for k, v in peaks.items()))
@@ -198,14 +222,23 @@ def run_bench(o: BenchOptions, log=print) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_untrained_meme(preset["base"], frames, size, Path(tmp) / "meme")
         meta = read_meme(folder)
-        runs = [(name, dtype) for name in o.backends] + ([("baseline", torch.float32)] if o.baseline else [])
+        if graphs:
+            log("exporting the meme (ONNX" + (", TensorRT engines" if "trt" in backends else "") + ") ...")
+            report["export"] = export_meme(ExportOptions(meme=folder, trt="trt" in backends,
+                                                         precision="fp32" if graph_dtype == torch.float32 else "fp16",
+                                                         device=str(device), quiet=True))
+        # graph backends last: their FLOPs are those torch counted for the same work
+        runs = sorted([(name, graph_dtype if name in GRAPH_BACKENDS else dtype) for name in backends] + ([("baseline", torch.float32)] if o.baseline else []),
+                      key=lambda run: run[0] in GRAPH_BACKENDS)
+        known_flops = None
         for name, run_dtype in runs:
             precision = str(run_dtype).removeprefix("torch.")
             log(f"timing {name} ({precision}) ...")
-            report["backends"][name] = {"precision": precision,
-                                        "stages": _time_backend(name, folder, meta, device, o, peaks[precision])}
+            stages = _time_backend(name, folder, meta, device, o, peaks[precision], known_flops)
+            report["backends"][name] = {"precision": precision, "stages": stages}
+            known_flops = known_flops or {s: m["flops"] for s, m in stages.items()}
             _free(device)
-            if o.train:
+            if o.train and name not in GRAPH_BACKENDS:
                 log(f"timing tuning steps ({name}) ...")
                 report["backends"][name]["stages"]["train_step"] = _train_stage(meta, device, run_dtype, o,
                                                                                 peaks[precision])
@@ -213,7 +246,7 @@ def run_bench(o: BenchOptions, log=print) -> dict:
 
     if "baseline" in report["backends"]:
         base_stages = report["backends"]["baseline"]["stages"]
-        for name in o.backends:
+        for name in backends:
             ours = report["backends"][name]["stages"]
             report["backends"][name]["speedup"] = {s: base_stages[s]["median_s"] / ours[s]["median_s"]
                                                    for s in ours if s in base_stages}
@@ -241,6 +274,11 @@ def markdown(r: dict) -> str:
                          f"{m['p90_s']:.4f} | {m['peak_memory_bytes'] / 2 ** 20:.0f} | {m['flops'] / 1e9:.2f} | "
                          f"{m['tflops_per_s']:.3f} | {100 * m['peak_share']:.1f} | "
                          f"{f'{speedup:.2f}x' if speedup else '-'} |")
+    if "export" in r:
+        e = r["export"]
+        errors = ", ".join(f"{n} {g['relative_error']:.1e}" for n, g in e["graphs"].items())
+        lines.append(f"\nExport for ort/trt: {e['precision']}, opset {e['opset']}, {e['seconds']} s; ONNX Runtime "
+                     f"against torch on the same inputs, relative error: {errors}.")
     for name, b in r["backends"].items():
         if "train_step" in b["stages"]:
             lines.append(f"\nTuning ({name}): {b['stages']['train_step']['steps_per_s']:.2f} steps/s.")

@@ -18,10 +18,19 @@ def encode_frames(vae: AutoencoderKL, frames: torch.Tensor, chunk: int = 16) -> 
 
 
 @torch.no_grad()
-def decode_latents(vae: AutoencoderKL, latents: torch.Tensor, chunk: int = 16) -> torch.Tensor:
-    """Latents `b c f h w` -> uint8 frames `b f h w 3`."""
+def decode_pixels(vae: AutoencoderKL, latents: torch.Tensor, chunk: int = 16) -> torch.Tensor:
+    """Latents `b c f h w` -> fp32 frames `b f h w 3` in [0, 255], not yet rounded (the exported decoder's output)."""
     b, c, f, h, w = latents.shape
     z = latents.transpose(1, 2).reshape(b * f, c, h, w).to(vae.dtype) / vae.config.scaling_factor  # (b f) c h w
     x = torch.cat([vae.decode(z[i:i + chunk]).sample for i in range(0, len(z), chunk)])
-    x = ((x.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    x = ((x.float() + 1) * 127.5).clamp(0, 255)
     return x.permute(0, 2, 3, 1).reshape(b, f, *x.shape[2:], 3)  # b f h w 3
+
+
+def to_uint8(pixels: torch.Tensor) -> torch.Tensor:
+    return pixels.round().clamp(0, 255).to(torch.uint8)
+
+
+def decode_latents(vae: AutoencoderKL, latents: torch.Tensor, chunk: int = 16) -> torch.Tensor:
+    """Latents `b c f h w` -> uint8 frames `b f h w 3`."""
+    return to_uint8(decode_pixels(vae, latents, chunk))

@@ -1,11 +1,13 @@
 """What a runtime backend does: encode prompts, denoise (one step or the whole loop), decode latents.
 
-The torch backend is the reference; ONNX Runtime and TensorRT backends implement the same methods.
+The torch backend is the reference; the ONNX Runtime and TensorRT backends (`GraphBackend`) run a meme's
+exported graphs behind the same methods.
 """
 
 from typing import Protocol
 
 import torch
+from transformers import CLIPTokenizer
 
 from ..schedulers.ddim import DDIMSchedule
 from ..schedulers.dpm_solver import DPMSolverPP2M
@@ -16,6 +18,7 @@ SAMPLERS = {"ddim": DDIMSchedule, "dpm++": DPMSolverPP2M}
 class Backend(Protocol):
     name: str
     device: torch.device
+    tokenizer: CLIPTokenizer
 
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
         """(n, 77, d) text embeddings."""

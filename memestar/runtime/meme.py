@@ -6,6 +6,7 @@ gif_bytes, note = meme.generate("running blueberry-elephant", seed=1).encode("gi
 ```
 """
 
+import importlib.util
 import threading
 import time
 from collections import OrderedDict
@@ -17,6 +18,7 @@ import torch
 
 from ..device import compute_dtype, pick_device
 from ..errors import MemeError
+from ..export_folder import engine_identity, find_export, list_engines, list_exports, stale_reason
 from ..media.writers import ENCODERS, encode_media, fit_to_kb
 from ..meme_folder import ADAPTER, load_inversion, read_meme
 from ..models.adapter import load_adapter
@@ -26,7 +28,7 @@ from ..models.video_unet import VideoUNet
 from .backend import SAMPLERS
 from .torch_backend import TorchBackend
 
-BACKENDS = ("auto", "torch")
+BACKENDS = ("auto", "torch", "ort", "trt")
 STARTS = ("inversion", "noise")
 TEXT_CACHE_SIZE = 256
 MIN_DEFAULT_FPS = 8.0
@@ -61,19 +63,24 @@ class Meme:
     def load(cls, folder: str | Path, *, base: str | None = None, device: str | None = None,
              precision: str = "auto", backend: str = "auto", base_config: str | None = None,
              allow_pickle: bool = False, cuda_graphs: bool = True, compile: bool = False) -> "Meme":
-        """Loads the meme's base (or `base`, if it moved), its adapter and inversion; checks they belong together."""
+        """Loads the meme's base (or `base`, if it moved), its adapter and inversion, and checks they belong
+        together; with `backend` ort or trt, the meme's export instead (`meme export`), which needs no base."""
         folder = Path(folder)
         meta = read_meme(folder)
         if backend not in BACKENDS:
             raise MemeError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
         dev = pick_device(device)
+        inversion = load_inversion(folder).to(dev)
+        if backend == "auto":
+            backend = choose_backend(folder, meta, dev)
+        if backend in ("ort", "trt"):
+            return cls(folder, meta, load_graph_backend(backend, folder, meta, dev, precision), inversion)
         dtype = compute_dtype(precision, dev)
         b = load_base(base or meta["base"]["reference"], device=dev, dtype=dtype, config=base_config,
                       allow_pickle=allow_pickle)
         video = VideoUNet(b.unet, meta["group_norm"])
         load_adapter(video, folder / ADAPTER, b.reference, b.fingerprint)
         video.to(dtype).eval()
-        inversion = load_inversion(folder).to(dev)
         return cls(folder, meta, TorchBackend(b, video, dev, dtype, cuda_graphs=cuda_graphs, compile=compile),
                    inversion)
 
@@ -95,7 +102,7 @@ class Meme:
             return self._generate(prompt, seed, steps, guidance, negative, sampler, start, fps)
 
     def _generate(self, prompt, seed, steps, guidance, negative, sampler, start, fps) -> Generation:
-        warnings = [w for w in (truncation_warning(self.backend.base.tokenizer, p) for p in (prompt, negative)) if w]
+        warnings = [w for w in (truncation_warning(self.backend.tokenizer, p) for p in (prompt, negative)) if w]
         sync = torch.cuda.synchronize if self.backend.device.type == "cuda" else (lambda: None)
         seconds = {}
         t0 = t = time.perf_counter()
@@ -122,6 +129,43 @@ class Meme:
         settings = {"seed": seed, "steps": steps, "guidance": guidance if guidance > 1 else "none",
                     "negative": negative, "sampler": sampler, "start": start, "backend": self.backend.name}
         return Generation(prompt, frames, fps or max(self.meta["fps"], MIN_DEFAULT_FPS), settings, seconds, warnings)
+
+
+def choose_backend(folder: Path, meta: dict, device: torch.device) -> str:
+    """The fastest backend this meme's exports allow here: TensorRT engines built for this GPU, else on a CPU
+    ONNX Runtime when the export's own timing found it faster than torch, else torch."""
+    exports = list_exports(folder, meta["files"][ADAPTER])
+    if device.type == "cuda":
+        try:
+            identity = engine_identity(device)
+        except MemeError:  # no TensorRT here
+            return "torch"
+        usable = any(stale_reason(m, identity) is None for path, _ in exports for _, m in list_engines(path))
+        return "trt" if usable else "torch"
+    for _, manifest in exports:
+        checks = [g["check"] for g in manifest["graphs"].values()]
+        if sum(c["ort_s"] for c in checks) < sum(c["torch_s"] for c in checks) and importlib.util.find_spec("onnxruntime"):
+            return "ort"
+    return "torch"
+
+
+def load_graph_backend(kind: str, folder: Path, meta: dict, device: torch.device, precision: str):
+    """The ONNX Runtime or TensorRT backend on the meme's newest export of `precision` (auto: fp16 on a GPU,
+    fp32 on a CPU, else whichever there is)."""
+    if precision not in ("auto", "fp32", "fp16"):
+        raise MemeError(f"--precision {precision} has no export: exports are fp32 or fp16 (`meme export --precision`)")
+    wanted = precision if precision != "auto" else ("fp16" if device.type == "cuda" else "fp32")
+    exports = list_exports(folder, meta["files"][ADAPTER])
+    if precision == "auto" and not any(m["built_from"]["precision"] == wanted for _, m in exports):
+        wanted = None
+    export_folder, manifest = find_export(folder, meta["files"][ADAPTER], wanted)
+    if kind == "ort":
+        from .ort_backend import OrtBackend
+
+        return OrtBackend(export_folder, manifest, device)
+    from .trt_backend import TrtBackend
+
+    return TrtBackend(export_folder, manifest, device)
 
 
 def check_generation(prompt: str, steps: int, guidance: float, sampler: str, start: str) -> None:

@@ -36,6 +36,10 @@ class TorchBackend:
         self._samplers = {}
         self._graphs = OrderedDict()  # most recently used last; each holds its own memory pool
 
+    @property
+    def tokenizer(self):
+        return self.base.tokenizer
+
     def sampler(self, kind: str, steps: int):
         key = (kind, steps)
         if key not in self._samplers:

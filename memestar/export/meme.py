@@ -1,0 +1,182 @@
+"""`meme export`: a meme folder -> checked ONNX graphs (and FP16 TensorRT engines) under its `export/`.
+
+read meme -> load base + adapter -> key of what builds the export -> cache hit, or: for each graph, torch's
+output on random inputs, export, clean up, check, ONNX Runtime against torch -> tokenizer and schedule ->
+export.json -> rename into place (the previous export stays until then) -> engines, with --trt.
+"""
+
+import datetime
+import errno
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ..device import pick_device
+from ..errors import MemeError
+from ..export_folder import EXPORT_DIR, EXPORT_FORMAT, GRAPHS, EXPORT_JSON, SCHEDULER_JSON, TOKENIZER, build_key
+from ..files import write_json
+from ..meme_folder import ADAPTER, library_versions, read_meme
+from ..models.adapter import load_adapter
+from ..models.base import load_base
+from ..models.vae import vae_scale_factor
+from ..models.video_unet import VideoUNet
+from .graphs import GuidedUNetGraph, Shapes, TextEncoderGraph, VaeDecoderGraph
+from .onnx import TOLERANCE, check_opset, check_providers, export_graph, self_check
+
+DEFAULT_OPSET = 18
+
+
+@dataclass
+class ExportOptions:
+    meme: Path
+    trt: bool = False
+    precision: str = "auto"  # fp16 where a GPU builds it, else fp32
+    opset: int = DEFAULT_OPSET
+    force: bool = False
+    device: str | None = None
+    base: str | None = None
+    base_config: str | None = None
+    allow_pickle: bool = False
+    quiet: bool = False
+
+
+def onnx_versions() -> dict:
+    import onnx
+    import onnxruntime
+    import onnxscript
+
+    return {**library_versions(), "onnx": onnx.__version__, "onnxscript": onnxscript.__version__,
+            "onnxruntime": onnxruntime.__version__}
+
+
+def _require_onnx() -> None:
+    try:
+        import onnx  # noqa: F401
+        import onnx_graphsurgeon  # noqa: F401
+        import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as e:
+        raise MemeError(f"meme export needs the onnx extra ({e.name} is missing): pip install \"meme-star[onnx]\"") from e
+
+
+def _writable_export_dir(folder: Path) -> Path:
+    export_dir = folder / EXPORT_DIR
+    if export_dir.exists() and not export_dir.is_dir():
+        raise MemeError(f"{export_dir} is not a folder: move that file away so exports can go there")
+    target = export_dir if export_dir.exists() else folder
+    if not os.access(target, os.W_OK):
+        raise MemeError(f"cannot write exports: {target} is not writable; copy the meme somewhere writable")
+    export_dir.mkdir(exist_ok=True)
+    return export_dir
+
+
+def _modules(base, video) -> dict[str, torch.nn.Module]:
+    return {"text_encoder": TextEncoderGraph(base.text_encoder), "unet": GuidedUNetGraph(video),
+            "vae_decoder": VaeDecoderGraph(base.vae)}
+
+
+def _build(tmp: Path, key: str, built_from: dict, base, video, shapes: Shapes, o: ExportOptions,
+           device: torch.device) -> dict:
+    tmp.mkdir()
+    graphs, t0 = {}, time.perf_counter()
+    providers = check_providers(device)
+    modules = _modules(base, video)
+    for name in tqdm(GRAPHS, desc="exporting", unit="graph", disable=o.quiet):
+        module = modules[name].eval()
+        inputs = shapes.inputs(name)
+        on_device = {k: v.to(device) for k, v in inputs.items()}
+        with torch.no_grad():
+            t = time.perf_counter()
+            reference = module(**on_device)
+            torch_s = time.perf_counter() - t
+        if built_from["precision"] == "fp16":
+            module.half()
+        info = export_graph(module, on_device, GRAPHS[name][1], tmp / f"{name}.onnx", o.opset)
+        module.to("meta")  # done with it: give the memory back before the next graph
+        check = self_check(tmp / f"{name}.onnx", reference, inputs, built_from["precision"], providers)
+        graphs[name] = {**info, "inputs": {k: [list(v.shape), str(v.dtype).removeprefix("torch.")]
+                                           for k, v in inputs.items()},
+                        "outputs": GRAPHS[name][1], "check": {**check, "torch_s": round(torch_s, 4)}}
+    base.tokenizer.save_pretrained(tmp / TOKENIZER)
+    write_json(tmp / SCHEDULER_JSON, base.scheduler_config)
+    manifest = {"format": EXPORT_FORMAT, "key": key, "built_from": built_from, "graphs": graphs,
+                "created": datetime.datetime.now().isoformat(timespec="seconds"),
+                "seconds": round(time.perf_counter() - t0, 3), "device": str(device)}
+    write_json(tmp / EXPORT_JSON, manifest)
+    return manifest
+
+
+def _replace(tmp: Path, final: Path) -> None:
+    """Moves the finished export into place; an old one under the same key goes only after the new one is in."""
+    old = final.with_name(f".old-{final.name}-{os.getpid()}")
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def export_meme(o: ExportOptions) -> dict:
+    folder = Path(o.meme)
+    meta = read_meme(folder)
+    check_opset(o.opset)
+    if o.precision not in ("auto", "fp32", "fp16"):
+        raise MemeError(f"--precision must be auto, fp32 or fp16, not {o.precision!r}")
+    _require_onnx()
+    device = pick_device(o.device)
+    if o.trt:  # before minutes of ONNX work, say what is missing
+        from .trt import require_tensorrt
+
+        require_tensorrt()
+        if device.type != "cuda":
+            raise MemeError("--trt builds engines on the NVIDIA GPU that will run them: run it there (--device cuda)")
+    export_dir = _writable_export_dir(folder)
+    precision = o.precision if o.precision != "auto" else ("fp16" if device.type == "cuda" else "fp32")
+
+    t = time.perf_counter()
+    base = load_base(o.base or meta["base"]["reference"], device=device, dtype=torch.float32, config=o.base_config,
+                     allow_pickle=o.allow_pickle)
+    video = VideoUNet(base.unet, meta["group_norm"])
+    load_adapter(video, folder / ADAPTER, base.reference, base.fingerprint)
+    load_s = time.perf_counter() - t
+    shapes = Shapes(frames=meta["frames"], latent_channels=base.vae.config.latent_channels,
+                    latent_side=meta["size"] // vae_scale_factor(base.vae),
+                    text_length=base.tokenizer.model_max_length, text_width=base.text_encoder.config.hidden_size,
+                    vocab_size=len(base.tokenizer))
+    built_from = {"adapter_sha256": meta["files"][ADAPTER], "base": base.fingerprint.id,
+                  "group_norm": meta["group_norm"], "shapes": vars(shapes), "guidance_batch": 2,
+                  "precision": precision, "opset": o.opset, "versions": onnx_versions()}
+    key = build_key(built_from)
+    final = export_dir / key
+    cached = (final / EXPORT_JSON).is_file() and not o.force
+    if cached:
+        manifest = json.loads((final / EXPORT_JSON).read_text())
+    else:
+        tmp = export_dir / f".building-{key}-{os.getpid()}"
+        try:
+            manifest = _build(tmp, key, built_from, base, video, shapes, o, device)
+            _replace(tmp, final)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise MemeError(f"the disk under {export_dir} is full: free space and run `meme export` again "
+                                f"(existing exports are untouched)") from e
+            raise MemeError(f"cannot write the export under {export_dir}: {e.strerror or e}") from e
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    summary = {"meme": str(folder), "export": str(final), "key": key, "cached": cached, "precision": precision,
+               "opset": o.opset, "load_s": round(load_s, 3), "seconds": manifest["seconds"],
+               "graphs": {name: {"nodes": g["nodes"], "megabytes": round(g["bytes"] / 2 ** 20, 2),
+                                 "relative_error": g["check"]["relative_error"],
+                                 "max_abs_error": g["check"]["max_abs_error"]}
+                          for name, g in manifest["graphs"].items()},
+               "tolerance": TOLERANCE[precision]}
+    if o.trt:
+        from .trt import build_engines
+
+        summary["engines"] = build_engines(final, manifest, device, force=o.force, quiet=o.quiet)
+    return summary

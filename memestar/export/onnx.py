@@ -1,0 +1,101 @@
+"""One torch module -> one checked ONNX file, and ONNX Runtime against torch on the same inputs.
+
+`export_graph`: torch's dynamo exporter (opset 18 and up), weights in an external file when the graph is
+over 2 GB, clean-up and constant folding with onnx-graphsurgeon, then `onnx.checker` and shape inference.
+`self_check`: runs the file in ONNX Runtime and compares it with the fp32 torch module's output.
+"""
+
+import logging
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ExportFailed, MemeError
+from ..export_folder import ort_session
+
+MIN_OPSET = 18  # the dynamo exporter writes opset 18 and up
+PROTOBUF_LIMIT = 2 * 1024 ** 3  # one ONNX file holds at most 2 GB; larger graphs keep their weights beside it
+TOLERANCE = {"fp32": 1e-3, "fp16": 1e-2}  # relative: max abs error / max abs of torch's output
+
+
+def max_opset() -> int:
+    from torch.onnx._constants import ONNX_MAX_OPSET
+
+    return ONNX_MAX_OPSET
+
+
+def check_opset(opset: int) -> None:
+    if not MIN_OPSET <= opset <= max_opset():
+        raise MemeError(f"--opset {opset} cannot be written by this torch's ONNX exporter: use {MIN_OPSET} to "
+                        f"{max_opset()} (18, the default, runs everywhere: ONNX Runtime and TensorRT)")
+
+
+def _parameter_bytes(module: torch.nn.Module) -> int:
+    return sum(p.numel() * p.element_size() for p in module.parameters())
+
+
+def export_graph(module: torch.nn.Module, inputs: dict[str, torch.Tensor], output_names: list[str], path: Path,
+                 opset: int) -> dict:
+    """Writes `module(**inputs)` to `path` with static shapes; returns what was done (nodes, seconds, sizes)."""
+    import onnx
+    import onnx_graphsurgeon as gs
+
+    external = _parameter_bytes(module) > PROTOBUF_LIMIT * 0.9
+    t = time.perf_counter()
+    for name in ("torch.onnx", "torch.onnx._internal"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch's own pytree deprecations, inside the exporter
+        try:
+            program = torch.onnx.export(module, tuple(inputs.values()), input_names=list(inputs),
+                                        output_names=output_names, opset_version=opset, dynamo=True,
+                                        external_data=external, verbose=False)
+        except Exception as e:  # the exporter raises many kinds; the message is what the user needs
+            raise ExportFailed(f"the ONNX exporter failed on {path.stem} at opset {opset}: {str(e).splitlines()[0]}") from e
+    model = program.model_proto
+    exported_nodes = len(model.graph.node)
+    graph = gs.import_onnx(model)
+    graph.cleanup().toposort()
+    graph.fold_constants().cleanup()
+    model = gs.export_onnx(graph)
+    onnx.save_model(model, path, save_as_external_data=external, all_tensors_to_one_file=True,
+                    location=f"{path.name}.data")
+    onnx.checker.check_model(str(path), full_check=True)  # by path: works past 2 GB
+    onnx.shape_inference.infer_shapes_path(str(path), str(path))
+    files = [path] + ([path.with_name(f"{path.name}.data")] if external else [])
+    return {"file": path.name, "external_data": external, "nodes_exported": exported_nodes,
+            "nodes": len(graph.nodes), "bytes": sum(f.stat().st_size for f in files),
+            "export_s": round(time.perf_counter() - t, 3)}
+
+
+def check_providers(device: torch.device) -> list[str]:
+    """ONNX Runtime's CUDA provider for the self-check where the export runs on a GPU and it is installed."""
+    import onnxruntime
+
+    cuda = device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
+
+
+def self_check(path: Path, reference: torch.Tensor, inputs: dict[str, torch.Tensor], precision: str,
+               providers: list[str]) -> dict:
+    """ONNX Runtime's output on `inputs` against torch's `reference`; raises when over the precision's tolerance."""
+    session = ort_session(path, providers)
+    feeds = {k: v.cpu().numpy() for k, v in inputs.items()}
+    t = time.perf_counter()
+    out = session.run(None, feeds)[0]
+    seconds = time.perf_counter() - t
+    ref = reference.float().cpu().numpy()
+    if out.shape != ref.shape:
+        raise ExportFailed(f"{path.name}: ONNX Runtime gave shape {out.shape}, torch {ref.shape}")
+    max_abs = float(np.abs(out - ref).max())
+    relative = max_abs / max(float(np.abs(ref).max()), 1e-12)
+    check = {"max_abs_error": max_abs, "relative_error": relative, "tolerance": TOLERANCE[precision],
+             "ort_s": round(seconds, 4), "ort_provider": session.get_providers()[0]}
+    if not np.isfinite(relative) or relative > TOLERANCE[precision]:
+        raise ExportFailed(f"{path.stem} failed its self-check: ONNX Runtime differs from torch by {relative:.2e} "
+                        f"(relative; max abs {max_abs:.2e}), over the {precision} tolerance {TOLERANCE[precision]:g}; "
+                        f"the previous export is kept")
+    return check

@@ -1,0 +1,91 @@
+"""FP16 TensorRT engines from a meme's checked ONNX export, built through polygraphy, refittable.
+
+Static shapes (one profile per meme), a timing cache shared by all builds on this machine, and an engine
+cache of bases: a second meme on the same base, shapes, GPU and TensorRT copies the first meme's engines
+and refits only the UNet's weights from its own ONNX file instead of building again.
+
+TensorRT is the optional extra `meme-star[trt]` and needs an NVIDIA GPU; it is imported only here and in
+the TensorRT backend. This code follows polygraphy's and TensorRT's documented Python API; it cannot run
+on the project's CPU machines (README: what was verified where).
+"""
+
+import datetime
+import os
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from ..errors import MemeError
+from ..export_folder import (ENGINES_FORMAT, ENGINES_JSON, GRAPHS, build_key, engine_identity, list_engines,
+                             require_tensorrt, stale_reason)
+from ..files import write_json
+from ..models.base import cache_dir
+
+def _build_engine(trt, onnx_path: Path, plan: Path, timing_cache: Path) -> None:
+    from polygraphy.backend.trt import CreateConfig, engine_from_network, network_from_onnx_path, save_engine
+
+    network = network_from_onnx_path(str(onnx_path), flags=[trt.OnnxParserFlag.NATIVE_INSTANCENORM])
+    config = CreateConfig(fp16=True, refittable=True, load_timing_cache=str(timing_cache))
+    engine = engine_from_network(network, config=config, save_timing_cache=str(timing_cache))
+    save_engine(engine, path=str(plan))
+
+
+def _refit_engine(trt, plan: Path, onnx_path: Path) -> None:
+    """Swaps the weights of the engine in `plan` for those in `onnx_path` (same graph, other weights)."""
+    logger = trt.Logger(trt.Logger.ERROR)
+    engine = trt.Runtime(logger).deserialize_cuda_engine(plan.read_bytes())
+    refitter = trt.Refitter(engine, logger)
+    if not trt.OnnxParserRefitter(refitter, logger).refit_from_file(str(onnx_path)) or not refitter.refit_cuda_engine():
+        raise MemeError(f"refitting {plan.name} from {onnx_path} failed: run `meme export --trt --force` to rebuild")
+    plan.write_bytes(engine.serialize())
+
+
+def build_engines(export_folder: Path, manifest: dict, device: torch.device, force: bool = False,
+                  quiet: bool = False) -> dict:
+    """Engines for every graph of the export under `trt-<key>/`; returns how each was made and how long it took."""
+    trt = require_tensorrt()
+    if device.type != "cuda":
+        raise MemeError("TensorRT engines are built on the NVIDIA GPU that will run them: use --device cuda there")
+    identity = engine_identity(device)
+    built_from = {"export": manifest["key"], **identity}
+    key = build_key(built_from)
+    folder = export_folder / f"trt-{key}"
+    if (folder / ENGINES_JSON).is_file() and not force:
+        return {"folder": str(folder), "cached": True}
+    notes = [f"rebuilding: engines in {f.name} were {stale_reason(m, identity)}"
+             for f, m in list_engines(export_folder) if stale_reason(m, identity)]
+    # Engines of the same base, shapes, precision and GPU differ only in the UNet's tuned weights.
+    shared_key = build_key({k: v for k, v in manifest["built_from"].items() if k != "adapter_sha256"} | identity)
+    shared = cache_dir() / "engines" / shared_key
+    timing_cache = cache_dir() / "engines" / f"timing-{build_key(identity)}.cache"
+    shared.mkdir(parents=True, exist_ok=True)
+    tmp = export_folder / f".building-trt-{key}-{os.getpid()}"
+    tmp.mkdir()
+    seconds, how = {}, {}
+    try:
+        for name in GRAPHS:
+            onnx_path, plan = export_folder / f"{name}.onnx", tmp / f"{name}.plan"
+            t = time.perf_counter()
+            if (shared / plan.name).is_file():
+                shutil.copyfile(shared / plan.name, plan)
+                if name == "unet":
+                    _refit_engine(trt, plan, onnx_path)
+                how[name] = "refit" if name == "unet" else "copied (base weights)"
+            else:
+                if not quiet:
+                    print(f"building the {name} engine (minutes, once per base, shapes and GPU) ...", flush=True)
+                _build_engine(trt, onnx_path, plan, timing_cache)
+                shutil.copyfile(plan, shared / plan.name)
+                how[name] = "built"
+            seconds[name] = round(time.perf_counter() - t, 3)
+        write_json(tmp / ENGINES_JSON, {"format": ENGINES_FORMAT, "key": key, "built_from": built_from,
+                                        "how": how, "seconds": seconds,
+                                        "created": datetime.datetime.now().isoformat(timespec="seconds")})
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"folder": str(folder), "cached": False, "how": how, "seconds": seconds, "notes": notes}

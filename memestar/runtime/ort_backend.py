@@ -1,0 +1,55 @@
+"""The ONNX Runtime backend: a meme's exported graphs on the CPU provider, or CUDA/TensorRT providers with IO
+binding on a GPU (with `onnxruntime-gpu`, the `gpu` extra), so tensors stay on the device between steps."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import MemeError
+from ..export_folder import GRAPHS, ort_session
+from .graph_backend import GraphBackend
+
+NUMPY_DTYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.int64: np.int64}
+
+
+def providers_for(device: torch.device) -> list[str]:
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        raise MemeError("--backend ort needs ONNX Runtime: pip install \"meme-star[onnx]\" (or [gpu] on NVIDIA GPUs)") from e
+    if device.type == "cpu":
+        return ["CPUExecutionProvider"]
+    available = ort.get_available_providers()
+    if "CUDAExecutionProvider" not in available:
+        raise MemeError("this ONNX Runtime has no CUDA provider: pip install \"meme-star[gpu]\" (onnxruntime-gpu), "
+                        "or run --backend ort with --device cpu")
+    gpu = ["TensorrtExecutionProvider"] if "TensorrtExecutionProvider" in available else []
+    return gpu + ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+class OrtBackend(GraphBackend):
+    name = "ort"
+
+    def __init__(self, export_folder: Path, manifest: dict, device: torch.device):
+        super().__init__(export_folder, manifest, device)
+        providers = providers_for(device)
+        if device.type == "cuda":
+            index = device.index or 0
+            providers = [(p, {"device_id": index}) if p != "CPUExecutionProvider" else p for p in providers]
+        self.sessions = {name: ort_session(self.folder / f"{name}.onnx", providers) for name in GRAPHS}
+
+    def _run(self, graph: str, feeds: dict[str, torch.Tensor]) -> torch.Tensor:
+        session = self.sessions[graph]
+        if self.device.type == "cpu":
+            return torch.from_numpy(session.run(None, {k: v.numpy() for k, v in feeds.items()})[0])
+        binding, index = session.io_binding(), self.device.index or 0
+        feeds = {k: v.contiguous() for k, v in feeds.items()}  # alive until the run ends: ORT reads their memory
+        for name, tensor in feeds.items():
+            binding.bind_input(name, "cuda", index, NUMPY_DTYPES[tensor.dtype], tuple(tensor.shape),
+                               tensor.data_ptr())
+        meta = session.get_outputs()[0]
+        out = torch.empty(meta.shape, dtype=torch.float32, device=self.device)
+        binding.bind_output(meta.name, "cuda", index, np.float32, tuple(out.shape), out.data_ptr())
+        session.run_with_iobinding(binding)
+        return out

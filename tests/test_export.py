@@ -1,0 +1,218 @@
+import errno
+import importlib.util
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import memestar.export.meme as export_stage
+import memestar.export.onnx as export_onnx
+from test_clips import run_meme
+from test_train import options, sliding_square
+from memestar.errors import ExportFailed, MemeError
+from memestar.export.meme import ExportOptions, export_meme
+from memestar.export_folder import ENGINES_FORMAT, EXPORT_JSON, INSTALL_HINT, list_exports, stale_reason
+from memestar.media.writers import write_gif
+from memestar.runtime import Meme
+from memestar.runtime.meme import choose_backend
+from memestar.train.meme import train_meme
+
+PROMPT = "a blue circle sliding"
+HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
+
+
+@pytest.fixture(scope="module")
+def meme_dir(tmp_path_factory):
+    """A meme whose temporal layers are no longer zero, so the export carries a real adapter."""
+    root = tmp_path_factory.mktemp("export")
+    clip = write_gif(sliding_square(), root / "slide.gif", fps=8)
+    train_meme(options(clip, root / "meme", steps=3, inversion_steps=4))
+    return root / "meme"
+
+
+@pytest.fixture(scope="module")
+def exported(meme_dir):
+    return export_meme(ExportOptions(meme=meme_dir, precision="fp32", quiet=True))
+
+
+def relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
+def test_export_checks_itself_and_a_repeat_is_a_cache_hit(meme_dir, exported):
+    assert not exported["cached"]
+    folder = meme_dir / "export" / exported["key"]
+    manifest = json.loads((folder / EXPORT_JSON).read_text())
+    for name in ("text_encoder", "unet", "vae_decoder"):
+        assert (folder / f"{name}.onnx").is_file()
+        assert manifest["graphs"][name]["check"]["relative_error"] < 1e-3
+    assert manifest["built_from"]["opset"] == 18 and manifest["built_from"]["shapes"]["frames"] == 8
+    again = export_meme(ExportOptions(meme=meme_dir, precision="fp32", quiet=True))
+    assert again["cached"] and again["key"] == exported["key"]
+
+
+def test_ort_generation_matches_torch_from_the_same_latents(meme_dir, exported):
+    ours, reference = Meme.load(meme_dir, backend="ort"), Meme.load(meme_dir, backend="torch")
+    assert ours.backend.name == "ort"
+    texts = [torch.cat([m.text_embedding(""), m.text_embedding(PROMPT)]) for m in (ours, reference)]
+    assert relative(*texts) < 1e-3
+    for guidance, text_rows in ((5.0, slice(None)), (1.0, slice(1, None))):  # with and without guidance
+        a, b = (m.backend.sample("ddim", 4, reference.inversion.float(), t[text_rows], guidance)
+                for m, t in zip((ours, reference), texts))
+        assert relative(a, b) < 1e-3, guidance
+    g_ours = ours.generate(PROMPT, steps=4, guidance=5.0)
+    g_ref = reference.generate(PROMPT, steps=4, guidance=5.0)
+    assert g_ours.settings["backend"] == "ort"
+    assert np.abs(g_ours.frames.astype(int) - g_ref.frames.astype(int)).max() <= 2
+
+
+def test_fp16_export_is_within_its_tolerance_and_is_chosen_by_precision(meme_dir, exported):
+    summary = export_meme(ExportOptions(meme=meme_dir, precision="fp16", quiet=True))
+    assert summary["key"] != exported["key"]
+    assert all(g["relative_error"] < 1e-2 for g in summary["graphs"].values())
+    half = Meme.load(meme_dir, backend="ort", precision="fp16")
+    assert half.backend.manifest["built_from"]["precision"] == "fp16"
+    reference = Meme.load(meme_dir, backend="torch")
+    text = torch.cat([reference.text_embedding(""), reference.text_embedding(PROMPT)])
+    a = half.backend.sample("ddim", 4, reference.inversion.float(), text, 5.0)
+    assert relative(a, reference.backend.sample("ddim", 4, reference.inversion.float(), text, 5.0)) < 1e-2
+    assert Meme.load(meme_dir, backend="ort").backend.manifest["built_from"]["precision"] == "fp32"  # CPU's own
+
+
+def _snapshot(folder):
+    return {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+
+
+def test_a_failed_self_check_keeps_the_previous_export(meme_dir, exported, monkeypatch):
+    folder = meme_dir / "export" / exported["key"]
+    before = _snapshot(folder)
+    monkeypatch.setitem(export_onnx.TOLERANCE, "fp32", 1e-12)
+    with pytest.raises(ExportFailed, match="failed its self-check"):
+        export_meme(ExportOptions(meme=meme_dir, precision="fp32", force=True, quiet=True))
+    assert _snapshot(folder) == before
+    assert not [p for p in (meme_dir / "export").iterdir() if p.name.startswith(".")]
+
+
+def test_a_full_disk_says_so_and_keeps_the_previous_export(meme_dir, exported, monkeypatch):
+    folder = meme_dir / "export" / exported["key"]
+    before = _snapshot(folder)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export_stage, "export_graph", disk_full)
+    with pytest.raises(MemeError, match="disk .* is full"):
+        export_meme(ExportOptions(meme=meme_dir, precision="fp32", force=True, quiet=True))
+    assert _snapshot(folder) == before
+
+
+def test_force_rebuilds_in_place(meme_dir, exported, tmp_path):
+    copy = tmp_path / "meme"
+    shutil.copytree(meme_dir, copy)
+    summary = export_meme(ExportOptions(meme=copy, precision="fp32", force=True, quiet=True))
+    assert not summary["cached"] and summary["key"] == exported["key"]
+    assert [p.name for p in (copy / "export").iterdir() if p.name.startswith(".")] == []
+    assert len(list_exports(copy, json.loads((copy / "meme.json").read_text())["files"]["adapter.safetensors"])) == 2
+
+
+def test_auto_picks_ort_on_a_cpu_only_when_the_export_measured_it_faster(meme_dir, exported, tmp_path):
+    copy = tmp_path / "meme"
+    shutil.copytree(meme_dir, copy)
+    meta = json.loads((copy / "meme.json").read_text())
+    for path in (copy / "export").glob(f"*/{EXPORT_JSON}"):
+        manifest = json.loads(path.read_text())
+        for g in manifest["graphs"].values():
+            g["check"]["ort_s"], g["check"]["torch_s"] = 2.0, 1.0
+        path.write_text(json.dumps(manifest))
+    assert choose_backend(copy, meta, torch.device("cpu")) == "torch"
+    for g in manifest["graphs"].values():
+        g["check"]["ort_s"] = 0.5
+    path.write_text(json.dumps(manifest))
+    for other in (copy / "export").glob(f"*/{EXPORT_JSON}"):
+        if other != path:
+            shutil.rmtree(other.parent)
+    assert choose_backend(copy, meta, torch.device("cpu")) == "ort"
+
+
+def test_engines_for_another_gpu_or_tensorrt_say_why_they_cannot_run():
+    built = {"format": ENGINES_FORMAT, "built_from": {"gpu": "NVIDIA A100-SXM4-80GB", "compute_capability": "8.0",
+                                                      "tensorrt": "10.3.0"}}
+    here = {"gpu": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0", "tensorrt": "10.3.0"}
+    assert "gpu NVIDIA A100-SXM4-80GB" in stale_reason(built, here)
+    assert "tensorrt 10.3.0, this machine has 10.9.0" in stale_reason(built, {**built["built_from"], "tensorrt": "10.9.0"})
+    assert stale_reason(built, dict(built["built_from"])) is None
+
+
+BAD = {
+    "not a meme": (lambda m, t: ["export", t], "is not a meme folder"),
+    "opset too low": (lambda m, t: ["export", m, "--opset", "17"], "--opset 17 cannot be written"),
+    "opset too high": (lambda m, t: ["export", m, "--opset", "99"], "--opset 99 cannot be written"),
+    "bad precision": (lambda m, t: ["export", m, "--precision", "int4"], "--precision must be"),
+    "export is a file": (lambda m, t: ["export", _export_is_a_file(m, t)], "is not a folder"),
+    "gen ort, no export": (lambda m, t: ["gen", "x", "--meme", _copy_without_exports(m, t), "--backend", "ort"],
+                           "run `meme export"),
+}
+
+
+def _copy_without_exports(meme_dir, tmp_path):
+    copy = tmp_path / "bare"
+    shutil.copytree(meme_dir, copy, ignore=shutil.ignore_patterns("export"))
+    return copy
+
+
+def _export_is_a_file(meme_dir, tmp_path):
+    copy = _copy_without_exports(meme_dir, tmp_path)
+    (copy / "export").write_text("not a folder")
+    return copy
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_cli_bad_input_exits_2_with_one_line(case, meme_dir, exported, tmp_path):
+    make, message = BAD[case]
+    r = run_meme(*make(meme_dir, tmp_path))
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere: a read-only folder cannot be shown")
+def test_unwritable_meme_folder_is_refused(meme_dir, tmp_path):
+    copy = _copy_without_exports(meme_dir, tmp_path)
+    copy.chmod(0o555)
+    try:
+        r = run_meme("export", copy)
+    finally:
+        copy.chmod(0o755)
+    assert r.returncode == 2 and "is not writable" in r.stderr, r.stderr
+
+
+@pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed here")
+@pytest.mark.parametrize("args", [["export", "{m}", "--trt"], ["gen", "x", "--meme", "{m}", "--backend", "trt"]])
+def test_trt_without_tensorrt_says_what_to_install(args, meme_dir, exported):
+    r = run_meme(*[a.format(m=meme_dir) for a in args])
+    assert r.returncode == 2 and INSTALL_HINT in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_cli_export_json(meme_dir, exported):
+    r = run_meme("export", meme_dir, "--precision", "fp32", "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["cached"] and info["key"] == exported["key"] and set(info["graphs"]) == {"text_encoder", "unet",
+                                                                                          "vae_decoder"}
+
+
+@pytest.mark.skipif(not (HAS_TENSORRT and torch.cuda.is_available()),
+                    reason=INSTALL_HINT if not HAS_TENSORRT else "TensorRT engines need an NVIDIA GPU")
+def test_tensorrt_engines_match_torch_and_a_second_meme_refits(meme_dir, tmp_path):
+    summary = export_meme(ExportOptions(meme=meme_dir, precision="fp16", trt=True, device="cuda", quiet=True))
+    engine, reference = (Meme.load(meme_dir, backend=b, device="cuda", precision="fp16") for b in ("trt", "torch"))
+    text = torch.cat([reference.text_embedding(""), reference.text_embedding(PROMPT)])
+    a, b = (m.backend.sample("ddim", 4, reference.inversion.float(), text.float(), 5.0) for m in (engine, reference))
+    assert relative(a, b) < 1e-2
+    other = tmp_path / "other"
+    clip = write_gif(sliding_square()[::-1].copy(), tmp_path / "back.gif", fps=8)
+    train_meme(options(clip, other, steps=3, inversion_steps=4, device="cuda"))
+    second = export_meme(ExportOptions(meme=other, precision="fp16", trt=True, device="cuda", quiet=True))
+    assert second["engines"]["how"]["unet"] == "refit", (summary["engines"], second["engines"])
