@@ -14,6 +14,7 @@ renamed), so a folder with `export.json` is whole.
 """
 
 import hashlib
+import importlib.util
 import json
 from pathlib import Path
 
@@ -91,10 +92,11 @@ INSTALL_HINT = ("TensorRT is not installed: on a Linux machine with an NVIDIA GP
 
 def require_tensorrt():
     try:
-        import polygraphy  # noqa: F401
         import tensorrt
     except ImportError as e:
         raise MemeError(INSTALL_HINT) from e
+    if importlib.util.find_spec("polygraphy") is None:
+        raise MemeError(INSTALL_HINT)
     return tensorrt
 
 

@@ -11,7 +11,7 @@ import torch
 import memestar.export.meme as export_stage
 import memestar.export.onnx as export_onnx
 from test_clips import run_meme
-from test_train import options, sliding_square
+from test_train import options, small_meme, sliding_square
 from memestar.errors import ExportFailed, MemeError
 from memestar.export.meme import ExportOptions, export_meme
 from memestar.export_folder import ENGINES_FORMAT, EXPORT_JSON, INSTALL_HINT, list_exports, stale_reason
@@ -26,11 +26,7 @@ HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 
 @pytest.fixture(scope="module")
 def meme_dir(tmp_path_factory):
-    """A meme whose temporal layers are no longer zero, so the export carries a real adapter."""
-    root = tmp_path_factory.mktemp("export")
-    clip = write_gif(sliding_square(), root / "slide.gif", fps=8)
-    train_meme(options(clip, root / "meme", steps=3, inversion_steps=4))
-    return root / "meme"
+    return small_meme(tmp_path_factory.mktemp("export"))
 
 
 @pytest.fixture(scope="module")

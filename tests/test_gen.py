@@ -8,21 +8,15 @@ from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 from PIL import Image
 
 from test_clips import run_meme
-from test_train import options
 from memestar.errors import MemeError
 from memestar.media.clips import read_clip
-from memestar.media.writers import write_gif
 from memestar.runtime import Meme
-from memestar.train.meme import train_meme
-from test_train import sliding_square
+from test_train import small_meme
 
 
 @pytest.fixture(scope="module")
 def meme_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("gen")
-    clip = write_gif(sliding_square(), root / "slide.gif", fps=8)
-    train_meme(options(clip, root / "meme", steps=3, inversion_steps=4))
-    return root / "meme"
+    return small_meme(tmp_path_factory.mktemp("gen"))
 
 
 @pytest.fixture(scope="module")

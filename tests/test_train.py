@@ -44,6 +44,13 @@ def options(clip_path, out, **kw):
     return TrainOptions(**{**base, **kw})
 
 
+def small_meme(root):
+    """A meme on random-tiny tuned for 3 steps on the sliding square: its temporal layers are no longer zero."""
+    clip = write_gif(sliding_square(), root / "slide.gif", fps=8)
+    train_meme(options(clip, root / "meme", steps=3, inversion_steps=4))
+    return root / "meme"
+
+
 @pytest.fixture(scope="module")
 def meme(clip_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("memes") / "slide"

@@ -7,6 +7,7 @@ export.json -> rename into place (the previous export stays until then) -> engin
 
 import datetime
 import errno
+import importlib.util
 import json
 import os
 import shutil
@@ -56,13 +57,10 @@ def onnx_versions() -> dict:
 
 
 def _require_onnx() -> None:
-    try:
-        import onnx  # noqa: F401
-        import onnx_graphsurgeon  # noqa: F401
-        import onnxruntime  # noqa: F401
-        import onnxscript  # noqa: F401
-    except ImportError as e:
-        raise MemeError(f"meme export needs the onnx extra ({e.name} is missing): pip install \"meme-star[onnx]\"") from e
+    missing = [m for m in ("onnx", "onnx_graphsurgeon", "onnxruntime", "onnxscript") if not importlib.util.find_spec(m)]
+    if missing:
+        raise MemeError(f"meme export needs the onnx extra ({', '.join(missing)} missing): "
+                        f"pip install \"meme-star[onnx]\"")
 
 
 def _writable_export_dir(folder: Path) -> Path:
