@@ -6,9 +6,13 @@ export/<key>/                one export, keyed by a hash of what built it (`buil
   text_encoder.onnx unet.onnx vae_decoder.onnx   (+ <name>.onnx.data when a graph is over 2 GB)
   tokenizer/ scheduler.json  the base's tokenizer and noise schedule: the engines' runtime needs no base
   trt-<key>/                 FP16 engines for one GPU and TensorRT version
-    engines.json             format, key, built_from (export key, GPU, compute capability, TensorRT)
-    <graph>.plan timing.cache
+    engines.json             format, key, built_from (export key, GPU, compute capability, TensorRT), how each
+                             engine was made (built, refit, copied) and the seconds it took
+    <graph>.plan
 ```
+TensorRT's timing cache and the engines of each base (for refitting a second meme's UNet instead of
+building it) live in `$MEMESTAR_CACHE/engines/`.
+
 An export folder appears under its final name only when complete (built under a temporary name, then
 renamed), so a folder with `export.json` is whole.
 """

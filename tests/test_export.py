@@ -31,27 +31,29 @@ def meme_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def exported(meme_dir):
-    return export_meme(ExportOptions(meme=meme_dir, precision="fp32", quiet=True))
+    return export_meme(ExportOptions(meme=meme_dir, precision="fp32", device="cpu", quiet=True))
 
 
 def relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / b.abs().max())
 
 
-def test_export_checks_itself_and_a_repeat_is_a_cache_hit(meme_dir, exported):
+def test_export_checks_itself_and_a_repeat_is_a_cache_hit(meme_dir, exported, monkeypatch):
     assert not exported["cached"]
     folder = meme_dir / "export" / exported["key"]
     manifest = json.loads((folder / EXPORT_JSON).read_text())
     for name in ("text_encoder", "unet", "vae_decoder"):
         assert (folder / f"{name}.onnx").is_file()
         assert manifest["graphs"][name]["check"]["relative_error"] < 1e-3
-    assert manifest["built_from"]["opset"] == 18 and manifest["built_from"]["shapes"]["frames"] == 8
-    again = export_meme(ExportOptions(meme=meme_dir, precision="fp32", quiet=True))
+    assert manifest["built_from"]["opset"] == 18 and manifest["shapes"]["frames"] == 8
+    monkeypatch.setattr(export_stage, "load_base", None)  # a cache hit loads no model
+    again = export_meme(ExportOptions(meme=meme_dir, precision="fp32", device="cpu", quiet=True))
     assert again["cached"] and again["key"] == exported["key"]
 
 
 def test_ort_generation_matches_torch_from_the_same_latents(meme_dir, exported):
-    ours, reference = Meme.load(meme_dir, backend="ort"), Meme.load(meme_dir, backend="torch")
+    ours = Meme.load(meme_dir, backend="ort", device="cpu")
+    reference = Meme.load(meme_dir, backend="torch", device="cpu")
     assert ours.backend.name == "ort"
     texts = [torch.cat([m.text_embedding(""), m.text_embedding(PROMPT)]) for m in (ours, reference)]
     assert relative(*texts) < 1e-3
@@ -66,16 +68,17 @@ def test_ort_generation_matches_torch_from_the_same_latents(meme_dir, exported):
 
 
 def test_fp16_export_is_within_its_tolerance_and_is_chosen_by_precision(meme_dir, exported):
-    summary = export_meme(ExportOptions(meme=meme_dir, precision="fp16", quiet=True))
+    summary = export_meme(ExportOptions(meme=meme_dir, precision="fp16", device="cpu", quiet=True))
     assert summary["key"] != exported["key"]
     assert all(g["relative_error"] < 1e-2 for g in summary["graphs"].values())
-    half = Meme.load(meme_dir, backend="ort", precision="fp16")
+    half = Meme.load(meme_dir, backend="ort", precision="fp16", device="cpu")
     assert half.backend.manifest["built_from"]["precision"] == "fp16"
-    reference = Meme.load(meme_dir, backend="torch")
+    reference = Meme.load(meme_dir, backend="torch", device="cpu")
     text = torch.cat([reference.text_embedding(""), reference.text_embedding(PROMPT)])
     a = half.backend.sample("ddim", 4, reference.inversion.float(), text, 5.0)
     assert relative(a, reference.backend.sample("ddim", 4, reference.inversion.float(), text, 5.0)) < 1e-2
-    assert Meme.load(meme_dir, backend="ort").backend.manifest["built_from"]["precision"] == "fp32"  # CPU's own
+    on_cpu = Meme.load(meme_dir, backend="ort", device="cpu")  # auto precision: the CPU's own, fp32
+    assert on_cpu.backend.manifest["built_from"]["precision"] == "fp32"
 
 
 def _snapshot(folder):
@@ -87,7 +90,7 @@ def test_a_failed_self_check_keeps_the_previous_export(meme_dir, exported, monke
     before = _snapshot(folder)
     monkeypatch.setitem(export_onnx.TOLERANCE, "fp32", 1e-12)
     with pytest.raises(ExportFailed, match="failed its self-check"):
-        export_meme(ExportOptions(meme=meme_dir, precision="fp32", force=True, quiet=True))
+        export_meme(ExportOptions(meme=meme_dir, precision="fp32", force=True, device="cpu", quiet=True))
     assert _snapshot(folder) == before
     assert not [p for p in (meme_dir / "export").iterdir() if p.name.startswith(".")]
 
@@ -101,17 +104,21 @@ def test_a_full_disk_says_so_and_keeps_the_previous_export(meme_dir, exported, m
 
     monkeypatch.setattr(export_stage, "export_graph", disk_full)
     with pytest.raises(MemeError, match="disk .* is full"):
-        export_meme(ExportOptions(meme=meme_dir, precision="fp32", force=True, quiet=True))
+        export_meme(ExportOptions(meme=meme_dir, precision="fp32", force=True, device="cpu", quiet=True))
     assert _snapshot(folder) == before
 
 
 def test_force_rebuilds_in_place(meme_dir, exported, tmp_path):
     copy = tmp_path / "meme"
     shutil.copytree(meme_dir, copy)
-    summary = export_meme(ExportOptions(meme=copy, precision="fp32", force=True, quiet=True))
+    adapter = json.loads((copy / "meme.json").read_text())["files"]["adapter.safetensors"]
+    exports_before = len(list_exports(copy, adapter))
+    dead_run = copy / "export" / ".building-0123-999999999"  # a run killed half way (no such process)
+    dead_run.mkdir()
+    summary = export_meme(ExportOptions(meme=copy, precision="fp32", force=True, device="cpu", quiet=True))
     assert not summary["cached"] and summary["key"] == exported["key"]
     assert [p.name for p in (copy / "export").iterdir() if p.name.startswith(".")] == []
-    assert len(list_exports(copy, json.loads((copy / "meme.json").read_text())["files"]["adapter.safetensors"])) == 2
+    assert len(list_exports(copy, adapter)) == exports_before  # replaced, not added
 
 
 def test_auto_picks_ort_on_a_cpu_only_when_the_export_measured_it_faster(meme_dir, exported, tmp_path):
@@ -123,14 +130,15 @@ def test_auto_picks_ort_on_a_cpu_only_when_the_export_measured_it_faster(meme_di
         for g in manifest["graphs"].values():
             g["check"]["ort_s"], g["check"]["torch_s"] = 2.0, 1.0
         path.write_text(json.dumps(manifest))
-    assert choose_backend(copy, meta, torch.device("cpu")) == "torch"
+    assert choose_backend(copy, meta, torch.device("cpu")) == ("torch", None)
     for g in manifest["graphs"].values():
         g["check"]["ort_s"] = 0.5
     path.write_text(json.dumps(manifest))
     for other in (copy / "export").glob(f"*/{EXPORT_JSON}"):
         if other != path:
             shutil.rmtree(other.parent)
-    assert choose_backend(copy, meta, torch.device("cpu")) == "ort"
+    assert choose_backend(copy, meta, torch.device("cpu")) == ("ort", path.parent)
+    assert choose_backend(copy, meta, torch.device("cpu"), "bf16") == ("torch", None)  # no export holds bf16
 
 
 def test_engines_for_another_gpu_or_tensorrt_say_why_they_cannot_run():
@@ -192,7 +200,7 @@ def test_trt_without_tensorrt_says_what_to_install(args, meme_dir, exported):
 
 
 def test_cli_export_json(meme_dir, exported):
-    r = run_meme("export", meme_dir, "--precision", "fp32", "--json")
+    r = run_meme("export", meme_dir, "--precision", "fp32", "--device", "cpu", "--json")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert info["cached"] and info["key"] == exported["key"] and set(info["graphs"]) == {"text_encoder", "unet",

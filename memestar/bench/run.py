@@ -177,7 +177,8 @@ def _time_backend(name: str, folder: Path, meta: dict, device, o: BenchOptions, 
 
         encode_media = backend.encode_media
     else:
-        meme = Meme.load(folder, device=str(device), precision=o.precision, backend=name)
+        precision = "auto" if name in GRAPH_BACKENDS else o.precision  # graph backends: the bench's export
+        meme = Meme.load(folder, device=str(device), precision=precision, backend=name)
         backend, x = meme.backend, meme.inversion.float()
 
         def end_to_end():

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +71,10 @@ def _writable_export_dir(folder: Path) -> Path:
     target = export_dir if export_dir.exists() else folder
     if not os.access(target, os.W_OK):
         raise MemeError(f"cannot write exports: {target} is not writable; copy the meme somewhere writable")
-    export_dir.mkdir(exist_ok=True)
+    try:
+        export_dir.mkdir(exist_ok=True)
+    except OSError as e:
+        raise _disk_error(e, folder) from e
     return export_dir
 
 
@@ -79,17 +83,32 @@ def _modules(base, video) -> dict[str, torch.nn.Module]:
             "vae_decoder": VaeDecoderGraph(base.vae)}
 
 
-def _build(tmp: Path, key: str, built_from: dict, base, video, shapes: Shapes, o: ExportOptions,
-           device: torch.device) -> dict:
+def _load(meta: dict, folder: Path, o: ExportOptions, device: torch.device):
+    """The meme's base (fp32) with its video UNet and adapter, and the shapes its graphs take."""
+    base = load_base(o.base or meta["base"]["reference"], device=device, dtype=torch.float32, config=o.base_config,
+                     allow_pickle=o.allow_pickle)
+    video = VideoUNet(base.unet, meta["group_norm"])
+    load_adapter(video, folder / ADAPTER, base.reference, base.fingerprint)
+    shapes = Shapes(frames=meta["frames"], latent_channels=base.vae.config.latent_channels,
+                    latent_side=meta["size"] // vae_scale_factor(base.vae),
+                    text_length=base.tokenizer.model_max_length, text_width=base.text_encoder.config.hidden_size,
+                    vocab_size=len(base.tokenizer))
+    return base, video, shapes
+
+
+def _build(tmp: Path, key: str, built_from: dict, meta: dict, o: ExportOptions, device: torch.device) -> dict:
     tmp.mkdir()
-    graphs, t0 = {}, time.perf_counter()
+    t0 = time.perf_counter()
+    base, video, shapes = _load(meta, Path(o.meme), o, device)
+    load_s = time.perf_counter() - t0
+    graphs = {}
     providers = check_providers(device)
     modules = _modules(base, video)
     for name in tqdm(GRAPHS, desc="exporting", unit="graph", disable=o.quiet):
         module = modules[name].eval()
         inputs = shapes.inputs(name)
         on_device = {k: v.to(device) for k, v in inputs.items()}
-        with torch.no_grad():
+        with torch.no_grad(), _no_tf32():
             t = time.perf_counter()
             reference = module(**on_device)
             torch_s = time.perf_counter() - t
@@ -103,9 +122,9 @@ def _build(tmp: Path, key: str, built_from: dict, base, video, shapes: Shapes, o
                         "outputs": GRAPHS[name][1], "check": {**check, "torch_s": round(torch_s, 4)}}
     base.tokenizer.save_pretrained(tmp / TOKENIZER)
     write_json(tmp / SCHEDULER_JSON, base.scheduler_config)
-    manifest = {"format": EXPORT_FORMAT, "key": key, "built_from": built_from, "graphs": graphs,
-                "created": datetime.datetime.now().isoformat(timespec="seconds"),
-                "seconds": round(time.perf_counter() - t0, 3), "device": str(device)}
+    manifest = {"format": EXPORT_FORMAT, "key": key, "built_from": built_from, "shapes": vars(shapes),
+                "graphs": graphs, "created": datetime.datetime.now().isoformat(timespec="seconds"),
+                "load_s": round(load_s, 3), "seconds": round(time.perf_counter() - t0, 3), "device": str(device)}
     write_json(tmp / EXPORT_JSON, manifest)
     return manifest
 
@@ -115,8 +134,49 @@ def _replace(tmp: Path, final: Path) -> None:
     old = final.with_name(f".old-{final.name}-{os.getpid()}")
     if final.exists():
         final.rename(old)
-    tmp.rename(final)
+    try:
+        tmp.rename(final)
+    except OSError:
+        if old.exists():
+            old.rename(final)
+        raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_leftovers(export_dir: Path) -> None:
+    """Half-built or replaced exports of runs that died (their process is gone) under `export_dir`."""
+    for path in export_dir.glob(".*-*"):
+        pid = path.name.rsplit("-", 1)[-1]
+        if path.name.startswith((".building-", ".old-")) and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _disk_error(e: OSError, where: Path) -> MemeError:
+    if e.errno == errno.ENOSPC:
+        return MemeError(f"the disk under {where} is full: free space and run `meme export` again (existing exports "
+                         f"are untouched)")
+    return MemeError(f"cannot write under {where}: {e.strerror or e}")
+
+
+@contextmanager
+def _no_tf32():
+    """torch's reference in full fp32: cuDNN would otherwise use TF32 convolutions on Ampere and later."""
+    previous = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = previous
 
 
 def export_meme(o: ExportOptions) -> dict:
@@ -135,39 +195,26 @@ def export_meme(o: ExportOptions) -> dict:
             raise MemeError("--trt builds engines on the NVIDIA GPU that will run them: run it there (--device cuda)")
     export_dir = _writable_export_dir(folder)
     precision = o.precision if o.precision != "auto" else ("fp16" if device.type == "cuda" else "fp32")
-
-    t = time.perf_counter()
-    base = load_base(o.base or meta["base"]["reference"], device=device, dtype=torch.float32, config=o.base_config,
-                     allow_pickle=o.allow_pickle)
-    video = VideoUNet(base.unet, meta["group_norm"])
-    load_adapter(video, folder / ADAPTER, base.reference, base.fingerprint)
-    load_s = time.perf_counter() - t
-    shapes = Shapes(frames=meta["frames"], latent_channels=base.vae.config.latent_channels,
-                    latent_side=meta["size"] // vae_scale_factor(base.vae),
-                    text_length=base.tokenizer.model_max_length, text_width=base.text_encoder.config.hidden_size,
-                    vocab_size=len(base.tokenizer))
-    built_from = {"adapter_sha256": meta["files"][ADAPTER], "base": base.fingerprint.id,
-                  "group_norm": meta["group_norm"], "shapes": vars(shapes), "guidance_batch": 2,
-                  "precision": precision, "opset": o.opset, "versions": onnx_versions()}
-    key = build_key(built_from)
+    built_from = {"adapter_sha256": meta["files"][ADAPTER], "base": meta["base"]["id"], "group_norm": meta["group_norm"],
+                  "frames": meta["frames"], "size": meta["size"], "guidance_batch": 2, "precision": precision,
+                  "opset": o.opset, "versions": onnx_versions()}
+    key = build_key(built_from)  # from meme.json alone: a cache hit loads no model
     final = export_dir / key
     cached = (final / EXPORT_JSON).is_file() and not o.force
     if cached:
         manifest = json.loads((final / EXPORT_JSON).read_text())
     else:
+        _remove_leftovers(export_dir)
         tmp = export_dir / f".building-{key}-{os.getpid()}"
         try:
-            manifest = _build(tmp, key, built_from, base, video, shapes, o, device)
+            manifest = _build(tmp, key, built_from, meta, o, device)
             _replace(tmp, final)
         except OSError as e:
-            if e.errno == errno.ENOSPC:
-                raise MemeError(f"the disk under {export_dir} is full: free space and run `meme export` again "
-                                f"(existing exports are untouched)") from e
-            raise MemeError(f"cannot write the export under {export_dir}: {e.strerror or e}") from e
+            raise _disk_error(e, export_dir) from e
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     summary = {"meme": str(folder), "export": str(final), "key": key, "cached": cached, "precision": precision,
-               "opset": o.opset, "load_s": round(load_s, 3), "seconds": manifest["seconds"],
+               "opset": o.opset, "seconds": manifest["seconds"],
                "graphs": {name: {"nodes": g["nodes"], "megabytes": round(g["bytes"] / 2 ** 20, 2),
                                  "relative_error": g["check"]["relative_error"],
                                  "max_abs_error": g["check"]["max_abs_error"]}

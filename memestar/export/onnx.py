@@ -33,8 +33,8 @@ def check_opset(opset: int) -> None:
                         f"{max_opset()} (18, the default, runs everywhere: ONNX Runtime and TensorRT)")
 
 
-def _parameter_bytes(module: torch.nn.Module) -> int:
-    return sum(p.numel() * p.element_size() for p in module.parameters())
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def export_graph(module: torch.nn.Module, inputs: dict[str, torch.Tensor], output_names: list[str], path: Path,
@@ -43,7 +43,6 @@ def export_graph(module: torch.nn.Module, inputs: dict[str, torch.Tensor], outpu
     import onnx
     import onnx_graphsurgeon as gs
 
-    external = _parameter_bytes(module) > PROTOBUF_LIMIT * 0.9
     t = time.perf_counter()
     for name in ("torch.onnx", "torch.onnx._internal"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -51,15 +50,16 @@ def export_graph(module: torch.nn.Module, inputs: dict[str, torch.Tensor], outpu
         warnings.simplefilter("ignore", FutureWarning)  # torch's own pytree deprecations, inside the exporter
         try:
             program = torch.onnx.export(module, tuple(inputs.values()), input_names=list(inputs),
-                                        output_names=output_names, opset_version=opset, dynamo=True,
-                                        external_data=external, verbose=False)
+                                        output_names=output_names, opset_version=opset, dynamo=True, verbose=False)
         except Exception as e:  # the exporter raises many kinds; the message is what the user needs
-            raise ExportFailed(f"the ONNX exporter failed on {path.stem} at opset {opset}: {str(e).splitlines()[0]}") from e
+            raise ExportFailed(f"the ONNX exporter failed on {path.stem} at opset {opset}: {_first_line(e)}") from e
     model = program.model_proto
     exported_nodes = len(model.graph.node)
     graph = gs.import_onnx(model)
     graph.cleanup().toposort()
     graph.fold_constants().cleanup()
+    weight_bytes = sum(c.values.nbytes for c in graph.tensors().values() if isinstance(c, gs.Constant))
+    external = weight_bytes > PROTOBUF_LIMIT * 0.75  # the graph itself and protobuf's overhead need the rest
     model = gs.export_onnx(graph)
     onnx.save_model(model, path, save_as_external_data=external, all_tensors_to_one_file=True,
                     location=f"{path.name}.data")
@@ -71,22 +71,28 @@ def export_graph(module: torch.nn.Module, inputs: dict[str, torch.Tensor], outpu
             "export_s": round(time.perf_counter() - t, 3)}
 
 
-def check_providers(device: torch.device) -> list[str]:
-    """ONNX Runtime's CUDA provider for the self-check where the export runs on a GPU and it is installed."""
+def check_providers(device: torch.device) -> list:
+    """ONNX Runtime's CUDA provider (TF32 off, like torch's reference) for the self-check where the export runs
+    on a GPU and it is installed; else the CPU provider."""
     import onnxruntime
 
-    cuda = device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers()
-    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
+    if device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        return [("CUDAExecutionProvider", {"device_id": device.index or 0, "use_tf32": 0}), "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
 
 
 def self_check(path: Path, reference: torch.Tensor, inputs: dict[str, torch.Tensor], precision: str,
                providers: list[str]) -> dict:
     """ONNX Runtime's output on `inputs` against torch's `reference`; raises when over the precision's tolerance."""
-    session = ort_session(path, providers)
     feeds = {k: v.cpu().numpy() for k, v in inputs.items()}
-    t = time.perf_counter()
-    out = session.run(None, feeds)[0]
-    seconds = time.perf_counter() - t
+    try:
+        session = ort_session(path, providers)
+        t = time.perf_counter()
+        out = session.run(None, feeds)[0]
+        seconds = time.perf_counter() - t
+    except Exception as e:  # onnxruntime raises its own kinds (an opset newer than it knows, a missing kernel)
+        raise ExportFailed(f"ONNX Runtime cannot run {path.name}: {_first_line(e)}; try --opset 18 or a newer "
+                           f"onnxruntime") from e
     ref = reference.float().cpu().numpy()
     if out.shape != ref.shape:
         raise ExportFailed(f"{path.name}: ONNX Runtime gave shape {out.shape}, torch {ref.shape}")

@@ -10,8 +10,11 @@ on the project's CPU machines (README: what was verified where).
 """
 
 import datetime
+import errno
+import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -36,15 +39,24 @@ def _refit_engine(trt, plan: Path, onnx_path: Path) -> None:
     """Swaps the weights of the engine in `plan` for those in `onnx_path` (same graph, other weights)."""
     logger = trt.Logger(trt.Logger.ERROR)
     engine = trt.Runtime(logger).deserialize_cuda_engine(plan.read_bytes())
+    if engine is None:
+        raise MemeError(f"the cached engine {plan.name} cannot be loaded: run `meme export --trt --force` to rebuild")
     refitter = trt.Refitter(engine, logger)
     if not trt.OnnxParserRefitter(refitter, logger).refit_from_file(str(onnx_path)) or not refitter.refit_cuda_engine():
         raise MemeError(f"refitting {plan.name} from {onnx_path} failed: run `meme export --trt --force` to rebuild")
     plan.write_bytes(engine.serialize())
 
 
+def _copy_atomically(source: Path, target: Path) -> None:
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+
+
 def build_engines(export_folder: Path, manifest: dict, device: torch.device, force: bool = False,
                   quiet: bool = False) -> dict:
-    """Engines for every graph of the export under `trt-<key>/`; returns how each was made and how long it took."""
+    """Engines for every graph of the export under `trt-<key>/`; returns how each was made and how long it took
+    (for a refit, also how long the base's engines took to build)."""
     trt = require_tensorrt()
     if device.type != "cuda":
         raise MemeError("TensorRT engines are built on the NVIDIA GPU that will run them: use --device cuda there")
@@ -60,32 +72,44 @@ def build_engines(export_folder: Path, manifest: dict, device: torch.device, for
     shared_key = build_key({k: v for k, v in manifest["built_from"].items() if k != "adapter_sha256"} | identity)
     shared = cache_dir() / "engines" / shared_key
     timing_cache = cache_dir() / "engines" / f"timing-{build_key(identity)}.cache"
-    shared.mkdir(parents=True, exist_ok=True)
     tmp = export_folder / f".building-trt-{key}-{os.getpid()}"
-    tmp.mkdir()
     seconds, how = {}, {}
     try:
+        shared.mkdir(parents=True, exist_ok=True)
+        built_s = json.loads((shared / "built.json").read_text()) if (shared / "built.json").is_file() else {}
+        tmp.mkdir()
         for name in GRAPHS:
             onnx_path, plan = export_folder / f"{name}.onnx", tmp / f"{name}.plan"
             t = time.perf_counter()
-            if (shared / plan.name).is_file():
+            if (shared / plan.name).is_file() and name in built_s and not force:
                 shutil.copyfile(shared / plan.name, plan)
                 if name == "unet":
                     _refit_engine(trt, plan, onnx_path)
                 how[name] = "refit" if name == "unet" else "copied (base weights)"
             else:
                 if not quiet:
-                    print(f"building the {name} engine (minutes, once per base, shapes and GPU) ...", flush=True)
+                    print(f"building the {name} engine (minutes, once per base, shapes and GPU) ...", file=sys.stderr,
+                          flush=True)
                 _build_engine(trt, onnx_path, plan, timing_cache)
-                shutil.copyfile(plan, shared / plan.name)
+                _copy_atomically(plan, shared / plan.name)
                 how[name] = "built"
             seconds[name] = round(time.perf_counter() - t, 3)
+            if how[name] == "built":
+                built_s[name] = seconds[name]
+                write_json(shared / "built.json", built_s)
         write_json(tmp / ENGINES_JSON, {"format": ENGINES_FORMAT, "key": key, "built_from": built_from,
-                                        "how": how, "seconds": seconds,
+                                        "how": how, "seconds": seconds, "build_seconds": built_s,
                                         "created": datetime.datetime.now().isoformat(timespec="seconds")})
+        old = folder.with_name(f".old-{folder.name}-{os.getpid()}")
         if folder.exists():
-            shutil.rmtree(folder)
+            folder.rename(old)
         tmp.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        full = " (the disk is full: free space and run again)" if e.errno == errno.ENOSPC else ""
+        raise MemeError(f"cannot write TensorRT engines to {e.filename or export_folder}: {e.strerror or e}{full}; "
+                        f"existing engines are untouched") from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"folder": str(folder), "cached": False, "how": how, "seconds": seconds, "notes": notes}
+    return {"folder": str(folder), "cached": False, "how": how, "seconds": seconds, "build_seconds": built_s,
+            "notes": notes}

@@ -7,6 +7,7 @@ gif_bytes, note = meme.generate("running blueberry-elephant", seed=1).encode("gi
 """
 
 import importlib.util
+import json
 import threading
 import time
 from collections import OrderedDict
@@ -18,7 +19,8 @@ import torch
 
 from ..device import compute_dtype, pick_device
 from ..errors import MemeError
-from ..export_folder import engine_identity, find_export, list_engines, list_exports, stale_reason
+from ..export_folder import (EXPORT_JSON, engine_identity, find_export, list_engines, list_exports,
+                              stale_reason)
 from ..media.writers import ENCODERS, encode_media, fit_to_kb
 from ..meme_folder import ADAPTER, load_inversion, read_meme
 from ..models.adapter import load_adapter
@@ -71,10 +73,12 @@ class Meme:
             raise MemeError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
         dev = pick_device(device)
         inversion = load_inversion(folder).to(dev)
+        export_folder = None
         if backend == "auto":
-            backend = choose_backend(folder, meta, dev)
+            backend, export_folder = choose_backend(folder, meta, dev, precision)
         if backend in ("ort", "trt"):
-            return cls(folder, meta, load_graph_backend(backend, folder, meta, dev, precision), inversion)
+            return cls(folder, meta, load_graph_backend(backend, folder, meta, dev, precision, export_folder),
+                       inversion)
         dtype = compute_dtype(precision, dev)
         b = load_base(base or meta["base"]["reference"], device=dev, dtype=dtype, config=base_config,
                       allow_pickle=allow_pickle)
@@ -131,34 +135,46 @@ class Meme:
         return Generation(prompt, frames, fps or max(self.meta["fps"], MIN_DEFAULT_FPS), settings, seconds, warnings)
 
 
-def choose_backend(folder: Path, meta: dict, device: torch.device) -> str:
-    """The fastest backend this meme's exports allow here: TensorRT engines built for this GPU, else on a CPU
-    ONNX Runtime when the export's own timing found it faster than torch, else torch."""
-    exports = list_exports(folder, meta["files"][ADAPTER])
+def choose_backend(folder: Path, meta: dict, device: torch.device, precision: str = "auto") -> tuple[str, Path | None]:
+    """The fastest backend this meme's exports allow here, and the export it runs: TensorRT engines built for
+    this GPU; on a CPU, ONNX Runtime when the export's own timing there found it faster than torch; else torch
+    (also for bf16, which no export holds)."""
+    if precision not in ("auto", "fp32", "fp16"):
+        return "torch", None
+    exports = [(path, m) for path, m in list_exports(folder, meta["files"][ADAPTER])
+               if precision in ("auto", m["built_from"]["precision"])]
     if device.type == "cuda":
         try:
             identity = engine_identity(device)
         except MemeError:  # no TensorRT here
-            return "torch"
-        usable = any(stale_reason(m, identity) is None for path, _ in exports for _, m in list_engines(path))
-        return "trt" if usable else "torch"
-    for _, manifest in exports:
-        checks = [g["check"] for g in manifest["graphs"].values()]
-        if sum(c["ort_s"] for c in checks) < sum(c["torch_s"] for c in checks) and importlib.util.find_spec("onnxruntime"):
-            return "ort"
-    return "torch"
+            return "torch", None
+        for path, _ in exports:
+            if any(stale_reason(m, identity) is None for _, m in list_engines(path)):
+                return "trt", path
+        return "torch", None
+    if importlib.util.find_spec("onnxruntime"):
+        for path, manifest in exports:
+            checks = [g["check"] for g in manifest["graphs"].values()]
+            if manifest["device"] == "cpu" and sum(c["ort_s"] for c in checks) < sum(c["torch_s"] for c in checks):
+                return "ort", path
+    return "torch", None
 
 
-def load_graph_backend(kind: str, folder: Path, meta: dict, device: torch.device, precision: str):
-    """The ONNX Runtime or TensorRT backend on the meme's newest export of `precision` (auto: fp16 on a GPU,
-    fp32 on a CPU, else whichever there is)."""
-    if precision not in ("auto", "fp32", "fp16"):
-        raise MemeError(f"--precision {precision} has no export: exports are fp32 or fp16 (`meme export --precision`)")
-    wanted = precision if precision != "auto" else ("fp16" if device.type == "cuda" else "fp32")
-    exports = list_exports(folder, meta["files"][ADAPTER])
-    if precision == "auto" and not any(m["built_from"]["precision"] == wanted for _, m in exports):
-        wanted = None
-    export_folder, manifest = find_export(folder, meta["files"][ADAPTER], wanted)
+def load_graph_backend(kind: str, folder: Path, meta: dict, device: torch.device, precision: str,
+                       export_folder: Path | None = None):
+    """The ONNX Runtime or TensorRT backend on `export_folder`, or on the meme's newest export of `precision`
+    (auto: fp16 on a GPU, fp32 on a CPU, else whichever there is)."""
+    if export_folder is not None:
+        manifest = json.loads((export_folder / EXPORT_JSON).read_text())
+    else:
+        if precision not in ("auto", "fp32", "fp16"):
+            raise MemeError(f"--precision {precision} has no export: exports are fp32 or fp16 "
+                            f"(`meme export --precision`)")
+        wanted = precision if precision != "auto" else ("fp16" if device.type == "cuda" else "fp32")
+        exports = list_exports(folder, meta["files"][ADAPTER])
+        if precision == "auto" and not any(m["built_from"]["precision"] == wanted for _, m in exports):
+            wanted = None
+        export_folder, manifest = find_export(folder, meta["files"][ADAPTER], wanted)
     if kind == "ort":
         from .ort_backend import OrtBackend
 

@@ -1,6 +1,7 @@
 """The ONNX Runtime backend: a meme's exported graphs on the CPU provider, or CUDA/TensorRT providers with IO
 binding on a GPU (with `onnxruntime-gpu`, the `gpu` extra), so tensors stay on the device between steps."""
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,9 @@ from .graph_backend import GraphBackend
 NUMPY_DTYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.int64: np.int64}
 
 
-def providers_for(device: torch.device) -> list[str]:
+def providers_for(device: torch.device, export_folder: Path) -> list:
+    """CPU here; on a GPU the CUDA provider (TF32 off, like the self-check), after the TensorRT provider where
+    TensorRT itself is installed (FP16, its engines cached beside the export)."""
     try:
         import onnxruntime as ort
     except ImportError as e:
@@ -24,8 +27,14 @@ def providers_for(device: torch.device) -> list[str]:
     if "CUDAExecutionProvider" not in available:
         raise MemeError("this ONNX Runtime has no CUDA provider: pip install \"meme-star[gpu]\" (onnxruntime-gpu), "
                         "or run --backend ort with --device cpu")
-    gpu = ["TensorrtExecutionProvider"] if "TensorrtExecutionProvider" in available else []
-    return gpu + ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    index = device.index or 0
+    providers = [("CUDAExecutionProvider", {"device_id": index, "use_tf32": 0}), "CPUExecutionProvider"]
+    if "TensorrtExecutionProvider" in available and importlib.util.find_spec("tensorrt"):
+        cache = str(export_folder / "ort-trt-cache")
+        providers.insert(0, ("TensorrtExecutionProvider", {
+            "device_id": index, "trt_fp16_enable": True, "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": cache, "trt_timing_cache_enable": True, "trt_timing_cache_path": cache}))
+    return providers
 
 
 class OrtBackend(GraphBackend):
@@ -33,10 +42,7 @@ class OrtBackend(GraphBackend):
 
     def __init__(self, export_folder: Path, manifest: dict, device: torch.device):
         super().__init__(export_folder, manifest, device)
-        providers = providers_for(device)
-        if device.type == "cuda":
-            index = device.index or 0
-            providers = [(p, {"device_id": index}) if p != "CPUExecutionProvider" else p for p in providers]
+        providers = providers_for(device, self.folder)
         self.sessions = {name: ort_session(self.folder / f"{name}.onnx", providers) for name in GRAPHS}
 
     def _run(self, graph: str, feeds: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -51,5 +57,6 @@ class OrtBackend(GraphBackend):
         meta = session.get_outputs()[0]
         out = torch.empty(meta.shape, dtype=torch.float32, device=self.device)
         binding.bind_output(meta.name, "cuda", index, np.float32, tuple(out.shape), out.data_ptr())
-        session.run_with_iobinding(binding)
+        torch.cuda.current_stream(self.device).synchronize()  # ORT runs on its own stream: inputs must be written
+        session.run_with_iobinding(binding)  # returns once ORT's stream is done
         return out

@@ -49,14 +49,28 @@ class TrtEngine:
         for name, tensor in feeds.items():
             self.buffers[name].copy_(tensor)
         if self.graph is None:
-            stream = torch.cuda.current_stream()
-            self.context.execute_async_v3(stream.cuda_stream)  # warm-up, outside the capture
-            stream.synchronize()
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
-                self.context.execute_async_v3(torch.cuda.current_stream().cuda_stream)
-        self.graph.replay()
+            self.graph = self._capture()
+        if self.graph is False:  # this engine cannot be captured: launch it directly
+            self._launch(torch.cuda.current_stream().cuda_stream)
+        else:
+            self.graph.replay()
         return self.buffers[self.outputs[0]].float().clone()
+
+    def _launch(self, stream_handle: int) -> None:
+        if not self.context.execute_async_v3(stream_handle):
+            raise MemeError("TensorRT failed to run an engine: rebuild it with `meme export MEME --trt --force`")
+
+    def _capture(self):
+        stream = torch.cuda.current_stream()
+        self._launch(stream.cuda_stream)  # warm-up outside the capture (TensorRT may allocate on the first run)
+        stream.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                self._launch(torch.cuda.current_stream().cuda_stream)
+        except RuntimeError:
+            return False
+        return graph
 
 
 class TrtBackend(GraphBackend):
