@@ -121,6 +121,18 @@ def test_force_rebuilds_in_place(meme_dir, exported, tmp_path):
     assert len(list_exports(copy, adapter)) == exports_before  # replaced, not added
 
 
+def test_graphs_over_the_protobuf_limit_keep_their_weights_in_external_data(meme_dir, tmp_path, monkeypatch):
+    copy = _copy_without_exports(meme_dir, tmp_path)
+    monkeypatch.setattr(export_onnx, "PROTOBUF_LIMIT", 4096)  # every graph counts as large
+    summary = export_meme(ExportOptions(meme=copy, precision="fp32", device="cpu", quiet=True))
+    folder = copy / "export" / summary["key"]
+    manifest = json.loads((folder / EXPORT_JSON).read_text())
+    for name, graph in manifest["graphs"].items():
+        data, graph_file = folder / f"{name}.onnx.data", folder / f"{name}.onnx"
+        assert graph["external_data"] and data.stat().st_size > 2 * graph_file.stat().st_size, name
+    assert Meme.load(copy, backend="ort", device="cpu").generate(PROMPT, steps=2).frames.shape == (8, 64, 64, 3)
+
+
 def test_auto_picks_ort_on_a_cpu_only_when_the_export_measured_it_faster(meme_dir, exported, tmp_path):
     copy = tmp_path / "meme"
     shutil.copytree(meme_dir, copy)
