@@ -299,6 +299,7 @@ def eval_(
     lr: float = typer.Option(3e-3, help="Tuning learning rate."),
     starts: str = typer.Option("inversion,noise", help="Starts to compare."),
     group_norms: str = typer.Option("frames,per-frame", help="GroupNorm modes to compare (one tuning run each)."),
+    untuned: bool = typer.Option(True, "--untuned/--no-untuned", help="Also score an untuned meme: what tuning adds."),
     base: str = typer.Option("tiny", help="Base model (the tiny world's)."),
     keep: Path = typer.Option(None, help="Keep the memes and GIFs in this folder."),
     json_path: Path = typer.Option(None, "--json", help="JSON report path (default: benchmarks/results/...)."),
@@ -315,8 +316,8 @@ def eval_(
         raise MemeError(f"--motions must name some of {', '.join(MOTIONS)}")
     _quiet_libraries()
     report = evaluate(EvalOptions(motions=chosen, subjects=subjects, steps=steps, lr=lr,
-                                  starts=tuple(starts.split(",")), group_norms=tuple(group_norms.split(",")), base=base,
-                                  keep=keep), log=(lambda *a: None) if quiet else (lambda m: typer.echo(m, err=True)))
+                                  starts=tuple(starts.split(",")), group_norms=tuple(group_norms.split(",")),
+                                  untuned=untuned, base=base, keep=keep), log=(lambda *a: None) if quiet else (lambda m: typer.echo(m, err=True)))
     folder = results_dir()
     stem = f"eval-{base}-{'-'.join(chosen)}-{report['date']}"
     write_json(json_path or folder / f"{stem}.json", report)

@@ -6,8 +6,9 @@ new subjects never seen in motion and read every frame back with the recogniser:
 - source absent: the share of frames that do not show the source subject;
 - trajectory: per frame centroid (x, y) and size against the source clip's: the mean Pearson correlation
   over the quantities that move in the source, and the mean distance in pixels.
-Compares starting from the stored inversion against fresh noise, and GroupNorm spanning frames against
-per frame (each needs its own tuning run).
+Compares starting from the stored inversion against fresh noise, GroupNorm spanning frames against per
+frame (each needs its own tuning run), and the tuned meme against an untuned one (the inflated base with
+its temporal output at zero, inverted and sampled the same way: what tuning itself adds).
 """
 
 import datetime
@@ -48,10 +49,14 @@ class EvalOptions:
     guidance: float = 5.0
     starts: tuple[str, ...] = ("inversion", "noise")
     group_norms: tuple[str, ...] = ("frames", "per-frame")
+    untuned: bool = True  # also score an untuned meme (default GroupNorm, started from its own inversion)
     base: str = "tiny"
     seed: int = 0
     quiet: bool = True
     keep: Path | None = None  # where to keep memes and GIFs (default: a temporary folder)
+
+
+UNTUNED_GROUP_NORM = "per-frame"  # the default; with the temporal output at zero only GroupNorm differs
 
 
 def trajectory(readings) -> np.ndarray:
@@ -113,31 +118,38 @@ def evaluate(o: EvalOptions, log=print) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = o.keep or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
-        for motion, group_norm in itertools.product(o.motions, o.group_norms):
+        runs = [(m, g, True) for m, g in itertools.product(o.motions, o.group_norms)]
+        runs += [(m, UNTUNED_GROUP_NORM, False) for m in o.motions] if o.untuned else []
+        for motion, group_norm, tuned in runs:
             (colour, shape), targets = PLAN[motion]
-            log(f"tuning {clip_caption(Sprite(colour, shape), motion)!r} (group norm {group_norm}) ...")
-            meme_dir = root / f"{motion}-{group_norm}"
-            _, _, _, source_track = tune_on_world_clip(motion, (colour, shape), root, meme_dir, o.steps, o.lr,
+            label = f"group norm {group_norm}" if tuned else "untuned"
+            log(f"{'tuning' if tuned else 'inverting'} {clip_caption(Sprite(colour, shape), motion)!r} ({label}) ...")
+            meme_dir = root / f"{motion}-{group_norm if tuned else 'untuned'}"
+            steps, lr = (o.steps, o.lr) if tuned else (1, 0.0)  # one step at lr 0: the untuned weights, saved
+            _, _, _, source_track = tune_on_world_clip(motion, (colour, shape), root, meme_dir, steps, lr,
                                                        group_norm, o.base, o.seed, o.gen_steps, o.quiet)
             meme = Meme.load(meme_dir)
-            for (c, s), start in itertools.product(targets[:o.subjects], o.starts):
+            variant = group_norm if tuned else "untuned"
+            for (c, s), start in itertools.product(targets[:o.subjects], o.starts if tuned else ("inversion",)):
                 target = clip_caption(Sprite(c, s), motion)
                 g = meme.generate(target, seed=o.seed, steps=o.gen_steps, guidance=o.guidance, start=start)
                 if o.keep:
-                    write_gif(g.frames, root / f"{motion}-{group_norm}-{start}-{c}-{s}.gif", fps=8)
-                rows.append({"motion": motion, "group_norm": group_norm, "start": start, "prompt": target,
+                    write_gif(g.frames, root / f"{motion}-{variant}-{start}-{c}-{s}.gif", fps=8)
+                rows.append({"motion": motion, "group_norm": variant, "start": start, "prompt": target,
                              **score_clip(g.frames, c, s, (colour, shape), source_track)})
     return report(o, rows)
 
 
 def report(o: EvalOptions, rows: list[dict]) -> dict:
     variants = {}
-    for group_norm, start in itertools.product(o.group_norms, o.starts):
+    pairs = list(itertools.product(o.group_norms, o.starts)) + ([("untuned", "inversion")] if o.untuned else [])
+    for group_norm, start in pairs:
         chosen = [r for r in rows if r["group_norm"] == group_norm and r["start"] == start]
         variants[f"{group_norm}/{start}"] = {"overall": mean_scores(chosen),
                                             "motions": {m: mean_scores([r for r in chosen if r["motion"] == m])
                                                         for m in o.motions}}
-    best = max(variants, key=lambda v: _quality(variants[v]["overall"]))
+    tuned = [v for v in variants if not v.startswith("untuned/")]
+    best = max(tuned, key=lambda v: _quality(variants[v]["overall"]))
     return {"benchmark": "meme eval", "date": datetime.date.today().isoformat(), "base": o.base,
             "settings": {k: v for k, v in vars(o).items() if k not in ("keep", "quiet")},
             "variants": variants, "best": best, "rows": rows}
