@@ -259,11 +259,11 @@ def bench(
     from .bench.run import BenchOptions, markdown, run_bench, write_report
 
     _quiet_libraries()
+    chosen = None if backends == "auto" else tuple(b.strip() for b in backends.split(",") if b.strip())
     report = run_bench(BenchOptions(
-        preset=preset, frames=frames, size=size, steps=steps, guidance=guidance,
-        backends=None if backends == "auto" else tuple(b.strip() for b in backends.split(",") if b.strip()), train=train, repeat=repeat,
-        device=device, precision=precision, baseline=not no_baseline), log=(lambda *a: None) if quiet else
-        (lambda msg: typer.echo(msg, err=True)))
+        preset=preset, frames=frames, size=size, steps=steps, guidance=guidance, backends=chosen, train=train,
+        repeat=repeat, device=device, precision=precision, baseline=not no_baseline),
+        log=(lambda *a: None) if quiet else (lambda msg: typer.echo(msg, err=True)))
     paths = write_report(report, json_path, markdown_path)
     typer.echo(markdown(report))
     if not quiet:
@@ -317,7 +317,8 @@ def eval_(
     _quiet_libraries()
     report = evaluate(EvalOptions(motions=chosen, subjects=subjects, steps=steps, lr=lr,
                                   starts=tuple(starts.split(",")), group_norms=tuple(group_norms.split(",")),
-                                  untuned=untuned, base=base, keep=keep), log=(lambda *a: None) if quiet else (lambda m: typer.echo(m, err=True)))
+                                  untuned=untuned, base=base, keep=keep),
+                      log=(lambda *a: None) if quiet else (lambda m: typer.echo(m, err=True)))
     folder = results_dir()
     stem = f"eval-{base}-{'-'.join(chosen)}-{report['date']}"
     write_json(json_path or folder / f"{stem}.json", report)

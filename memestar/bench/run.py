@@ -229,7 +229,8 @@ def run_bench(o: BenchOptions, log=print) -> dict:
                                                          precision="fp32" if graph_dtype == torch.float32 else "fp16",
                                                          device=str(device), quiet=True))
         # graph backends last: their FLOPs are those torch counted for the same work
-        runs = sorted([(name, graph_dtype if name in GRAPH_BACKENDS else dtype) for name in backends] + ([("baseline", torch.float32)] if o.baseline else []),
+        runs = [(name, graph_dtype if name in GRAPH_BACKENDS else dtype) for name in backends]
+        runs = sorted(runs + ([("baseline", torch.float32)] if o.baseline else []),
                       key=lambda run: run[0] in GRAPH_BACKENDS)
         known_flops = None
         for name, run_dtype in runs:
