@@ -18,14 +18,19 @@ def atomic_path(path: str | Path):
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     try:
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # some writers create private files; outputs are ordinary files
+        make_ordinary(tmp)  # some writers create private files; outputs are ordinary files
         os.replace(tmp, path)
     except PermissionError as e:
         raise MemeError(f"cannot write {path}: permission denied; choose another output path") from e
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def make_ordinary(path: str | Path) -> None:
+    """Gives a file the permissions of one the user created normally (0666 less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def write_json(path: str | Path, data: dict) -> None:

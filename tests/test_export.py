@@ -130,6 +130,7 @@ def test_graphs_over_the_protobuf_limit_keep_their_weights_in_external_data(meme
     for name, graph in manifest["graphs"].items():
         data, graph_file = folder / f"{name}.onnx.data", folder / f"{name}.onnx"
         assert graph["external_data"] and data.stat().st_size > 2 * graph_file.stat().st_size, name
+        assert data.stat().st_mode & 0o044 == graph_file.stat().st_mode & 0o044, name  # not private
     assert Meme.load(copy, backend="ort", device="cpu").generate(PROMPT, steps=2).frames.shape == (8, 64, 64, 3)
 
 
@@ -209,6 +210,15 @@ def test_unwritable_meme_folder_is_refused(meme_dir, tmp_path):
 def test_trt_without_tensorrt_says_what_to_install(args, meme_dir, exported):
     r = run_meme(*[a.format(m=meme_dir) for a in args])
     assert r.returncode == 2 and INSTALL_HINT in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_cli_gen_through_ort_writes_the_gif(meme_dir, exported, tmp_path):
+    out = tmp_path / "ort.gif"
+    r = run_meme("gen", PROMPT, "--meme", meme_dir, "--backend", "ort", "--device", "cpu", "--steps", "3", "--json",
+                 "-o", out)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["backend"] == "ort" and out.read_bytes().startswith(b"GIF89a") and info["frames"] == 8
 
 
 def test_cli_export_json(meme_dir, exported):

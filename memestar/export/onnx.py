@@ -15,6 +15,7 @@ import torch
 
 from ..errors import ExportFailed, MemeError
 from ..export_folder import ort_session
+from ..files import make_ordinary
 
 MIN_OPSET = 18  # the dynamo exporter writes opset 18 and up
 PROTOBUF_LIMIT = 2 * 1024 ** 3  # one ONNX file holds at most 2 GB; larger graphs keep their weights beside it
@@ -66,6 +67,8 @@ def export_graph(module: torch.nn.Module, inputs: dict[str, torch.Tensor], outpu
     onnx.checker.check_model(str(path), full_check=True)  # by path: works past 2 GB
     onnx.shape_inference.infer_shapes_path(str(path), str(path))
     files = [path] + ([path.with_name(f"{path.name}.data")] if external else [])
+    for f in files:
+        make_ordinary(f)  # onnx writes external data private (0600)
     return {"file": path.name, "external_data": external, "nodes_exported": exported_nodes,
             "nodes": len(graph.nodes), "bytes": sum(f.stat().st_size for f in files),
             "export_s": round(time.perf_counter() - t, 3)}
