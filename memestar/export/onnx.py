@@ -90,8 +90,9 @@ def self_check(path: Path, reference: torch.Tensor, inputs: dict[str, torch.Tens
     feeds = {k: v.cpu().numpy() for k, v in inputs.items()}
     try:
         session = ort_session(path, providers)
-        t = time.perf_counter()
         out = session.run(None, feeds)[0]
+        t = time.perf_counter()
+        session.run(None, feeds)  # warm: the first run also allocates and plans
         seconds = time.perf_counter() - t
     except Exception as e:  # onnxruntime raises its own kinds (an opset newer than it knows, a missing kernel)
         raise ExportFailed(f"ONNX Runtime cannot run {path.name}: {_first_line(e)}; try --opset 18 or a newer "
