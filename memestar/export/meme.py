@@ -1,8 +1,9 @@
 """`meme export`: a meme folder -> checked ONNX graphs (and FP16 TensorRT engines) under its `export/`.
 
-read meme -> load base + adapter -> key of what builds the export -> cache hit, or: for each graph, torch's
-output on random inputs, export, clean up, check, ONNX Runtime against torch -> tokenizer and schedule ->
-export.json -> rename into place (the previous export stays until then) -> engines, with --trt.
+read meme -> key of what builds the export (from meme.json) -> cache hit, or: load base + adapter, then for
+each graph torch's output on random inputs, export, clean up, check, ONNX Runtime against torch ->
+tokenizer and schedule -> export.json -> rename into place (the previous export stays until then) ->
+engines, with --trt.
 """
 
 import datetime
@@ -21,7 +22,8 @@ from tqdm import tqdm
 
 from ..device import pick_device
 from ..errors import MemeError
-from ..export_folder import EXPORT_DIR, EXPORT_FORMAT, GRAPHS, EXPORT_JSON, SCHEDULER_JSON, TOKENIZER, build_key
+from ..export_folder import (EXPORT_DIR, EXPORT_FORMAT, EXPORT_JSON, GRAPHS, SCHEDULER_JSON, TOKENIZER, build_key,
+                             require_tensorrt)
 from ..files import write_json
 from ..meme_folder import ADAPTER, library_versions, read_meme
 from ..models.adapter import load_adapter
@@ -195,8 +197,6 @@ def export_meme(o: ExportOptions) -> dict:
     _require_onnx()
     device = pick_device(o.device)
     if o.trt:  # before minutes of ONNX work, say what is missing
-        from .trt import require_tensorrt
-
         require_tensorrt()
         if device.type != "cuda":
             raise MemeError("--trt builds engines on the NVIDIA GPU that will run them: run it there (--device cuda)")
