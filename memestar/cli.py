@@ -105,7 +105,7 @@ def train(
 def export_(
     meme: Path = typer.Argument(..., help="Meme folder made by `meme train`."),
     onnx: bool = typer.Option(True, "--onnx", help="ONNX graphs: always made (engines are built from them)."),
-    trt: bool = typer.Option(False, "--trt", help="Also FP16 TensorRT engines (needs the trt extra and an NVIDIA GPU)."),
+    trt: bool = typer.Option(False, "--trt", help="Also FP16 TensorRT engines (the trt extra, on an NVIDIA GPU)."),
     precision: str = typer.Option("auto", help="Graph precision: fp32, fp16, or auto (fp16 on a GPU, fp32 on a CPU)."),
     opset: int = typer.Option(18, help="ONNX opset, 18 or higher (18 runs in ONNX Runtime and TensorRT)."),
     force: bool = typer.Option(False, help="Export again even when an export of the same inputs exists."),
@@ -307,7 +307,7 @@ def eval_(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the table."),
 ):
     """Measure motion transfer on the tiny world: subject recognised per frame, trajectory against the source."""
-    from .files import results_dir, write_json
+    from .files import write_report
     from .tiny.evaluate import EvalOptions, evaluate, markdown
     from .tiny.world import MOTIONS
 
@@ -319,10 +319,8 @@ def eval_(
                                   starts=tuple(starts.split(",")), group_norms=tuple(group_norms.split(",")),
                                   untuned=untuned, base=base, keep=keep),
                       log=(lambda *a: None) if quiet else (lambda m: typer.echo(m, err=True)))
-    folder = results_dir()
     stem = f"eval-{base}-{'-'.join(chosen)}-{report['date']}"
-    write_json(json_path or folder / f"{stem}.json", report)
-    (markdown_path or folder / f"{stem}.md").write_text(markdown(report))
+    write_report(report, markdown(report), stem, json_path, markdown_path)
     typer.echo(markdown(report))
 
 

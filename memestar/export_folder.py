@@ -31,6 +31,7 @@ EXPORT_JSON = "export.json"
 ENGINES_JSON = "engines.json"
 TOKENIZER = "tokenizer"
 SCHEDULER_JSON = "scheduler.json"
+EXPORT_PRECISIONS = ("fp32", "fp16")
 # graph -> (input names, output names); shapes are static per meme (export.json records them)
 GRAPHS = {"text_encoder": (["input_ids"], ["embeddings"]),
           "unet": (["latents", "timestep", "text", "guidance"], ["model_output"]),
@@ -70,15 +71,23 @@ def list_exports(meme_folder: Path, adapter_sha256: str) -> list[tuple[Path, dic
     return sorted(found, key=lambda e: e[1]["created"], reverse=True)
 
 
-def find_export(meme_folder: Path, adapter_sha256: str, precision: str | None = None) -> tuple[Path, dict]:
-    """The newest export of this meme (of `precision`, if given), or a one-line error saying how to make one."""
+def find_export(meme_folder: Path, adapter_sha256: str, precision: str | None = None,
+                prefer: str | None = None) -> tuple[Path, dict]:
+    """The newest export of this meme of `precision` (any, if None; of `prefer` where there is one), or a
+    one-line error saying how to make one."""
     exports = list_exports(meme_folder, adapter_sha256)
     chosen = [e for e in exports if precision in (None, e[1]["built_from"]["precision"])]
+    chosen.sort(key=lambda e: e[1]["built_from"]["precision"] != prefer)  # stable: newest first within each
     if not chosen:
         what = f"{precision} ONNX export" if precision else "ONNX export"
         raise MemeError(f"meme {meme_folder} has no {what} of its current adapter: run `meme export {meme_folder}"
                         f"{' --precision ' + precision if precision else ''}` first")
     return chosen[0]
+
+
+def cuda_provider(device) -> tuple[str, dict]:
+    """ONNX Runtime's CUDA provider on `device`, TF32 off (as torch's fp32 reference in the self-check)."""
+    return "CUDAExecutionProvider", {"device_id": device.index or 0, "use_tf32": 0}
 
 
 def list_engines(export_folder: Path) -> list[tuple[Path, dict]]:
@@ -121,3 +130,8 @@ def stale_reason(meta: dict, identity: dict) -> str | None:
         if built[field] != identity[field]:
             return f"built for {field.replace('_', ' ')} {built[field]}, this machine has {identity[field]}"
     return None
+
+
+def engines_for(export_folder: Path, identity: dict) -> Path | None:
+    """The engine folder of this export built for the machine `identity` describes, if there is one."""
+    return next((folder for folder, meta in list_engines(export_folder) if stale_reason(meta, identity) is None), None)

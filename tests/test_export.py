@@ -159,7 +159,8 @@ def test_engines_for_another_gpu_or_tensorrt_say_why_they_cannot_run():
                                                       "tensorrt": "10.3.0"}}
     here = {"gpu": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0", "tensorrt": "10.3.0"}
     assert "gpu NVIDIA A100-SXM4-80GB" in stale_reason(built, here)
-    assert "tensorrt 10.3.0, this machine has 10.9.0" in stale_reason(built, {**built["built_from"], "tensorrt": "10.9.0"})
+    newer = {**built["built_from"], "tensorrt": "10.9.0"}
+    assert "tensorrt 10.3.0, this machine has 10.9.0" in stale_reason(built, newer)
     assert stale_reason(built, dict(built["built_from"])) is None
 
 

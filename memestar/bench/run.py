@@ -20,7 +20,8 @@ import torch
 from ..device import compute_dtype, peak_memory_bytes, pick_device
 from ..errors import MemeError
 from ..export.meme import ExportOptions, export_meme
-from ..files import results_dir, slug, write_json
+from .. import files
+from ..files import slug
 from ..media.writers import encode_gif
 from ..meme_folder import (ADAPTER, INVERSION, library_versions, load_inversion, read_meme, save_inversion,
                            write_meme_json)
@@ -108,9 +109,8 @@ def _generation_stages(backend, o: BenchOptions, x: torch.Tensor, fps: float, en
         "media": lambda: encode_media(frames, fps),
         "end_to_end": end_to_end,
     }
-    flops = {name: count_flops(calls[name]) for name in ("text", "unet_step", "decode")}
-    if known_flops and flops["unet_step"] == 0:
-        flops = {name: known_flops[name] for name in ("text", "unet_step", "decode")}
+    counted = ("text", "unet_step", "decode")
+    flops = {name: known_flops[name] if known_flops else count_flops(calls[name]) for name in counted}
     flops["loop"] = o.steps * flops["unet_step"]
     flops["media"] = 0
     flops["end_to_end"] = flops["text"] + flops["loop"] + flops["decode"]
@@ -236,7 +236,8 @@ def run_bench(o: BenchOptions, log=print) -> dict:
         for name, run_dtype in runs:
             precision = str(run_dtype).removeprefix("torch.")
             log(f"timing {name} ({precision}) ...")
-            stages = _time_backend(name, folder, meta, device, o, peaks[precision], known_flops)
+            stages = _time_backend(name, folder, meta, device, o, peaks[precision],
+                                   known_flops if name in GRAPH_BACKENDS else None)
             report["backends"][name] = {"precision": precision, "stages": stages}
             known_flops = known_flops or {s: m["flops"] for s, m in stages.items()}
             _free(device)
@@ -253,12 +254,6 @@ def run_bench(o: BenchOptions, log=print) -> dict:
             report["backends"][name]["speedup"] = {s: base_stages[s]["median_s"] / ours[s]["median_s"]
                                                    for s in ours if s in base_stages}
     return report
-
-
-def default_paths(report: dict) -> tuple[Path, Path]:
-    folder = results_dir()
-    stem = f"bench-{report['preset']}-{report['frames']}f-{report['size']}px-{slug(report['device'])}-{report['date']}"
-    return folder / f"{stem}.json", folder / f"{stem}.md"
 
 
 def markdown(r: dict) -> str:
@@ -298,8 +293,5 @@ def markdown(r: dict) -> str:
 
 
 def write_report(report: dict, json_path: Path | None, markdown_path: Path | None) -> tuple[Path, Path]:
-    default_json, default_md = default_paths(report)
-    json_path, markdown_path = Path(json_path or default_json), Path(markdown_path or default_md)
-    write_json(json_path, report)
-    markdown_path.write_text(markdown(report))
-    return json_path, markdown_path
+    stem = f"bench-{report['preset']}-{report['frames']}f-{report['size']}px-{slug(report['device'])}-{report['date']}"
+    return files.write_report(report, markdown(report), stem, json_path, markdown_path)

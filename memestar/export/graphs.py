@@ -17,6 +17,7 @@ from ..models.guidance import guided_output
 from ..models.vae import decode_pixels
 from ..models.video_unet import VideoUNet
 
+
 class TextEncoderGraph(nn.Module):
     def __init__(self, text_encoder):
         super().__init__()
@@ -70,4 +71,3 @@ class Shapes:
         if name == "vae_decoder":
             return {"latents": torch.randn(latents, generator=g)}
         raise ValueError(f"unknown graph {name!r}")
-

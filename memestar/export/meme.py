@@ -7,7 +7,6 @@ engines, with --trt.
 """
 
 import datetime
-import errno
 import importlib.util
 import json
 import os
@@ -22,9 +21,9 @@ from tqdm import tqdm
 
 from ..device import pick_device
 from ..errors import MemeError
-from ..export_folder import (EXPORT_DIR, EXPORT_FORMAT, EXPORT_JSON, GRAPHS, SCHEDULER_JSON, TOKENIZER, build_key,
-                             require_tensorrt)
-from ..files import write_json
+from ..export_folder import (EXPORT_DIR, EXPORT_FORMAT, EXPORT_JSON, EXPORT_PRECISIONS, GRAPHS, SCHEDULER_JSON,
+                             TOKENIZER, build_key, require_tensorrt)
+from ..files import replace_folder, write_error, write_json
 from ..meme_folder import ADAPTER, library_versions, read_meme
 from ..models.adapter import load_adapter
 from ..models.base import load_base
@@ -76,7 +75,7 @@ def _writable_export_dir(folder: Path) -> Path:
     try:
         export_dir.mkdir(exist_ok=True)
     except OSError as e:
-        raise _disk_error(e, folder) from e
+        raise write_error(e, folder) from e
     return export_dir
 
 
@@ -133,20 +132,6 @@ def _build(tmp: Path, key: str, built_from: dict, meta: dict, o: ExportOptions, 
     return manifest
 
 
-def _replace(tmp: Path, final: Path) -> None:
-    """Moves the finished export into place; an old one under the same key goes only after the new one is in."""
-    old = final.with_name(f".old-{final.name}-{os.getpid()}")
-    if final.exists():
-        final.rename(old)
-    try:
-        tmp.rename(final)
-    except OSError:
-        if old.exists():
-            old.rename(final)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def _remove_leftovers(export_dir: Path) -> None:
     """Half-built or replaced exports of runs that died (their process is gone) under `export_dir`."""
     for path in export_dir.glob(".*-*"):
@@ -163,13 +148,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _disk_error(e: OSError, where: Path) -> MemeError:
-    if e.errno == errno.ENOSPC:
-        return MemeError(f"the disk under {where} is full: free space and run `meme export` again (existing exports "
-                         f"are untouched)")
-    return MemeError(f"cannot write under {where}: {e.strerror or e}")
 
 
 def _sync(device: torch.device) -> None:
@@ -192,7 +170,7 @@ def export_meme(o: ExportOptions) -> dict:
     folder = Path(o.meme)
     meta = read_meme(folder)
     check_opset(o.opset)
-    if o.precision not in ("auto", "fp32", "fp16"):
+    if o.precision not in ("auto", *EXPORT_PRECISIONS):
         raise MemeError(f"--precision must be auto, fp32 or fp16, not {o.precision!r}")
     _require_onnx()
     device = pick_device(o.device)
@@ -202,9 +180,9 @@ def export_meme(o: ExportOptions) -> dict:
             raise MemeError("--trt builds engines on the NVIDIA GPU that will run them: run it there (--device cuda)")
     export_dir = _writable_export_dir(folder)
     precision = o.precision if o.precision != "auto" else ("fp16" if device.type == "cuda" else "fp32")
-    built_from = {"adapter_sha256": meta["files"][ADAPTER], "base": meta["base"]["id"], "group_norm": meta["group_norm"],
-                  "frames": meta["frames"], "size": meta["size"], "guidance_batch": 2, "precision": precision,
-                  "opset": o.opset, "versions": onnx_versions()}
+    built_from = {"adapter_sha256": meta["files"][ADAPTER], "base": meta["base"]["id"],
+                  "group_norm": meta["group_norm"], "frames": meta["frames"], "size": meta["size"],
+                  "guidance_batch": 2, "precision": precision, "opset": o.opset, "versions": onnx_versions()}
     key = build_key(built_from)  # from meme.json alone: a cache hit loads no model
     final = export_dir / key
     cached = (final / EXPORT_JSON).is_file() and not o.force
@@ -215,9 +193,9 @@ def export_meme(o: ExportOptions) -> dict:
         tmp = export_dir / f".building-{key}-{os.getpid()}"
         try:
             manifest = _build(tmp, key, built_from, meta, o, device)
-            _replace(tmp, final)
+            replace_folder(tmp, final)
         except OSError as e:
-            raise _disk_error(e, export_dir) from e
+            raise write_error(e, export_dir) from e
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     summary = {"meme": str(folder), "export": str(final), "key": key, "cached": cached, "precision": precision,

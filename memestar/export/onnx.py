@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import ExportFailed, MemeError
-from ..export_folder import ort_session
+from ..export_folder import cuda_provider, ort_session
 from ..files import make_ordinary
 
 MIN_OPSET = 18  # the dynamo exporter writes opset 18 and up
@@ -80,7 +80,7 @@ def check_providers(device: torch.device) -> list:
     import onnxruntime
 
     if device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-        return [("CUDAExecutionProvider", {"device_id": device.index or 0, "use_tf32": 0}), "CPUExecutionProvider"]
+        return [cuda_provider(device), "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 
 

@@ -10,7 +10,6 @@ on the project's CPU machines (README: what was verified where).
 """
 
 import datetime
-import errno
 import json
 import os
 import shutil
@@ -23,8 +22,9 @@ import torch
 from ..errors import MemeError
 from ..export_folder import (ENGINES_FORMAT, ENGINES_JSON, GRAPHS, build_key, engine_identity, list_engines,
                              require_tensorrt, stale_reason)
-from ..files import write_json
+from ..files import atomic_path, replace_folder, write_error, write_json
 from ..models.base import cache_dir
+
 
 def _build_engine(trt, onnx_path: Path, plan: Path, timing_cache: Path) -> None:
     from polygraphy.backend.trt import CreateConfig, engine_from_network, network_from_onnx_path, save_engine
@@ -45,12 +45,6 @@ def _refit_engine(trt, plan: Path, onnx_path: Path) -> None:
     if not trt.OnnxParserRefitter(refitter, logger).refit_from_file(str(onnx_path)) or not refitter.refit_cuda_engine():
         raise MemeError(f"refitting {plan.name} from {onnx_path} failed: run `meme export --trt --force` to rebuild")
     plan.write_bytes(engine.serialize())
-
-
-def _copy_atomically(source: Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
 
 
 def build_engines(export_folder: Path, manifest: dict, device: torch.device, force: bool = False,
@@ -91,7 +85,8 @@ def build_engines(export_folder: Path, manifest: dict, device: torch.device, for
                     print(f"building the {name} engine (minutes, once per base, shapes and GPU) ...", file=sys.stderr,
                           flush=True)
                 _build_engine(trt, onnx_path, plan, timing_cache)
-                _copy_atomically(plan, shared / plan.name)
+                with atomic_path(shared / plan.name) as cached:
+                    shutil.copyfile(plan, cached)
                 how[name] = "built"
             seconds[name] = round(time.perf_counter() - t, 3)
             if how[name] == "built":
@@ -100,15 +95,9 @@ def build_engines(export_folder: Path, manifest: dict, device: torch.device, for
         write_json(tmp / ENGINES_JSON, {"format": ENGINES_FORMAT, "key": key, "built_from": built_from,
                                         "how": how, "seconds": seconds, "build_seconds": built_s,
                                         "created": datetime.datetime.now().isoformat(timespec="seconds")})
-        old = folder.with_name(f".old-{folder.name}-{os.getpid()}")
-        if folder.exists():
-            folder.rename(old)
-        tmp.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_folder(tmp, folder)
     except OSError as e:
-        full = " (the disk is full: free space and run again)" if e.errno == errno.ENOSPC else ""
-        raise MemeError(f"cannot write TensorRT engines to {e.filename or export_folder}: {e.strerror or e}{full}; "
-                        f"existing engines are untouched") from e
+        raise write_error(e, e.filename or export_folder) from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"folder": str(folder), "cached": False, "how": how, "seconds": seconds, "build_seconds": built_s,

@@ -15,6 +15,18 @@ from ..schedulers.dpm_solver import DPMSolverPP2M
 SAMPLERS = {"ddim": DDIMSchedule, "dpm++": DPMSolverPP2M}
 
 
+class Schedules:
+    """A backend's sampler schedules by (kind, steps): built once on its device, then reused."""
+
+    def __init__(self, scheduler_config: dict, device: torch.device):
+        self.config, self.device, self._built = scheduler_config, device, {}
+
+    def __call__(self, kind: str, steps: int):
+        if (kind, steps) not in self._built:
+            self._built[kind, steps] = SAMPLERS[kind](self.config, steps, self.device)
+        return self._built[kind, steps]
+
+
 class Backend(Protocol):
     name: str
     device: torch.device

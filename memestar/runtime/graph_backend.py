@@ -13,7 +13,7 @@ from transformers import CLIPTokenizer
 
 from ..export_folder import SCHEDULER_JSON, TOKENIZER
 from ..models.vae import to_uint8
-from .backend import SAMPLERS
+from .backend import Schedules
 
 
 class GraphBackend:
@@ -23,16 +23,10 @@ class GraphBackend:
         self.folder, self.manifest, self.device = Path(export_folder), manifest, device
         self.tokenizer = CLIPTokenizer.from_pretrained(self.folder / TOKENIZER, local_files_only=True)
         self.scheduler_config = json.loads((self.folder / SCHEDULER_JSON).read_text())
-        self._samplers = {}
+        self.sampler = Schedules(self.scheduler_config, device)
 
     def _run(self, graph: str, feeds: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
-
-    def sampler(self, kind: str, steps: int):
-        key = (kind, steps)
-        if key not in self._samplers:
-            self._samplers[key] = SAMPLERS[kind](self.scheduler_config, steps, self.device)
-        return self._samplers[key]
 
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
         ids = self.tokenizer(prompts, padding="max_length", max_length=self.tokenizer.model_max_length,

@@ -19,8 +19,7 @@ import torch
 
 from ..device import compute_dtype, pick_device
 from ..errors import MemeError
-from ..export_folder import (EXPORT_JSON, engine_identity, find_export, list_engines, list_exports,
-                              stale_reason)
+from ..export_folder import EXPORT_JSON, EXPORT_PRECISIONS, engine_identity, engines_for, find_export, list_exports
 from ..media.writers import ENCODERS, encode_media, fit_to_kb
 from ..meme_folder import ADAPTER, load_inversion, read_meme
 from ..models.adapter import load_adapter
@@ -139,7 +138,7 @@ def choose_backend(folder: Path, meta: dict, device: torch.device, precision: st
     """The fastest backend this meme's exports allow here, and the export it runs: TensorRT engines built for
     this GPU; on a CPU, ONNX Runtime when the export's own timing there found it faster than torch; else torch
     (also for bf16, which no export holds)."""
-    if precision not in ("auto", "fp32", "fp16"):
+    if precision not in ("auto", *EXPORT_PRECISIONS):
         return "torch", None
     exports = [(path, m) for path, m in list_exports(folder, meta["files"][ADAPTER])
                if precision in ("auto", m["built_from"]["precision"])]
@@ -149,7 +148,7 @@ def choose_backend(folder: Path, meta: dict, device: torch.device, precision: st
         except MemeError:  # no TensorRT here
             return "torch", None
         for path, _ in exports:
-            if any(stale_reason(m, identity) is None for _, m in list_engines(path)):
+            if engines_for(path, identity) is not None:
                 return "trt", path
         return "torch", None
     if importlib.util.find_spec("onnxruntime"):
@@ -166,15 +165,13 @@ def load_graph_backend(kind: str, folder: Path, meta: dict, device: torch.device
     (auto: fp16 on a GPU, fp32 on a CPU, else whichever there is)."""
     if export_folder is not None:
         manifest = json.loads((export_folder / EXPORT_JSON).read_text())
+    elif precision == "auto":
+        export_folder, manifest = find_export(folder, meta["files"][ADAPTER],
+                                              prefer="fp16" if device.type == "cuda" else "fp32")
+    elif precision in EXPORT_PRECISIONS:
+        export_folder, manifest = find_export(folder, meta["files"][ADAPTER], precision)
     else:
-        if precision not in ("auto", "fp32", "fp16"):
-            raise MemeError(f"--precision {precision} has no export: exports are fp32 or fp16 "
-                            f"(`meme export --precision`)")
-        wanted = precision if precision != "auto" else ("fp16" if device.type == "cuda" else "fp32")
-        exports = list_exports(folder, meta["files"][ADAPTER])
-        if precision == "auto" and not any(m["built_from"]["precision"] == wanted for _, m in exports):
-            wanted = None
-        export_folder, manifest = find_export(folder, meta["files"][ADAPTER], wanted)
+        raise MemeError(f"--precision {precision} has no export: exports are fp32 or fp16 (`meme export --precision`)")
     if kind == "ort":
         from .ort_backend import OrtBackend
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..errors import MemeError
-from ..export_folder import GRAPHS, ort_session
+from ..export_folder import GRAPHS, cuda_provider, ort_session
 from .graph_backend import GraphBackend
 
 NUMPY_DTYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.int64: np.int64}
@@ -20,19 +20,19 @@ def providers_for(device: torch.device, export_folder: Path) -> list:
     try:
         import onnxruntime as ort
     except ImportError as e:
-        raise MemeError("--backend ort needs ONNX Runtime: pip install \"meme-star[onnx]\" (or [gpu] on NVIDIA GPUs)") from e
+        raise MemeError("--backend ort needs ONNX Runtime: pip install \"meme-star[onnx]\" (or [gpu] on NVIDIA "
+                        "GPUs)") from e
     if device.type == "cpu":
         return ["CPUExecutionProvider"]
     available = ort.get_available_providers()
     if "CUDAExecutionProvider" not in available:
         raise MemeError("this ONNX Runtime has no CUDA provider: pip install \"meme-star[gpu]\" (onnxruntime-gpu), "
                         "or run --backend ort with --device cpu")
-    index = device.index or 0
-    providers = [("CUDAExecutionProvider", {"device_id": index, "use_tf32": 0}), "CPUExecutionProvider"]
+    providers = [cuda_provider(device), "CPUExecutionProvider"]
     if "TensorrtExecutionProvider" in available and importlib.util.find_spec("tensorrt"):
         cache = str(export_folder / "ort-trt-cache")
         providers.insert(0, ("TensorrtExecutionProvider", {
-            "device_id": index, "trt_fp16_enable": True, "trt_engine_cache_enable": True,
+            "device_id": device.index or 0, "trt_fp16_enable": True, "trt_engine_cache_enable": True,
             "trt_engine_cache_path": cache, "trt_timing_cache_enable": True, "trt_timing_cache_path": cache}))
     return providers
 

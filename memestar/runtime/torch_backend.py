@@ -14,7 +14,7 @@ from ..models.guidance import guided_output
 from ..models.text import encode_prompts
 from ..models.vae import decode_latents
 from ..models.video_unet import VideoUNet
-from .backend import SAMPLERS
+from .backend import Schedules
 
 
 MAX_GRAPHS = 4  # captured loops kept (e.g. two step counts, with and without guidance)
@@ -33,18 +33,12 @@ class TorchBackend:
         if compile:
             video.unet = torch.compile(video.unet, dynamic=False)
         self.guidance = torch.ones((), device=device)  # a tensor, so a captured graph reads the current value
-        self._samplers = {}
+        self.sampler = Schedules(base.scheduler_config, device)
         self._graphs = OrderedDict()  # most recently used last; each holds its own memory pool
 
     @property
     def tokenizer(self):
         return self.base.tokenizer
-
-    def sampler(self, kind: str, steps: int):
-        key = (kind, steps)
-        if key not in self._samplers:
-            self._samplers[key] = SAMPLERS[kind](self.base.scheduler_config, steps, self.device)
-        return self._samplers[key]
 
     @torch.inference_mode()
     def encode_text(self, prompts: list[str]) -> torch.Tensor:

@@ -11,17 +11,17 @@ from pathlib import Path
 import torch
 
 from ..errors import MemeError
-from ..export_folder import GRAPHS, engine_identity, list_engines, require_tensorrt, stale_reason
+from ..export_folder import GRAPHS, engine_identity, engines_for, list_engines, require_tensorrt, stale_reason
 from .graph_backend import GraphBackend
 
 
 def usable_engines(export_folder: Path, device: torch.device) -> Path:
     """The engine folder of this export built for this GPU and TensorRT, or a one-line error saying why not."""
     here = engine_identity(device)
+    usable = engines_for(export_folder, here)
+    if usable is not None:
+        return usable
     engines = list_engines(export_folder)
-    for folder, meta in engines:
-        if stale_reason(meta, here) is None:
-            return folder
     why = f"its engines were {stale_reason(engines[0][1], here)}" if engines else "it has no TensorRT engines"
     raise MemeError(f"export {export_folder} cannot run here: {why}; run `meme export MEME --trt` on this machine")
 

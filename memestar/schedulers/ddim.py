@@ -22,6 +22,13 @@ def alphas_cumprod(config: dict) -> torch.Tensor:
     return torch.cumprod(1 - betas, dim=0)
 
 
+def check_supported(config: dict) -> None:
+    """Both samplers follow SD's plain schedule: settings that change it are refused, not ignored."""
+    unsupported = [k for k in ("thresholding", "rescale_betas_zero_snr", "trained_betas") if config.get(k)]
+    if unsupported:
+        raise ValueError(f"scheduler settings not supported: {', '.join(unsupported)}")
+
+
 class DDIMSchedule:
     def __init__(self, config: dict, steps: int, device: str | torch.device = "cpu"):
         n = config.get("num_train_timesteps", 1000)
@@ -36,9 +43,7 @@ class DDIMSchedule:
             timesteps = np.linspace(0, n - 1, steps).round()
         else:
             raise ValueError(f"timestep_spacing {spacing!r} is not supported")
-        unsupported = [k for k in ("thresholding", "rescale_betas_zero_snr", "trained_betas") if config.get(k)]
-        if unsupported:
-            raise ValueError(f"scheduler settings not supported: {', '.join(unsupported)}")
+        check_supported(config)
         self.prediction_type = config.get("prediction_type", "epsilon")
         # diffusers clips x0 unless told not to (SD's configs say clip_sample: false)
         self.clip_range = config.get("clip_sample_range", 1.0) if config.get("clip_sample", True) else None

@@ -8,7 +8,7 @@ per-step coefficients are precomputed on the device.
 import numpy as np
 import torch
 
-from .ddim import alphas_cumprod
+from .ddim import alphas_cumprod, check_supported
 
 
 class DPMSolverPP2M:
@@ -16,9 +16,7 @@ class DPMSolverPP2M:
         n = config.get("num_train_timesteps", 1000)
         if not 1 <= steps <= n // 2:
             raise ValueError(f"DPM-Solver++ takes 1 to {n // 2} steps, not {steps}")
-        unsupported = [k for k in ("thresholding", "rescale_betas_zero_snr", "trained_betas") if config.get(k)]
-        if unsupported:
-            raise ValueError(f"scheduler settings not supported: {', '.join(unsupported)}")
+        check_supported(config)
         spacing = config.get("timestep_spacing", "linspace")
         if spacing == "linspace":
             timesteps = np.linspace(0, n - 1, steps + 1).round()[::-1][:-1].astype(np.int64)
