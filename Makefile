@@ -6,7 +6,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+# `make gpu-check` runs on a machine with an NVIDIA GPU and its own CUDA torch (README: the GPU check).
+GPU_PYTHON ?= $(if $(wildcard $(PY)),$(PY),python3)
+STEP ?= all
+
+.PHONY: demo test install clean gpu-check gpu-wheels
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,5 +26,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+gpu-wheels: $(STAMP)
+	$(PY) benchmarks/gpu_check.py download
+
+gpu-check:
+	$(GPU_PYTHON) benchmarks/gpu_check.py run --step $(STEP) --python $(GPU_PYTHON)
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .gpu-site

@@ -17,14 +17,17 @@ An export folder appears under its final name only when complete (built under a 
 renamed), so a folder with `export.json` is whole.
 """
 
+import dataclasses
 import hashlib
 import importlib.util
 import json
 from pathlib import Path
 
 from .errors import MemeError
+from .models.graphs import GRAPHS, Shapes
+from .records import RecordError, read_record, record, write_record
 
-EXPORT_FORMAT = "memestar-export/1"
+EXPORT_FORMAT = "memestar-export/2"
 ENGINES_FORMAT = "memestar-engines/1"
 EXPORT_DIR = "export"
 EXPORT_JSON = "export.json"
@@ -32,26 +35,125 @@ ENGINES_JSON = "engines.json"
 TOKENIZER = "tokenizer"
 SCHEDULER_JSON = "scheduler.json"
 EXPORT_PRECISIONS = ("fp32", "fp16")
-# graph -> (input names, output names); shapes are static per meme (export.json records them)
-GRAPHS = {"text_encoder": (["input_ids"], ["embeddings"]),
-          "unet": (["latents", "timestep", "text", "guidance"], ["model_output"]),
-          "vae_decoder": (["latents"], ["pixels"])}
+REEXPORT = "run `meme export MEME --force` to rebuild it"
 
 
-def build_key(built_from: dict) -> str:
-    """A short hash of what built an export or engine: the same inputs, the same key."""
-    return hashlib.sha256(json.dumps(built_from, sort_keys=True).encode()).hexdigest()[:16]
+@record
+class ExportInputs:
+    """What builds an export: the same inputs give the same key, so a repeat is a cache hit."""
+    adapter_sha256: str
+    base: str
+    group_norm: str
+    frames: int
+    size: int
+    guidance_batch: int
+    precision: str
+    opset: int
+    versions: dict[str, str]
 
 
-def _read(path: Path, fmt: str) -> dict | None:
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+@record
+class TensorRecord:
+    name: str
+    dtype: str
+    shape: list[int]
+
+
+@record
+class SelfCheck:
+    """ONNX Runtime against fp32 torch on the same random inputs, and each one's warm time there."""
+    max_abs_error: float
+    relative_error: float
+    tolerance: float
+    ort_s: float
+    ort_provider: str
+    torch_s: float
+
+
+@record
+class GraphRecord:
+    file: str
+    external_data: bool
+    nodes_exported: int
+    nodes: int
+    bytes: int
+    export_s: float
+    inputs: list[TensorRecord]
+    outputs: list[TensorRecord]
+    check: SelfCheck
+
+
+@record
+class ExportManifest:
+    key: str
+    built_from: ExportInputs
+    shapes: Shapes
+    graphs: dict[str, GraphRecord]
+    created: str
+    load_s: float
+    seconds: float
+    device: str
+    format: str = EXPORT_FORMAT
+
+    def check(self) -> str | None:
+        if self.built_from.precision not in EXPORT_PRECISIONS:
+            return f"field built_from.precision: {self.built_from.precision!r} is not one of {EXPORT_PRECISIONS}"
+        if set(self.graphs) != {g.name for g in GRAPHS}:
+            return f"field graphs: holds {sorted(self.graphs)}, not {sorted(g.name for g in GRAPHS)}"
+        for spec in GRAPHS:
+            names = [t.name for t in self.graphs[spec.name].inputs]
+            if names != [t.name for t in spec.inputs]:
+                return f"field graphs.{spec.name}.inputs: {names} are not the inputs this meme-star feeds"
+            if Path(self.graphs[spec.name].file).name != self.graphs[spec.name].file:
+                return f"field graphs.{spec.name}.file: {self.graphs[spec.name].file!r} is not a plain file name"
         return None
-    return meta if isinstance(meta, dict) and meta.get("format") == fmt else None
+
+    @classmethod
+    def from_json(cls, path: Path) -> "ExportManifest":
+        return read_record(cls, path, EXPORT_FORMAT, REEXPORT)
+
+    def to_json(self, path: Path) -> None:
+        write_record(self, path)
 
 
-def ort_session(path: Path, providers: list[str] | None = None):
+@record
+class EngineIdentity:
+    """What an engine is only valid for: the GPU model and compute capability, and the TensorRT version."""
+    gpu: str
+    compute_capability: str
+    tensorrt: str
+
+
+@record
+class EnginesInputs(EngineIdentity):
+    export: str  # the export's key
+
+
+@record
+class EnginesManifest:
+    key: str
+    built_from: EnginesInputs
+    how: dict[str, str]  # graph -> built, refit or copied
+    seconds: dict[str, float]
+    build_seconds: dict[str, float]  # how long the base's engines took to build, for refit reports
+    created: str
+    format: str = ENGINES_FORMAT
+
+    @classmethod
+    def from_json(cls, path: Path) -> "EnginesManifest":
+        return read_record(cls, path, ENGINES_FORMAT, "run `meme export MEME --trt --force` to rebuild the engines")
+
+    def to_json(self, path: Path) -> None:
+        write_record(self, path)
+
+
+def build_key(built_from) -> str:
+    """A short hash of what built an export or engine: the same inputs, the same key."""
+    data = built_from if isinstance(built_from, dict) else dataclasses.asdict(built_from)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def ort_session(path: Path, providers: list | None = None):
     """An ONNX Runtime session on one exported graph, all graph optimisations on, quiet."""
     import onnxruntime as ort
 
@@ -61,23 +163,26 @@ def ort_session(path: Path, providers: list[str] | None = None):
     return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
 
 
-def list_exports(meme_folder: Path, adapter_sha256: str) -> list[tuple[Path, dict]]:
-    """The complete exports of this meme's current adapter, newest first."""
+def list_exports(meme_folder: Path, adapter_sha256: str) -> list[tuple[Path, ExportManifest]]:
+    """The complete exports of this meme's current adapter, newest first (unreadable or older formats skipped)."""
     found = []
     for path in sorted(Path(meme_folder, EXPORT_DIR).glob(f"*/{EXPORT_JSON}")):
-        meta = _read(path, EXPORT_FORMAT)
-        if meta and meta["built_from"]["adapter_sha256"] == adapter_sha256 and path.parent.name == meta["key"]:
-            found.append((path.parent, meta))
-    return sorted(found, key=lambda e: e[1]["created"], reverse=True)
+        try:
+            manifest = ExportManifest.from_json(path)
+        except RecordError:
+            continue
+        if manifest.built_from.adapter_sha256 == adapter_sha256 and path.parent.name == manifest.key:
+            found.append((path.parent, manifest))
+    return sorted(found, key=lambda e: e[1].created, reverse=True)
 
 
 def find_export(meme_folder: Path, adapter_sha256: str, precision: str | None = None,
-                prefer: str | None = None) -> tuple[Path, dict]:
+                prefer: str | None = None) -> tuple[Path, ExportManifest]:
     """The newest export of this meme of `precision` (any, if None; of `prefer` where there is one), or a
     one-line error saying how to make one."""
     exports = list_exports(meme_folder, adapter_sha256)
-    chosen = [e for e in exports if precision in (None, e[1]["built_from"]["precision"])]
-    chosen.sort(key=lambda e: e[1]["built_from"]["precision"] != prefer)  # stable: newest first within each
+    chosen = [e for e in exports if precision in (None, e[1].built_from.precision)]
+    chosen.sort(key=lambda e: e[1].built_from.precision != prefer)  # stable: newest first within each
     if not chosen:
         what = f"{precision} ONNX export" if precision else "ONNX export"
         raise MemeError(f"meme {meme_folder} has no {what} of its current adapter: run `meme export {meme_folder}"
@@ -90,12 +195,15 @@ def cuda_provider(device) -> tuple[str, dict]:
     return "CUDAExecutionProvider", {"device_id": device.index or 0, "use_tf32": 0}
 
 
-def list_engines(export_folder: Path) -> list[tuple[Path, dict]]:
+def list_engines(export_folder: Path) -> list[tuple[Path, EnginesManifest]]:
     found = []
     for path in sorted(Path(export_folder).glob(f"trt-*/{ENGINES_JSON}")):
-        meta = _read(path, ENGINES_FORMAT)
-        if meta and path.parent.name == f"trt-{meta['key']}":
-            found.append((path.parent, meta))
+        try:
+            manifest = EnginesManifest.from_json(path)
+        except RecordError:
+            continue
+        if path.parent.name == f"trt-{manifest.key}":
+            found.append((path.parent, manifest))
     return found
 
 
@@ -113,25 +221,24 @@ def require_tensorrt():
     return tensorrt
 
 
-def engine_identity(device) -> dict:
-    """What an engine is only valid for: the GPU model and compute capability, and the TensorRT version."""
+def engine_identity(device) -> EngineIdentity:
     import torch
 
     trt = require_tensorrt()
     major, minor = torch.cuda.get_device_capability(device)
-    return {"gpu": torch.cuda.get_device_name(device), "compute_capability": f"{major}.{minor}",
-            "tensorrt": trt.__version__}
+    return EngineIdentity(gpu=torch.cuda.get_device_name(device), compute_capability=f"{major}.{minor}",
+                          tensorrt=trt.__version__)
 
 
-def stale_reason(meta: dict, identity: dict) -> str | None:
-    """Why engines built as `meta` says cannot run here, or None when they can."""
-    built = meta["built_from"]
+def stale_reason(manifest: EnginesManifest, identity: EngineIdentity) -> str | None:
+    """Why engines built as `manifest` says cannot run here, or None when they can."""
     for field in ("gpu", "compute_capability", "tensorrt"):
-        if built[field] != identity[field]:
-            return f"built for {field.replace('_', ' ')} {built[field]}, this machine has {identity[field]}"
+        built, here = getattr(manifest.built_from, field), getattr(identity, field)
+        if built != here:
+            return f"built for {field.replace('_', ' ')} {built}, this machine has {here}"
     return None
 
 
-def engines_for(export_folder: Path, identity: dict) -> Path | None:
+def engines_for(export_folder: Path, identity: EngineIdentity) -> Path | None:
     """The engine folder of this export built for the machine `identity` describes, if there is one."""
     return next((folder for folder, meta in list_engines(export_folder) if stale_reason(meta, identity) is None), None)

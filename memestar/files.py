@@ -11,21 +11,51 @@ from pathlib import Path
 from .errors import MemeError
 
 
-@contextmanager
-def atomic_path(path: str | Path):
-    """Yields a temporary path beside `path` (same suffix); renames it into place if the block succeeds."""
+def check_target(path: str | Path) -> Path:
+    """Refuses an output path that exists and is not a regular file (a folder, a device, a FIFO, a symlink):
+    writing there would replace it, or write into it."""
     path = Path(path)
+    if path.is_symlink():
+        raise MemeError(f"output {path} is a symbolic link: name the file itself, or another output path")
+    if path.is_dir():
+        raise MemeError(f"output {path} is a folder: name a file in it, e.g. {path / 'out.gif'}")
+    if path.exists() and not path.is_file():
+        raise MemeError(f"output {path} is not a regular file (a device or a pipe): choose a file path")
     if not path.parent.is_dir():
         raise MemeError(f"cannot write {path}: folder {path.parent} does not exist")
+    return path
+
+
+@contextmanager
+def atomic_path(path: str | Path):
+    """Yields a temporary path beside `path` (same suffix); renames it into place if the block succeeds. A
+    failed write (full disk, read-only file system) is one line, and whatever `path` held is untouched."""
+    path = check_target(path)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")  # per process: two writers never share it
     try:
         yield tmp
         make_ordinary(tmp)  # some writers create private files; outputs are ordinary files
         os.replace(tmp, path)
-    except PermissionError as e:
-        raise MemeError(f"cannot write {path}: permission denied; choose another output path") from e
+    except OSError as e:
+        raise write_error(e, path) from e
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def save_safetensors(tensors: dict, path: str | Path, metadata: dict[str, str] | None = None) -> None:
+    """A safetensors file whose bytes depend only on the tensors and metadata: safetensors itself writes the
+    metadata in a per-process hash order, so identical runs would give files with different sha256."""
+    from safetensors.torch import save
+
+    data = save({k: t.contiguous() for k, t in tensors.items()}, metadata=metadata)
+    n = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8:8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # the data that follows stays 8-byte aligned, as safetensors writes it
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(len(header).to_bytes(8, "little") + header + data[8 + n:])
 
 
 def replace_folder(tmp: Path, final: Path) -> None:
@@ -47,7 +77,11 @@ def write_error(e: OSError, where: str | Path) -> MemeError:
     """One line for a write that failed under `where`: a full disk says so; what existed is untouched."""
     if e.errno == errno.ENOSPC:
         return MemeError(f"the disk under {where} is full: free space and run again (existing files are untouched)")
-    return MemeError(f"cannot write under {where}: {e.strerror or e} (existing files are untouched)")
+    if e.errno == errno.EROFS:
+        return MemeError(f"cannot write {where}: the file system is read-only; choose another output path")
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return MemeError(f"cannot write {where}: permission denied; choose another output path")
+    return MemeError(f"cannot write {where}: {e.strerror or e} (existing files are untouched)")
 
 
 def make_ordinary(path: str | Path) -> None:
@@ -63,7 +97,7 @@ def write_text(path: str | Path, text: str) -> None:
 
 
 def write_json(path: str | Path, data: dict) -> None:
-    write_text(path, json.dumps(data, indent=2) + "\n")
+    write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def results_dir() -> Path:

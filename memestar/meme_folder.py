@@ -13,14 +13,18 @@ checkpoint there).
 """
 
 import hashlib
-import json
+import re
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 
+from .checks import MAX_FPS, MAX_FRAMES, MAX_SIZE, MIN_FPS
 from .errors import MemeError
-from .files import atomic_path, write_json
+from .files import save_safetensors
+from .models.video_unet import GROUP_NORM_MODES
+from .records import read_record, record, write_record
 
 MEME_FORMAT = "memestar-meme/1"
 MEME_JSON = "meme.json"
@@ -28,6 +32,100 @@ ADAPTER = "adapter.safetensors"
 INVERSION = "inversion.safetensors"
 PREVIEW = "preview.gif"
 CHECKPOINT = "checkpoint.safetensors"
+RETRAIN = "retrain the meme (`meme train ... --force`)"
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@record
+class FingerprintRecord:
+    arch: str
+    probe: str  # hex of the fp32 probe values (models.base.BaseFingerprint)
+
+
+@record
+class BaseRecord:
+    reference: str  # a hub id, a path, or a built-in name: where the base was loaded from
+    id: str  # the fingerprint's short form, for people and export keys
+    fingerprint: FingerprintRecord | None = None
+
+
+@record
+class ClipRecord:
+    name: str
+    source_frames: int
+    indices: list[int]
+
+
+@record
+class TrainingRecord:
+    """`meme train`'s settings (train.tune.TuneSettings) and what the run measured."""
+    steps: int
+    lr: float
+    seed: int
+    checkpoint_every: int
+    gradient_checkpointing: bool
+    max_grad_norm: float
+    weight_decay: float
+    precision: str
+    losses: list[float]
+    first_loss: float
+    final_loss: float
+    seconds: dict[str, float]
+    peak_memory_bytes: int
+    device: str
+
+
+@record
+class InversionRecord:
+    steps: int
+    prompt: str
+
+
+@record
+class MemeManifest:
+    prompt: str
+    base: BaseRecord
+    frames: int
+    size: int
+    fps: float
+    group_norm: str
+    inversion: InversionRecord
+    files: dict[str, str]  # sha256 of the adapter and the inversion: mandatory, checked on every read
+    clip: ClipRecord | None = None  # absent for memes made without a clip (the bench's untrained ones)
+    training: TrainingRecord | None = None
+    versions: dict[str, str] | None = None
+    format: str = MEME_FORMAT
+
+    def check(self) -> str | None:
+        if not self.prompt.strip():
+            return "field prompt: is empty"
+        if not 1 <= self.frames <= MAX_FRAMES:
+            return f"field frames: {self.frames} is not from 1 to {MAX_FRAMES}"
+        if not (8 <= self.size <= MAX_SIZE and self.size % 8 == 0):
+            return f"field size: {self.size} is not a multiple of 8 from 8 to {MAX_SIZE}"
+        if not MIN_FPS <= self.fps <= MAX_FPS:
+            return f"field fps: {self.fps} is not from {MIN_FPS} to {MAX_FPS}"
+        if self.group_norm not in GROUP_NORM_MODES:
+            return f"field group_norm: {self.group_norm!r} is not one of {', '.join(GROUP_NORM_MODES)}"
+        if set(self.files) != {ADAPTER, INVERSION}:
+            return f"field files: must list exactly {ADAPTER} and {INVERSION} with their sha256"
+        bad = [name for name, digest in self.files.items() if not SHA256.match(digest)]
+        if bad:
+            return f"field files.{bad[0]}: is not a sha256 (64 hex digits)"
+        if self.inversion.steps < 1:
+            return f"field inversion.steps: {self.inversion.steps} is below 1"
+        return None
+
+    @property
+    def adapter_sha256(self) -> str:
+        return self.files[ADAPTER]
+
+    @classmethod
+    def from_json(cls, path: Path) -> "MemeManifest":
+        return read_record(cls, path, MEME_FORMAT, RETRAIN)
+
+    def to_json(self, path: Path) -> None:
+        write_record(self, path)
 
 
 def sha256(path: Path) -> str:
@@ -38,7 +136,7 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def library_versions() -> dict:
+def library_versions() -> dict[str, str]:
     import diffusers
     import transformers
 
@@ -49,22 +147,32 @@ def library_versions() -> dict:
 
 
 def save_inversion(path: Path, latents: torch.Tensor, steps: int) -> None:
-    with atomic_path(path) as tmp:
-        save_file({"latents": latents.detach().float().cpu().contiguous()}, tmp, metadata={"steps": str(steps)})
+    save_safetensors({"latents": latents.detach().float().cpu()}, path, metadata={"steps": str(steps)})
 
 
-def load_inversion(folder: Path) -> torch.Tensor:
-    return load_file(Path(folder) / INVERSION)["latents"]
+def load_inversion(folder: Path, shape: tuple[int, ...] | None = None) -> torch.Tensor:
+    """The stored start latents `1 c f h w` (fp32), checked for shape (when given) and finiteness."""
+    path = Path(folder) / INVERSION
+    try:
+        latents = load_file(path)["latents"]
+    except (SafetensorError, KeyError, OSError) as e:
+        raise MemeError(f"{path} is not a readable inversion file ({str(e).splitlines()[0]}): {RETRAIN}") from e
+    if shape is not None and tuple(latents.shape) != tuple(shape):
+        raise MemeError(f"{path} holds latents of shape {tuple(latents.shape)}, but this meme's base and meme.json "
+                        f"need {tuple(shape)}: {RETRAIN}")
+    if latents.dtype != torch.float32 or not torch.isfinite(latents).all():
+        raise MemeError(f"{path} holds non-finite or non-fp32 latents: {RETRAIN}")
+    return latents
 
 
-def write_meme_json(folder: Path, meta: dict) -> None:
-    """Records the hashes of the meme's files and writes meme.json (last, atomically)."""
-    meta = {"format": MEME_FORMAT, **meta,
-            "files": {name: sha256(folder / name) for name in (ADAPTER, INVERSION)}}
-    write_json(folder / MEME_JSON, meta)
+def write_meme_json(folder: Path, **fields) -> MemeManifest:
+    """meme.json from `fields` (MemeManifest's) and the hashes of the meme's files, written last, atomically."""
+    manifest = MemeManifest(files={name: sha256(folder / name) for name in (ADAPTER, INVERSION)}, **fields)
+    manifest.to_json(folder / MEME_JSON)
+    return manifest
 
 
-def read_meme(folder: str | Path) -> dict:
+def read_meme(folder: str | Path) -> MemeManifest:
     """meme.json of a complete meme folder, after checking that its files are the ones it was written with."""
     folder = Path(folder)
     path = folder / MEME_JSON
@@ -73,15 +181,10 @@ def read_meme(folder: str | Path) -> dict:
     if not path.is_file():
         hint = " (an unfinished run: `meme train ... --resume`)" if (folder / CHECKPOINT).exists() else ""
         raise MemeError(f"{folder} is not a meme folder: it has no {MEME_JSON}{hint}")
-    try:
-        meta = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise MemeError(f"{path} is not valid JSON ({e}): retrain the meme") from e
-    if meta.get("format") != MEME_FORMAT:
-        raise MemeError(f"{path} has format {meta.get('format')!r}, this meme-star reads {MEME_FORMAT!r}")
-    for name, digest in meta.get("files", {}).items():
+    manifest = MemeManifest.from_json(path)
+    for name, digest in manifest.files.items():
         if not (folder / name).is_file():
-            raise MemeError(f"meme {folder} is incomplete: {name} is missing; retrain it")
+            raise MemeError(f"meme {folder} is incomplete: {name} is missing; {RETRAIN}")
         if sha256(folder / name) != digest:
-            raise MemeError(f"meme {folder}: {name} changed since meme.json was written; retrain it")
-    return meta
+            raise MemeError(f"meme {folder}: {name} changed since meme.json was written; {RETRAIN}")
+    return manifest

@@ -1,12 +1,23 @@
+"""Fixtures shared by the suite: tiny bases, clips, small tuned memes, and the CLI run as a user runs it.
+
+Helpers that several modules use live here as fixtures (no test module imports another).
+"""
+
+import contextlib
+import io
 import os
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 # Before any test module imports huggingface_hub, which reads this once: no test may reach the network.
 os.environ["HF_HUB_OFFLINE"] = "1"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+TRAIN_PROMPT = "a red square sliding"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -31,8 +42,119 @@ def tiny(tiny_dir):
     return load_base(str(tiny_dir))
 
 
-def text_embedding(base, prompt: str = "a red circle bouncing") -> torch.Tensor:
-    ids = base.tokenizer([prompt], padding="max_length", max_length=base.tokenizer.model_max_length,
-                         truncation=True, return_tensors="pt").input_ids
-    with torch.no_grad():
-        return base.text_encoder(ids)[0]
+@pytest.fixture(scope="session")
+def text_embedding():
+    """`text_embedding(base, prompt)`: the prompt's (1, 77, d) CLIP embedding."""
+    def embed(base, prompt: str = "a red circle bouncing") -> torch.Tensor:
+        ids = base.tokenizer([prompt], padding="max_length", max_length=base.tokenizer.model_max_length,
+                             truncation=True, return_tensors="pt").input_ids
+        with torch.no_grad():
+            return base.text_encoder(ids)[0]
+    return embed
+
+
+@pytest.fixture(scope="session")
+def run_meme():
+    """`run_meme(*args)`: the CLI in a subprocess, as a user runs it."""
+    def run(*args, env=None):
+        return subprocess.run([sys.executable, "-m", "memestar.cli", *map(str, args)], capture_output=True,
+                              text=True, env=env)
+    return run
+
+
+@pytest.fixture(scope="session")
+def meme_main():
+    """`meme_main(*args) -> (exit code, stdout, stderr)`: the CLI in this process (fast; monkeypatches apply)."""
+    from memestar.cli import main
+
+    def run(*args):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([str(a) for a in args])
+        return code, out.getvalue(), err.getvalue()
+    return run
+
+
+@pytest.fixture(scope="session")
+def numbered_frames():
+    """`numbered_frames(n, h, w)`: frame i is flat grey `20 + 9 i` with a white square moving right, so its number
+    survives lossy codecs (read back with `test_clips.frame_numbers`)."""
+    def frames(n=20, h=48, w=64):
+        out = np.empty((n, h, w, 3), np.uint8)
+        for i in range(n):
+            out[i] = 20 + 9 * i
+            x = 4 + 2 * i
+            out[i, h // 2 - 4:h // 2 + 4, x:x + 8] = 255
+        return out
+    return frames
+
+
+@pytest.fixture(scope="session")
+def sliding_square():
+    """`sliding_square(n, size)`: a red square sliding right on grey."""
+    def frames(n=8, size=64):
+        out = np.full((n, size, size, 3), 128, np.uint8)
+        for i in range(n):
+            x = 8 + 5 * i
+            out[i, 24:40, x:x + 16] = (220, 40, 40)
+        return out
+    return frames
+
+
+@pytest.fixture(scope="session")
+def train_options():
+    """`train_options(clip, out, **changes)`: `meme train` on random-tiny, 8 frames of 64 px, 60 steps."""
+    from memestar.train.meme import TrainOptions
+
+    def options(clip_path, out, **kw):
+        base = dict(clip=clip_path, prompt=TRAIN_PROMPT, base="random-tiny", out=out, frames=8, size=64, steps=60,
+                    lr=1e-2, checkpoint_every=20, inversion_steps=20, quiet=True)
+        return TrainOptions(**{**base, **kw})
+    return options
+
+
+@pytest.fixture(scope="session")
+def make_small_meme(sliding_square, train_options):
+    """`make_small_meme(root)`: a meme on random-tiny tuned for 3 steps on the sliding square (its temporal layers
+    are no longer zero), in `root/meme`."""
+    from memestar.media.writers import write_gif
+    from memestar.train.meme import train_meme
+
+    def make(root: Path) -> Path:
+        clip = write_gif(sliding_square(), root / "slide.gif", fps=8)
+        train_meme(train_options(clip, root / "meme", steps=3, inversion_steps=4))
+        return root / "meme"
+    return make
+
+
+@pytest.fixture(scope="session")
+def slide_gif(tmp_path_factory, sliding_square) -> Path:
+    """The sliding square as a GIF clip."""
+    from memestar.media.writers import write_gif
+
+    return write_gif(sliding_square(), tmp_path_factory.mktemp("clip") / "slide.gif", fps=8)
+
+
+@pytest.fixture(scope="session")
+def small_meme_dir(tmp_path_factory, make_small_meme) -> Path:
+    """One small meme for tests that only read it (copy it before changing it; export it only in a copy)."""
+    return make_small_meme(tmp_path_factory.mktemp("small-meme"))
+
+
+@pytest.fixture(scope="session")
+def car_clip() -> Path:
+    """The real clip in ../shared, or a skip when the checkout has no ../shared beside it."""
+    path = SHARED / "clips" / "car-turn.mp4"
+    if not path.exists():
+        pytest.skip(f"the real clip {path} is absent (../shared beside the checkout)")
+    return path
+
+
+def pytest_collection_modifyitems(config, items):
+    """`-m gpu` selects the GPU tests; without CUDA they skip with the reason (README: make gpu-check)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs an NVIDIA GPU with CUDA: run `make gpu-check` on one")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

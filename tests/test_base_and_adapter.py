@@ -1,7 +1,6 @@
 import pytest
 import torch
 
-from conftest import text_embedding
 from memestar.errors import MemeError
 from memestar.models.adapter import load_adapter, save_adapter
 from memestar.models.base import load_base
@@ -24,14 +23,14 @@ def tuned(base, seed=3):
     return video
 
 
-def outputs(base, video):
+def outputs(base, video, text_embedding):
     clip = torch.randn(1, 4, 4, 8, 8, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         return video(clip, 400, text_embedding(base))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-def test_adapter_round_trip_is_bit_exact(tiny_dir, tmp_path, dtype):
+def test_adapter_round_trip_is_bit_exact(tiny_dir, tmp_path, dtype, text_embedding):
     a = load_base(str(tiny_dir))
     video_a = tuned(a)
     path = tmp_path / "adapter.safetensors"
@@ -42,9 +41,9 @@ def test_adapter_round_trip_is_bit_exact(tiny_dir, tmp_path, dtype):
             p.copy_(p.to(dtype))
     b = load_base(str(tiny_dir))
     video_b = VideoUNet(b.unet)
-    assert not torch.equal(outputs(a, video_a), outputs(b, video_b))
+    assert not torch.equal(outputs(a, video_a, text_embedding), outputs(b, video_b, text_embedding))
     load_adapter(video_b, path, b.reference, b.fingerprint)
-    assert torch.equal(outputs(a, video_a), outputs(b, video_b))
+    assert torch.equal(outputs(a, video_a, text_embedding), outputs(b, video_b, text_embedding))
 
 
 def test_adapter_holds_only_the_tuned_tensors_in_fp16(tiny, tmp_path):
@@ -122,7 +121,7 @@ def test_pickled_only_folder_is_refused(tiny_dir, tmp_path):
 @pytest.mark.parametrize("reference, message", [
     ("./no/such/folder", "not found"),
     ("missing.safetensors", "not found"),
-    ("someone/no-such-model-offline", "Hugging Face Hub"),
+    ("someone/no-such-model-offline", "not in the local Hugging Face cache"),
 ])
 def test_unfindable_bases_get_one_clear_line(reference, message):
     with pytest.raises(MemeError, match=message) as e:

@@ -1,19 +1,17 @@
 import json
 
-from test_clips import numbered_frames, run_meme
-
 from memestar.media.clips import read_clip
 from memestar.media.writers import write_mp4
 
 
-def test_help_lists_the_commands():
+def test_help_lists_the_commands(run_meme):
     r = run_meme("--help")
     assert r.returncode == 0
     for command in ("train", "gen", "bench", "demo", "eval", "clip", "base"):
         assert command in r.stdout
 
 
-def test_base_reports_fingerprint_and_trainable_count():
+def test_base_reports_fingerprint_and_trainable_count(run_meme):
     r = run_meme("base", "random-tiny", "--json")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
@@ -24,14 +22,14 @@ def test_base_reports_fingerprint_and_trainable_count():
     assert again["fingerprint"] == info["fingerprint"]
 
 
-def test_base_refuses_pickle_with_exit_2(tmp_path):
+def test_base_refuses_pickle_with_exit_2(tmp_path, run_meme):
     ckpt = tmp_path / "model.ckpt"
     ckpt.write_bytes(b"\x80\x04not really a pickle")
     r = run_meme("base", ckpt)
     assert r.returncode == 2 and "--allow-pickle" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_clip_writes_the_frames_train_will_see(tmp_path):
+def test_clip_writes_the_frames_train_will_see(tmp_path, numbered_frames, run_meme):
     src = write_mp4(numbered_frames(20, 48, 64), tmp_path / "in.mp4", fps=10)
     r = run_meme("clip", src, "-o", tmp_path / "out.mp4", "--frames", 5, "--size", 32, "--json")
     assert r.returncode == 0, r.stderr

@@ -1,5 +1,3 @@
-import subprocess
-import sys
 import tracemalloc
 
 import imageio_ffmpeg
@@ -7,22 +5,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SHARED
 from memestar.errors import MemeError
 from memestar.media.clips import frame_indices, read_clip
 from memestar.media.writers import write_gif, write_mp4, write_webp
 
 LEVEL0, LEVEL_STEP = 20, 9
-
-
-def numbered_frames(n=20, h=48, w=64):
-    """Frame i is flat grey `20 + 9 i` with a white square moving right: its number survives lossy codecs."""
-    frames = np.empty((n, h, w, 3), np.uint8)
-    for i in range(n):
-        frames[i] = LEVEL0 + LEVEL_STEP * i
-        x = 4 + 2 * i
-        frames[i, h // 2 - 4:h // 2 + 4, x:x + 8] = 255
-    return frames
 
 
 def frame_numbers(frames):
@@ -57,7 +44,7 @@ WRITE = {
 
 
 @pytest.mark.parametrize("kind", list(WRITE))
-def test_every_format_round_trips_with_the_right_frames(kind, tmp_path):
+def test_every_format_round_trips_with_the_right_frames(kind, tmp_path, numbered_frames):
     frames = numbered_frames()
     path = tmp_path / ("frames" if kind == "folder" else f"clip.{kind}")
     WRITE[kind](frames, path)
@@ -113,7 +100,7 @@ def _local_colour_tables(gif: bytes) -> int:
     return count
 
 
-def test_mp4_is_h264_yuv420p(tmp_path):
+def test_mp4_is_h264_yuv420p(tmp_path, numbered_frames):
     path = write_mp4(numbered_frames(8, 32, 32), tmp_path / "a.mp4", fps=12)
     reader = imageio_ffmpeg.read_frames(str(path))
     meta = next(reader)
@@ -122,7 +109,7 @@ def test_mp4_is_h264_yuv420p(tmp_path):
     assert not list(tmp_path.glob(".*"))
 
 
-def test_long_clip_is_streamed_not_decoded_whole(tmp_path):
+def test_long_clip_is_streamed_not_decoded_whole(tmp_path, numbered_frames):
     path = tmp_path / "long.mp4"
     frames = np.repeat(numbered_frames(24, 270, 480), 5, axis=0)  # 120 frames, 46 MB decoded
     write_mp4(frames, path, fps=30)
@@ -162,7 +149,7 @@ def test_bad_clips_raise_one_clear_line(case, tmp_path):
     assert "\n" not in str(e.value)
 
 
-def test_too_few_frames_and_bad_size(tmp_path):
+def test_too_few_frames_and_bad_size(tmp_path, numbered_frames):
     path = write_gif(numbered_frames(5, 16, 16), tmp_path / "a.gif", fps=10)
     with pytest.raises(MemeError, match="fewer than the 8 asked"):
         read_clip(path, 8, 16)
@@ -171,15 +158,11 @@ def test_too_few_frames_and_bad_size(tmp_path):
             read_clip(path, 4, size)
 
 
-def run_meme(*args):
-    return subprocess.run([sys.executable, "-m", "memestar.cli", *map(str, args)], capture_output=True, text=True)
-
-
 @pytest.mark.parametrize("case, extra", [
     ("missing", []), ("empty file", []), ("text as mp4", []), ("empty folder", []), ("too few", []),
     ("size", ["--size", "100"]),
 ])
-def test_cli_bad_input_exits_2_with_one_line(case, extra, tmp_path):
+def test_cli_bad_input_exits_2_with_one_line(case, extra, tmp_path, numbered_frames, run_meme):
     if case in BAD_CLIPS:
         path = BAD_CLIPS[case][0](tmp_path)
     else:
@@ -192,11 +175,8 @@ def test_cli_bad_input_exits_2_with_one_line(case, extra, tmp_path):
     assert "Traceback" not in r.stderr and out.read_bytes() == b"earlier output"
 
 
-CAR = SHARED / "clips" / "car-turn.mp4"
-
-
-@pytest.mark.skipif(not CAR.exists(), reason=f"the real clip {CAR} is absent (../shared beside the checkout)")
-def test_real_clip_decodes_and_samples(tmp_path):
+def test_real_clip_decodes_and_samples(tmp_path, car_clip, run_meme):
+    CAR = car_clip
     every = read_clip(CAR, 80, 64, stride=1)
     assert every.source_frames == 80 and every.frames.shape == (80, 64, 64, 3)
     assert every.frames.std() > 20  # real footage, not a flat frame

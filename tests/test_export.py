@@ -1,3 +1,4 @@
+import dataclasses
 import errno
 import importlib.util
 import json
@@ -10,11 +11,11 @@ import torch
 
 import memestar.export.meme as export_stage
 import memestar.export.onnx as export_onnx
-from test_clips import run_meme
-from test_train import options, small_meme, sliding_square
 from memestar.errors import ExportFailed, MemeError
 from memestar.export.meme import ExportOptions, export_meme
-from memestar.export_folder import ENGINES_FORMAT, EXPORT_JSON, INSTALL_HINT, list_exports, stale_reason
+from memestar.export_folder import (EXPORT_JSON, INSTALL_HINT, EngineIdentity, EnginesInputs, EnginesManifest,
+                                   ExportManifest, list_exports, stale_reason)
+from memestar.meme_folder import read_meme
 from memestar.media.writers import write_gif
 from memestar.runtime import Meme
 from memestar.runtime.meme import choose_backend
@@ -25,8 +26,8 @@ HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 
 
 @pytest.fixture(scope="module")
-def meme_dir(tmp_path_factory):
-    return small_meme(tmp_path_factory.mktemp("export"))
+def meme_dir(tmp_path_factory, make_small_meme):
+    return make_small_meme(tmp_path_factory.mktemp("export"))
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +42,11 @@ def relative(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_export_checks_itself_and_a_repeat_is_a_cache_hit(meme_dir, exported, monkeypatch):
     assert not exported["cached"]
     folder = meme_dir / "export" / exported["key"]
-    manifest = json.loads((folder / EXPORT_JSON).read_text())
+    manifest = ExportManifest.from_json(folder / EXPORT_JSON)
     for name in ("text_encoder", "unet", "vae_decoder"):
         assert (folder / f"{name}.onnx").is_file()
-        assert manifest["graphs"][name]["check"]["relative_error"] < 1e-3
-    assert manifest["built_from"]["opset"] == 18 and manifest["shapes"]["frames"] == 8
+        assert manifest.graphs[name].check.relative_error < 1e-3
+    assert manifest.built_from.opset == 18 and manifest.shapes.frames == 8
     monkeypatch.setattr(export_stage, "load_base", None)  # a cache hit loads no model
     again = export_meme(ExportOptions(meme=meme_dir, precision="fp32", device="cpu", quiet=True))
     assert again["cached"] and again["key"] == exported["key"]
@@ -72,13 +73,13 @@ def test_fp16_export_is_within_its_tolerance_and_is_chosen_by_precision(meme_dir
     assert summary["key"] != exported["key"]
     assert all(g["relative_error"] < 1e-2 for g in summary["graphs"].values())
     half = Meme.load(meme_dir, backend="ort", precision="fp16", device="cpu")
-    assert half.backend.manifest["built_from"]["precision"] == "fp16"
+    assert half.backend.manifest.built_from.precision == "fp16"
     reference = Meme.load(meme_dir, backend="torch", device="cpu")
     text = torch.cat([reference.text_embedding(""), reference.text_embedding(PROMPT)])
     a = half.backend.sample("ddim", 4, reference.inversion.float(), text, 5.0)
     assert relative(a, reference.backend.sample("ddim", 4, reference.inversion.float(), text, 5.0)) < 1e-2
     on_cpu = Meme.load(meme_dir, backend="ort", device="cpu")  # auto precision: the CPU's own, fp32
-    assert on_cpu.backend.manifest["built_from"]["precision"] == "fp32"
+    assert on_cpu.backend.manifest.built_from.precision == "fp32"
 
 
 def _snapshot(folder):
@@ -111,7 +112,7 @@ def test_a_full_disk_says_so_and_keeps_the_previous_export(meme_dir, exported, m
 def test_force_rebuilds_in_place(meme_dir, exported, tmp_path):
     copy = tmp_path / "meme"
     shutil.copytree(meme_dir, copy)
-    adapter = json.loads((copy / "meme.json").read_text())["files"]["adapter.safetensors"]
+    adapter = read_meme(copy).adapter_sha256
     exports_before = len(list_exports(copy, adapter))
     dead_run = copy / "export" / ".building-0123-999999999"  # a run killed half way (no such process)
     dead_run.mkdir()
@@ -126,10 +127,10 @@ def test_graphs_over_the_protobuf_limit_keep_their_weights_in_external_data(meme
     monkeypatch.setattr(export_onnx, "PROTOBUF_LIMIT", 4096)  # every graph counts as large
     summary = export_meme(ExportOptions(meme=copy, precision="fp32", device="cpu", quiet=True))
     folder = copy / "export" / summary["key"]
-    manifest = json.loads((folder / EXPORT_JSON).read_text())
-    for name, graph in manifest["graphs"].items():
+    manifest = ExportManifest.from_json(folder / EXPORT_JSON)
+    for name, graph in manifest.graphs.items():
         data, graph_file = folder / f"{name}.onnx.data", folder / f"{name}.onnx"
-        assert graph["external_data"] and data.stat().st_size > 2 * graph_file.stat().st_size, name
+        assert graph.external_data and data.stat().st_size > 2 * graph_file.stat().st_size, name
         assert data.stat().st_mode & 0o044 == graph_file.stat().st_mode & 0o044, name  # not private
     assert Meme.load(copy, backend="ort", device="cpu").generate(PROMPT, steps=2).frames.shape == (8, 64, 64, 3)
 
@@ -137,16 +138,16 @@ def test_graphs_over_the_protobuf_limit_keep_their_weights_in_external_data(meme
 def test_auto_picks_ort_on_a_cpu_only_when_the_export_measured_it_faster(meme_dir, exported, tmp_path):
     copy = tmp_path / "meme"
     shutil.copytree(meme_dir, copy)
-    meta = json.loads((copy / "meme.json").read_text())
+    meta = read_meme(copy)
     for path in (copy / "export").glob(f"*/{EXPORT_JSON}"):
-        manifest = json.loads(path.read_text())
-        for g in manifest["graphs"].values():
-            g["check"]["ort_s"], g["check"]["torch_s"] = 2.0, 1.0
-        path.write_text(json.dumps(manifest))
+        manifest = ExportManifest.from_json(path)
+        for g in manifest.graphs.values():
+            g.check.ort_s, g.check.torch_s = 2.0, 1.0
+        manifest.to_json(path)
     assert choose_backend(copy, meta, torch.device("cpu")) == ("torch", None)
-    for g in manifest["graphs"].values():
-        g["check"]["ort_s"] = 0.5
-    path.write_text(json.dumps(manifest))
+    for g in manifest.graphs.values():
+        g.check.ort_s = 0.5
+    manifest.to_json(path)
     for other in (copy / "export").glob(f"*/{EXPORT_JSON}"):
         if other != path:
             shutil.rmtree(other.parent)
@@ -155,13 +156,14 @@ def test_auto_picks_ort_on_a_cpu_only_when_the_export_measured_it_faster(meme_di
 
 
 def test_engines_for_another_gpu_or_tensorrt_say_why_they_cannot_run():
-    built = {"format": ENGINES_FORMAT, "built_from": {"gpu": "NVIDIA A100-SXM4-80GB", "compute_capability": "8.0",
-                                                      "tensorrt": "10.3.0"}}
-    here = {"gpu": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0", "tensorrt": "10.3.0"}
+    a100 = EngineIdentity(gpu="NVIDIA A100-SXM4-80GB", compute_capability="8.0", tensorrt="10.3.0")
+    built = EnginesManifest(key="k", built_from=EnginesInputs(export="e", **dataclasses.asdict(a100)), how={},
+                            seconds={}, build_seconds={}, created="2026-11-25T00:00:00")
+    here = EngineIdentity(gpu="NVIDIA H100 80GB HBM3", compute_capability="9.0", tensorrt="10.3.0")
     assert "gpu NVIDIA A100-SXM4-80GB" in stale_reason(built, here)
-    newer = {**built["built_from"], "tensorrt": "10.9.0"}
+    newer = dataclasses.replace(a100, tensorrt="10.9.0")
     assert "tensorrt 10.3.0, this machine has 10.9.0" in stale_reason(built, newer)
-    assert stale_reason(built, dict(built["built_from"])) is None
+    assert stale_reason(built, a100) is None
 
 
 BAD = {
@@ -188,7 +190,7 @@ def _export_is_a_file(meme_dir, tmp_path):
 
 
 @pytest.mark.parametrize("case", list(BAD))
-def test_cli_bad_input_exits_2_with_one_line(case, meme_dir, exported, tmp_path):
+def test_cli_bad_input_exits_2_with_one_line(case, meme_dir, exported, tmp_path, run_meme):
     make, message = BAD[case]
     r = run_meme(*make(meme_dir, tmp_path))
     assert r.returncode == 2, r.stderr
@@ -196,7 +198,7 @@ def test_cli_bad_input_exits_2_with_one_line(case, meme_dir, exported, tmp_path)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere: a read-only folder cannot be shown")
-def test_unwritable_meme_folder_is_refused(meme_dir, tmp_path):
+def test_unwritable_meme_folder_is_refused(meme_dir, tmp_path, run_meme):
     copy = _copy_without_exports(meme_dir, tmp_path)
     copy.chmod(0o555)
     try:
@@ -208,12 +210,12 @@ def test_unwritable_meme_folder_is_refused(meme_dir, tmp_path):
 
 @pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed here")
 @pytest.mark.parametrize("args", [["export", "{m}", "--trt"], ["gen", "x", "--meme", "{m}", "--backend", "trt"]])
-def test_trt_without_tensorrt_says_what_to_install(args, meme_dir, exported):
+def test_trt_without_tensorrt_says_what_to_install(args, meme_dir, exported, run_meme):
     r = run_meme(*[a.format(m=meme_dir) for a in args])
     assert r.returncode == 2 and INSTALL_HINT in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-def test_cli_gen_through_ort_writes_the_gif(meme_dir, exported, tmp_path):
+def test_cli_gen_through_ort_writes_the_gif(meme_dir, exported, tmp_path, run_meme):
     out = tmp_path / "ort.gif"
     r = run_meme("gen", PROMPT, "--meme", meme_dir, "--backend", "ort", "--device", "cpu", "--steps", "3", "--json",
                  "-o", out)
@@ -222,7 +224,7 @@ def test_cli_gen_through_ort_writes_the_gif(meme_dir, exported, tmp_path):
     assert info["backend"] == "ort" and out.read_bytes().startswith(b"GIF89a") and info["frames"] == 8
 
 
-def test_cli_export_json(meme_dir, exported):
+def test_cli_export_json(meme_dir, exported, run_meme):
     r = run_meme("export", meme_dir, "--precision", "fp32", "--device", "cpu", "--json")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
@@ -232,7 +234,7 @@ def test_cli_export_json(meme_dir, exported):
 
 @pytest.mark.skipif(not (HAS_TENSORRT and torch.cuda.is_available()),
                     reason=INSTALL_HINT if not HAS_TENSORRT else "TensorRT engines need an NVIDIA GPU")
-def test_tensorrt_engines_match_torch_and_a_second_meme_refits(meme_dir, tmp_path):
+def test_tensorrt_engines_match_torch_and_a_second_meme_refits(meme_dir, tmp_path, sliding_square, train_options):
     summary = export_meme(ExportOptions(meme=meme_dir, precision="fp16", trt=True, device="cuda", quiet=True))
     engine, reference = (Meme.load(meme_dir, backend=b, device="cuda", precision="fp16") for b in ("trt", "torch"))
     text = torch.cat([reference.text_embedding(""), reference.text_embedding(PROMPT)])
@@ -240,6 +242,6 @@ def test_tensorrt_engines_match_torch_and_a_second_meme_refits(meme_dir, tmp_pat
     assert relative(a, b) < 1e-2
     other = tmp_path / "other"
     clip = write_gif(sliding_square()[::-1].copy(), tmp_path / "back.gif", fps=8)
-    train_meme(options(clip, other, steps=3, inversion_steps=4, device="cuda"))
+    train_meme(train_options(clip, other, steps=3, inversion_steps=4, device="cuda"))
     second = export_meme(ExportOptions(meme=other, precision="fp16", trt=True, device="cuda", quiet=True))
     assert second["engines"]["how"]["unet"] == "refit", (summary["engines"], second["engines"])

@@ -5,7 +5,6 @@ import torch
 from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import Attention
 
-from conftest import text_embedding
 from memestar.models.attention import SparseCausalAttnProcessor
 from memestar.models.frame_context import FrameContext
 from memestar.models.random_base import _CONFIGS
@@ -17,7 +16,7 @@ def video_latents(b=1, f=5, seed=0, size=8):
 
 
 @pytest.mark.parametrize("group_norm", ["frames", "per-frame"])
-def test_identical_frames_equal_the_image_unet(tiny, group_norm):
+def test_identical_frames_equal_the_image_unet(tiny, group_norm, text_embedding):
     image_unet = copy.deepcopy(tiny.unet)
     video = VideoUNet(tiny.unet, group_norm)
     text = text_embedding(tiny)
@@ -60,23 +59,24 @@ def slow_sparse_causal(attn: Attention, x: torch.Tensor, f: int) -> torch.Tensor
 def sparse_causal_attention(f: int):
     torch.manual_seed(0)
     attn = Attention(query_dim=32, heads=4, dim_head=8)
-    attn.set_processor(SparseCausalAttnProcessor(FrameContext(f)))
-    return attn
+    ctx = FrameContext()
+    attn.set_processor(SparseCausalAttnProcessor(ctx))
+    return attn, ctx
 
 
 def test_sparse_causal_matches_slow_reference():
     f = 5
-    attn = sparse_causal_attention(f)
+    attn, ctx = sparse_causal_attention(f)
     x = torch.randn(2 * f, 6, 32)
-    with torch.no_grad():
+    with torch.no_grad(), ctx.use(f):
         assert (attn(x) - slow_sparse_causal(attn, x, f)).abs().max() < 1e-5
 
 
 def test_frame_sees_only_first_previous_and_itself():
     f = 6
-    attn = sparse_causal_attention(f)
+    attn, ctx = sparse_causal_attention(f)
     x = torch.randn(f, 6, 32)
-    with torch.no_grad():
+    with torch.no_grad(), ctx.use(f):
         base = attn(x)
         for i in range(f):
             for j in range(f):
@@ -89,7 +89,7 @@ def test_frame_sees_only_first_previous_and_itself():
                     assert moved == 0, (i, j)
 
 
-def test_video_unet_is_causal_over_frames_with_per_frame_norm(tiny):
+def test_video_unet_is_causal_over_frames_with_per_frame_norm(tiny, text_embedding):
     """Sparse-causal attention only looks back: later frames cannot reach earlier outputs."""
     video = VideoUNet(tiny.unet, "per-frame")
     text = text_embedding(tiny)
@@ -102,7 +102,7 @@ def test_video_unet_is_causal_over_frames_with_per_frame_norm(tiny):
     assert (a[:, :, 3:] - b[:, :, 3:]).abs().max() > 1e-3
 
 
-def test_temporal_attention_mixes_all_frames_once_trained(tiny):
+def test_temporal_attention_mixes_all_frames_once_trained(tiny, text_embedding):
     video = VideoUNet(tiny.unet, "per-frame")
     text = text_embedding(tiny)
     torch.manual_seed(1)
@@ -117,7 +117,7 @@ def test_temporal_attention_mixes_all_frames_once_trained(tiny):
     assert (a[:, :, 0] - b[:, :, 0]).abs().max() > 1e-4  # frame 0 now hears frame 4
 
 
-def test_frame_spanning_group_norm_pools_statistics_over_frames(tiny):
+def test_frame_spanning_group_norm_pools_statistics_over_frames(tiny, text_embedding):
     spanning = VideoUNet(copy.deepcopy(tiny.unet), "frames")
     per_frame = VideoUNet(tiny.unet, "per-frame")
     text = text_embedding(tiny)
@@ -148,12 +148,37 @@ def test_trainable_set_is_exactly_the_named_tensors(tiny):
 
 def loss_and_grads(video, clip, text):
     video.zero_grad(set_to_none=True)
-    loss = video(clip, 500, text).square().mean()
-    loss.backward()
+    with video.frames(clip.shape[2]):  # checkpointing recomputes during backward: the count must hold there too
+        loss = video(clip, 500, text).square().mean()
+        loss.backward()
     return {n: p.grad for n, p in video.trainable_parameters().items()}
 
 
-def test_every_trainable_tensor_learns_with_and_without_checkpointing(tiny):
+def test_the_frame_count_exists_only_inside_a_clip_run(tiny, text_embedding):
+    """The 2D layers cannot be called with a count left over from the last clip, and a run cannot change length."""
+    video = VideoUNet(tiny.unet)
+    text = text_embedding(tiny)
+    with torch.no_grad():
+        video(video_latents(f=3), 500, text)
+        with pytest.raises(RuntimeError, match="frame count is unset"):
+            video.unet(torch.randn(3, 4, 8, 8), 500, text.expand(3, -1, -1))
+        with video.frames(3), pytest.raises(RuntimeError, match="5-frame clip inside a 3-frame run"):
+            video(video_latents(f=5), 500, text)
+        with video.frames(4):
+            assert video(video_latents(f=4), 500, text).shape == (1, 4, 4, 8, 8)
+
+
+def test_checkpointed_backward_outside_the_run_is_an_error_not_a_wrong_count(tiny, text_embedding):
+    video = VideoUNet(tiny.unet)
+    video.set_trainable()
+    video.train()
+    video.unet.enable_gradient_checkpointing()
+    loss = video(video_latents(f=3), 500, text_embedding(tiny)).square().mean()
+    with pytest.raises(RuntimeError, match="frame count is unset"):
+        loss.backward()
+
+
+def test_every_trainable_tensor_learns_with_and_without_checkpointing(tiny, text_embedding):
     video = VideoUNet(tiny.unet)
     video.set_trainable()
     torch.manual_seed(2)
@@ -180,7 +205,7 @@ def test_every_trainable_tensor_learns_with_and_without_checkpointing(tiny):
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_precisions_run_close_to_fp32(tiny, dtype):
+def test_half_precisions_run_close_to_fp32(tiny, dtype, text_embedding):
     video = VideoUNet(tiny.unet)
     text, clip = text_embedding(tiny), video_latents(f=3)
     with torch.no_grad():

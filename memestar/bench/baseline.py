@@ -11,23 +11,28 @@ import imageio.v2 as imageio
 import torch
 from diffusers import DDIMScheduler
 
-from ..meme_folder import ADAPTER
+from ..meme_folder import ADAPTER, MemeManifest
 from ..models.adapter import load_adapter
 from ..models.base import load_base
 from ..models.guidance import guided_output
 from ..models.text import encode_prompts
 from ..models.vae import decode_latents
 from ..models.video_unet import VideoUNet
+from ..runtime.backend import Backend
 
 
-class EagerFP32Baseline:
+class EagerFP32Baseline(Backend):
     name = "baseline"
 
-    def __init__(self, meme_folder, meta: dict, device: torch.device):
+    def __init__(self, meme_folder, meme: MemeManifest, device: torch.device):
         self.device, self.dtype = device, torch.float32
-        self.base = load_base(meta["base"]["reference"], device=device, dtype=torch.float32)
-        self.video = VideoUNet(self.base.unet, meta["group_norm"])
+        self.base = load_base(meme.base.reference, device=device, dtype=torch.float32)
+        self.tokenizer = self.base.tokenizer
+        self.video = VideoUNet(self.base.unet, meme.group_norm)
         load_adapter(self.video, meme_folder / ADAPTER, self.base.reference, self.base.fingerprint)
+
+    def unet_passes(self, guided: bool) -> int:
+        return 2 if guided else 1
 
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
         return encode_prompts(self.base.tokenizer, self.base.text_encoder, prompts)

@@ -17,27 +17,34 @@ from pathlib import Path
 
 import torch
 
-from ..device import compute_dtype, peak_memory_bytes, pick_device
+from .. import files
+from ..checks import check_choice, check_device, check_frames, check_guidance, check_int, check_size, check_steps
+from ..device import PRECISIONS, compute_dtype, peak_memory_bytes, pick_device
 from ..errors import MemeError
 from ..export.meme import ExportOptions, export_meme
-from .. import files
 from ..files import slug
 from ..media.writers import encode_gif
-from ..meme_folder import (ADAPTER, INVERSION, library_versions, load_inversion, read_meme, save_inversion,
-                           write_meme_json)
+from ..meme_folder import (ADAPTER, INVERSION, BaseRecord, InversionRecord, MemeManifest, library_versions,
+                           load_inversion, read_meme, save_inversion, write_meme_json)
 from ..models.adapter import save_adapter
 from ..models.base import load_base
 from ..models.text import encode_prompts
 from ..models.vae import encode_frames, vae_scale_factor
 from ..models.video_unet import VideoUNet
 from ..runtime import Meme
+from ..runtime.meme import GenSettings
 from ..train.tune import TuneSettings, tune
 from .baseline import EagerFP32Baseline
 from .measure import count_flops, matmul_peak_flops, quantile, time_stage
 
 PRESETS = {"tiny": dict(base="random-tiny", frames=8, size=64), "sd15": dict(base="random-sd15", frames=16, size=256)}
-OUR_BACKENDS = ("torch", "ort", "trt")
-GRAPH_BACKENDS = ("ort", "trt")  # run the meme's export: FLOPs are counted on torch's run of the same work
+# torch: CUDA graphs of the loop on a GPU (the default); torch-eager: without them; torch-compile: the UNet through
+# torch.compile, in a CUDA graph. The same work in each: FLOPs are counted once, on torch's run (and the baseline's).
+TORCH_VARIANTS = {"torch": {}, "torch-eager": {"cuda_graphs": False}, "torch-compile": {"compile": True}}
+GRAPH_BACKENDS = ("ort", "trt")  # run the meme's export
+OUR_BACKENDS = (*TORCH_VARIANTS, *GRAPH_BACKENDS)
+COUNTED = ("baseline", "torch")  # FlopCounterMode runs these; the others do the same work
+TRAINED = ("baseline", "torch")  # tuning does not depend on the sampling variant
 STAGES = ("text", "unet_step", "loop", "decode", "media", "end_to_end")
 PROMPT = "running blueberry-elephant"
 # DESIGN.md's end-to-end targets on one H100: 16 frames, 25 steps, guidance, GIF written.
@@ -49,8 +56,8 @@ class BenchOptions:
     preset: str = "tiny"
     frames: int | None = None
     size: int | None = None
-    steps: int = 25
-    guidance: float = 7.5
+    steps: int = GenSettings.steps
+    guidance: float = GenSettings.guidance
     backends: tuple[str, ...] | None = None  # None: torch, plus ort and trt where they are installed
     train: bool = False
     train_steps: int = 5
@@ -58,6 +65,21 @@ class BenchOptions:
     device: str | None = None
     precision: str = "auto"
     baseline: bool = True
+
+    def check(self) -> None:
+        check_choice("--preset", self.preset, tuple(PRESETS))
+        if self.frames is not None:
+            check_frames(self.frames)
+        if self.size is not None:
+            check_size(self.size)
+        check_steps(self.steps)
+        check_guidance(self.guidance)
+        check_int("--repeat", self.repeat, 1, 1000)
+        check_choice("--precision", self.precision, PRECISIONS)
+        check_device(self.device)
+        unknown = sorted(set(self.backends or ()) - set(OUR_BACKENDS))
+        if unknown:
+            raise MemeError(f"unknown backend(s) {', '.join(unknown)}: use {', '.join(OUR_BACKENDS)}")
 
 
 def make_untrained_meme(base: str, frames: int, size: int, folder: Path) -> Path:
@@ -70,9 +92,9 @@ def make_untrained_meme(base: str, frames: int, size: int, folder: Path) -> Path
     latents = torch.randn(1, b.vae.config.latent_channels, frames, side, side,
                           generator=torch.Generator().manual_seed(0))
     save_inversion(folder / INVERSION, latents, 50)
-    write_meme_json(folder, {"prompt": "benchmark", "base": {"reference": base, "id": b.fingerprint.id},
-                             "frames": frames, "size": size, "fps": 8.0, "group_norm": "per-frame",
-                             "versions": library_versions()})
+    write_meme_json(folder, prompt="benchmark", base=BaseRecord(reference=base, id=b.fingerprint.id), frames=frames,
+                    size=size, fps=8.0, group_norm=video.group_norm, inversion=InversionRecord(steps=50, prompt=""),
+                    versions=library_versions())
     return folder
 
 
@@ -128,11 +150,11 @@ def _measure(stages: dict, device, repeat: int, peak_flops: float) -> dict:
     return out
 
 
-def _train_stage(meme_meta: dict, device, dtype, o: BenchOptions, peak_flops: float) -> dict:
+def _train_stage(meme: MemeManifest, device, dtype, o: BenchOptions, peak_flops: float) -> dict:
     """One tuning step (median, p10, p90 over `train_steps` steps after one) and steps/s."""
-    b = load_base(meme_meta["base"]["reference"], device=device, dtype=dtype)
+    b = load_base(meme.base.reference, device=device, dtype=dtype)
     video = VideoUNet(b.unet)
-    frames = torch.randint(0, 256, (meme_meta["frames"], meme_meta["size"], meme_meta["size"], 3), dtype=torch.uint8)
+    frames = torch.randint(0, 256, (meme.frames, meme.size, meme.size, 3), dtype=torch.uint8)
     latents = encode_frames(b.vae, frames).float()
     text = encode_prompts(b.tokenizer, b.text_encoder, [PROMPT])
     checkpointing = device.type == "cuda" and dtype != torch.float32
@@ -163,11 +185,11 @@ def _train_stage(meme_meta: dict, device, dtype, o: BenchOptions, peak_flops: fl
             "precision": str(dtype).removeprefix("torch."), "gradient_checkpointing": checkpointing}
 
 
-def _time_backend(name: str, folder: Path, meta: dict, device, o: BenchOptions, peak_flops: float,
+def _time_backend(name: str, folder: Path, meme_manifest: MemeManifest, device, o: BenchOptions, peak_flops: float,
                   known_flops: dict | None) -> dict:
     """Loads one backend (or the baseline), times its stages and lets it go when it returns."""
     if name == "baseline":
-        backend = EagerFP32Baseline(folder, meta, device)
+        backend = EagerFP32Baseline(folder, meme_manifest, device)
         x = load_inversion(folder).to(device)
 
         def end_to_end():
@@ -178,7 +200,9 @@ def _time_backend(name: str, folder: Path, meta: dict, device, o: BenchOptions, 
         encode_media = backend.encode_media
     else:
         precision = "auto" if name in GRAPH_BACKENDS else o.precision  # graph backends: the bench's export
-        meme = Meme.load(folder, device=str(device), precision=precision, backend=name)
+        variant = TORCH_VARIANTS.get(name, {})
+        meme = Meme.load(folder, device=str(device), precision=precision, backend="torch" if variant or
+                         name == "torch" else name, **variant)
         backend, x = meme.backend, meme.inversion.float()
 
         def end_to_end():
@@ -197,18 +221,12 @@ def _free(device) -> None:
 
 
 def run_bench(o: BenchOptions, log=print) -> dict:
-    if o.preset not in PRESETS:
-        raise MemeError(f"unknown preset {o.preset!r}: use {' or '.join(PRESETS)}")
-    if o.repeat < 1 or o.steps < 1:
-        raise MemeError("--repeat and --steps must be at least 1")
+    o.check()
     preset = PRESETS[o.preset]
     frames, size = o.frames or preset["frames"], o.size or preset["size"]
     device = pick_device(o.device)
     dtype = compute_dtype(o.precision, device)
     backends = o.backends or available_backends(device)
-    unknown = set(backends) - set(OUR_BACKENDS)
-    if unknown:
-        raise MemeError(f"unknown backend(s) {', '.join(sorted(unknown))}: use {', '.join(OUR_BACKENDS)}")
     report = {"benchmark": "meme bench", "preset": o.preset, "base": preset["base"], "device": device_name(device),
               "date": datetime.date.today().isoformat(), "frames": frames, "size": size, "steps": o.steps,
               "guidance": o.guidance, "repeat": o.repeat, "versions": library_versions(), "backends": {}}
@@ -222,28 +240,27 @@ def run_bench(o: BenchOptions, log=print) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_untrained_meme(preset["base"], frames, size, Path(tmp) / "meme")
-        meta = read_meme(folder)
+        meme = read_meme(folder)
         if graphs:
             log("exporting the meme (ONNX" + (", TensorRT engines" if "trt" in backends else "") + ") ...")
             report["export"] = export_meme(ExportOptions(meme=folder, trt="trt" in backends,
                                                          precision="fp32" if graph_dtype == torch.float32 else "fp16",
                                                          device=str(device), quiet=True))
-        # graph backends last: their FLOPs are those torch counted for the same work
         runs = [(name, graph_dtype if name in GRAPH_BACKENDS else dtype) for name in backends]
         runs = sorted(runs + ([("baseline", torch.float32)] if o.baseline else []),
-                      key=lambda run: run[0] in GRAPH_BACKENDS)
+                      key=lambda run: run[0] not in COUNTED)  # the others take the FLOPs counted for the same work
         known_flops = None
         for name, run_dtype in runs:
             precision = str(run_dtype).removeprefix("torch.")
             log(f"timing {name} ({precision}) ...")
-            stages = _time_backend(name, folder, meta, device, o, peaks[precision],
-                                   known_flops if name in GRAPH_BACKENDS else None)
+            stages = _time_backend(name, folder, meme, device, o, peaks[precision],
+                                   None if name in COUNTED else known_flops)
             report["backends"][name] = {"precision": precision, "stages": stages}
             known_flops = known_flops or {s: m["flops"] for s, m in stages.items()}
             _free(device)
-            if o.train and name not in GRAPH_BACKENDS:
+            if o.train and name in TRAINED:
                 log(f"timing tuning steps ({name}) ...")
-                report["backends"][name]["stages"]["train_step"] = _train_stage(meta, device, run_dtype, o,
+                report["backends"][name]["stages"]["train_step"] = _train_stage(meme, device, run_dtype, o,
                                                                                 peaks[precision])
                 _free(device)
 

@@ -8,7 +8,6 @@ engines, with --trt.
 
 import datetime
 import importlib.util
-import json
 import os
 import shutil
 import time
@@ -19,17 +18,18 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from ..checks import check_choice, check_device
 from ..device import pick_device
 from ..errors import MemeError
-from ..export_folder import (EXPORT_DIR, EXPORT_FORMAT, EXPORT_JSON, EXPORT_PRECISIONS, GRAPHS, SCHEDULER_JSON,
-                             TOKENIZER, build_key, require_tensorrt)
+from ..export_folder import (EXPORT_DIR, EXPORT_JSON, EXPORT_PRECISIONS, SCHEDULER_JSON, TOKENIZER, ExportInputs,
+                             ExportManifest, GraphRecord, SelfCheck, TensorRecord, build_key, require_tensorrt)
 from ..files import replace_folder, write_error, write_json
-from ..meme_folder import ADAPTER, library_versions, read_meme
+from ..meme_folder import ADAPTER, MemeManifest, library_versions, read_meme
 from ..models.adapter import load_adapter
 from ..models.base import load_base
+from ..models.graphs import GRAPHS, Shapes, TensorSpec
 from ..models.vae import vae_scale_factor
 from ..models.video_unet import VideoUNet
-from .graphs import GuidedUNetGraph, Shapes, TextEncoderGraph, VaeDecoderGraph
 from .onnx import TOLERANCE, check_opset, check_providers, export_graph, self_check
 
 DEFAULT_OPSET = 18
@@ -47,6 +47,11 @@ class ExportOptions:
     base_config: str | None = None
     allow_pickle: bool = False
     quiet: bool = False
+
+    def check(self) -> None:
+        check_opset(self.opset)
+        check_choice("--precision", self.precision, ("auto", *EXPORT_PRECISIONS))
+        check_device(self.device)
 
 
 def onnx_versions() -> dict:
@@ -79,35 +84,35 @@ def _writable_export_dir(folder: Path) -> Path:
     return export_dir
 
 
-def _modules(base, video) -> dict[str, torch.nn.Module]:
-    return {"text_encoder": TextEncoderGraph(base.text_encoder), "unet": GuidedUNetGraph(video),
-            "vae_decoder": VaeDecoderGraph(base.vae)}
-
-
-def _load(meta: dict, folder: Path, o: ExportOptions, device: torch.device):
+def _load(meme: MemeManifest, folder: Path, o: ExportOptions, device: torch.device):
     """The meme's base (fp32) with its video UNet and adapter, and the shapes its graphs take."""
-    base = load_base(o.base or meta["base"]["reference"], device=device, dtype=torch.float32, config=o.base_config,
+    base = load_base(o.base or meme.base.reference, device=device, dtype=torch.float32, config=o.base_config,
                      allow_pickle=o.allow_pickle)
-    video = VideoUNet(base.unet, meta["group_norm"])
+    video = VideoUNet(base.unet, meme.group_norm)
     load_adapter(video, folder / ADAPTER, base.reference, base.fingerprint)
-    shapes = Shapes(frames=meta["frames"], latent_channels=base.vae.config.latent_channels,
-                    latent_side=meta["size"] // vae_scale_factor(base.vae),
-                    text_length=base.tokenizer.model_max_length, text_width=base.text_encoder.config.hidden_size,
-                    vocab_size=len(base.tokenizer))
+    shapes = Shapes(frames=meme.frames, latent_channels=base.vae.config.latent_channels,
+                    latent_side=meme.size // vae_scale_factor(base.vae), text_length=base.tokenizer.model_max_length,
+                    text_width=base.text_encoder.config.hidden_size, vocab_size=len(base.tokenizer),
+                    pixel_side=meme.size)
     return base, video, shapes
 
 
-def _build(tmp: Path, key: str, built_from: dict, meta: dict, o: ExportOptions, device: torch.device) -> dict:
+def _tensor_records(specs: tuple[TensorSpec, ...], shapes: Shapes) -> list[TensorRecord]:
+    return [TensorRecord(name=t.name, dtype=str(t.dtype).removeprefix("torch."), shape=list(t.shape(shapes)))
+            for t in specs]
+
+
+def _build(tmp: Path, key: str, built_from: ExportInputs, meme: MemeManifest, o: ExportOptions,
+           device: torch.device) -> ExportManifest:
     tmp.mkdir()
     t0 = time.perf_counter()
-    base, video, shapes = _load(meta, Path(o.meme), o, device)
+    base, video, shapes = _load(meme, Path(o.meme), o, device)
     load_s = time.perf_counter() - t0
     graphs = {}
     providers = check_providers(device)
-    modules = _modules(base, video)
-    for name in tqdm(GRAPHS, desc="exporting", unit="graph", disable=o.quiet):
-        module = modules[name].eval()
-        inputs = shapes.inputs(name)
+    for spec in tqdm(GRAPHS, desc="exporting", unit="graph", disable=o.quiet):
+        module = spec.module(base, video).eval()
+        inputs = spec.random_inputs(shapes)
         on_device = {k: v.to(device) for k, v in inputs.items()}
         with torch.no_grad(), _no_tf32():
             reference = module(**on_device)
@@ -115,20 +120,23 @@ def _build(tmp: Path, key: str, built_from: dict, meta: dict, o: ExportOptions, 
             module(**on_device)  # timed warm, like ONNX Runtime's second run: `--backend auto` compares the two
             _sync(device)
             torch_s = time.perf_counter() - t
-        if built_from["precision"] == "fp16":
+        if tuple(reference.shape) != spec.output.shape(shapes):
+            raise MemeError(f"the {spec.name} graph gives shape {tuple(reference.shape)}, its spec says "
+                            f"{spec.output.shape(shapes)}: a bug in meme-star, please report it")
+        if built_from.precision == "fp16":
             module.half()
-        info = export_graph(module, on_device, GRAPHS[name][1], tmp / f"{name}.onnx", o.opset)
+        info = export_graph(module, on_device, [t.name for t in spec.outputs], tmp / f"{spec.name}.onnx", o.opset)
         module.to("meta")  # done with it: give the memory back before the next graph
-        check = self_check(tmp / f"{name}.onnx", reference, inputs, built_from["precision"], providers)
-        graphs[name] = {**info, "inputs": {k: [list(v.shape), str(v.dtype).removeprefix("torch.")]
-                                           for k, v in inputs.items()},
-                        "outputs": GRAPHS[name][1], "check": {**check, "torch_s": round(torch_s, 4)}}
+        check = self_check(tmp / f"{spec.name}.onnx", reference, inputs, built_from.precision, providers)
+        graphs[spec.name] = GraphRecord(**info, inputs=_tensor_records(spec.inputs, shapes),
+                                        outputs=_tensor_records(spec.outputs, shapes),
+                                        check=SelfCheck(**check, torch_s=round(torch_s, 4)))
     base.tokenizer.save_pretrained(tmp / TOKENIZER)
     write_json(tmp / SCHEDULER_JSON, base.scheduler_config)
-    manifest = {"format": EXPORT_FORMAT, "key": key, "built_from": built_from, "shapes": vars(shapes),
-                "graphs": graphs, "created": datetime.datetime.now().isoformat(timespec="seconds"),
-                "load_s": round(load_s, 3), "seconds": round(time.perf_counter() - t0, 3), "device": str(device)}
-    write_json(tmp / EXPORT_JSON, manifest)
+    manifest = ExportManifest(key=key, built_from=built_from, shapes=shapes, graphs=graphs,
+                              created=datetime.datetime.now().isoformat(timespec="seconds"), load_s=round(load_s, 3),
+                              seconds=round(time.perf_counter() - t0, 3), device=str(device))
+    manifest.to_json(tmp / EXPORT_JSON)
     return manifest
 
 
@@ -167,11 +175,9 @@ def _no_tf32():
 
 
 def export_meme(o: ExportOptions) -> dict:
+    o.check()
     folder = Path(o.meme)
-    meta = read_meme(folder)
-    check_opset(o.opset)
-    if o.precision not in ("auto", *EXPORT_PRECISIONS):
-        raise MemeError(f"--precision must be auto, fp32 or fp16, not {o.precision!r}")
+    meme = read_meme(folder)
     _require_onnx()
     device = pick_device(o.device)
     if o.trt:  # before minutes of ONNX work, say what is missing
@@ -180,30 +186,29 @@ def export_meme(o: ExportOptions) -> dict:
             raise MemeError("--trt builds engines on the NVIDIA GPU that will run them: run it there (--device cuda)")
     export_dir = _writable_export_dir(folder)
     precision = o.precision if o.precision != "auto" else ("fp16" if device.type == "cuda" else "fp32")
-    built_from = {"adapter_sha256": meta["files"][ADAPTER], "base": meta["base"]["id"],
-                  "group_norm": meta["group_norm"], "frames": meta["frames"], "size": meta["size"],
-                  "guidance_batch": 2, "precision": precision, "opset": o.opset, "versions": onnx_versions()}
+    built_from = ExportInputs(adapter_sha256=meme.adapter_sha256, base=meme.base.id, group_norm=meme.group_norm,
+                              frames=meme.frames, size=meme.size, guidance_batch=2, precision=precision,
+                              opset=o.opset, versions=onnx_versions())
     key = build_key(built_from)  # from meme.json alone: a cache hit loads no model
     final = export_dir / key
     cached = (final / EXPORT_JSON).is_file() and not o.force
     if cached:
-        manifest = json.loads((final / EXPORT_JSON).read_text())
+        manifest = ExportManifest.from_json(final / EXPORT_JSON)
     else:
         _remove_leftovers(export_dir)
         tmp = export_dir / f".building-{key}-{os.getpid()}"
         try:
-            manifest = _build(tmp, key, built_from, meta, o, device)
+            manifest = _build(tmp, key, built_from, meme, o, device)
             replace_folder(tmp, final)
         except OSError as e:
             raise write_error(e, export_dir) from e
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     summary = {"meme": str(folder), "export": str(final), "key": key, "cached": cached, "precision": precision,
-               "opset": o.opset, "seconds": manifest["seconds"],
-               "graphs": {name: {"nodes": g["nodes"], "megabytes": round(g["bytes"] / 2 ** 20, 2),
-                                 "relative_error": g["check"]["relative_error"],
-                                 "max_abs_error": g["check"]["max_abs_error"]}
-                          for name, g in manifest["graphs"].items()},
+               "opset": o.opset, "seconds": manifest.seconds,
+               "graphs": {name: {"nodes": g.nodes, "megabytes": round(g.bytes / 2 ** 20, 2),
+                                 "relative_error": g.check.relative_error, "max_abs_error": g.check.max_abs_error}
+                          for name, g in manifest.graphs.items()},
                "tolerance": TOLERANCE[precision]}
     if o.trt:
         from .trt import build_engines

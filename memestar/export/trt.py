@@ -9,6 +9,7 @@ the TensorRT backend. This code follows polygraphy's and TensorRT's documented P
 on the project's CPU machines (README: what was verified where).
 """
 
+import dataclasses
 import datetime
 import json
 import os
@@ -20,10 +21,11 @@ from pathlib import Path
 import torch
 
 from ..errors import MemeError
-from ..export_folder import (ENGINES_FORMAT, ENGINES_JSON, GRAPHS, build_key, engine_identity, list_engines,
-                             require_tensorrt, stale_reason)
+from ..export_folder import (ENGINES_JSON, EnginesInputs, EnginesManifest, ExportManifest, build_key,
+                             engine_identity, list_engines, require_tensorrt, stale_reason)
 from ..files import atomic_path, replace_folder, write_error, write_json
 from ..models.base import cache_dir
+from ..models.graphs import GRAPHS, UNET
 
 
 def _build_engine(trt, onnx_path: Path, plan: Path, timing_cache: Path) -> None:
@@ -47,7 +49,7 @@ def _refit_engine(trt, plan: Path, onnx_path: Path) -> None:
     plan.write_bytes(engine.serialize())
 
 
-def build_engines(export_folder: Path, manifest: dict, device: torch.device, force: bool = False,
+def build_engines(export_folder: Path, manifest: ExportManifest, device: torch.device, force: bool = False,
                   quiet: bool = False) -> dict:
     """Engines for every graph of the export under `trt-<key>/`; returns how each was made and how long it took
     (for a refit, also how long the base's engines took to build)."""
@@ -55,7 +57,7 @@ def build_engines(export_folder: Path, manifest: dict, device: torch.device, for
     if device.type != "cuda":
         raise MemeError("TensorRT engines are built on the NVIDIA GPU that will run them: use --device cuda there")
     identity = engine_identity(device)
-    built_from = {"export": manifest["key"], **identity}
+    built_from = EnginesInputs(export=manifest.key, **dataclasses.asdict(identity))
     key = build_key(built_from)
     folder = export_folder / f"trt-{key}"
     if (folder / ENGINES_JSON).is_file() and not force:
@@ -63,7 +65,8 @@ def build_engines(export_folder: Path, manifest: dict, device: torch.device, for
     notes = [f"rebuilding: engines in {f.name} were {stale_reason(m, identity)}"
              for f, m in list_engines(export_folder) if stale_reason(m, identity)]
     # Engines of the same base, shapes, precision and GPU differ only in the UNet's tuned weights.
-    shared_key = build_key({k: v for k, v in manifest["built_from"].items() if k != "adapter_sha256"} | identity)
+    shared_key = build_key({k: v for k, v in dataclasses.asdict(manifest.built_from).items() if k != "adapter_sha256"}
+                           | dataclasses.asdict(identity))
     shared = cache_dir() / "engines" / shared_key
     timing_cache = cache_dir() / "engines" / f"timing-{build_key(identity)}.cache"
     tmp = export_folder / f".building-trt-{key}-{os.getpid()}"
@@ -72,14 +75,14 @@ def build_engines(export_folder: Path, manifest: dict, device: torch.device, for
         shared.mkdir(parents=True, exist_ok=True)
         built_s = json.loads((shared / "built.json").read_text()) if (shared / "built.json").is_file() else {}
         tmp.mkdir()
-        for name in GRAPHS:
+        for name in (spec.name for spec in GRAPHS):
             onnx_path, plan = export_folder / f"{name}.onnx", tmp / f"{name}.plan"
             t = time.perf_counter()
             if (shared / plan.name).is_file() and name in built_s and not force:
                 shutil.copyfile(shared / plan.name, plan)
-                if name == "unet":
+                if name == UNET:
                     _refit_engine(trt, plan, onnx_path)
-                how[name] = "refit" if name == "unet" else "copied (base weights)"
+                how[name] = "refit" if name == UNET else "copied (base weights)"
             else:
                 if not quiet:
                     print(f"building the {name} engine (minutes, once per base, shapes and GPU) ...", file=sys.stderr,
@@ -92,9 +95,8 @@ def build_engines(export_folder: Path, manifest: dict, device: torch.device, for
             if how[name] == "built":
                 built_s[name] = seconds[name]
                 write_json(shared / "built.json", built_s)
-        write_json(tmp / ENGINES_JSON, {"format": ENGINES_FORMAT, "key": key, "built_from": built_from,
-                                        "how": how, "seconds": seconds, "build_seconds": built_s,
-                                        "created": datetime.datetime.now().isoformat(timespec="seconds")})
+        EnginesManifest(key=key, built_from=built_from, how=how, seconds=seconds, build_seconds=built_s,
+                        created=datetime.datetime.now().isoformat(timespec="seconds")).to_json(tmp / ENGINES_JSON)
         replace_folder(tmp, folder)
     except OSError as e:
         raise write_error(e, e.filename or export_folder) from e

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageSequence
 
+from ..checks import MAX_FPS, MIN_FPS, check_frames, check_size
 from ..errors import MemeError
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".avi", ".m4v")
@@ -29,12 +30,6 @@ class Clip:
     fps: float  # of the chosen frames
     source_frames: int
     indices: list[int]
-
-
-def check_size(size: int) -> None:
-    if size < 8 or size % 8:
-        raise MemeError(f"size {size} is not a positive multiple of 8 (the VAE works in 8-pixel cells): "
-                        f"use e.g. 128 or 256")
 
 
 def frame_indices(total: int, n: int, start: int = 0, stride: int | None = None) -> list[int]:
@@ -60,6 +55,7 @@ def read_clip(path: str | Path, n: int, size: int, start: int = 0, stride: int |
     """Reads `n` frames of the clip at `path`, centre-cropped to a square and resized to `size`."""
     path = Path(path)
     check_size(size)
+    check_frames(n)
     if not path.exists():
         raise MemeError(f"clip {path} not found: pass {CLIP_HELP}")
     if path.is_dir():
@@ -149,5 +145,6 @@ def _read_video(path: Path, n: int, size: int, start: int, stride: int | None) -
 
 
 def _fps(source_fps: float, indices: list[int]) -> float:
+    """The frame rate of the chosen frames, within what a GIF can play."""
     step = (indices[-1] - indices[0]) / (len(indices) - 1) if len(indices) > 1 else 1
-    return float(source_fps) / max(step, 1)
+    return min(max(float(source_fps) / max(step, 1), MIN_FPS), MAX_FPS)

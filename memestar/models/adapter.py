@@ -8,11 +8,10 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors import SafetensorError, safe_open
 
 from ..errors import MemeError
-from ..files import atomic_path
+from ..files import save_safetensors
 from .base import BaseFingerprint
 from .video_unet import VideoUNet
 
@@ -21,17 +20,16 @@ ADAPTER_FORMAT = "memestar-adapter/1"
 
 def save_adapter(video_unet: VideoUNet, path: str | Path, base_reference: str, base_fingerprint: BaseFingerprint,
                  dtype: torch.dtype = torch.float16) -> None:
-    """Writes the trainable tensors atomically (a temporary name, then a rename)."""
-    path = Path(path)
-    tensors = {name: p.detach().to("cpu", dtype).contiguous() for name, p in video_unet.trainable_parameters().items()}
+    """Writes the trainable tensors atomically (a temporary name, then a rename); the same tensors and base give
+    the same bytes."""
+    tensors = {name: p.detach().to("cpu", dtype) for name, p in video_unet.trainable_parameters().items()}
     metadata = {
         "format": ADAPTER_FORMAT,
         "group_norm": video_unet.group_norm,
         "base_reference": base_reference,
         "base_fingerprint": json.dumps(base_fingerprint.to_dict()),
     }
-    with atomic_path(path) as tmp:
-        save_file(tensors, tmp, metadata=metadata)
+    save_safetensors(tensors, path, metadata)
 
 
 def read_adapter_metadata(path: str | Path) -> dict:
@@ -41,11 +39,15 @@ def read_adapter_metadata(path: str | Path) -> dict:
     try:
         with safe_open(path, framework="pt") as f:
             metadata = f.metadata() or {}
-    except Exception as e:
-        raise MemeError(f"{path} is not a readable safetensors adapter ({e}): retrain or restore the file") from e
+    except (SafetensorError, OSError) as e:
+        raise MemeError(f"{path} is not a readable safetensors adapter ({str(e).splitlines()[0]}): retrain or "
+                        f"restore the file") from e
     if metadata.get("format") != ADAPTER_FORMAT:
         raise MemeError(f"{path} is not a meme-star adapter (format {metadata.get('format')!r}, expected "
                         f"{ADAPTER_FORMAT!r})")
+    missing = [k for k in ("group_norm", "base_reference", "base_fingerprint") if k not in metadata]
+    if missing:
+        raise MemeError(f"{path} lacks the metadata {', '.join(missing)}: retrain the meme")
     return metadata
 
 
@@ -53,7 +55,10 @@ def load_adapter(video_unet: VideoUNet, path: str | Path, base_reference: str,
                  base_fingerprint: BaseFingerprint) -> dict:
     """Loads the tuned tensors into `video_unet` after checking that it is built on the same base."""
     metadata = read_adapter_metadata(path)
-    trained_on = BaseFingerprint.from_dict(json.loads(metadata["base_fingerprint"]))
+    try:
+        trained_on = BaseFingerprint.from_dict(json.loads(metadata["base_fingerprint"]))
+    except (ValueError, KeyError, TypeError) as e:
+        raise MemeError(f"{path} has an unreadable base fingerprint in its metadata: retrain the meme") from e
     if not trained_on.matches(base_fingerprint):
         raise MemeError(f"adapter {path} was tuned on base {metadata['base_reference']!r} (fingerprint "
                         f"{trained_on.id}), not on {base_reference!r} (fingerprint {base_fingerprint.id}): "
@@ -67,7 +72,14 @@ def load_adapter(video_unet: VideoUNet, path: str | Path, base_reference: str,
         if names != set(params):
             missing, extra = sorted(set(params) - names), sorted(names - set(params))
             raise MemeError(f"adapter {path} does not fit this UNet (missing {missing[:3]}, unexpected {extra[:3]})")
-        with torch.no_grad():
-            for name, p in params.items():
-                p.copy_(f.get_tensor(name))
+        tensors = {name: f.get_tensor(name) for name in params}
+    for name, t in tensors.items():
+        if t.shape != params[name].shape:
+            raise MemeError(f"adapter {path} does not fit this UNet: {name} is {tuple(t.shape)}, the UNet's is "
+                            f"{tuple(params[name].shape)}; retrain the meme on this base")
+        if not t.is_floating_point() or not torch.isfinite(t).all():
+            raise MemeError(f"adapter {path} holds non-finite values in {name}: retrain the meme (lower --lr)")
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(tensors[name])
     return metadata

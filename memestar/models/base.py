@@ -13,9 +13,11 @@ Pickled weights (`.ckpt`, `.bin`, `.pt`, `.pth`) run code when loaded: refused u
 import hashlib
 import os
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
@@ -51,7 +53,8 @@ class BaseFingerprint:
         return f"{self.arch}-{hashlib.sha256(values).hexdigest()[:8]}"
 
     def matches(self, other: "BaseFingerprint") -> bool:
-        return self.arch == other.arch and torch.allclose(self.probe, other.probe, rtol=1e-2, atol=1e-3)
+        return (self.arch == other.arch and self.probe.shape == other.probe.shape
+                and torch.allclose(self.probe, other.probe, rtol=1e-2, atol=1e-3))
 
     def to_dict(self) -> dict:
         return {"arch": self.arch, "probe": self.probe.numpy().tobytes().hex()}
@@ -149,30 +152,55 @@ def _load_diffusers(source: Path | str, dtype, allow_pickle: bool, local: bool) 
         if missing:
             raise MemeError(f"{source} is not a diffusers model folder: it lacks {', '.join(missing)}/ "
                             f"(expected {' '.join(c + '/' for c in COMPONENTS)})")
-    kw = dict(use_safetensors=None if allow_pickle else True, local_files_only=local)
+    offline = not local and not hub_reachable()  # then only the local Hub cache can serve it, at once
+    kw = dict(use_safetensors=None if allow_pickle else True, local_files_only=local or offline)
     try:
         parts = {
             "unet": UNet2DConditionModel.from_pretrained(source, subfolder="unet", dtype=dtype, **kw),
             "vae": AutoencoderKL.from_pretrained(source, subfolder="vae", dtype=dtype, **kw),
             "text_encoder": CLIPTextModel.from_pretrained(source, subfolder="text_encoder", dtype=dtype, **kw),
             "tokenizer": CLIPTokenizer.from_pretrained(source, subfolder="tokenizer",
-                                                       local_files_only=local),
-            "scheduler_config": dict(DDIMScheduler.load_config(source, subfolder="scheduler", local_files_only=local)),
+                                                       local_files_only=kw["local_files_only"]),
+            "scheduler_config": dict(DDIMScheduler.load_config(source, subfolder="scheduler",
+                                                               local_files_only=kw["local_files_only"])),
         }
     except MemeError:
         raise
     except Exception as e:  # the Hub client and the loaders raise many types; the user needs one line
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        where = "the local folder" if local else "the Hugging Face Hub (is the network reachable?)"
+        if offline:
+            raise MemeError(f"could not load base model {source}: it is not in the local Hugging Face cache, and the "
+                            f"Hub at {hub_endpoint()} cannot be reached; download it on a connected machine, or pass "
+                            f"a local diffusers folder") from e
+        where = "the local folder" if local else "the Hugging Face Hub"
         pickled = local and not allow_pickle and any(Path(source).glob(f"*/*{PICKLE_SUFFIXES[1]}"))
         hint = " (only pickled weights there? pass --allow-pickle if you trust them)" if pickled else ""
         raise MemeError(f"could not load base model {source} from {where}: {reason}{hint}") from e
     return parts
 
 
+def hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub can be reached now: offline, the Hub client would retry for half a minute per file."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    host = urlparse(hub_endpoint())
+    try:
+        socket.create_connection((host.hostname, host.port or 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
 def _load_single_file(path: Path, config: str | None, dtype, allow_pickle: bool) -> dict:
     from diffusers import StableDiffusionPipeline
 
+    if config is None and not hub_reachable():
+        raise MemeError(f"{path} is a single-file checkpoint and its configs would come from the Hub, which cannot be "
+                        f"reached: pass a diffusers folder with the SD configs as --base-config")
     kw = dict(torch_dtype=dtype, local_files_only=config is not None)
     if config is not None:
         kw["config"] = str(config)

@@ -22,6 +22,7 @@ from .frame_context import FrameContext
 from .group_norm import span_frames
 
 GROUP_NORM_MODES = ("frames", "per-frame")
+DEFAULT_GROUP_NORM = "per-frame"  # measured better than "frames" by `meme eval` (README)
 
 # Parameter-name fragments of the tensors one-shot tuning trains; everything else stays frozen.
 TRAINABLE_PATTERNS = (".attn1.to_q.", ".attn2.to_q.", ".attn_temp.", ".norm_temp.")
@@ -30,7 +31,7 @@ TRAINABLE_PATTERNS = (".attn1.to_q.", ".attn2.to_q.", ".attn_temp.", ".norm_temp
 class VideoUNet(nn.Module):
     """Runs an inflated UNet on video latents `b c f h w` with one text embedding per clip."""
 
-    def __init__(self, unet: UNet2DConditionModel, group_norm: str = "per-frame"):
+    def __init__(self, unet: UNet2DConditionModel, group_norm: str = DEFAULT_GROUP_NORM):
         super().__init__()
         if group_norm not in GROUP_NORM_MODES:
             raise ValueError(f"group_norm must be one of {GROUP_NORM_MODES}, not {group_norm!r}")
@@ -53,13 +54,17 @@ class VideoUNet(nn.Module):
 
     def forward(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
         b, c, f, h, w = sample.shape
-        self.frame_context.num_frames = f
         x = sample.transpose(1, 2).reshape(b * f, c, h, w)  # (b f) c h w
         t = torch.as_tensor(timestep, device=sample.device).reshape(-1).expand(b)
         t = t[:, None].expand(b, f).reshape(b * f)
         text = encoder_hidden_states[:, None].expand(-1, f, -1, -1).flatten(0, 1)  # (b f) L d
-        out = self.unet(x, t, text, return_dict=False)[0]
+        with self.frame_context.use(f):
+            out = self.unet(x, t, text, return_dict=False)[0]
         return out.reshape(b, f, -1, h, w).transpose(1, 2)  # b c f h w
+
+    def frames(self, f: int):
+        """Holds the frame count over more than one forward, e.g. a training step's forward and backward."""
+        return self.frame_context.use(f)
 
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
         """The tuned tensors by their SD-style names (relative to the 2D UNet)."""

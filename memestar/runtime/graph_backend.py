@@ -1,4 +1,4 @@
-"""What the ONNX Runtime and TensorRT backends share: a meme's exported graphs run by name.
+"""What the ONNX Runtime and TensorRT backends share: a meme's exported graphs run by their specs.
 
 The export holds the tokenizer and noise schedule too, so these backends load no torch model and no
 base: tokens -> `text_encoder`, the sampler loop on the host calling `unet` (guidance inside the graph),
@@ -11,37 +11,46 @@ from pathlib import Path
 import torch
 from transformers import CLIPTokenizer
 
-from ..export_folder import SCHEDULER_JSON, TOKENIZER
+from ..export_folder import SCHEDULER_JSON, TOKENIZER, ExportManifest
+from ..models.graphs import GRAPH_SPECS, TEXT_ENCODER, UNET, VAE_DECODER, GraphSpec
 from ..models.vae import to_uint8
-from .backend import Schedules
+from .backend import Backend, Schedules
 
 
-class GraphBackend:
+class GraphBackend(Backend):
     name = "graphs"
 
-    def __init__(self, export_folder: Path, manifest: dict, device: torch.device):
+    def __init__(self, export_folder: Path, manifest: ExportManifest, device: torch.device):
         self.folder, self.manifest, self.device = Path(export_folder), manifest, device
         self.tokenizer = CLIPTokenizer.from_pretrained(self.folder / TOKENIZER, local_files_only=True)
         self.scheduler_config = json.loads((self.folder / SCHEDULER_JSON).read_text())
         self.sampler = Schedules(self.scheduler_config, device)
 
-    def _run(self, graph: str, feeds: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _run(self, spec: GraphSpec, feeds: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Runs one graph on `feeds` (named as `spec.inputs`); its output, fp32 on the device."""
         raise NotImplementedError
+
+    def _call(self, graph: str, *tensors: torch.Tensor) -> torch.Tensor:
+        spec = GRAPH_SPECS[graph]
+        feeds = {t.name: x.to(self.device, t.dtype).reshape(t.shape(self.manifest.shapes))
+                 for t, x in zip(spec.inputs, tensors, strict=True)}
+        return self._run(spec, feeds)
+
+    def unet_passes(self, guided: bool) -> int:
+        return 2  # the exported UNet is a fixed batch of two: no guidance runs the conditional text twice
 
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
         ids = self.tokenizer(prompts, padding="max_length", max_length=self.tokenizer.model_max_length,
-                             truncation=True, return_tensors="pt").input_ids.to(self.device)
-        return torch.cat([self._run("text_encoder", {"input_ids": row[None]}) for row in ids])  # static batch 1
+                             truncation=True, return_tensors="pt").input_ids
+        return torch.cat([self._call(TEXT_ENCODER, row[None]) for row in ids])  # static batch 1
 
     def denoise(self, x, t, text, guidance):
         if len(text) == len(x):  # no guidance: the graph's batch of two is the conditional text twice
             text, guidance = torch.cat([text, text]), 1.0
-        t = torch.as_tensor(t, device=self.device).reshape(1).long()
-        g = torch.tensor([guidance], dtype=torch.float32, device=self.device)
-        return self._run("unet", {"latents": x.float(), "timestep": t, "text": text.float(), "guidance": g})
+        return self._call(UNET, x, torch.as_tensor(t), text, torch.tensor([guidance]))
 
     def sample(self, sampler: str, steps: int, x: torch.Tensor, text: torch.Tensor, guidance: float) -> torch.Tensor:
         return self.sampler(sampler, steps).sample(x, lambda x, t: self.denoise(x, t, text, guidance))
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        return to_uint8(self._run("vae_decoder", {"latents": latents.float()}))[0].cpu()
+        return to_uint8(self._call(VAE_DECODER, latents))[0].cpu()

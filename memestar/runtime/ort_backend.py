@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from ..errors import MemeError
-from ..export_folder import GRAPHS, cuda_provider, ort_session
+from ..export_folder import ExportManifest, cuda_provider, ort_session
+from ..models.graphs import GRAPHS, GraphSpec
 from .graph_backend import GraphBackend
 
 NUMPY_DTYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.int64: np.int64}
@@ -40,13 +41,18 @@ def providers_for(device: torch.device, export_folder: Path) -> list:
 class OrtBackend(GraphBackend):
     name = "ort"
 
-    def __init__(self, export_folder: Path, manifest: dict, device: torch.device):
+    def __init__(self, export_folder: Path, manifest: ExportManifest, device: torch.device):
         super().__init__(export_folder, manifest, device)
         providers = providers_for(device, self.folder)
-        self.sessions = {name: ort_session(self.folder / f"{name}.onnx", providers) for name in GRAPHS}
+        try:
+            self.sessions = {spec.name: ort_session(self.folder / manifest.graphs[spec.name].file, providers)
+                             for spec in GRAPHS}
+        except Exception as e:  # onnxruntime raises its own kinds for a damaged or foreign file
+            raise MemeError(f"ONNX Runtime cannot load the export {self.folder} ({str(e).splitlines()[0]}): "
+                            f"run `meme export MEME --force`") from e
 
-    def _run(self, graph: str, feeds: dict[str, torch.Tensor]) -> torch.Tensor:
-        session = self.sessions[graph]
+    def _run(self, spec: GraphSpec, feeds: dict[str, torch.Tensor]) -> torch.Tensor:
+        session = self.sessions[spec.name]
         if self.device.type == "cpu":
             return torch.from_numpy(session.run(None, {k: v.numpy() for k, v in feeds.items()})[0])
         binding, index = session.io_binding(), self.device.index or 0

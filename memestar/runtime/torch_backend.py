@@ -5,6 +5,7 @@ new start latents, text embeddings and guidance scale into its static inputs and
 Python or kernel-launch work per step. Optional `torch.compile` of the UNet.
 """
 
+import sys
 from collections import OrderedDict
 
 import torch
@@ -14,13 +15,13 @@ from ..models.guidance import guided_output
 from ..models.text import encode_prompts
 from ..models.vae import decode_latents
 from ..models.video_unet import VideoUNet
-from .backend import Schedules
+from .backend import Backend, Schedules
 
 
 MAX_GRAPHS = 4  # captured loops kept (e.g. two step counts, with and without guidance)
 
 
-class TorchBackend:
+class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, base: BaseModel, video: VideoUNet, device: torch.device, dtype: torch.dtype,
@@ -42,9 +43,14 @@ class TorchBackend:
 
     @torch.inference_mode()
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
-        return encode_prompts(self.base.tokenizer, self.base.text_encoder, prompts).to(self.dtype)
+        return encode_prompts(self.base.tokenizer, self.base.text_encoder, prompts).float()
+
+    def unet_passes(self, guided: bool) -> int:
+        return 2 if guided else 1
 
     def _model_fn(self, text: torch.Tensor):
+        text = text.to(self.dtype)  # once per loop: the UNet runs in the compute precision
+
         def model_fn(x, t):
             return guided_output(lambda x, t, e: self.video(x.to(self.dtype), t, e).float(), x, t, text,
                                  self.guidance)
@@ -67,7 +73,10 @@ class TorchBackend:
         else:
             while len(self._graphs) >= MAX_GRAPHS:
                 self._graphs.popitem(last=False)
-            self._graphs[key] = self._capture(schedule, x, text)
+            captured = self._capture(schedule, x, text)
+            if captured is None:
+                return schedule.sample(x, self._model_fn(text))
+            self._graphs[key] = captured
         graph, static_x, static_text, static_out = self._graphs[key]
         static_x.copy_(x)
         static_text.copy_(text)
@@ -82,8 +91,14 @@ class TorchBackend:
             schedule.sample(static_x.clone(), self._model_fn(static_text))
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            static_out = schedule.sample(static_x, self._model_fn(static_text))
+        try:
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                static_out = schedule.sample(static_x, self._model_fn(static_text))
+        except RuntimeError as e:  # e.g. a compiled UNet whose kernels cannot be captured
+            print(f"note: the denoising loop cannot be captured as a CUDA graph ({str(e).splitlines()[0]}); "
+                  f"running it step by step", file=sys.stderr)
+            self.cuda_graphs = False
+            return None
         return graph, static_x, static_text, static_out
 
     @torch.inference_mode()

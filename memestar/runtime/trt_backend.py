@@ -11,7 +11,9 @@ from pathlib import Path
 import torch
 
 from ..errors import MemeError
-from ..export_folder import GRAPHS, engine_identity, engines_for, list_engines, require_tensorrt, stale_reason
+from ..export_folder import (ExportManifest, engine_identity, engines_for, list_engines, require_tensorrt,
+                             stale_reason)
+from ..models.graphs import GRAPHS, GraphSpec
 from .graph_backend import GraphBackend
 
 
@@ -76,13 +78,13 @@ class TrtEngine:
 class TrtBackend(GraphBackend):
     name = "trt"
 
-    def __init__(self, export_folder: Path, manifest: dict, device: torch.device):
+    def __init__(self, export_folder: Path, manifest: ExportManifest, device: torch.device):
         trt = require_tensorrt()
         if device.type != "cuda":
             raise MemeError("--backend trt runs on an NVIDIA GPU: use --device cuda, or --backend ort on a CPU")
         super().__init__(export_folder, manifest, device)
         engines = usable_engines(self.folder, device)
-        self.engines = {name: TrtEngine(trt, engines / f"{name}.plan", device) for name in GRAPHS}
+        self.engines = {spec.name: TrtEngine(trt, engines / f"{spec.name}.plan", device) for spec in GRAPHS}
 
-    def _run(self, graph: str, feeds: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.engines[graph](feeds)
+    def _run(self, spec: GraphSpec, feeds: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.engines[spec.name](feeds)

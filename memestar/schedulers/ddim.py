@@ -49,7 +49,7 @@ class DDIMSchedule:
         self.clip_range = config.get("clip_sample_range", 1.0) if config.get("clip_sample", True) else None
         acp = alphas_cumprod(config)
         final = torch.tensor(1.0) if config.get("set_alpha_to_one", True) else acp[0]
-        t = torch.from_numpy(np.ascontiguousarray(timesteps[::-1])).long()  # high noise first
+        t = torch.from_numpy(timesteps[::-1].copy()).long()  # high noise first (copy: a negative stride)
         prev = t - n // steps
         self.timesteps = t.to(device)
         self.alpha = acp[t].float().to(device)

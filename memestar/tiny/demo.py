@@ -18,6 +18,7 @@ from .evaluate import PLAN, METRICS, mean_scores, score_clip, tune_on_world_clip
 from .world import Sprite, clip_caption
 
 DEMO_MOTION = "bouncing"
+DEMO_STEPS = 150  # tuning steps: about a minute on two CPU cores
 
 
 def contact_sheet(rows: list[tuple[str, np.ndarray]], every: int = 2, scale: int = 2) -> Image.Image:
@@ -36,8 +37,8 @@ def contact_sheet(rows: list[tuple[str, np.ndarray]], every: int = 2, scale: int
     return sheet
 
 
-def run_demo(out: Path = Path("demo"), steps: int = 150, lr: float = 3e-3, subjects: int = 3, quiet: bool = False,
-             log=print) -> dict:
+def run_demo(out: Path = Path("demo"), steps: int = DEMO_STEPS, lr: float = 3e-3, subjects: int = 3,
+             quiet: bool = False, log=print) -> dict:
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     (colour, shape), targets = PLAN[DEMO_MOTION]

@@ -19,9 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import MAX_TRAIN_STEPS, check_int, check_lr, check_steps
+from ..errors import MemeError
 from ..files import slug
 from ..media.writers import write_gif
+from ..models.video_unet import GROUP_NORM_MODES
 from ..runtime import Meme
+from ..runtime.meme import STARTS
 from ..train.meme import TrainOptions, train_meme
 from .recognise import read_clip_frames
 from .world import Sprite, clip_caption, render_clip
@@ -54,6 +58,15 @@ class EvalOptions:
     seed: int = 0
     quiet: bool = True
     keep: Path | None = None  # where to keep memes and GIFs (default: a temporary folder)
+
+    def check(self) -> None:
+        for name, chosen, allowed in (("--motions", self.motions, tuple(PLAN)), ("--starts", self.starts, STARTS),
+                                      ("--group-norms", self.group_norms, GROUP_NORM_MODES)):
+            if not chosen or set(chosen) - set(allowed):
+                raise MemeError(f"{name} must name some of {', '.join(allowed)}")
+        check_int("--subjects", self.subjects, 1, min(len(t) for _, t in PLAN.values()))
+        check_steps(self.steps, "--steps", MAX_TRAIN_STEPS)
+        check_lr(self.lr)
 
 
 UNTUNED_GROUP_NORM = "per-frame"  # the default; with the temporal output at zero only GroupNorm differs
@@ -114,6 +127,7 @@ def tune_on_world_clip(motion: str, subject: tuple[str, str], folder: Path, meme
 
 def evaluate(o: EvalOptions, log=print) -> dict:
     """Tunes one meme per (motion, GroupNorm mode) and scores every (subject, start); returns the report."""
+    o.check()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = o.keep or Path(tmp)

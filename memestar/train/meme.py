@@ -4,24 +4,31 @@ read clip -> load base -> encode clip and prompt once -> tune -> save adapter ->
 preview GIF -> meme.json, last.
 """
 
+import fcntl
+import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from ..device import compute_dtype, peak_memory_bytes, pick_device
+from ..checks import (MAX_INVERSION_STEPS, MAX_TRAIN_STEPS, check_choice, check_device, check_frames, check_int,
+                      check_lr, check_prompt, check_seed, check_size, check_steps)
+from ..device import PRECISIONS, compute_dtype, peak_memory_bytes, pick_device
 from ..errors import Interrupted, MemeError
-from ..files import slug
-from ..media.clips import check_size, read_clip
+from ..files import slug, write_error
+from ..media.clips import read_clip
 from ..media.writers import write_gif
-from ..meme_folder import (ADAPTER, CHECKPOINT, INVERSION, MEME_JSON, PREVIEW, library_versions, save_inversion,
+from ..meme_folder import (ADAPTER, CHECKPOINT, INVERSION, MEME_JSON, PREVIEW, BaseRecord, ClipRecord,
+                           FingerprintRecord, InversionRecord, TrainingRecord, library_versions, save_inversion,
                            write_meme_json)
 from ..models.adapter import save_adapter
 from ..models.base import load_base
 from ..models.text import encode_prompts
 from ..models.vae import decode_latents, encode_frames
-from ..models.video_unet import GROUP_NORM_MODES, VideoUNet
+from ..models.video_unet import DEFAULT_GROUP_NORM, GROUP_NORM_MODES, VideoUNet
+from ..schedulers.ddim import DDIMSchedule
 from .inversion import invert_clip, sample_from
 from .tune import TuneSettings, tune
 
@@ -33,19 +40,19 @@ class TrainOptions:
     clip: Path
     prompt: str
     base: str = DEFAULT_BASE
-    out: Path | None = None
+    out: Path | None = None  # default: memes/<prompt>
     frames: int = 16
     size: int = 256
     start: int = 0
     stride: int | None = None
-    steps: int = 200
-    lr: float = 3e-5
+    steps: int = TuneSettings.steps
+    lr: float = TuneSettings.lr
     precision: str = "auto"
-    seed: int = 0
+    seed: int = TuneSettings.seed
     resume: bool = False
     force: bool = False
-    checkpoint_every: int = 50
-    group_norm: str = "per-frame"  # measured better than "frames" by `meme eval` (README)
+    checkpoint_every: int = TuneSettings.checkpoint_every
+    group_norm: str = DEFAULT_GROUP_NORM
     gradient_checkpointing: bool | None = None  # None: on for GPUs
     inversion_steps: int = 50
     preview_guidance: float = 7.5
@@ -54,27 +61,28 @@ class TrainOptions:
     allow_pickle: bool = False
     quiet: bool = False
 
+    def check(self) -> None:
+        """Refuses bad options before anything loads."""
+        check_prompt(self.prompt, "pass --text \"what the clip shows\"")
+        check_frames(self.frames)
+        check_size(self.size)
+        check_steps(self.steps, "--steps", MAX_TRAIN_STEPS)
+        check_steps(self.inversion_steps, "--inversion-steps", MAX_INVERSION_STEPS)
+        check_lr(self.lr)
+        check_seed(self.seed)
+        check_int("--checkpoint-every", self.checkpoint_every, 0, MAX_TRAIN_STEPS)
+        check_choice("--group-norm", self.group_norm, GROUP_NORM_MODES)
+        check_choice("--precision", self.precision, PRECISIONS)
+        check_device(self.device)
+
 
 def default_out(prompt: str) -> Path:
     return Path("memes") / slug(prompt)
 
 
-def check_options(o: TrainOptions) -> None:
-    if not o.prompt.strip():
-        raise MemeError("the prompt is empty: pass --text \"what the clip shows\"")
-    for name in ("frames", "steps", "inversion_steps"):
-        if getattr(o, name) < 1:
-            raise MemeError(f"--{name.replace('_', '-')} is {getattr(o, name)}: it must be at least 1")
-    if o.lr < 0 or o.checkpoint_every < 0:
-        raise MemeError("--lr and --checkpoint-every must not be negative")
-    if o.group_norm not in GROUP_NORM_MODES:
-        raise MemeError(f"--group-norm must be one of {', '.join(GROUP_NORM_MODES)}, not {o.group_norm!r}")
-    check_size(o.size)
-
-
 def check_out_folder(out: Path, resume: bool, force: bool) -> None:
     """Refuses to overwrite a meme or an unfinished run unless asked to."""
-    if out.exists() and not out.is_dir():
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise MemeError(f"output {out} exists and is not a folder: choose another --out")
     if force or not out.is_dir():
         return
@@ -84,19 +92,50 @@ def check_out_folder(out: Path, resume: bool, force: bool) -> None:
         raise MemeError(f"{out} holds an unfinished run: pass --resume to continue it, or --force to start over")
 
 
+@contextmanager
+def locked_folder(out: Path):
+    """Creates `out` and holds an exclusive lock on it while the run writes there; a second run on the same
+    folder is refused at once (the lock goes with the process, even when it is killed). A folder this run
+    created and left empty (it failed before writing anything) is removed again."""
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as e:
+        raise write_error(e, out) from e
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise MemeError(f"another `meme train` is writing to {out}: wait for it to finish, or choose another "
+                            f"--out") from e
+        yield
+    finally:
+        if created and not any(out.iterdir()):
+            out.rmdir()
+        os.close(fd)
+
+
 def train_meme(o: TrainOptions, on_step=None) -> dict:
     """Runs the whole of `meme train`; returns the summary that `--json` prints."""
-    check_options(o)
+    o.check()
     out = Path(o.out) if o.out else default_out(o.prompt)
     check_out_folder(out, o.resume, o.force)
     device = pick_device(o.device)
     dtype = compute_dtype(o.precision, device)
+    with locked_folder(out):
+        check_out_folder(out, o.resume, o.force)  # again, now that no other run can change it
+        return _train(o, out, device, dtype, on_step)
+
+
+def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype, on_step) -> dict:
     checkpointing = device.type == "cuda" if o.gradient_checkpointing is None else o.gradient_checkpointing
     seconds = {}
 
     t = time.perf_counter()
     clip = read_clip(o.clip, o.frames, o.size, start=o.start, stride=o.stride)
     base = load_base(o.base, device=device, dtype=dtype, config=o.base_config, allow_pickle=o.allow_pickle)
+    DDIMSchedule(base.scheduler_config, o.inversion_steps)  # a schedule it cannot run is refused before tuning
     video = VideoUNet(base.unet, o.group_norm)
     seconds["load"] = time.perf_counter() - t
 
@@ -115,7 +154,6 @@ def train_meme(o: TrainOptions, on_step=None) -> dict:
     run_key = {"prompt": o.prompt, "clip": Path(o.clip).name, "indices": clip.indices, "size": o.size,
                "base": base.fingerprint.id, "group_norm": o.group_norm, "precision": str(dtype),
                **{k: v for k, v in asdict(settings).items() if k != "checkpoint_every"}}
-    out.mkdir(parents=True, exist_ok=True)
     result = tune(video, latents, text, base.scheduler_config, settings, dtype=dtype, checkpoint=out / CHECKPOINT,
                   run_key=run_key, resume=o.resume, quiet=o.quiet, on_step=on_step)
     seconds["tune"] = result.seconds
@@ -149,16 +187,15 @@ def train_meme(o: TrainOptions, on_step=None) -> dict:
         "peak_memory_bytes": peak, "trainable_parameters": counts["trainable"], "device": str(device),
         "precision": str(dtype).removeprefix("torch."),
     }
-    write_meme_json(out, {
-        "prompt": o.prompt,
-        "base": {"reference": base.reference, "fingerprint": base.fingerprint.to_dict(), "id": base.fingerprint.id},
-        "frames": o.frames, "size": o.size, "fps": clip.fps, "group_norm": o.group_norm,
-        "clip": {"name": Path(o.clip).name, "source_frames": clip.source_frames, "indices": clip.indices},
-        "training": {**asdict(settings), "precision": summary["precision"], "losses": result.losses,
-                     "first_loss": summary["first_loss"], "final_loss": summary["final_loss"],
-                     "seconds": summary["seconds"], "peak_memory_bytes": peak, "device": str(device)},
-        "inversion": {"steps": o.inversion_steps, "prompt": ""},
-        "versions": library_versions(),
-    })
+    fingerprint = base.fingerprint.to_dict()
+    write_meme_json(
+        out, prompt=o.prompt,
+        base=BaseRecord(reference=base.reference, id=base.fingerprint.id, fingerprint=FingerprintRecord(**fingerprint)),
+        frames=o.frames, size=o.size, fps=clip.fps, group_norm=o.group_norm,
+        clip=ClipRecord(name=Path(o.clip).name, source_frames=clip.source_frames, indices=clip.indices),
+        training=TrainingRecord(**asdict(settings), precision=summary["precision"], losses=result.losses,
+                                first_loss=summary["first_loss"], final_loss=summary["final_loss"],
+                                seconds=summary["seconds"], peak_memory_bytes=peak, device=str(device)),
+        inversion=InversionRecord(steps=o.inversion_steps, prompt=""), versions=library_versions())
     (out / CHECKPOINT).unlink(missing_ok=True)
     return summary

@@ -16,12 +16,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors import SafetensorError, safe_open
 from tqdm import tqdm
 
 from ..errors import MemeError, TrainingFailed
-from ..files import atomic_path
+from ..files import save_safetensors
 from ..models.video_unet import VideoUNet
 from ..schedulers.ddim import alphas_cumprod
 
@@ -105,40 +104,43 @@ def tune(video: VideoUNet, latents: torch.Tensor, text: torch.Tensor, scheduler_
     t0 = time.perf_counter()
     interrupted = False
     bar = tqdm(total=s.steps, initial=start, desc="tuning", unit="step", disable=quiet, dynamic_ncols=True)
-    with stop_on_sigint() as stop:
-        for step in range(start, s.steps):
-            g = step_generator(s.seed, step, device)
-            t = torch.randint(0, n_train, (1,), generator=g, device=device)
-            noise = torch.randn(latents.shape, generator=g, device=device, dtype=latents.dtype)
-            noisy, target = noised(latents, noise, t, acp, prediction_type)
-            with autocast:
-                pred = video(noisy.to(dtype), t, text)
-            loss = F.mse_loss(pred.float(), target.float())
-            value = loss.item()
-            if not math.isfinite(value):
-                kept = (f"the last good checkpoint is kept in {checkpoint.parent}" if checkpoint.exists()
-                        else "no checkpoint was written yet")
-                raise TrainingFailed(f"the loss became {value} at step {step + 1}; {kept}: lower --lr or use "
-                                     f"--precision fp32/bf16")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(params.values(), s.max_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            losses.append(value)
-            bar.set_postfix(loss=f"{value:.4f}")
-            bar.update(1)
-            done = step + 1
-            if on_step is not None:
-                on_step(done, value)
-            if stop.is_set():
-                interrupted = True
-            if interrupted or (s.checkpoint_every and done % s.checkpoint_every == 0 and done < s.steps):
-                save_checkpoint(checkpoint, params, optimizer, scaler, done, losses, run_key)
-            if interrupted:
-                break
-    bar.close()
+    try:
+        with stop_on_sigint() as stop:
+            for step in range(start, s.steps):
+                g = step_generator(s.seed, step, device)
+                t = torch.randint(0, n_train, (1,), generator=g, device=device)
+                noise = torch.randn(latents.shape, generator=g, device=device, dtype=latents.dtype)
+                noisy, target = noised(latents, noise, t, acp, prediction_type)
+                with video.frames(latents.shape[2]):  # forward and backward (checkpointing recomputes in it)
+                    with autocast:
+                        pred = video(noisy.to(dtype), t, text)
+                    loss = F.mse_loss(pred.float(), target.float())
+                    value = loss.item()
+                    if not math.isfinite(value):
+                        kept = (f"the last good checkpoint is kept in {checkpoint.parent}" if checkpoint.exists()
+                                else "no checkpoint was written yet")
+                        raise TrainingFailed(f"the loss became {value} at step {step + 1}; {kept}: lower --lr or use "
+                                             f"--precision fp32/bf16")
+                    optimizer.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(params.values(), s.max_grad_norm)
+                scaler.step(optimizer)
+                scaler.update()
+                losses.append(value)
+                bar.set_postfix(loss=f"{value:.4f}")
+                bar.update(1)
+                done = step + 1
+                if on_step is not None:
+                    on_step(done, value)
+                if stop.is_set():
+                    interrupted = True
+                if interrupted or (s.checkpoint_every and done % s.checkpoint_every == 0 and done < s.steps):
+                    save_checkpoint(checkpoint, params, optimizer, scaler, done, losses, run_key)
+                if interrupted:
+                    break
+    finally:
+        bar.close()  # before any error line, so the error stands on its own line
     video.eval()
     video.unet.disable_gradient_checkpointing()
     for p in params.values():
@@ -158,13 +160,20 @@ def save_checkpoint(path: Path, params: dict, optimizer, scaler, step: int, loss
         tensors[f"adam_step/{name}"] = torch.tensor([float(state["step"]) if state else 0.0])
     metadata = {"step": str(step), "losses": json.dumps(losses), "run": json.dumps(run_key, sort_keys=True),
                 "scaler": json.dumps(scaler.state_dict() if scaler.is_enabled() else {})}
-    with atomic_path(path) as tmp:
-        save_file(tensors, tmp, metadata=metadata)
+    save_safetensors(tensors, path, metadata)
 
 
 def load_checkpoint(path: Path, params: dict, optimizer, scaler, run_key: dict) -> tuple[int, list[float]]:
     if not path.is_file():
         raise MemeError(f"--resume: no checkpoint in {path.parent}; run without --resume to start")
+    try:
+        return _load_checkpoint(path, params, optimizer, scaler, run_key)
+    except (SafetensorError, KeyError, ValueError, TypeError, RuntimeError) as e:
+        raise MemeError(f"--resume: the checkpoint in {path.parent} is damaged ({str(e).splitlines()[0]}): "
+                        f"pass --force to start over") from e
+
+
+def _load_checkpoint(path: Path, params: dict, optimizer, scaler, run_key: dict) -> tuple[int, list[float]]:
     with safe_open(path, framework="pt") as f:
         meta = f.metadata()
         saved_run = json.loads(meta["run"])

@@ -1,0 +1,217 @@
+"""`make gpu-check`: every GPU figure meme-star promises, from one command, on a machine with an NVIDIA GPU.
+
+    python benchmarks/gpu_check.py download      # on a machine with a package index: wheels the GPU box lacks -> .whl/
+    python benchmarks/gpu_check.py install       # on the GPU box: .whl/ -> .gpu-site/ (a target dir, not site-packages)
+    python benchmarks/gpu_check.py run [--step S] # on the GPU box: S = tests, bench-256, bench-128, summary or all
+
+The GPU box is expected to hold its own CUDA build of torch and transformers (used as they are) and nothing
+else of ours: `download` fetches the pure-Python and cp312 wheels it lacks (diffusers, pydantic, typer, the
+ONNX/TensorRT helpers), at the versions pinned in constraints.txt. `run` adds `.gpu-site/` and the checkout to
+PYTHONPATH for each step, installing the wheels first where something is missing. Each step stays under ten
+minutes on an H100 (about twenty in all):
+
+- tests:     `pytest -m gpu` (CUDA-graph loop against eager in fp16/bf16, compile, training steps with and
+             without gradient checkpointing, peak memory, generation through the CLI);
+- bench-256, bench-128: `meme bench --preset sd15 --train` at that size: the eager fp32 baseline against torch
+             eager bf16, bf16 + CUDA graphs, and + torch.compile;
+- summary:   the two benches against DESIGN.md's targets, as a short table, to benchmarks/results/.
+Without CUDA it says so in one line and exits 2.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WHEELS = ROOT / ".whl"
+SITE = ROOT / ".gpu-site"
+RESULTS = ROOT / "benchmarks" / "results"
+PYTHON_VERSION = "3.12"  # the GPU image's Python
+PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+# What the GPU image lacks, by pip name. Not imageio-ffmpeg: its 68 MB wheel is over what one device call can
+# carry, and no GPU step reads or writes video (GIFs go through Pillow).
+GPU_WHEELS = ("diffusers", "importlib_metadata", "pydantic", "pydantic_core", "annotated-types",
+              "typing-inspection", "typer", "annotated-doc", "onnx-graphsurgeon", "polygraphy")
+NEEDED_MODULES = ("diffusers", "pydantic", "typer", "onnx_graphsurgeon")
+STEP_TIMEOUT_S = 570  # under the ten minutes one call may take
+TORCH_VARIANTS = "torch,torch-eager,torch-compile"
+TARGETS_S = {256: 0.5, 128: 0.15}  # DESIGN.md: end to end, 16 frames, 25 steps, guidance, GIF written
+TUNE_TARGET_S, TUNE_STEPS, TUNE_PEAK_GIB = 60.0, 200, 8.0
+
+
+class CheckError(Exception):
+    """One line for the user, exit 2."""
+
+
+def pinned(name: str, constraints: Path = ROOT / "constraints.txt") -> str:
+    """`name==version` as constraints.txt pins it."""
+    wanted = re.sub(r"[-_.]+", "-", name).lower()
+    for line in constraints.read_text().splitlines():
+        package, _, version = line.partition("==")
+        if re.sub(r"[-_.]+", "-", package.strip()).lower() == wanted and version:
+            return f"{package.strip()}=={version.split('+')[0].strip()}"
+    raise CheckError(f"{name} is not pinned in {constraints}: add it there first")
+
+
+def download_command(python: str = sys.executable) -> list[str]:
+    platforms = [a for p in PLATFORMS for a in ("--platform", p)]
+    return [python, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version", PYTHON_VERSION,
+            "--implementation", "cp", *platforms, "-d", str(WHEELS), *[pinned(n) for n in GPU_WHEELS]]
+
+
+def install_command(python: str = sys.executable) -> list[str]:
+    wheels = sorted(str(w) for w in WHEELS.glob("*.whl"))
+    return [python, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile", "--no-cache-dir",
+            "--upgrade", "--target", str(SITE), *wheels]
+
+
+def step_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(SITE), str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    env.setdefault("HF_HUB_OFFLINE", "1")  # the GPU box reaches no hub; every base here is built from configs
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def cuda_device(python: str = sys.executable) -> str:
+    """The GPU's name, or a CheckError saying why there is none."""
+    probe = ("import torch, sys; ok = torch.cuda.is_available(); "
+             "print(torch.cuda.get_device_name(0) if ok else 'none'); sys.exit(0 if ok else 3)")
+    try:
+        r = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise CheckError(f"cannot run {python} to look for a GPU ({e})") from e
+    if r.returncode == 3:
+        raise CheckError("no CUDA GPU here (torch.cuda.is_available() is False): run make gpu-check on a machine "
+                         "with an NVIDIA GPU and a CUDA build of torch")
+    if r.returncode:
+        raise CheckError(f"{python} has no usable torch ({(r.stderr.strip().splitlines() or ['?'])[-1]}): install "
+                         f"a CUDA build of torch, or set GPU_PYTHON to a Python that has one")
+    return r.stdout.strip()
+
+
+def ensure_packages(python: str = sys.executable) -> None:
+    """Installs the carried wheels into .gpu-site when a module meme-star needs is missing."""
+    probe = [python, "-c", "import " + ", ".join(NEEDED_MODULES)]
+    if subprocess.run(probe, env=step_env(), capture_output=True).returncode == 0:
+        return
+    if not list(WHEELS.glob("*.whl")):
+        raise CheckError(f"{', '.join(NEEDED_MODULES)} are not all importable and {WHEELS} holds no wheels: run "
+                         f"`make gpu-wheels` on a machine with a package index and bring {WHEELS.name}/ along")
+    r = subprocess.run(install_command(python), capture_output=True, text=True)
+    if r.returncode:
+        raise CheckError(f"installing the wheels failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def report_stem(device: str, date: str | None = None) -> str:
+    return f"gpu-check-{slug(device)}-{date or datetime.date.today().isoformat()}"
+
+
+def plan(python: str, device: str, date: str | None = None) -> dict[str, list[str]]:
+    """Each step's command line. The benches write their reports where the summary reads them."""
+    stem = RESULTS / report_stem(device, date)
+    steps = {"tests": [python, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", str(ROOT / "tests")]}
+    for size in (256, 128):
+        steps[f"bench-{size}"] = [python, "-m", "memestar.cli", "bench", "--preset", "sd15", "--size", str(size),
+                                  "--train", "--backends", TORCH_VARIANTS, "--json", f"{stem}-bench-{size}.json",
+                                  "--markdown", f"{stem}-bench-{size}.md"]
+    return steps
+
+
+def summary(device: str, date: str | None = None, tests_line: str | None = None) -> str:
+    """DESIGN.md's targets against what the two benches measured, as markdown."""
+    stem = RESULTS / report_stem(device, date)
+    lines = [f"# make gpu-check: {device}, {date or datetime.date.today().isoformat()}", ""]
+    if tests_line:
+        lines += [f"`pytest -m gpu`: {tests_line}", ""]
+    lines += ["| size | variant | end to end s | loop s | target s | met | peak memory GiB | % of bf16 peak (loop) |",
+              "|---|---|---|---|---|---|---|---|"]
+    tuning = []
+    for size in (256, 128):
+        path = Path(f"{stem}-bench-{size}.json")
+        if not path.is_file():
+            lines.append(f"| {size} | (no report: run `make gpu-check STEP=bench-{size}`) | | | | | | |")
+            continue
+        report = json.loads(path.read_text())
+        for name, b in report["backends"].items():
+            e2e, loop = b["stages"]["end_to_end"], b["stages"]["loop"]
+            met = "yes" if e2e["median_s"] <= TARGETS_S[size] else "no"
+            lines.append(f"| {size} | {name} ({b['precision']}) | {e2e['median_s']:.3f} | {loop['median_s']:.3f} | "
+                         f"{TARGETS_S[size]} | {met if name != 'baseline' else '-'} | "
+                         f"{e2e['peak_memory_bytes'] / 2 ** 30:.2f} | {100 * loop['peak_share']:.1f} |")
+            if "train_step" in b["stages"]:
+                tuning.append((size, name, b["stages"]["train_step"]))
+    if tuning:
+        lines += ["", f"Tuning ({TUNE_STEPS} steps; DESIGN.md: <= {TUNE_TARGET_S:g} s with loading, peak <= "
+                  f"{TUNE_PEAK_GIB:g} GiB):", "",
+                  "| size | variant | step s | 200 steps s | peak GiB | checkpointing | met |",
+                  "|---|---|---|---|---|---|---|"]
+        for size, name, t in tuning:
+            total = TUNE_STEPS * t["median_s"]
+            peak = t["peak_memory_bytes"] / 2 ** 30
+            met = "yes" if total <= TUNE_TARGET_S and peak <= TUNE_PEAK_GIB else "no"
+            lines.append(f"| {size} | {name} ({t['precision']}) | {t['median_s']:.3f} | {total:.1f} | {peak:.2f} | "
+                         f"{t['gradient_checkpointing']} | {met if name != 'baseline' else '-'} |")
+    return "\n".join(lines) + "\n"
+
+
+def run(step: str, python: str) -> int:
+    device = cuda_device(python)
+    ensure_packages(python)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    steps = plan(python, device)
+    chosen = list(steps) if step == "all" else [step] if step != "summary" else []
+    tests_log = RESULTS / f"{report_stem(device)}-tests.log"
+    failed = 0
+    for name in chosen:
+        print(f"gpu-check: {name} on {device} ...", file=sys.stderr, flush=True)
+        try:
+            r = subprocess.run(steps[name], env=step_env(), cwd=ROOT, timeout=STEP_TIMEOUT_S, text=True,
+                               capture_output=name == "tests")
+        except subprocess.TimeoutExpired:
+            print(f"gpu-check: {name} ran past {STEP_TIMEOUT_S} s", file=sys.stderr)
+            failed += 1
+            continue
+        if name == "tests":
+            tests_log.write_text(r.stdout + r.stderr)
+            sys.stdout.write(r.stdout[-4000:])
+        failed += r.returncode != 0
+    tests_line = None
+    if tests_log.is_file():
+        tail = [line for line in tests_log.read_text().splitlines() if " passed" in line or " failed" in line]
+        tests_line = tail[-1].strip("= ") if tail else "see the log"
+    text = summary(device, tests_line=tests_line)
+    (RESULTS / f"{report_stem(device)}.md").write_text(text)
+    print(text)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("download", "install", "run"))
+    parser.add_argument("--step", default="all", choices=("all", "tests", "bench-256", "bench-128", "summary"))
+    parser.add_argument("--python", default=os.environ.get("GPU_PYTHON") or sys.executable,
+                        help="The Python with the GPU's CUDA torch (default: this one).")
+    args = parser.parse_args(argv)
+    try:
+        if args.action == "download":
+            return subprocess.run(download_command(args.python)).returncode
+        if args.action == "install":
+            return subprocess.run(install_command(args.python)).returncode
+        return run(args.step, args.python)
+    except CheckError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""The limits on what users pass in, each in one place, and the one-line refusals that name the fix.
+
+Every stage's options call these before any work starts: a bad number is refused before minutes of
+loading, not by a traceback half way.
+"""
+
+import math
+import re
+
+from .errors import MemeError
+
+MAX_FRAMES = 128  # a chat clip is 16-24 frames; more would not fit in memory at SD's sizes anyway
+MAX_SIZE = 1024  # pixels per side: SD1.x is trained at 512, and 1024 already needs ~16x the memory
+MIN_FPS, MAX_FPS = 0.5, 100.0  # GIF delays are counted in hundredths of a second
+MAX_SEED = 2 ** 32 - 1
+MAX_GUIDANCE = 50.0  # far above any useful scale; beyond it fp16/bf16 activations overflow to black frames
+MAX_LR = 1.0
+MAX_STEPS = 500  # denoising steps (a clip sampled sparsely from a long video would otherwise crawl)
+MAX_TRAIN_STEPS = 100_000
+MAX_INVERSION_STEPS = 1000
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def check_int(name: str, value, low: int, high: int, hint: str = "") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise MemeError(f"{name} is {value}: it must be a whole number from {low} to {high}{hint}")
+    return value
+
+
+def check_float(name: str, value, low: float, high: float, hint: str = "") -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise MemeError(f"{name} is {value}: it must be a number from {low:g} to {high:g}{hint}")
+    return float(value)
+
+
+def check_frames(frames: int) -> int:
+    return check_int("--frames", frames, 1, MAX_FRAMES)
+
+
+def check_size(size: int) -> int:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 8 or size % 8 or size > MAX_SIZE:
+        raise MemeError(f"size {size} is not a multiple of 8 from 8 to {MAX_SIZE} (the VAE works in 8-pixel cells): "
+                        f"use e.g. 128 or 256")
+    return size
+
+
+def check_fps(fps: float | None) -> float | None:
+    return None if fps is None else check_float("--fps", fps, MIN_FPS, MAX_FPS)
+
+
+def check_seed(seed: int) -> int:
+    return check_int("--seed", seed, 0, MAX_SEED)
+
+
+def check_steps(steps: int, name: str = "--steps", high: int = MAX_STEPS) -> int:
+    return check_int(name, steps, 1, high)
+
+
+def check_guidance(guidance: float) -> float:
+    if isinstance(guidance, (int, float)) and math.isfinite(guidance) and guidance < 1:
+        raise MemeError(f"--guidance {guidance:g} is below 1: use 1 for no guidance (the prompt alone) or a scale "
+                        f"above 1 such as 7.5")
+    return check_float("--guidance", guidance, 1.0, MAX_GUIDANCE, " (1 means no guidance; 5 to 10 is usual)")
+
+
+def check_lr(lr: float) -> float:
+    return check_float("--lr", lr, 0.0, MAX_LR, " (3e-5 is usual for SD, 3e-3 for the tiny model)")
+
+
+def check_max_kb(max_kb: float | None) -> float | None:
+    return None if max_kb is None else check_float("--max-kb", max_kb, 0.01, 1e6)
+
+
+def check_device(device: str | None) -> str | None:
+    if device is not None and not DEVICE_PATTERN.match(device):
+        raise MemeError(f"--device {device!r} is not one of auto, cpu, cuda, cuda:N")
+    return device
+
+
+def check_choice(name: str, value, choices) -> str:
+    if value not in choices:
+        raise MemeError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def check_prompt(prompt: str, how: str = "say what the meme should show, e.g. \"running blueberry-elephant\"") -> str:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise MemeError(f"the prompt is empty: {how}")
+    if "\x00" in prompt:
+        raise MemeError("the prompt holds a NUL character: pass plain text")
+    return prompt

@@ -1,0 +1,110 @@
+"""`meme gen`: prompts in, one GIF/MP4/WebP file each out, through one loaded meme.
+
+Resolves what to make before anything loads (the prompts, each output's path and format, every setting),
+so bad input costs no model load; then generates and writes each file atomically.
+"""
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..checks import check_max_kb, check_prompt
+from ..errors import MemeError
+from ..files import check_target, slug, write_error
+from ..media.writers import media_format, write_bytes
+from .meme import GenSettings, Meme
+
+MAX_PROMPTS = 10_000
+MAX_PROMPTS_FILE_BYTES = 4 * 2 ** 20
+
+
+@dataclass
+class GenOptions:
+    meme: Path
+    prompt: str | None = None
+    prompts: Path | None = None  # a text file, one prompt per line: one output each
+    out: Path | None = None  # a file; with --prompts, a folder (default: <prompt>.<format> / the current folder)
+    format: str | None = None  # gif, mp4 or webp (default: from the suffix, else gif)
+    settings: GenSettings = field(default_factory=GenSettings)
+    max_kb: float | None = None
+    backend: str = "auto"
+    precision: str = "auto"
+    device: str | None = None
+    base: str | None = None
+    base_config: str | None = None
+    allow_pickle: bool = False
+    compile: bool = False
+    quiet: bool = False
+
+
+def read_prompts(prompt: str | None, prompts: Path | None) -> list[str]:
+    if (prompt is None) == (prompts is None):
+        raise MemeError("give one prompt, or --prompts FILE with one prompt per line (not both)")
+    if prompts is None:
+        return [check_prompt(prompt)]
+    if not prompts.is_file():
+        raise MemeError(f"prompts file {prompts} not found")
+    if prompts.stat().st_size > MAX_PROMPTS_FILE_BYTES:
+        raise MemeError(f"prompts file {prompts} is over {MAX_PROMPTS_FILE_BYTES // 2 ** 20} MiB: split it")
+    try:
+        text = prompts.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise MemeError(f"prompts file {prompts} is not UTF-8 text: write one prompt per line") from e
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise MemeError(f"prompts file {prompts} has no prompts: write one per line")
+    if len(lines) > MAX_PROMPTS:
+        raise MemeError(f"prompts file {prompts} has {len(lines)} prompts, over {MAX_PROMPTS}: split it")
+    return [check_prompt(line) for line in lines]
+
+
+def output_paths(lines: list[str], out: Path | None, fmt: str, many: bool) -> list[Path]:
+    """Where each prompt's file goes; refuses targets that exist and are not files before any work."""
+    if not many:
+        targets = [out or Path(f"{slug(lines[0])}.{fmt}")]
+    else:
+        folder = out or Path(".")
+        if folder.exists() and not folder.is_dir():
+            raise MemeError(f"with --prompts, -o names a folder, but {folder} is a file: choose a folder")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise write_error(e, folder) from e
+        targets = [folder / f"{i:03d}-{slug(p)}.{fmt}" for i, p in enumerate(lines)]
+    return [check_target(t) for t in targets]
+
+
+def output_format(o: GenOptions) -> str:
+    single_file = o.out is not None and o.prompts is None and o.out.suffix
+    return media_format(o.out, o.format) if single_file else media_format(f"clip.{o.format or 'gif'}")
+
+
+def run_gen(o: GenOptions, log=print) -> list[dict]:
+    """Generates every prompt and writes its file; returns one summary per output. `log` gets the notes."""
+    lines = read_prompts(o.prompt, o.prompts)
+    o.settings.check()
+    check_max_kb(o.max_kb)
+    fmt = output_format(o)
+    targets = output_paths(lines, o.out, fmt, many=o.prompts is not None)
+    meme = Meme.load(o.meme, base=o.base, device=o.device, precision=o.precision, backend=o.backend,
+                     base_config=o.base_config, allow_pickle=o.allow_pickle, compile=o.compile)
+    s = o.settings
+    results = []
+    for prompt, target in tqdm(list(zip(lines, targets)), desc="generating", unit="clip",
+                               disable=o.quiet or len(lines) == 1):
+        g = meme.generate(prompt, seed=s.seed, steps=s.steps, guidance=s.guidance, negative=s.negative,
+                          sampler=s.sampler, start=s.start, fps=s.fps)
+        t = time.perf_counter()
+        data, note = g.encode(fmt, o.max_kb)
+        write_bytes(data, target)
+        g.seconds["encode"] = time.perf_counter() - t
+        g.seconds["total"] += g.seconds["encode"]
+        notes = g.warnings + ([note] if note else [])
+        for line in notes:
+            log(f"note: {line}")
+        results.append({"prompt": prompt, "output": str(target), "bytes": len(data), "frames": len(g.frames),
+                        "size": g.frames.shape[1], "fps": g.fps, **g.settings,
+                        "seconds": {k: round(v, 4) for k, v in g.seconds.items()}, "notes": notes})
+    return results
