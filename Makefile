@@ -6,8 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-# `make gpu-check` runs on a machine with an NVIDIA GPU and its own CUDA torch (README: the GPU check).
-GPU_PYTHON ?= $(if $(wildcard $(PY)),$(PY),python3)
+# `make gpu-check` runs on a machine with an NVIDIA GPU, with the Python that has its CUDA torch (README).
+GPU_PYTHON ?= python3
 STEP ?= all
 
 .PHONY: demo test install clean gpu-check gpu-wheels

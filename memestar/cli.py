@@ -19,11 +19,12 @@ except ImportError:
     import click.exceptions as click_errors
 
 from .bench.run import BenchOptions
+from .device import DEFAULT_DEVICE
 from .errors import MemeError
 from .export.meme import ExportOptions
 from .runtime.gen import GenOptions
 from .runtime.meme import GenSettings
-from .tiny.demo import DEMO_STEPS
+from .tiny.demo import DEMO_OUT, DEMO_STEPS
 from .tiny.evaluate import EvalOptions
 from .train.meme import DEFAULT_BASE, TrainOptions
 
@@ -31,7 +32,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="meme-star: tune Stable Diffusion on one clip, then make GIFs of new subjects with its motion.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar or notes.")
 JSON = typer.Option(False, "--json", help="Print a JSON summary.")
-DEVICE = typer.Option("auto", help="auto, cpu, cuda or cuda:N.")
+DEVICE = typer.Option(DEFAULT_DEVICE, help="auto, cpu, cuda or cuda:N.")
 BASE_CONFIG = typer.Option(None, help="Diffusers folder with the configs for a single-file base.")
 ALLOW_PICKLE = typer.Option(False, help="Allow pickled .ckpt/.bin weights (unpickling runs code).")
 MOVED_BASE = typer.Option(None, help="Where the meme's base is now, if it moved (must be the same weights).")
@@ -258,7 +259,7 @@ def bench(
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("demo"), "-o", "--out", help="Folder for the GIFs and the contact sheet."),
+    out: Path = typer.Option(DEMO_OUT, "-o", "--out", help="Folder for the GIFs and the contact sheet."),
     steps: int = typer.Option(DEMO_STEPS, help="Tuning steps."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     as_json: bool = JSON,
@@ -343,8 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="meme", standalone_mode=False)
+        if result == 130:  # typer turns Ctrl-C into an exit code
+            typer.echo("error: interrupted", err=True)
         return result if isinstance(result, int) else 0
-    except click_errors.NoArgsIsHelpError as e:
+    except getattr(click_errors, "NoArgsIsHelpError", ()) as e:
         e.show()  # `meme` alone: the help, as asked
         return 0
     except click_errors.UsageError as e:

@@ -5,15 +5,19 @@ import torch
 from .errors import MemeError
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+DEFAULT_DEVICE = "auto"  # a CUDA GPU when torch sees one, else the CPU
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
-def pick_device(device: str | None = None) -> torch.device:
+def pick_device(device: str | None = DEFAULT_DEVICE) -> torch.device:
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise MemeError(f"device {device} asked for, but torch sees no CUDA GPU: use --device cpu")
     chosen = torch.device(device)
+    if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        raise MemeError(f"device {device} asked for, but torch sees {torch.cuda.device_count()} GPU(s): use cuda:0 to "
+                        f"cuda:{torch.cuda.device_count() - 1}")
     if chosen.type == "cuda" and chosen.index is not None:
         torch.cuda.set_device(chosen)  # streams, graphs and events use the current device
     return chosen

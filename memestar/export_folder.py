@@ -96,6 +96,8 @@ class ExportManifest:
     format: str = EXPORT_FORMAT
 
     def check(self) -> str | None:
+        if self.shapes.check():
+            return self.shapes.check()
         if self.built_from.precision not in EXPORT_PRECISIONS:
             return f"field built_from.precision: {self.built_from.precision!r} is not one of {EXPORT_PRECISIONS}"
         if set(self.graphs) != {g.name for g in GRAPHS}:

@@ -39,7 +39,7 @@ def parse_record(cls: type[T], text: str, path: str | Path, fmt: str, fix: str) 
     """`cls` from JSON `text`, or a `RecordError` naming `path`, the field and `fix`."""
     try:
         data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, an integer of 5000 digits
         raise RecordError(f"{path} is not valid JSON ({str(e).splitlines()[0]}): {fix}") from e
     if not isinstance(data, dict):
         kind = {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(data), "null")

@@ -75,18 +75,30 @@ def meme_main():
     return run
 
 
+LEVEL0, LEVEL_STEP = 20, 9  # frame i of `numbered_frames` is grey LEVEL0 + LEVEL_STEP * i
+
+
 @pytest.fixture(scope="session")
 def numbered_frames():
     """`numbered_frames(n, h, w)`: frame i is flat grey `20 + 9 i` with a white square moving right, so its number
-    survives lossy codecs (read back with `test_clips.frame_numbers`)."""
+    survives lossy codecs (read back with `frame_numbers`)."""
     def frames(n=20, h=48, w=64):
         out = np.empty((n, h, w, 3), np.uint8)
         for i in range(n):
-            out[i] = 20 + 9 * i
+            out[i] = LEVEL0 + LEVEL_STEP * i
             x = 4 + 2 * i
             out[i, h // 2 - 4:h // 2 + 4, x:x + 8] = 255
         return out
     return frames
+
+
+@pytest.fixture(scope="session")
+def frame_numbers():
+    """`frame_numbers(frames)`: which `numbered_frames` frame each one is, read from its top-left corner."""
+    def numbers(frames):
+        corner = frames[:, :4, :4].reshape(len(frames), -1).mean(axis=1)
+        return [round((c - LEVEL0) / LEVEL_STEP) for c in corner]
+    return numbers
 
 
 @pytest.fixture(scope="session")

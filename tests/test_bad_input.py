@@ -207,6 +207,24 @@ def test_damaged_meme_json_is_refused_naming_the_field(case, meme_main, small_me
     assert not (tmp_path / "x.gif").exists()
 
 
+def test_a_number_too_long_for_python_is_a_damaged_field_not_a_crash(meme_main, small_meme_dir, tmp_path):
+    folder = copy_meme(small_meme_dir, tmp_path)
+    text = (folder / MEME_JSON).read_text()
+    (folder / MEME_JSON).write_text(text.replace('"frames": 8', '"frames": 1' + "0" * 5000, 1))
+    one_error_line(*meme_main("gen", PROMPT, "--meme", folder, "-o", tmp_path / "x.gif")[::2], "not valid JSON")
+
+
+def test_ctrl_c_is_one_line_with_exit_130(meme_main, small_meme_dir, tmp_path, monkeypatch):
+    import memestar.runtime.gen as gen_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gen_module.Meme, "load", interrupted)
+    code, out, err = meme_main("gen", PROMPT, "--meme", small_meme_dir, "-o", tmp_path / "x.gif")
+    assert code == 130 and err.strip().splitlines() == ["error: interrupted"], err
+
+
 def test_a_nan_adapter_cannot_hide_behind_a_rehashed_meme_json(meme_main, small_meme_dir, tmp_path):
     from memestar.files import save_safetensors
 
@@ -269,6 +287,7 @@ def test_an_unknown_hub_base_fails_fast_offline(run_meme, tmp_path):
 # 16: one run per output folder
 def test_a_second_train_on_the_same_folder_is_refused(run_meme, slide_gif, tmp_path):
     out = tmp_path / "busy"
+    out.mkdir()
     with locked_folder(out):  # what a running `meme train --out busy` holds
         r = run_meme("train", slide_gif, "--text", PROMPT, "--base", "random-tiny", "--frames", 4, "--size", 64,
                      "--steps", 1, "--out", out)

@@ -9,14 +9,6 @@ from memestar.errors import MemeError
 from memestar.media.clips import frame_indices, read_clip
 from memestar.media.writers import write_gif, write_mp4, write_webp
 
-LEVEL0, LEVEL_STEP = 20, 9
-
-
-def frame_numbers(frames):
-    corner = frames[:, :4, :4].reshape(len(frames), -1).mean(axis=1)
-    return [round((c - LEVEL0) / LEVEL_STEP) for c in corner]
-
-
 def write_ffmpeg(frames, path, codec, fps=10):
     h, w = frames.shape[1:3]
     writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, codec=codec, macro_block_size=2,
@@ -44,7 +36,7 @@ WRITE = {
 
 
 @pytest.mark.parametrize("kind", list(WRITE))
-def test_every_format_round_trips_with_the_right_frames(kind, tmp_path, numbered_frames):
+def test_every_format_round_trips_with_the_right_frames(kind, tmp_path, numbered_frames, frame_numbers):
     frames = numbered_frames()
     path = tmp_path / ("frames" if kind == "folder" else f"clip.{kind}")
     WRITE[kind](frames, path)

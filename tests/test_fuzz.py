@@ -31,10 +31,12 @@ def fuzz(examples: int):
 WEIRD = st.sampled_from(["nan", "inf", "-inf", "1e309", "-0", "0x10", "", " ", "1_000", "3.5", "abc", "9" * 40])
 
 
-def number(small: st.SearchStrategy) -> st.SearchStrategy:
-    """A command-line number: mostly near the valid range, sometimes huge, negative, non-finite or not a number."""
-    return st.one_of(small, small, small, st.integers(-2 ** 80, 2 ** 80),
-                     st.floats(allow_nan=True, allow_infinity=True), WEIRD).map(str)
+def number(small: st.SearchStrategy, valid_up_to: int = 1000) -> st.SearchStrategy:
+    """A command-line number: mostly `small` (near the valid range), else beyond `valid_up_to` or negative (so the
+    fuzz never asks for hours of valid work), non-finite or not a number."""
+    far = st.integers(valid_up_to + 1, 2 ** 80) | st.integers(-2 ** 80, -1)
+    floats = st.floats(allow_nan=True, allow_infinity=True).filter(lambda v: not 0 <= v <= valid_up_to)
+    return st.one_of(small, small, small, far, floats, WEIRD).map(str)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +77,7 @@ def check_outcome(code: int, out: str, err: str, written=None):
 def test_fuzz_gen_options(data, meme_main, small_meme_dir, outputs):
     root, names = outputs
     option_values = {
-        "--steps": number(st.integers(-3, 6)),
+        "--steps": number(st.integers(-3, 6), valid_up_to=500),
         "--guidance": number(st.floats(0, 60)),
         "--fps": number(st.floats(-1, 120)),
         "--seed": number(st.integers(-3, 2 ** 33)),
@@ -96,8 +98,9 @@ def test_fuzz_gen_options(data, meme_main, small_meme_dir, outputs):
 def test_fuzz_clip_options(data, meme_main, slide_gif, outputs):
     root, names = outputs
     option_values = {
-        "--frames": number(st.integers(-2, 10)),
-        "--size": number(st.one_of(st.sampled_from([8, 16, 32, 48]), st.integers(-16, 80), st.just(1032))),
+        "--frames": number(st.integers(-2, 10), valid_up_to=128),
+        "--size": number(st.one_of(st.sampled_from([8, 16, 32, 48]), st.integers(-16, 80), st.just(1032)),
+                         valid_up_to=1024),
         "--start": number(st.integers(-2, 10)),
         "--stride": number(st.integers(-2, 10)),
         "--fps": number(st.floats(-1, 120)),
@@ -116,10 +119,10 @@ def test_fuzz_train_options(data, meme_main, slide_gif, tmp_path_factory):
     option_values = {
         "--lr": number(st.floats(-1, 2)),
         "--seed": number(st.integers(-3, 2 ** 33)),
-        "--checkpoint-every": number(st.integers(-2, 3)),
+        "--checkpoint-every": number(st.integers(-2, 3), valid_up_to=100_000),
         "--inversion-steps": number(st.integers(-2, 3)),
-        "--frames": number(st.integers(-2, 6)),
-        "--size": number(st.sampled_from([0, 8, 16, 60, 64])),
+        "--frames": number(st.integers(-2, 6), valid_up_to=128),
+        "--size": number(st.sampled_from([0, 8, 16, 60, 64]), valid_up_to=1024),
         "--group-norm": st.sampled_from(["frames", "per-frame", "x"]),
         "--precision": st.sampled_from(["auto", "fp32", "int8"]),
     }
@@ -181,7 +184,7 @@ def test_fuzz_meme_json(data, meme_main, small_meme_dir, tmp_path_factory):
         read_meme(folder)
     except MemeError as e:
         event("refused by read_meme")
-        assert "\n" not in str(e) and str(folder / MEME_JSON) in str(e) or "meme" in str(e), str(e)
+        assert "\n" not in str(e) and str(folder) in str(e), str(e)
         return
     code, out, err = meme_main("gen", PROMPT, "--meme", folder, "-o", folder / "out.gif", "--steps", "1", "--quiet")
     check_outcome(code, out, err, folder / "out.gif" if code == 0 else None)

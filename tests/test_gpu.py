@@ -8,6 +8,8 @@
 - `meme train` and `meme gen` run on the GPU through the CLI, and the same settings give the same bytes.
 """
 
+import json
+
 import pytest
 import torch
 
@@ -58,6 +60,7 @@ def test_compiled_unet_matches_eager(meme_dir):
     a = compiled.backend.sample("ddim", 6, x, guided_text(compiled), 5.0)
     b = eager.backend.sample("ddim", 6, x, guided_text(eager), 5.0)
     assert relative(a, b) < TOLERANCE["bf16"]
+    assert compiled.backend.cuda_graphs  # the compiled UNet was captured in the loop's graph, not run around it
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
@@ -122,6 +125,7 @@ def test_train_and_gen_through_the_cli_on_the_gpu(meme_main, tmp_path, sliding_s
                                "--frames", 8, "--size", 64, "--steps", 20, "--lr", "1e-3", "--out", tmp_path / "m",
                                "--json")
     assert code == 0, err
+    assert json.loads(out)["device"].startswith("cuda") and json.loads(out)["precision"] == "bfloat16"
     outputs = []
     for name in ("a", "b"):
         code, out, err = meme_main("gen", PROMPT, "--meme", tmp_path / "m", "-o", tmp_path / f"{name}.gif",

@@ -26,9 +26,14 @@ def test_without_cuda_it_says_so_in_one_line_and_exits_2():
 
 
 def test_a_python_without_torch_is_one_line_too(tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "run", "--python",
-                        "/bin/false"], capture_output=True, text=True)
-    assert r.returncode == 2 and r.stderr.startswith("error: ") and len(r.stderr.splitlines()) == 1, r.stderr
+    no_torch = tmp_path / "python"  # this Python, with torch hidden
+    no_torch.write_text(f"#!/bin/sh\nexec {sys.executable} -c \"import sys; sys.modules['torch'] = None; "
+                        f"exec(sys.argv[1])\" \"$2\"\n")
+    no_torch.chmod(0o755)
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "run", "--python", no_torch],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert r.stderr.startswith(f"error: {no_torch} has no usable torch"), r.stderr
 
 
 def test_the_wheels_are_the_pinned_versions_for_the_gpu_python():
@@ -89,12 +94,12 @@ def test_the_summary_compares_with_the_targets(tmp_path, monkeypatch):
     monkeypatch.setattr(gpu_check, "RESULTS", tmp_path)
     stage = {"median_s": 0.4, "peak_memory_bytes": 3 * 2 ** 30, "peak_share": 0.25}
     train = {"median_s": 0.2, "peak_memory_bytes": 6 * 2 ** 30, "precision": "bfloat16",
-             "gradient_checkpointing": True}
+             "gradient_checkpointing": True, "load_s": 15.0}
     report = {"backends": {"torch": {"precision": "bfloat16", "stages": {"end_to_end": stage, "loop": stage,
                                                                        "train_step": train}}}}
     stem = gpu_check.report_stem("GPU X", "2026-11-25")
     (tmp_path / f"{stem}-bench-256.json").write_text(json.dumps(report))
     text = gpu_check.summary("GPU X", "2026-11-25", tests_line="9 passed")
     assert "| 256 | torch (bfloat16) | 0.400 | 0.400 | 0.5 | yes |" in text
-    assert "| 256 | torch (bfloat16) | 0.200 | 40.0 | 6.00 | True | yes |" in text
+    assert "| 256 | torch (bfloat16) | 0.200 | 15.0 | 55.0 | 6.00 | True | yes |" in text
     assert "STEP=bench-128" in text and "9 passed" in text

@@ -42,7 +42,7 @@ def test_loss_falls_and_not_without_learning(meme, clip_path, tmp_path, train_op
     """Calibration (random-tiny, this clip, 60 steps): lr 1e-2 ends near 0.6x its first 20 steps' mean;
     lr 0 stays within 5% (the timesteps differ, the model does not). 0.8 separates the two."""
     out, summary = meme
-    first, last = window_means(json.loads((out / "meme.json").read_text())["training"]["losses"])
+    first, last = window_means(read_meme(out).training.losses)
     assert last < 0.8 * first, (first, last)
     frozen = train_meme(train_options(clip_path, tmp_path / "lr0", lr=0.0, steps=40, inversion_steps=2))
     assert frozen["final_loss"] > 0.9 * frozen["first_loss"]
@@ -99,7 +99,7 @@ def test_resume_after_ctrl_c_equals_uninterrupted(clip_path, tmp_path, train_opt
     train_meme(train_options(clip_path, resumed, **kw, resume=True))
     a, b = load_file(straight / "adapter.safetensors"), load_file(resumed / "adapter.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    losses = [json.loads((d / "meme.json").read_text())["training"]["losses"] for d in (straight, resumed)]
+    losses = [read_meme(d).training.losses for d in (straight, resumed)]
     assert losses[0] == losses[1]
     assert not (resumed / "checkpoint.safetensors").exists()
 

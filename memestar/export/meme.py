@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from ..checks import check_choice, check_device
-from ..device import pick_device
+from ..device import DEFAULT_DEVICE, pick_device
 from ..errors import MemeError
 from ..export_folder import (EXPORT_DIR, EXPORT_JSON, EXPORT_PRECISIONS, SCHEDULER_JSON, TOKENIZER, ExportInputs,
                              ExportManifest, GraphRecord, SelfCheck, TensorRecord, build_key, require_tensorrt)
@@ -42,7 +42,7 @@ class ExportOptions:
     precision: str = "auto"  # fp16 where a GPU builds it, else fp32
     opset: int = DEFAULT_OPSET
     force: bool = False
-    device: str | None = None
+    device: str = DEFAULT_DEVICE
     base: str | None = None
     base_config: str | None = None
     allow_pickle: bool = False

@@ -49,6 +49,15 @@ def _refit_engine(trt, plan: Path, onnx_path: Path) -> None:
     plan.write_bytes(engine.serialize())
 
 
+def _read_build_seconds(path: Path) -> dict[str, float]:
+    """How long each of the base's engines took to build; a missing or damaged record counts as none built."""
+    try:
+        seconds = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in seconds.items() if isinstance(v, (int, float))} if isinstance(seconds, dict) else {}
+
+
 def build_engines(export_folder: Path, manifest: ExportManifest, device: torch.device, force: bool = False,
                   quiet: bool = False) -> dict:
     """Engines for every graph of the export under `trt-<key>/`; returns how each was made and how long it took
@@ -73,7 +82,7 @@ def build_engines(export_folder: Path, manifest: ExportManifest, device: torch.d
     seconds, how = {}, {}
     try:
         shared.mkdir(parents=True, exist_ok=True)
-        built_s = json.loads((shared / "built.json").read_text()) if (shared / "built.json").is_file() else {}
+        built_s = _read_build_seconds(shared / "built.json")
         tmp.mkdir()
         for name in (spec.name for spec in GRAPHS):
             onnx_path, plan = export_folder / f"{name}.onnx", tmp / f"{name}.plan"

@@ -6,6 +6,7 @@ in name order, opening only the frames chosen.
 """
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,4 +148,5 @@ def _read_video(path: Path, n: int, size: int, start: int, stride: int | None) -
 def _fps(source_fps: float, indices: list[int]) -> float:
     """The frame rate of the chosen frames, within what a GIF can play."""
     step = (indices[-1] - indices[0]) / (len(indices) - 1) if len(indices) > 1 else 1
-    return min(max(float(source_fps) / max(step, 1), MIN_FPS), MAX_FPS)
+    fps = float(source_fps) / max(step, 1)
+    return min(max(fps, MIN_FPS), MAX_FPS) if math.isfinite(fps) else 24.0

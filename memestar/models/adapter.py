@@ -77,7 +77,9 @@ def load_adapter(video_unet: VideoUNet, path: str | Path, base_reference: str,
         if t.shape != params[name].shape:
             raise MemeError(f"adapter {path} does not fit this UNet: {name} is {tuple(t.shape)}, the UNet's is "
                             f"{tuple(params[name].shape)}; retrain the meme on this base")
-        if not t.is_floating_point() or not torch.isfinite(t).all():
+        if not t.is_floating_point():
+            raise MemeError(f"adapter {path} holds {t.dtype} values in {name}, not floating point: retrain the meme")
+        if not torch.isfinite(t).all():
             raise MemeError(f"adapter {path} holds non-finite values in {name}: retrain the meme (lower --lr)")
     with torch.no_grad():
         for name, p in params.items():

@@ -187,9 +187,12 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     """Whether the Hub can be reached now: offline, the Hub client would retry for half a minute per file."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
         return False
-    host = urlparse(hub_endpoint())
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")):
+        return True  # through a proxy a direct probe says nothing: let the Hub client try
+    url = urlparse(hub_endpoint())
     try:
-        socket.create_connection((host.hostname, host.port or 443), timeout=timeout).close()
+        socket.create_connection((url.hostname, url.port or (80 if url.scheme == "http" else 443)),
+                                 timeout=timeout).close()
     except OSError:
         return False
     return True

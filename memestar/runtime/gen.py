@@ -11,6 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..checks import check_max_kb, check_prompt
+from ..device import DEFAULT_DEVICE
 from ..errors import MemeError
 from ..files import check_target, slug, write_error
 from ..media.writers import media_format, write_bytes
@@ -31,7 +32,7 @@ class GenOptions:
     max_kb: float | None = None
     backend: str = "auto"
     precision: str = "auto"
-    device: str | None = None
+    device: str = DEFAULT_DEVICE
     base: str | None = None
     base_config: str | None = None
     allow_pickle: bool = False

@@ -6,11 +6,13 @@ base: tokens -> `text_encoder`, the sampler loop on the host calling `unet` (gui
 """
 
 import json
+from abc import abstractmethod
 from pathlib import Path
 
 import torch
 from transformers import CLIPTokenizer
 
+from ..errors import MemeError
 from ..export_folder import SCHEDULER_JSON, TOKENIZER, ExportManifest
 from ..models.graphs import GRAPH_SPECS, TEXT_ENCODER, UNET, VAE_DECODER, GraphSpec
 from ..models.vae import to_uint8
@@ -22,13 +24,17 @@ class GraphBackend(Backend):
 
     def __init__(self, export_folder: Path, manifest: ExportManifest, device: torch.device):
         self.folder, self.manifest, self.device = Path(export_folder), manifest, device
-        self.tokenizer = CLIPTokenizer.from_pretrained(self.folder / TOKENIZER, local_files_only=True)
-        self.scheduler_config = json.loads((self.folder / SCHEDULER_JSON).read_text())
+        try:
+            self.tokenizer = CLIPTokenizer.from_pretrained(self.folder / TOKENIZER, local_files_only=True)
+            self.scheduler_config = json.loads((self.folder / SCHEDULER_JSON).read_text())
+        except (OSError, ValueError) as e:
+            raise MemeError(f"export {self.folder} is damaged ({str(e).splitlines()[0]}): run `meme export MEME "
+                            f"--force`") from e
         self.sampler = Schedules(self.scheduler_config, device)
 
+    @abstractmethod
     def _run(self, spec: GraphSpec, feeds: dict[str, torch.Tensor]) -> torch.Tensor:
         """Runs one graph on `feeds` (named as `spec.inputs`); its output, fp32 on the device."""
-        raise NotImplementedError
 
     def _call(self, graph: str, *tensors: torch.Tensor) -> torch.Tensor:
         spec = GRAPH_SPECS[graph]

@@ -18,7 +18,7 @@ import torch
 
 from ..checks import (check_choice, check_device, check_fps, check_guidance, check_max_kb, check_prompt, check_seed,
                       check_steps)
-from ..device import PRECISIONS, compute_dtype, pick_device
+from ..device import DEFAULT_DEVICE, PRECISIONS, compute_dtype, pick_device
 from ..errors import MemeError
 from ..export_folder import (EXPORT_JSON, EXPORT_PRECISIONS, ExportManifest, engine_identity, engines_for,
                              find_export, list_exports)
@@ -86,7 +86,7 @@ class Meme:
         self._lock = threading.Lock()  # one generation at a time: the backend's buffers are shared
 
     @classmethod
-    def load(cls, folder: str | Path, *, base: str | None = None, device: str | None = None,
+    def load(cls, folder: str | Path, *, base: str | None = None, device: str = DEFAULT_DEVICE,
              precision: str = "auto", backend: str = "auto", base_config: str | None = None,
              allow_pickle: bool = False, cuda_graphs: bool = True, compile: bool = False) -> "Meme":
         """Loads the meme's base (or `base`, if it moved), its adapter and inversion, and checks they belong

@@ -71,11 +71,11 @@ class TorchBackend(Backend):
         if key in self._graphs:
             self._graphs.move_to_end(key)
         else:
-            while len(self._graphs) >= MAX_GRAPHS:
-                self._graphs.popitem(last=False)
             captured = self._capture(schedule, x, text)
             if captured is None:
                 return schedule.sample(x, self._model_fn(text))
+            while len(self._graphs) >= MAX_GRAPHS:
+                self._graphs.popitem(last=False)
             self._graphs[key] = captured
         graph, static_x, static_text, static_out = self._graphs[key]
         static_x.copy_(x)

@@ -19,6 +19,7 @@ from .world import Sprite, clip_caption
 
 DEMO_MOTION = "bouncing"
 DEMO_STEPS = 150  # tuning steps: about a minute on two CPU cores
+DEMO_OUT = Path("demo")
 
 
 def contact_sheet(rows: list[tuple[str, np.ndarray]], every: int = 2, scale: int = 2) -> Image.Image:
@@ -37,7 +38,7 @@ def contact_sheet(rows: list[tuple[str, np.ndarray]], every: int = 2, scale: int
     return sheet
 
 
-def run_demo(out: Path = Path("demo"), steps: int = DEMO_STEPS, lr: float = 3e-3, subjects: int = 3,
+def run_demo(out: Path = DEMO_OUT, steps: int = DEMO_STEPS, lr: float = 3e-3, subjects: int = 3,
              quiet: bool = False, log=print) -> dict:
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ import torch
 
 from ..checks import (MAX_INVERSION_STEPS, MAX_TRAIN_STEPS, check_choice, check_device, check_frames, check_int,
                       check_lr, check_prompt, check_seed, check_size, check_steps)
-from ..device import PRECISIONS, compute_dtype, peak_memory_bytes, pick_device
+from ..device import DEFAULT_DEVICE, PRECISIONS, compute_dtype, peak_memory_bytes, pick_device
 from ..errors import Interrupted, MemeError
 from ..files import slug, write_error
 from ..media.clips import read_clip
@@ -56,7 +56,7 @@ class TrainOptions:
     gradient_checkpointing: bool | None = None  # None: on for GPUs
     inversion_steps: int = 50
     preview_guidance: float = 7.5
-    device: str | None = None
+    device: str = DEFAULT_DEVICE
     base_config: str | None = None
     allow_pickle: bool = False
     quiet: bool = False
