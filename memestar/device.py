@@ -15,10 +15,10 @@ def pick_device(device: str | None = DEFAULT_DEVICE) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise MemeError(f"device {device} asked for, but torch sees no CUDA GPU: use --device cpu")
     chosen = torch.device(device)
-    if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
-        raise MemeError(f"device {device} asked for, but torch sees {torch.cuda.device_count()} GPU(s): use cuda:0 to "
-                        f"cuda:{torch.cuda.device_count() - 1}")
     if chosen.type == "cuda" and chosen.index is not None:
+        if chosen.index >= torch.cuda.device_count():
+            raise MemeError(f"device {device} asked for, but torch sees {torch.cuda.device_count()} GPU(s): use "
+                            f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
         torch.cuda.set_device(chosen)  # streams, graphs and events use the current device
     return chosen
 

@@ -6,6 +6,11 @@ class MemeError(Exception):
     exit_code = 2
 
 
+class ScheduleError(MemeError, ValueError):
+    """A sampler cannot run as asked: a step count out of its range, or a base's noise schedule it does not
+    support. A ValueError too, as it is to the schedulers' own callers."""
+
+
 class TrainingFailed(MemeError):
     """The run itself went wrong (a NaN loss, say); the last good checkpoint is kept."""
     exit_code = 1

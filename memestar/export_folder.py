@@ -95,9 +95,7 @@ class ExportManifest:
     device: str
     format: str = EXPORT_FORMAT
 
-    def check(self) -> str | None:
-        if self.shapes.check():
-            return self.shapes.check()
+    def problem(self) -> str | None:
         if self.built_from.precision not in EXPORT_PRECISIONS:
             return f"field built_from.precision: {self.built_from.precision!r} is not one of {EXPORT_PRECISIONS}"
         if set(self.graphs) != {g.name for g in GRAPHS}:

@@ -80,6 +80,9 @@ class InversionRecord:
     steps: int
     prompt: str
 
+    def problem(self) -> str | None:
+        return f"field inversion.steps: {self.steps} is below 1" if self.steps < 1 else None
+
 
 @record
 class MemeManifest:
@@ -96,7 +99,7 @@ class MemeManifest:
     versions: dict[str, str] | None = None
     format: str = MEME_FORMAT
 
-    def check(self) -> str | None:
+    def problem(self) -> str | None:
         if not self.prompt.strip():
             return "field prompt: is empty"
         if not 1 <= self.frames <= MAX_FRAMES:
@@ -112,8 +115,6 @@ class MemeManifest:
         bad = [name for name, digest in self.files.items() if not SHA256.match(digest)]
         if bad:
             return f"field files.{bad[0]}: is not a sha256 (64 hex digits)"
-        if self.inversion.steps < 1:
-            return f"field inversion.steps: {self.inversion.steps} is below 1"
         return None
 
     @property

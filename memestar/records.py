@@ -1,8 +1,8 @@
 """Typed JSON files that cross stages (`meme.json`, `export.json`, `engines.json`).
 
 Each file is a dataclass tree. Reading validates the whole tree with pydantic in strict mode (types
-exactly as declared, finite numbers, every required key present) and then the record's own `check()`
-(ranges, formats); the first problem found becomes one line naming the file and the field. Writing
+exactly as declared, finite numbers, every required key present) and then each record's own `problem()`
+(ranges, formats), inner records first; the first problem found becomes one line naming the file and the field. Writing
 dumps the dataclasses as indented JSON with sorted keys, atomically.
 """
 
@@ -51,10 +51,25 @@ def parse_record(cls: type[T], text: str, path: str | Path, fmt: str, fix: str) 
     except ValidationError as e:
         first = e.errors()[0]
         raise RecordError(f"{path}: field {_where(first['loc'])}: {first['msg'].lower()}: {fix}") from e
-    problem = value.check() if hasattr(value, "check") else None
+    problem = first_problem(value)
     if problem:
         raise RecordError(f"{path}: {problem}: {fix}")
     return value
+
+
+def first_problem(value) -> str | None:
+    """What the first record in the tree says is wrong with it (its `problem()`), inner records first."""
+    if dataclasses.is_dataclass(value):
+        inner = [getattr(value, f.name) for f in dataclasses.fields(value)]
+    elif isinstance(value, (list, dict)):
+        inner = list(value.values()) if isinstance(value, dict) else value
+    else:
+        return None
+    for item in inner:
+        problem = first_problem(item)
+        if problem:
+            return problem
+    return value.problem() if dataclasses.is_dataclass(value) and hasattr(value, "problem") else None
 
 
 def read_record(cls: type[T], path: str | Path, fmt: str, fix: str) -> T:

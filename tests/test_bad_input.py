@@ -104,6 +104,18 @@ def test_numbers_out_of_range_are_one_line(case, meme_main, small_meme_dir, slid
     assert not list(tmp_path.iterdir())
 
 
+def test_steps_beyond_the_bases_schedule_are_one_line(meme_main, slide_gif, small_meme_dir, tmp_path):
+    """SD's schedule (steps_offset 1) takes 999 DDIM steps and 500 DPM-Solver++ steps: within the general limits,
+    beyond the base's; refused before tuning, with nothing written."""
+    one_error_line(*meme_main("train", slide_gif, "--text", PROMPT, "--base", "random-tiny", "--frames", 4,
+                              "--size", 64, "--inversion-steps", 1000, "--out", tmp_path / "m", "--quiet")[::2],
+                   "DDIM takes 1 to 999 steps, not 1000")
+    assert not (tmp_path / "m").exists()
+    code, _, err = meme_main("gen", PROMPT, "--meme", small_meme_dir, "--sampler", "dpm++", "--steps", 500,
+                             "-o", tmp_path / "x.gif", "--quiet")
+    assert code == 0, err
+
+
 # 3, 14: outputs that are not regular files
 def test_outputs_that_are_not_files_are_refused(meme_main, small_meme_dir, slide_gif, tmp_path):
     folder = tmp_path / "a-folder.gif"
@@ -193,6 +205,7 @@ DAMAGED = {
     "base a number": (replace("base", 3), "field base"),
     "unknown format": (replace("format", "memestar-meme/99"), "memestar-meme/99"),
     "unknown group norm": (replace("group_norm", "sideways"), "field group_norm"),
+    "inversion steps 0": (replace("inversion", {"steps": 0, "prompt": ""}), "field inversion.steps"),
 }
 
 

@@ -31,9 +31,6 @@ class EagerFP32Baseline(Backend):
         self.video = VideoUNet(self.base.unet, meme.group_norm)
         load_adapter(self.video, meme_folder / ADAPTER, self.base.reference, self.base.fingerprint)
 
-    def unet_passes(self, guided: bool) -> int:
-        return 2 if guided else 1
-
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
         return encode_prompts(self.base.tokenizer, self.base.text_encoder, prompts)
 

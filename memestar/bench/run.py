@@ -210,9 +210,8 @@ def _time_backend(name: str, folder: Path, meme_manifest: MemeManifest, device, 
         encode_media = backend.encode_media
     else:
         precision = "auto" if name in GRAPH_BACKENDS else o.precision  # graph backends: the bench's export
-        variant = TORCH_VARIANTS.get(name, {})
-        meme = Meme.load(folder, device=str(device), precision=precision, backend="torch" if variant or
-                         name == "torch" else name, **variant)
+        meme = Meme.load(folder, device=str(device), precision=precision,
+                         backend="torch" if name in TORCH_VARIANTS else name, **TORCH_VARIANTS.get(name, {}))
         backend, x = meme.backend, meme.inversion.float()
 
         def end_to_end():

@@ -35,7 +35,7 @@ class Shapes:
     vocab_size: int
     pixel_side: int
 
-    def check(self) -> str | None:
+    def problem(self) -> str | None:
         small = [k for k, v in vars(self).items() if v < 1]
         return f"field shapes.{small[0]}: must be at least 1" if small else None
 

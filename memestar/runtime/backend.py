@@ -56,7 +56,7 @@ class Backend(ABC):
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents `(1, c, f, h, w)` -> uint8 frames `(f, H, W, 3)` on the CPU."""
 
-    @abstractmethod
     def unet_passes(self, guided: bool) -> int:
         """UNet evaluations (of one clip) per denoising step: 2 with guidance (one batch of two); without it, 1
-        where the backend can drop the unconditional half, 2 where it cannot (a fixed-batch exported graph)."""
+        where the backend can drop the unconditional half, as here, 2 where it cannot (the exported graphs)."""
+        return 2 if guided else 1

@@ -45,9 +45,6 @@ class TorchBackend(Backend):
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
         return encode_prompts(self.base.tokenizer, self.base.text_encoder, prompts).float()
 
-    def unet_passes(self, guided: bool) -> int:
-        return 2 if guided else 1
-
     def _model_fn(self, text: torch.Tensor):
         text = text.to(self.dtype)  # once per loop: the UNet runs in the compute precision
 

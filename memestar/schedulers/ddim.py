@@ -8,6 +8,8 @@ prediction), which the tests hold it to.
 import numpy as np
 import torch
 
+from ..errors import ScheduleError
+
 
 def alphas_cumprod(config: dict) -> torch.Tensor:
     """The training noise schedule: products of (1 - beta) over the `num_train_timesteps` steps."""
@@ -18,7 +20,7 @@ def alphas_cumprod(config: dict) -> torch.Tensor:
     elif schedule == "linear":
         betas = torch.linspace(start, end, n, dtype=torch.float32)
     else:
-        raise ValueError(f"beta_schedule {schedule!r} is not supported (scaled_linear or linear)")
+        raise ScheduleError(f"beta_schedule {schedule!r} is not supported (scaled_linear or linear)")
     return torch.cumprod(1 - betas, dim=0)
 
 
@@ -26,14 +28,15 @@ def check_supported(config: dict) -> None:
     """Both samplers follow SD's plain schedule: settings that change it are refused, not ignored."""
     unsupported = [k for k in ("thresholding", "rescale_betas_zero_snr", "trained_betas") if config.get(k)]
     if unsupported:
-        raise ValueError(f"scheduler settings not supported: {', '.join(unsupported)}")
+        raise ScheduleError(f"scheduler settings not supported: {', '.join(unsupported)}")
 
 
 class DDIMSchedule:
     def __init__(self, config: dict, steps: int, device: str | torch.device = "cpu"):
         n = config.get("num_train_timesteps", 1000)
-        if not 1 <= steps <= n - config.get("steps_offset", 0):
-            raise ValueError(f"DDIM takes 1 to {n - config.get('steps_offset', 0)} steps, not {steps}")
+        most = n - config.get("steps_offset", 0)
+        if not 1 <= steps <= most:
+            raise ScheduleError(f"DDIM takes 1 to {most} steps, not {steps}: lower --steps (or --inversion-steps)")
         spacing = config.get("timestep_spacing", "leading")
         if spacing == "leading":
             timesteps = np.arange(0, steps) * (n // steps) + config.get("steps_offset", 0)
@@ -42,7 +45,7 @@ class DDIMSchedule:
         elif spacing == "linspace":
             timesteps = np.linspace(0, n - 1, steps).round()
         else:
-            raise ValueError(f"timestep_spacing {spacing!r} is not supported")
+            raise ScheduleError(f"timestep_spacing {spacing!r} is not supported")
         check_supported(config)
         self.prediction_type = config.get("prediction_type", "epsilon")
         # diffusers clips x0 unless told not to (SD's configs say clip_sample: false)
@@ -66,7 +69,7 @@ class DDIMSchedule:
             x0 = alpha.sqrt() * x - (1 - alpha).sqrt() * model_output
             eps = alpha.sqrt() * model_output + (1 - alpha).sqrt() * x
         else:
-            raise ValueError(f"prediction_type {self.prediction_type!r} is not supported")
+            raise ScheduleError(f"prediction_type {self.prediction_type!r} is not supported")
         if self.clip_range is not None:  # eps stays the model's, as diffusers' default use_clipped_model_output=False
             x0 = x0.clamp(-self.clip_range, self.clip_range)
         return x0, eps

@@ -8,6 +8,8 @@ per-step coefficients are precomputed on the device.
 import numpy as np
 import torch
 
+from ..errors import ScheduleError
+
 from .ddim import alphas_cumprod, check_supported
 
 
@@ -15,7 +17,7 @@ class DPMSolverPP2M:
     def __init__(self, config: dict, steps: int, device: str | torch.device = "cpu"):
         n = config.get("num_train_timesteps", 1000)
         if not 1 <= steps <= n // 2:
-            raise ValueError(f"DPM-Solver++ takes 1 to {n // 2} steps, not {steps}")
+            raise ScheduleError(f"DPM-Solver++ takes 1 to {n // 2} steps, not {steps}: lower --steps")
         check_supported(config)
         spacing = config.get("timestep_spacing", "linspace")
         if spacing == "linspace":
@@ -26,7 +28,7 @@ class DPMSolverPP2M:
         elif spacing == "trailing":
             timesteps = np.arange(n, 0, -n / steps).round().astype(np.int64) - 1
         else:
-            raise ValueError(f"timestep_spacing {spacing!r} is not supported")
+            raise ScheduleError(f"timestep_spacing {spacing!r} is not supported")
         self.prediction_type = config.get("prediction_type", "epsilon")
         acp = alphas_cumprod(config)
         all_sigmas = np.array(((1 - acp) / acp) ** 0.5)
@@ -46,7 +48,7 @@ class DPMSolverPP2M:
             return (x - self.sigma[i] * model_output) / self.alpha[i]
         if self.prediction_type == "v_prediction":
             return self.alpha[i] * x - self.sigma[i] * model_output
-        raise ValueError(f"prediction_type {self.prediction_type!r} is not supported")
+        raise ScheduleError(f"prediction_type {self.prediction_type!r} is not supported")
 
     def sample(self, x: torch.Tensor, model_fn, progress=iter) -> torch.Tensor:
         """Denoises `x` over the whole schedule; `model_fn(x, t)` returns the (guided) model output."""

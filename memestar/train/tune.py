@@ -104,43 +104,41 @@ def tune(video: VideoUNet, latents: torch.Tensor, text: torch.Tensor, scheduler_
     t0 = time.perf_counter()
     interrupted = False
     bar = tqdm(total=s.steps, initial=start, desc="tuning", unit="step", disable=quiet, dynamic_ncols=True)
-    try:
-        with stop_on_sigint() as stop:
-            for step in range(start, s.steps):
-                g = step_generator(s.seed, step, device)
-                t = torch.randint(0, n_train, (1,), generator=g, device=device)
-                noise = torch.randn(latents.shape, generator=g, device=device, dtype=latents.dtype)
-                noisy, target = noised(latents, noise, t, acp, prediction_type)
-                with video.frames(latents.shape[2]):  # forward and backward (checkpointing recomputes in it)
-                    with autocast:
-                        pred = video(noisy.to(dtype), t, text)
-                    loss = F.mse_loss(pred.float(), target.float())
-                    value = loss.item()
-                    if not math.isfinite(value):
-                        kept = (f"the last good checkpoint is kept in {checkpoint.parent}" if checkpoint.exists()
-                                else "no checkpoint was written yet")
-                        raise TrainingFailed(f"the loss became {value} at step {step + 1}; {kept}: lower --lr or use "
-                                             f"--precision fp32/bf16")
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(params.values(), s.max_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-                losses.append(value)
-                bar.set_postfix(loss=f"{value:.4f}")
-                bar.update(1)
-                done = step + 1
-                if on_step is not None:
-                    on_step(done, value)
-                if stop.is_set():
-                    interrupted = True
-                if interrupted or (s.checkpoint_every and done % s.checkpoint_every == 0 and done < s.steps):
-                    save_checkpoint(checkpoint, params, optimizer, scaler, done, losses, run_key)
-                if interrupted:
-                    break
-    finally:
-        bar.close()  # before any error line, so the error stands on its own line
+    # the bar closes before any error line; the frame count holds over forward and backward (checkpointing
+    # recomputes in backward)
+    with bar, stop_on_sigint() as stop, video.frames(latents.shape[2]):
+        for step in range(start, s.steps):
+            g = step_generator(s.seed, step, device)
+            t = torch.randint(0, n_train, (1,), generator=g, device=device)
+            noise = torch.randn(latents.shape, generator=g, device=device, dtype=latents.dtype)
+            noisy, target = noised(latents, noise, t, acp, prediction_type)
+            with autocast:
+                pred = video(noisy.to(dtype), t, text)
+            loss = F.mse_loss(pred.float(), target.float())
+            value = loss.item()
+            if not math.isfinite(value):
+                kept = (f"the last good checkpoint is kept in {checkpoint.parent}" if checkpoint.exists()
+                        else "no checkpoint was written yet")
+                raise TrainingFailed(f"the loss became {value} at step {step + 1}; {kept}: lower --lr or use "
+                                     f"--precision fp32/bf16")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(params.values(), s.max_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            losses.append(value)
+            bar.set_postfix(loss=f"{value:.4f}")
+            bar.update(1)
+            done = step + 1
+            if on_step is not None:
+                on_step(done, value)
+            if stop.is_set():
+                interrupted = True
+            if interrupted or (s.checkpoint_every and done % s.checkpoint_every == 0 and done < s.steps):
+                save_checkpoint(checkpoint, params, optimizer, scaler, done, losses, run_key)
+            if interrupted:
+                break
     video.eval()
     video.unet.disable_gradient_checkpointing()
     for p in params.values():
