@@ -2,7 +2,7 @@
 
 - the whole denoising loop captured as a CUDA graph equals the same loop run eagerly, in fp16 and bf16, and a
   replay follows new inputs;
-- torch.compile's UNet gives what eager gives;
+- torch.compile's UNet is as close to fp32 as eager bf16 is;
 - a bf16/fp16 training step reaches every tuned tensor, with gradient checkpointing and without, and
   checkpointing lowers the peak memory of an SD1.5-size step;
 - `meme train` and `meme gen` run on the GPU through the CLI, and the same settings give the same bytes.
@@ -53,13 +53,18 @@ def test_cuda_graph_loop_equals_eager_and_follows_new_inputs(meme_dir, precision
         TOLERANCE[precision]
 
 
-def test_compiled_unet_matches_eager(meme_dir):
+def test_compiled_unet_is_as_close_to_fp32_as_eager(meme_dir):
+    # inductor fuses and accumulates differently, so compiled and eager bf16 differ by bf16 rounding, which six
+    # guided steps amplify (0.08 of the largest value on an H100): both are held against an fp32 reference instead
     compiled = Meme.load(meme_dir, device="cuda", precision="bf16", backend="torch", compile=True)
     eager = Meme.load(meme_dir, device="cuda", precision="bf16", backend="torch", cuda_graphs=False)
+    reference = Meme.load(meme_dir, device="cuda", precision="fp32", backend="torch", cuda_graphs=False)
     x = eager.inversion.float()
     a = compiled.backend.sample("ddim", 6, x, guided_text(compiled), 5.0)
     b = eager.backend.sample("ddim", 6, x, guided_text(eager), 5.0)
-    assert relative(a, b) < TOLERANCE["bf16"]
+    r = reference.backend.sample("ddim", 6, x, guided_text(reference), 5.0)
+    assert torch.isfinite(a).all()
+    assert relative(a, r) < max(1.5 * relative(b, r), TOLERANCE["bf16"]), (relative(a, r), relative(b, r))
     assert compiled.backend.cuda_graphs  # the compiled UNet was captured in the loop's graph, not run around it
 
 
