@@ -18,6 +18,8 @@ MAX_LR = 1.0
 MAX_STEPS = 500  # denoising steps (a clip sampled sparsely from a long video would otherwise crawl)
 MAX_TRAIN_STEPS = 100_000
 MAX_INVERSION_STEPS = 1000
+MAX_VARIANTS = 8  # one batch
+MAX_PROMPT_CHARS = 1000  # CLIP reads 77 tokens; a longer text is a mistake or an attack, not a prompt
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -68,6 +70,14 @@ def check_lr(lr: float) -> float:
     return check_float("--lr", lr, 0.0, MAX_LR, " (3e-5 is usual for SD, 3e-3 for the tiny model)")
 
 
+def check_variation(variation: float) -> float:
+    return check_float("--variation", variation, 0.0, 1.0, " (0 keeps the stored inversion, 1 is fresh noise)")
+
+
+def check_variants(variants: int) -> int:
+    return check_int("--variants", variants, 1, MAX_VARIANTS)
+
+
 def check_max_kb(max_kb: float | None) -> float | None:
     return None if max_kb is None else check_float("--max-kb", max_kb, 0.01, 1e6)
 
@@ -89,4 +99,7 @@ def check_prompt(prompt: str, how: str = "say what the meme should show, e.g. \"
         raise MemeError(f"the prompt is empty: {how}")
     if "\x00" in prompt:
         raise MemeError("the prompt holds a NUL character: pass plain text")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise MemeError(f"the prompt is {len(prompt)} characters, over {MAX_PROMPT_CHARS}: CLIP reads about 77 "
+                        f"tokens, so shorten it")
     return prompt

@@ -24,6 +24,7 @@ from .errors import MemeError
 from .export.meme import ExportOptions
 from .runtime.gen import GenOptions
 from .runtime.meme import GenSettings
+from .serve.options import TOKEN_ENV, ServeOptions
 from .tiny.demo import DEMO_OUT, DEMO_STEPS
 from .tiny.evaluate import EvalOptions
 from .train.meme import DEFAULT_BASE, TrainOptions
@@ -188,6 +189,10 @@ def gen(
     seed: int = typer.Option(GenSettings.seed, help="Seed of the start noise (with --start noise)."),
     sampler: str = typer.Option(GenSettings.sampler, help="ddim or dpm++."),
     start: str = typer.Option(GenSettings.start, help="inversion (keeps the clip's motion) or noise."),
+    variation: float = typer.Option(GenSettings.variation, help="From the inversion: how much of the seed's noise "
+                                    "to blend in, 0 to 1 (0: the inversion as stored, the same clip for every seed)."),
+    variants: int = typer.Option(GenOptions.variants, help="Clips per prompt, seeds seed, seed+1, ... (files -v1, "
+                                 "-v2, ...); they differ with --variation above 0 or --start noise."),
     fps: float = typer.Option(GenSettings.fps, help="Frame rate (default: the clip's, at least 8)."),
     max_kb: float = typer.Option(GenOptions.max_kb, help="Fit the file under this many KiB (fewer colours, then "
                                  "smaller)."),
@@ -209,14 +214,14 @@ def gen(
 
     _quiet_libraries()
     settings = GenSettings(seed=seed, steps=steps, guidance=guidance, negative=negative, sampler=sampler,
-                           start=start, fps=fps)
+                           start=start, variation=variation, fps=fps)
     results = run_gen(GenOptions(meme=meme, prompt=prompt, prompts=prompts, out=out, format=format,
-                                 settings=settings, max_kb=max_kb, backend=backend, precision=precision,
+                                 settings=settings, variants=variants, max_kb=max_kb, backend=backend, precision=precision,
                                  device=device, base=base, base_config=base_config, allow_pickle=allow_pickle,
                                  compile=compile, quiet=quiet or as_json),
                       log=_log(quiet))
     if as_json:
-        typer.echo(json.dumps(results if prompts else results[0], indent=2))
+        typer.echo(json.dumps(results if prompts or variants > 1 else results[0], indent=2))
     elif not quiet:
         for r in results:
             typer.echo(f"{r['output']}  ({r['bytes'] / 1024:.1f} KiB, {r['frames']} frames, "
@@ -255,6 +260,48 @@ def bench(
     typer.echo(markdown(report))
     if not quiet:
         typer.echo(f"wrote {paths[0]} and {paths[1]}", err=True)
+
+
+@app.command()
+def serve(
+    memes: Path = typer.Argument(ServeOptions.memes, help="Folder of memes (one sub-folder each, as `meme train` "
+                                 "writes them); trained memes land here too."),
+    host: str = typer.Option(ServeOptions.host, help="Address to bind: loopback by default; 0.0.0.0 exposes it."),
+    port: int = typer.Option(ServeOptions.port, help="Port (0: any free one)."),
+    token: str = typer.Option(ServeOptions.token, help=f"Require 'Authorization: Bearer TOKEN' (default: "
+                              f"${TOKEN_ENV} if set, else no auth)."),
+    device: str = DEVICE,
+    precision: str = typer.Option(ServeOptions.precision, help="auto, bf16, fp16 or fp32."),
+    backend: str = typer.Option(ServeOptions.backend, help="auto, torch, ort or trt."),
+    max_memes: int = typer.Option(ServeOptions.max_memes, help="Memes kept in memory (least recently used go)."),
+    max_bytes: int = typer.Option(ServeOptions.max_bytes, help="Bytes of adapters and inversions kept in memory."),
+    window_ms: float = typer.Option(ServeOptions.window_ms, help="How long a request waits for others to batch "
+                                    "with."),
+    max_batch: int = typer.Option(ServeOptions.max_batch, help="Clips per batch at most."),
+    max_queue: int = typer.Option(ServeOptions.max_queue, help="Requests waiting at most; more get 503."),
+    deadline: float = typer.Option(ServeOptions.deadline_s, help="Seconds a request may take; then 504."),
+    max_upload_mb: float = typer.Option(ServeOptions.max_upload_mb, help="Largest clip upload for training."),
+    train_base: str = typer.Option(ServeOptions.train_base, help="Base that POST /memes tunes on."),
+    train_base_config: str = BASE_CONFIG,
+    ray: bool = typer.Option(False, "--ray", help="Run on Ray Serve (the ray extra) instead: many replicas."),
+):
+    """Serve memes over HTTP for chat apps (FastAPI on uvicorn; --ray for Ray Serve)."""
+    o = ServeOptions(memes=memes, host=host, port=port, token=token, device=device, precision=precision,
+                     backend=backend, max_memes=max_memes, max_bytes=max_bytes, window_ms=window_ms,
+                     max_batch=max_batch, max_queue=max_queue, deadline_s=deadline, max_upload_mb=max_upload_mb,
+                     train_base=train_base, train_base_config=train_base_config).check()
+    _quiet_libraries()
+    if ray:
+        from .serve.ray_app import serve_on_ray
+
+        serve_on_ray(o)
+        return
+    try:
+        from .serve.app import serve as run
+    except ImportError as e:
+        raise MemeError(f"meme serve needs the serve extra ({e.name} is missing): pip install \"meme-star[serve]\"")
+    typer.echo(f"serving {memes} on http://{host}:{port} (docs at /docs){'' if o.token else ', no token'}", err=True)
+    run(o)
 
 
 @app.command()

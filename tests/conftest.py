@@ -154,6 +154,32 @@ def small_meme_dir(tmp_path_factory, make_small_meme) -> Path:
 
 
 @pytest.fixture(scope="session")
+def meme_variant():
+    """`meme_variant(src, dst, seed)`: a copy of the meme `src` in `dst` whose adapter differs (its temporal
+    output projections redrawn from `seed`), so another meme on the same base, with meme.json rewritten."""
+    import shutil
+
+    from safetensors import safe_open
+
+    from memestar.files import save_safetensors
+    from memestar.meme_folder import ADAPTER, read_meme, write_meme_json
+
+    def make(src: Path, dst: Path, seed: int) -> Path:
+        shutil.copytree(src, dst)
+        with safe_open(dst / ADAPTER, framework="pt") as f:
+            metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+        g = torch.Generator().manual_seed(seed)
+        for name, t in tensors.items():
+            if "attn_temp.to_out" in name:
+                tensors[name] = (torch.randn(t.shape, generator=g) * 0.2).to(t.dtype)
+        save_safetensors(tensors, dst / ADAPTER, metadata)
+        manifest = read_meme(src)
+        write_meme_json(dst, **{k: getattr(manifest, k) for k in manifest.__dataclass_fields__ if k != "files"})
+        return dst
+    return make
+
+
+@pytest.fixture(scope="session")
 def car_clip() -> Path:
     """The real clip in ../shared, or a skip when the checkout has no ../shared beside it."""
     path = SHARED / "clips" / "car-turn.mp4"

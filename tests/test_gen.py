@@ -54,7 +54,7 @@ def test_same_seed_same_bytes_and_seed_matters(meme_dir, meme):
 
 
 def test_text_embeddings_are_cached(meme, monkeypatch):
-    meme._text_cache.clear()
+    meme.runtime.clear_text_cache()
     calls = []
     encode = meme.backend.encode_text
     monkeypatch.setattr(meme.backend, "encode_text", lambda prompts: calls.append(prompts) or encode(prompts))

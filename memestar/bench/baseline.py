@@ -47,7 +47,7 @@ class EagerFP32Baseline(Backend):
         return x
 
     def decode(self, latents):
-        return decode_latents(self.base.vae, latents)[0].cpu()
+        return decode_latents(self.base.vae, latents).cpu()
 
     @staticmethod
     def encode_media(frames, fps: float) -> bytes:

@@ -121,7 +121,7 @@ def _generation_stages(backend, o: BenchOptions, x: torch.Tensor, fps: float, en
     text = torch.cat([backend.encode_text([""]), backend.encode_text([PROMPT])])
     t = torch.tensor(500, device=x.device)
     latents = backend.sample("ddim", o.steps, x, text, o.guidance)
-    frames = backend.decode(latents).numpy()
+    frames = backend.decode(latents)[0].numpy()
     calls = {
         "text": lambda: backend.encode_text([PROMPT]),
         "unet_step": lambda: backend.denoise(x, t, text, o.guidance),
@@ -204,7 +204,7 @@ def _time_backend(name: str, folder: Path, meme_manifest: MemeManifest, device, 
 
         def end_to_end():
             text = backend.encode_text(["", PROMPT])
-            return backend.encode_media(backend.decode(backend.sample("ddim", o.steps, x, text, o.guidance)).numpy(),
+            return backend.encode_media(backend.decode(backend.sample("ddim", o.steps, x, text, o.guidance))[0].numpy(),
                                         8.0)
 
         encode_media = backend.encode_media
@@ -215,7 +215,7 @@ def _time_backend(name: str, folder: Path, meme_manifest: MemeManifest, device, 
         backend, x = meme.backend, meme.inversion.float()
 
         def end_to_end():
-            meme._text_cache.clear()  # a new prompt each time
+            meme.runtime.clear_text_cache()  # a new prompt each time
             return meme.generate(PROMPT, steps=o.steps, guidance=o.guidance).encode("gif")
 
         encode_media = encode_gif

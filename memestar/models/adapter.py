@@ -54,6 +54,17 @@ def read_adapter_metadata(path: str | Path) -> dict:
 def load_adapter(video_unet: VideoUNet, path: str | Path, base_reference: str,
                  base_fingerprint: BaseFingerprint) -> dict:
     """Loads the tuned tensors into `video_unet` after checking that it is built on the same base."""
+    metadata, tensors = read_adapter(video_unet, path, base_reference, base_fingerprint)
+    with torch.no_grad():
+        for name, p in video_unet.trainable_parameters().items():
+            p.copy_(tensors[name])
+    return metadata
+
+
+def read_adapter(video_unet: VideoUNet, path: str | Path, base_reference: str,
+                 base_fingerprint: BaseFingerprint) -> tuple[dict, dict[str, torch.Tensor]]:
+    """The adapter's metadata and tensors (on the CPU, as stored), checked against `video_unet`: the same base,
+    GroupNorm mode, names and shapes, finite values."""
     metadata = read_adapter_metadata(path)
     try:
         trained_on = BaseFingerprint.from_dict(json.loads(metadata["base_fingerprint"]))
@@ -81,7 +92,4 @@ def load_adapter(video_unet: VideoUNet, path: str | Path, base_reference: str,
             raise MemeError(f"adapter {path} holds {t.dtype} values in {name}, not floating point: retrain the meme")
         if not torch.isfinite(t).all():
             raise MemeError(f"adapter {path} holds non-finite values in {name}: retrain the meme (lower --lr)")
-    with torch.no_grad():
-        for name, p in params.items():
-            p.copy_(tensors[name])
-    return metadata
+    return metadata, tensors

@@ -1,5 +1,6 @@
-"""The lean runtime: a meme in memory, prompts in, frames or encoded GIF/MP4/WebP out."""
+"""The lean runtime: memes in memory (one base shared by many), prompts in, frames or encoded GIF/MP4/WebP out."""
 
-from .meme import Generation, Meme
+from .meme import GenRequest, Generation, GenSettings, Meme, variant_requests
+from .store import MemeStore
 
-__all__ = ["Generation", "Meme"]
+__all__ = ["GenRequest", "GenSettings", "Generation", "Meme", "MemeStore", "variant_requests"]

@@ -5,11 +5,13 @@ exported graphs behind the same methods, and the bench's eager fp32 baseline too
 returns the same shapes and dtypes, whatever it computes in:
 
 - text embeddings: `(n, L, d)` fp32 on the backend's device (L: the tokenizer's length, d: the encoder's width);
-- latents: `(1, c, f, h, w)` fp32 on the backend's device, one clip (batch 1);
-- the text a step is conditioned on: `(2, L, d)` as (unconditional, conditional) with guidance > 1, or the
-  conditional embedding alone `(1, L, d)` with guidance 1 ("no guidance");
-- frames: `(f, H, W, 3)` uint8 on the CPU.
-What no guidance costs differs: see `unet_passes`.
+- latents: `(n, c, f, h, w)` fp32 on the backend's device, n clips sampled together (a batch);
+- the text a step is conditioned on: `(2n, L, d)` as (n unconditional, then n conditional) with guidance, or the
+  n conditional embeddings alone `(n, L, d)` with no guidance;
+- guidance: one scale for the batch, or one per clip `(n,)`; 1 with `(n, L, d)` text means no guidance;
+- frames: `(n, f, H, W, 3)` uint8 on the CPU.
+Each clip of a batch comes out as it would alone (within rounding). What no guidance costs differs: see
+`unet_passes`.
 """
 
 from abc import ABC, abstractmethod
@@ -34,6 +36,14 @@ class Schedules:
         return self._built[kind, steps]
 
 
+def guidance_scales(guidance, n: int, device: torch.device) -> torch.Tensor:
+    """One guidance scale per clip, `(n,)` fp32 on `device`, from a float or a sequence/tensor of n."""
+    g = torch.as_tensor(guidance, dtype=torch.float32).reshape(-1).to(device)
+    if len(g) not in (1, n):
+        raise ValueError(f"{len(g)} guidance scales for {n} clips")
+    return g.expand(n).clone()
+
+
 class Backend(ABC):
     name: str
     device: torch.device
@@ -44,17 +54,17 @@ class Backend(ABC):
         """`(len(prompts), L, d)` fp32 text embeddings on the device."""
 
     @abstractmethod
-    def denoise(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor, guidance: float) -> torch.Tensor:
-        """The (guided) model output for latents `x` `(1, c, f, h, w)` fp32 at timestep `t`; the same shape, fp32.
-        `text` is `(2, L, d)` (unconditional, conditional) with `guidance` > 1, or `(1, L, d)` with guidance 1."""
+    def denoise(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor, guidance) -> torch.Tensor:
+        """The (guided) model output for latents `x` `(n, c, f, h, w)` fp32 at timestep `t`; the same shape, fp32.
+        `text` is `(2n, L, d)` (unconditional, conditional) with guidance, or `(n, L, d)` with guidance 1."""
 
     @abstractmethod
-    def sample(self, sampler: str, steps: int, x: torch.Tensor, text: torch.Tensor, guidance: float) -> torch.Tensor:
-        """The whole denoising loop from start latents `x`: clean latents, the same shape, fp32."""
+    def sample(self, sampler: str, steps: int, x: torch.Tensor, text: torch.Tensor, guidance) -> torch.Tensor:
+        """The whole denoising loop from start latents `x` `(n, c, f, h, w)`: clean latents, the same shape, fp32."""
 
     @abstractmethod
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Latents `(1, c, f, h, w)` -> uint8 frames `(f, H, W, 3)` on the CPU."""
+        """Latents `(n, c, f, h, w)` -> uint8 frames `(n, f, H, W, 3)` on the CPU."""
 
     def unet_passes(self, guided: bool) -> int:
         """UNet evaluations (of one clip) per denoising step: 2 with guidance (one batch of two); without it, 1

@@ -1,7 +1,8 @@
-"""`meme gen`: prompts in, one GIF/MP4/WebP file each out, through one loaded meme.
+"""`meme gen`: prompts in, one GIF/MP4/WebP file each (or `--variants` each) out, through one loaded meme.
 
 Resolves what to make before anything loads (the prompts, each output's path and format, every setting),
-so bad input costs no model load; then generates and writes each file atomically.
+so bad input costs no model load; then generates in batches (`Meme.generate_batch`) and writes each file
+atomically.
 """
 
 import time
@@ -10,12 +11,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..checks import check_max_kb, check_prompt
+from ..checks import check_max_kb, check_prompt, check_variants
 from ..device import DEFAULT_DEVICE
 from ..errors import MemeError
 from ..files import check_target, slug, write_error
 from ..media.writers import media_format, write_bytes
-from .meme import GenSettings, Meme
+from .meme import MAX_BATCH, GenSettings, Meme, variant_requests
 
 MAX_PROMPTS = 10_000
 MAX_PROMPTS_FILE_BYTES = 4 * 2 ** 20
@@ -29,6 +30,7 @@ class GenOptions:
     out: Path | None = None  # a file; with --prompts, a folder (default: <prompt>.<format> / the current folder)
     format: str | None = None  # gif, mp4 or webp (default: from the suffix, else gif)
     settings: GenSettings = field(default_factory=GenSettings)
+    variants: int = 1  # clips per prompt, seeds seed, seed + 1, ... (differing with a variation above 0)
     max_kb: float | None = None
     backend: str = "auto"
     precision: str = "auto"
@@ -61,19 +63,22 @@ def read_prompts(prompt: str | None, prompts: Path | None) -> list[str]:
     return [check_prompt(line) for line in lines]
 
 
-def output_paths(lines: list[str], out: Path | None, fmt: str, many: bool) -> list[Path]:
-    """Where each prompt's file goes; refuses targets that exist and are not files before any work."""
+def output_paths(lines: list[str], out: Path | None, fmt: str, many: bool, variants: int = 1) -> list[Path]:
+    """Where each clip's file goes (`variants` per prompt, `-v1`, `-v2`, ... after the first); refuses targets
+    that exist and are not files before any work."""
     if not many:
-        targets = [out or Path(f"{slug(lines[0])}.{fmt}")]
-    else:
-        folder = out or Path(".")
-        if folder.exists() and not folder.is_dir():
-            raise MemeError(f"with --prompts, -o names a folder, but {folder} is a file: choose a folder")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise write_error(e, folder) from e
-        targets = [folder / f"{i:03d}-{slug(p)}.{fmt}" for i, p in enumerate(lines)]
+        first = out or Path(f"{slug(lines[0])}.{fmt}")
+        targets = [first] + [first.with_name(f"{first.stem}-v{k}{first.suffix}") for k in range(1, variants)]
+        return [check_target(t) for t in targets]
+    folder = out or Path(".")
+    if folder.exists() and not folder.is_dir():
+        raise MemeError(f"with --prompts, -o names a folder, but {folder} is a file: choose a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise write_error(e, folder) from e
+    targets = [folder / f"{i:03d}-{slug(p)}{f'-v{k}' if k else ''}.{fmt}"
+               for i, p in enumerate(lines) for k in range(variants)]
     return [check_target(t) for t in targets]
 
 
@@ -86,26 +91,28 @@ def run_gen(o: GenOptions, log=print) -> list[dict]:
     """Generates every prompt and writes its file; returns one summary per output. `log` gets the notes."""
     lines = read_prompts(o.prompt, o.prompts)
     o.settings.check()
+    check_variants(o.variants)
     check_max_kb(o.max_kb)
     fmt = output_format(o)
-    targets = output_paths(lines, o.out, fmt, many=o.prompts is not None)
+    requests = [r for line in lines for r in variant_requests(line, o.settings, o.variants)]
+    targets = output_paths(lines, o.out, fmt, many=o.prompts is not None, variants=o.variants)
     meme = Meme.load(o.meme, base=o.base, device=o.device, precision=o.precision, backend=o.backend,
                      base_config=o.base_config, allow_pickle=o.allow_pickle, compile=o.compile)
-    s = o.settings
     results = []
-    for prompt, target in tqdm(list(zip(lines, targets)), desc="generating", unit="clip",
-                               disable=o.quiet or len(lines) == 1):
-        g = meme.generate(prompt, seed=s.seed, steps=s.steps, guidance=s.guidance, negative=s.negative,
-                          sampler=s.sampler, start=s.start, fps=s.fps)
-        t = time.perf_counter()
-        data, note = g.encode(fmt, o.max_kb)
-        write_bytes(data, target)
-        g.seconds["encode"] = time.perf_counter() - t
-        g.seconds["total"] += g.seconds["encode"]
-        notes = g.warnings + ([note] if note else [])
-        for line in notes:
-            log(f"note: {line}")
-        results.append({"prompt": prompt, "output": str(target), "bytes": len(data), "frames": len(g.frames),
-                        "size": g.frames.shape[1], "fps": g.fps, **g.settings,
-                        "seconds": {k: round(v, 4) for k, v in g.seconds.items()}, "notes": notes})
+    with tqdm(total=len(requests), desc="generating", unit="clip", disable=o.quiet or len(requests) == 1) as bar:
+        for k in range(0, len(requests), MAX_BATCH):
+            for g, target in zip(meme.generate_batch(requests[k:k + MAX_BATCH]), targets[k:k + MAX_BATCH]):
+                t = time.perf_counter()
+                data, note = g.encode(fmt, o.max_kb)
+                write_bytes(data, target)
+                g.seconds["encode"] = time.perf_counter() - t
+                g.seconds["total"] += g.seconds["encode"]
+                notes = g.warnings + ([note] if note else [])
+                for line in notes:
+                    log(f"note: {line}")
+                results.append({"prompt": g.prompt, "output": str(target), "bytes": len(data),
+                                "frames": len(g.frames), "size": g.frames.shape[1], "fps": g.fps, **g.settings,
+                                "batch_size": g.batch_size, "seconds": {k: round(v, 4) for k, v in g.seconds.items()},
+                                "notes": notes})
+                bar.update(1)
     return results

@@ -2,7 +2,8 @@
 
 The export holds the tokenizer and noise schedule too, so these backends load no torch model and no
 base: tokens -> `text_encoder`, the sampler loop on the host calling `unet` (guidance inside the graph),
-`vae_decoder` -> frames rounded to uint8. A subclass only says how to run one graph (`_run`).
+`vae_decoder` -> frames rounded to uint8. A subclass only says how to run one graph (`_run`). The graphs take one
+clip: a batch runs clip by clip.
 """
 
 import json
@@ -16,7 +17,7 @@ from ..errors import MemeError
 from ..export_folder import SCHEDULER_JSON, TOKENIZER, ExportManifest
 from ..models.graphs import GRAPH_SPECS, TEXT_ENCODER, UNET, VAE_DECODER, GraphSpec
 from ..models.vae import to_uint8
-from .backend import Backend, Schedules
+from .backend import Backend, Schedules, guidance_scales
 
 
 class GraphBackend(Backend):
@@ -55,8 +56,12 @@ class GraphBackend(Backend):
             text, guidance = torch.cat([text, text]), 1.0
         return self._call(UNET, x, torch.as_tensor(t), text, torch.tensor([guidance]))
 
-    def sample(self, sampler: str, steps: int, x: torch.Tensor, text: torch.Tensor, guidance: float) -> torch.Tensor:
-        return self.sampler(sampler, steps).sample(x, lambda x, t: self.denoise(x, t, text, guidance))
+    def sample(self, sampler: str, steps: int, x: torch.Tensor, text: torch.Tensor, guidance) -> torch.Tensor:
+        n, schedule = len(x), self.sampler(sampler, steps)
+        scales = guidance_scales(guidance, n, torch.device("cpu")).tolist()
+        rows = [text[[i, n + i]] if len(text) == 2 * n else text[i:i + 1] for i in range(n)]
+        return torch.cat([schedule.sample(x[i:i + 1], lambda z, t, e=rows[i], g=scales[i]: self.denoise(z, t, e, g))
+                          for i in range(n)])
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        return to_uint8(self._call(VAE_DECODER, latents))[0].cpu()
+        return torch.cat([to_uint8(self._call(VAE_DECODER, z[None])).cpu() for z in latents])

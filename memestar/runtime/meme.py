@@ -1,52 +1,49 @@
-"""The Python API a chat app holds in memory: load a meme once, then generate many prompts.
+"""The Python API a chat app holds in memory: load a meme once, then generate many prompts, alone or batched.
 
 ```python
 meme = Meme.load("memes/running-apple-cat")
 gif_bytes, note = meme.generate("running blueberry-elephant", seed=1).encode("gif", max_kb=512)
+options = meme.generate_batch(variant_requests("running blueberry-elephant", GenSettings(variation=0.3), 4))
 ```
+Many memes on one base: `MemeStore` (`store.py`); `Meme.load` is a store of its own.
 """
 
 import importlib.util
-import threading
+import math
 import time
-from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..checks import (check_choice, check_device, check_fps, check_guidance, check_max_kb, check_prompt, check_seed,
-                      check_steps)
-from ..device import DEFAULT_DEVICE, PRECISIONS, compute_dtype, pick_device
+from ..checks import (check_choice, check_fps, check_guidance, check_max_kb, check_prompt, check_seed, check_steps,
+                      check_variants, check_variation)
+from ..device import DEFAULT_DEVICE
 from ..errors import MemeError
 from ..export_folder import (EXPORT_JSON, EXPORT_PRECISIONS, ExportManifest, engine_identity, engines_for,
                              find_export, list_exports)
 from ..media.writers import ENCODERS, encode_media, fit_to_kb
-from ..meme_folder import ADAPTER, MemeManifest, load_inversion, read_meme
-from ..models.adapter import load_adapter
-from ..models.base import load_base
+from ..meme_folder import MemeManifest
 from ..models.text import truncation_warning
-from ..models.vae import vae_scale_factor
-from ..models.video_unet import VideoUNet
 from .backend import SAMPLERS, Backend
-from .torch_backend import TorchBackend
 
 BACKENDS = ("auto", "torch", "ort", "trt")
 STARTS = ("inversion", "noise")
-TEXT_CACHE_SIZE = 256
 MIN_DEFAULT_FPS = 8.0
+MAX_BATCH = 8  # clips sampled together; more goes in several batches
 
 
 @dataclass
 class GenSettings:
-    """How one clip is sampled: the defaults of `Meme.generate`, `meme gen` and the bench."""
+    """How one clip is sampled: the defaults of `Meme.generate`, `meme gen`, `meme serve` and the bench."""
     seed: int = 0
     steps: int = 25
     guidance: float = 7.5  # 1: no guidance
     negative: str = ""
     sampler: str = "ddim"
     start: str = "inversion"  # the stored inversion keeps the clip's motion; "noise" starts from the seed
+    variation: float = 0.0  # from the inversion: this much seeded noise blended in (0: the inversion as stored)
     fps: float | None = None  # default: the clip's, at least MIN_DEFAULT_FPS
 
     def check(self) -> "GenSettings":
@@ -55,10 +52,31 @@ class GenSettings:
         check_guidance(self.guidance)
         check_choice("--sampler", self.sampler, tuple(SAMPLERS))
         check_choice("--start", self.start, STARTS)
+        check_variation(self.variation)
         check_fps(self.fps)
-        if "\x00" in self.negative:
+        if not isinstance(self.negative, str) or "\x00" in self.negative:
             raise MemeError("the negative prompt holds a NUL character: pass plain text")
         return self
+
+    @property
+    def batch_key(self) -> tuple:
+        """Requests with the same key can run as one batch: one schedule, guided or not."""
+        return self.sampler, self.steps, self.guidance > 1
+
+
+@dataclass
+class GenRequest:
+    prompt: str
+    settings: GenSettings = field(default_factory=GenSettings)
+
+
+def variant_requests(prompt: str, settings: GenSettings, variants: int) -> list[GenRequest]:
+    """`variants` requests for one prompt, seeds `seed`, `seed + 1`, ...: options to pick from. From the
+    inversion they differ only with a variation above 0."""
+    check_variants(variants)
+    if settings.seed + variants - 1 > 2 ** 32 - 1:
+        raise MemeError(f"--seed {settings.seed} leaves no room for {variants} variants: use a lower seed")
+    return [GenRequest(prompt, replace(settings, seed=settings.seed + i)) for i in range(variants)]
 
 
 @dataclass
@@ -67,8 +85,9 @@ class Generation:
     frames: np.ndarray  # f h w 3, uint8
     fps: float
     settings: dict
-    seconds: dict
+    seconds: dict  # of the batch this clip was sampled in
     warnings: list[str] = field(default_factory=list)
+    batch_size: int = 1
 
     def encode(self, fmt: str = "gif", max_kb: float | None = None) -> tuple[bytes, str | None]:
         """The clip as GIF/MP4/WebP bytes; with `max_kb`, fitted under that size (the note says how)."""
@@ -80,10 +99,15 @@ class Generation:
 
 
 class Meme:
-    def __init__(self, folder: Path, manifest: MemeManifest, backend: Backend, inversion: torch.Tensor):
-        self.folder, self.manifest, self.backend, self.inversion = folder, manifest, backend, inversion
-        self._text_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
-        self._lock = threading.Lock()  # one generation at a time: the backend's buffers are shared
+    """A loaded meme: its manifest, inversion and (torch backend) adapter tensors, on a runtime it may share with
+    other memes of the same base (`store.BaseRuntime`)."""
+
+    def __init__(self, folder: Path, manifest: MemeManifest, runtime, inversion: torch.Tensor,
+                 adapter: dict[str, torch.Tensor] | None = None):
+        self.folder, self.manifest, self.runtime, self.inversion = folder, manifest, runtime, inversion
+        self.adapter = adapter
+        self.stamp = None  # meme.json as it was when loaded (`MemeStore`)
+        self.nbytes = inversion.nbytes + sum(t.nbytes for t in (adapter or {}).values())
 
     @classmethod
     def load(cls, folder: str | Path, *, base: str | None = None, device: str = DEFAULT_DEVICE,
@@ -91,83 +115,93 @@ class Meme:
              allow_pickle: bool = False, cuda_graphs: bool = True, compile: bool = False) -> "Meme":
         """Loads the meme's base (or `base`, if it moved), its adapter and inversion, and checks they belong
         together; with `backend` ort or trt, the meme's export instead (`meme export`), which needs no base."""
-        check_choice("--backend", backend, BACKENDS)
-        check_choice("--precision", precision, PRECISIONS)
-        check_device(device)
-        folder = Path(folder)
-        manifest = read_meme(folder)
-        dev = pick_device(device)
-        export_folder = None
-        if backend == "auto":
-            backend, export_folder = choose_backend(folder, manifest, dev, precision)
-        if backend in ("ort", "trt"):
-            graphs = load_graph_backend(backend, folder, manifest, dev, precision, export_folder)
-            s = graphs.manifest.shapes
-            shape = (1, s.latent_channels, s.frames, s.latent_side, s.latent_side)
-            return cls(folder, manifest, graphs, load_inversion(folder, shape).to(dev))
-        dtype = compute_dtype(precision, dev)
-        b = load_base(base or manifest.base.reference, device=dev, dtype=dtype, config=base_config,
-                      allow_pickle=allow_pickle)
-        video = VideoUNet(b.unet, manifest.group_norm)
-        load_adapter(video, folder / ADAPTER, b.reference, b.fingerprint)
-        video.to(dtype).eval()
-        side = manifest.size // vae_scale_factor(b.vae)
-        inversion = load_inversion(folder, (1, b.vae.config.latent_channels, manifest.frames, side, side))
-        return cls(folder, manifest, TorchBackend(b, video, dev, dtype, cuda_graphs=cuda_graphs, compile=compile),
-                   inversion.to(dev))
+        from .store import MemeStore
+
+        return MemeStore(base=base, device=device, precision=precision, backend=backend, base_config=base_config,
+                         allow_pickle=allow_pickle, cuda_graphs=cuda_graphs, compile=compile).load(folder)
+
+    @property
+    def backend(self) -> Backend:
+        """The backend with this meme's adapter in it (for direct use from one thread)."""
+        self.runtime.activate(self)
+        return self.runtime.backend
 
     def text_embedding(self, prompt: str) -> torch.Tensor:
-        """(1, L, d) fp32, cached per prompt."""
-        if prompt in self._text_cache:
-            self._text_cache.move_to_end(prompt)
-        else:
-            self._text_cache[prompt] = self.backend.encode_text([prompt])
-            if len(self._text_cache) > TEXT_CACHE_SIZE:
-                self._text_cache.popitem(last=False)
-        return self._text_cache[prompt]
+        """(1, L, d) fp32, cached per prompt (per base)."""
+        return self.runtime.text_embedding(prompt)
 
     def generate(self, prompt: str, *, seed: int = GenSettings.seed, steps: int = GenSettings.steps,
                  guidance: float = GenSettings.guidance, negative: str = GenSettings.negative,
                  sampler: str = GenSettings.sampler, start: str = GenSettings.start,
-                 fps: float | None = GenSettings.fps) -> Generation:
+                 variation: float = GenSettings.variation, fps: float | None = GenSettings.fps) -> Generation:
         """One clip for `prompt` with the meme's motion. Same arguments, same backend: the same frames."""
-        check_prompt(prompt)
-        s = GenSettings(seed, steps, guidance, negative, sampler, start, fps).check()
-        with self._lock:
-            return self._generate(prompt, s)
+        return self.generate_batch([GenRequest(prompt, GenSettings(seed, steps, guidance, negative, sampler, start,
+                                                                   variation, fps))])[0]
 
-    def _generate(self, prompt: str, s: GenSettings) -> Generation:
-        warnings = [w for w in (truncation_warning(self.backend.tokenizer, p) for p in (prompt, s.negative)) if w]
-        sync = torch.cuda.synchronize if self.backend.device.type == "cuda" else (lambda: None)
+    def generate_batch(self, requests: list[GenRequest]) -> list[Generation]:
+        """One clip per request, in order. Requests with the same sampler, steps and guided-or-not run together,
+        up to `MAX_BATCH` clips at a time; each clip equals its own `generate` (within rounding)."""
+        for r in requests:
+            check_prompt(r.prompt)
+            r.settings.check()
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(r.settings.batch_key, []).append(i)
+        out: list[Generation | None] = [None] * len(requests)
+        for indices in groups.values():
+            for k in range(0, len(indices), MAX_BATCH):
+                chunk = indices[k:k + MAX_BATCH]
+                with self.runtime.lock:  # one batch at a time on a runtime: its buffers and adapter are shared
+                    for i, g in zip(chunk, self._run_batch([requests[i] for i in chunk])):
+                        out[i] = g
+        return out
+
+    def start_latents(self, s: GenSettings) -> torch.Tensor:
+        """`(1, c, f, h, w)` fp32: the stored inversion, with `variation` of the seed's noise blended in
+        (variance kept: sqrt(1 - v) * inversion + sqrt(v) * noise, MotionDirector's noise prior), or the noise."""
+        if s.start == "inversion" and s.variation == 0:
+            return self.inversion.float()
+        noise = torch.randn(self.inversion.shape, generator=torch.Generator().manual_seed(s.seed))
+        noise = noise.to(self.inversion.device)
+        if s.start == "noise":
+            return noise
+        return math.sqrt(1 - s.variation) * self.inversion.float() + math.sqrt(s.variation) * noise
+
+    def _run_batch(self, requests: list[GenRequest]) -> list[Generation]:
+        first = requests[0].settings
+        backend = self.backend
+        sync = torch.cuda.synchronize if backend.device.type == "cuda" else (lambda: None)
         seconds = {}
         t0 = t = time.perf_counter()
-        text = self.text_embedding(prompt)
-        if s.guidance > 1:
-            text = torch.cat([self.text_embedding(s.negative), text])
+        text = torch.cat([self.text_embedding(r.prompt) for r in requests])  # n L d
+        if first.guidance > 1:
+            text = torch.cat([torch.cat([self.text_embedding(r.settings.negative) for r in requests]), text])
         sync()
         seconds["text"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        if s.start == "inversion":
-            x = self.inversion.float()
-        else:
-            generator = torch.Generator().manual_seed(s.seed)
-            x = torch.randn(self.inversion.shape, generator=generator).to(self.backend.device)
-        latents = self.backend.sample(s.sampler, s.steps, x, text, s.guidance)
+        x = torch.cat([self.start_latents(r.settings) for r in requests])  # n c f h w
+        latents = backend.sample(first.sampler, first.steps, x, text, [r.settings.guidance for r in requests])
         sync()
         seconds["denoise"] = time.perf_counter() - t
-        if not torch.isfinite(latents).all():
-            raise MemeError(f"sampling {prompt!r} gave non-finite latents (guidance {s.guidance:g} in "
-                            f"{self.backend.name}): lower --guidance, or use --precision fp32")
+        for r, z in zip(requests, latents):
+            if not torch.isfinite(z).all():
+                raise MemeError(f"sampling {r.prompt!r} gave non-finite latents (guidance {r.settings.guidance:g} "
+                                f"in {backend.name}): lower --guidance, or use --precision fp32")
 
         t = time.perf_counter()
-        frames = self.backend.decode(latents).numpy()
+        frames = backend.decode(latents).numpy()  # n f H W 3
         seconds["decode"] = time.perf_counter() - t
         seconds["total"] = time.perf_counter() - t0
-        settings = {**asdict(s), "guidance": s.guidance if s.guidance > 1 else "none", "backend": self.backend.name}
-        settings.pop("fps")
-        fps = s.fps or max(self.manifest.fps, MIN_DEFAULT_FPS)
-        return Generation(prompt, frames, fps, settings, seconds, warnings)
+        out = []
+        for r, clip in zip(requests, frames):
+            s = r.settings
+            warnings = [w for w in (truncation_warning(backend.tokenizer, p) for p in (r.prompt, s.negative)) if w]
+            settings = {**asdict(s), "guidance": s.guidance if s.guidance > 1 else "none", "backend": backend.name}
+            settings.pop("fps")
+            fps = s.fps or max(self.manifest.fps, MIN_DEFAULT_FPS)
+            out.append(Generation(r.prompt, clip, fps, settings, dict(seconds), warnings, len(requests)))
+        return out
 
 
 def choose_backend(folder: Path, meme: MemeManifest, device: torch.device,

@@ -1,8 +1,10 @@
 """The torch backend: fp16/bf16, channels-last and a CUDA graph of the whole denoising loop on GPU; fp32 on CPU.
 
-On a GPU the loop for one (sampler, steps, shape) is captured once as a CUDA graph: later calls copy the
-new start latents, text embeddings and guidance scale into its static inputs and replay it, with no
-Python or kernel-launch work per step. Optional `torch.compile` of the UNet.
+On a GPU the loop for one (sampler, steps, shape, batch bucket) is captured once as a CUDA graph: later calls
+copy the new start latents, text embeddings and guidance scales into its static inputs and replay it, with no
+Python or kernel-launch work per step. A batch of n clips runs in the graph of the smallest bucket (1, 2, 4, 8)
+that holds it, padded with copies of its first clip, so four captures serve every batch size up to 8. Optional
+`torch.compile` of the UNet.
 """
 
 import sys
@@ -15,10 +17,20 @@ from ..models.guidance import guided_output
 from ..models.text import encode_prompts
 from ..models.vae import decode_latents
 from ..models.video_unet import VideoUNet
-from .backend import Backend, Schedules
+from .backend import Backend, Schedules, guidance_scales
+
+BATCH_BUCKETS = (1, 2, 4, 8)
+MAX_GRAPHS = 8  # captured loops kept (e.g. the four buckets, with and without guidance)
 
 
-MAX_GRAPHS = 4  # captured loops kept (e.g. two step counts, with and without guidance)
+def bucket(n: int) -> int:
+    """The captured batch size that runs n clips: the smallest bucket that holds them (n itself above 8)."""
+    return next((b for b in BATCH_BUCKETS if b >= n), n)
+
+
+def padded(t: torch.Tensor, rows: int) -> torch.Tensor:
+    """`t` with copies of its first row appended up to `rows` rows."""
+    return torch.cat([t, t[:1].expand(rows - len(t), *t.shape[1:])]) if rows > len(t) else t
 
 
 class TorchBackend(Backend):
@@ -33,7 +45,6 @@ class TorchBackend(Backend):
             base.vae.to(memory_format=torch.channels_last)
         if compile:
             video.unet = torch.compile(video.unet, dynamic=False)
-        self.guidance = torch.ones((), device=device)  # a tensor, so a captured graph reads the current value
         self.sampler = Schedules(base.scheduler_config, device)
         self._graphs = OrderedDict()  # most recently used last; each holds its own memory pool
 
@@ -45,59 +56,61 @@ class TorchBackend(Backend):
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
         return encode_prompts(self.base.tokenizer, self.base.text_encoder, prompts).float()
 
-    def _model_fn(self, text: torch.Tensor):
+    def _model_fn(self, text: torch.Tensor, guidance: torch.Tensor):
         text = text.to(self.dtype)  # once per loop: the UNet runs in the compute precision
 
         def model_fn(x, t):
-            return guided_output(lambda x, t, e: self.video(x.to(self.dtype), t, e).float(), x, t, text,
-                                 self.guidance)
+            return guided_output(lambda x, t, e: self.video(x.to(self.dtype), t, e).float(), x, t, text, guidance)
         return model_fn
 
     @torch.inference_mode()
     def denoise(self, x, t, text, guidance):
-        self.guidance.fill_(guidance)
-        return self._model_fn(text)(x, t)
+        return self._model_fn(text, guidance_scales(guidance, len(x), self.device))(x, t)
 
     @torch.inference_mode()
-    def sample(self, sampler: str, steps: int, x: torch.Tensor, text: torch.Tensor, guidance: float) -> torch.Tensor:
-        self.guidance.fill_(guidance)
+    def sample(self, sampler: str, steps: int, x: torch.Tensor, text: torch.Tensor, guidance) -> torch.Tensor:
+        n, guided = len(x), len(text) != len(x)
+        scales = guidance_scales(guidance, n, self.device)
         schedule = self.sampler(sampler, steps)
         if not self.cuda_graphs:
-            return schedule.sample(x, self._model_fn(text))
+            return schedule.sample(x, self._model_fn(text, scales))
+        rows = bucket(n)
+        x, scales = padded(x, rows), padded(scales, rows)
+        text = torch.cat([padded(half, rows) for half in text.chunk(2)]) if guided else padded(text, rows)
         key = (sampler, steps, tuple(x.shape), tuple(text.shape))
         if key in self._graphs:
             self._graphs.move_to_end(key)
         else:
-            captured = self._capture(schedule, x, text)
+            captured = self._capture(schedule, x, text, scales)
             if captured is None:
-                return schedule.sample(x, self._model_fn(text))
+                return schedule.sample(x, self._model_fn(text, scales))[:n]
             while len(self._graphs) >= MAX_GRAPHS:
                 self._graphs.popitem(last=False)
             self._graphs[key] = captured
-        graph, static_x, static_text, static_out = self._graphs[key]
-        static_x.copy_(x)
-        static_text.copy_(text)
+        graph, static_inputs, static_out = self._graphs[key]
+        for static, new in zip(static_inputs, (x, text, scales)):
+            static.copy_(new)
         graph.replay()
-        return static_out.clone()
+        return static_out[:n].clone()
 
-    def _capture(self, schedule, x, text):
-        static_x, static_text = x.clone(), text.clone()
+    def _capture(self, schedule, x, text, scales):
+        static_x, static_text, static_scales = x.clone(), text.clone(), scales.clone()
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):  # warm-up: allocator pools, cuDNN/cuBLAS plans
-            schedule.sample(static_x.clone(), self._model_fn(static_text))
+            schedule.sample(static_x.clone(), self._model_fn(static_text, static_scales))
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         try:
             with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                static_out = schedule.sample(static_x, self._model_fn(static_text))
+                static_out = schedule.sample(static_x, self._model_fn(static_text, static_scales))
         except RuntimeError as e:  # e.g. a compiled UNet whose kernels cannot be captured
             print(f"note: the denoising loop cannot be captured as a CUDA graph ({str(e).splitlines()[0]}); "
                   f"running it step by step", file=sys.stderr)
             self.cuda_graphs = False
             return None
-        return graph, static_x, static_text, static_out
+        return graph, (static_x, static_text, static_scales), static_out
 
     @torch.inference_mode()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        return decode_latents(self.base.vae, latents)[0].cpu()
+        return decode_latents(self.base.vae, latents).cpu()

@@ -1,0 +1,373 @@
+"""`meme serve`: the HTTP API a chat app calls, FastAPI on uvicorn, over one `MemeStore` and one device worker.
+
+    GET  /healthz /readyz /metrics /docs
+    GET  /memes                     every meme in the folder: id, prompt, frames, size, base
+    GET  /memes/{id}                one meme; /memes/{id}/preview.gif its preview
+    POST /memes/{id}/gen            JSON settings -> the clip's bytes, or JSON with base64 clips for variants > 1
+    POST /memes                     multipart clip + prompt + training options -> 202 and a job id
+    GET  /jobs/{id}                 a training job's state, progress and one-line error
+
+Safe by default: 127.0.0.1, an optional bearer token (compared in constant time), ids checked against a strict
+pattern (no path can be named), bodies capped, every error `{"error": "one line"}` with a 4xx/5xx status.
+Generation runs on one worker thread (`worker.BatchWorker`); encoding to GIF/MP4/WebP runs on the request's own
+thread, off the device's path.
+"""
+
+import asyncio
+import base64
+import hmac
+import logging
+import re
+import shutil
+import time
+from contextlib import asynccontextmanager
+from dataclasses import fields
+from pathlib import Path
+from typing import Literal
+
+from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+
+from ..checks import (MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED, MAX_STEPS, MAX_TRAIN_STEPS, MAX_VARIANTS, MIN_FPS,
+                      MAX_FPS, check_prompt)
+from ..errors import MemeError
+from ..files import slug
+from ..media.clips import read_clip
+from ..media.writers import ENCODERS
+from ..meme_folder import MEME_JSON, PREVIEW, MemeManifest
+from ..runtime.meme import GenSettings, variant_requests
+from ..runtime.store import MemeStore
+from ..train.meme import TrainOptions
+from .jobs import TrainingJobs
+from .metrics import Metrics
+from .options import ServeOptions
+from .worker import BatchWorker, DeadlineExceeded, GenJob, QueueFull
+
+log = logging.getLogger("memestar.serve")
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+JOB_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+MEDIA_TYPES = {"gif": "image/gif", "mp4": "video/mp4", "webp": "image/webp"}
+CLIP_SUFFIXES = (".mp4", ".gif", ".webm", ".mov", ".mkv", ".avi", ".webp")
+MAX_JSON_BYTES = 64 * 1024
+OPEN_PATHS = ("/healthz", "/readyz")  # probes; the docs pages are open too (they hold no data)
+
+
+class GenBody(BaseModel):
+    """The settings of one generation request; defaults as `meme gen`'s (GenSettings)."""
+    model_config = ConfigDict(extra="forbid", strict=True)
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    seed: int = Field(GenSettings.seed, ge=0, le=MAX_SEED)
+    steps: int = Field(GenSettings.steps, ge=1, le=MAX_STEPS)
+    guidance: float = Field(GenSettings.guidance, ge=1, le=MAX_GUIDANCE, allow_inf_nan=False)
+    negative: str = Field(GenSettings.negative, max_length=MAX_PROMPT_CHARS)
+    sampler: Literal["ddim", "dpm++"] = GenSettings.sampler
+    start: Literal["inversion", "noise"] = GenSettings.start
+    variation: float = Field(GenSettings.variation, ge=0, le=1, allow_inf_nan=False)
+    variants: int = Field(1, ge=1, le=MAX_VARIANTS)
+    format: Literal[tuple(ENCODERS)] = "gif"
+    max_kb: float | None = Field(None, gt=0, le=1e6, allow_inf_nan=False)
+    fps: float | None = Field(GenSettings.fps, ge=MIN_FPS, le=MAX_FPS, allow_inf_nan=False)
+
+    def settings(self) -> GenSettings:
+        return GenSettings(**{f.name: getattr(self, f.name) for f in fields(GenSettings)}).check()
+
+
+def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status, headers=headers)
+
+
+def meme_id(value: str) -> str:
+    if not ID_PATTERN.match(value):
+        raise HTTPException(400, "a meme id is 1 to 128 letters, digits, '-' or '_', starting with a letter or digit")
+    return value
+
+
+class BodyLimit:
+    """Refuses request bodies over a limit (uploads: `--max-upload-mb`; everything else: 64 KiB) with 413, by the
+    declared length at once and by the bytes as they arrive."""
+
+    def __init__(self, app, upload_bytes: int):
+        self.app, self.upload_bytes = app, upload_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        upload = scope["method"] == "POST" and scope["path"].rstrip("/") == "/memes"
+        limit = self.upload_bytes if upload else MAX_JSON_BYTES
+        declared = dict(scope["headers"]).get(b"content-length")
+        too_large = f"the request body is over {limit / 2 ** 20:g} MiB" if upload else \
+            f"the request body is over {limit // 1024} KiB"
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            response = error(413, too_large if declared.isdigit() else "the Content-Length header is not a number")
+            return await response(scope, receive, send)
+        received = 0
+
+        async def limited():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(413, too_large)
+            return message
+        return await self.app(scope, limited, send)
+
+
+class Timed:
+    """Request latency by route and status, for /metrics."""
+
+    def __init__(self, app, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        t, status = time.perf_counter(), ["500"]
+
+        async def sent(message):
+            if message["type"] == "http.response.start":
+                status[0] = str(message["status"])
+            await send(message)
+        try:
+            await self.app(scope, receive, sent)
+        finally:
+            route = getattr(scope.get("route"), "path", "other")
+            self.metrics.request_seconds.labels(route, status[0]).observe(time.perf_counter() - t)
+
+
+def create_app(o: ServeOptions) -> FastAPI:
+    o.check()
+    token = o.token
+    store = MemeStore(device=o.device, precision=o.precision, backend=o.backend, max_memes=o.max_memes,
+                      max_bytes=o.max_bytes, cuda_graphs=o.cuda_graphs)
+    memes_dir = o.memes.absolute()
+
+    def run_batch(mid, requests):
+        return store.load(memes_dir / mid).generate_batch(requests)
+
+    worker = BatchWorker(run_batch, window_s=o.window_ms / 1000, max_batch=o.max_batch, max_queue=o.max_queue)
+    metrics = Metrics(lambda: worker.depth, lambda: len(store.memes), store.device)
+    worker.on_batch = metrics.observe_batch
+    jobs = TrainingJobs(memes_dir, worker.gate)
+    state = {"warm": False}
+
+    def warm():
+        """Loads the newest meme, and so its base, before the first request."""
+        try:
+            found = sorted(list_memes(), key=lambda m: m[1], reverse=True)
+            if found:
+                store.load(memes_dir / found[0][0])
+        except Exception as e:  # noqa: BLE001 (a broken meme must not keep the server down; /readyz tells)
+            log.warning("could not load a meme at start: %s", e)
+        state["warm"] = True
+
+    def list_memes() -> list[tuple[str, float]]:
+        out = []
+        for path in memes_dir.iterdir():
+            if ID_PATTERN.match(path.name) and (path / MEME_JSON).is_file():
+                out.append((path.name, (path / MEME_JSON).stat().st_mtime))
+        return out
+
+    def manifest(mid: str) -> MemeManifest:
+        path = memes_dir / meme_id(mid) / MEME_JSON
+        if not path.is_file():
+            raise HTTPException(404, f"no meme {mid!r}: GET /memes lists them")
+        return MemeManifest.from_json(path)
+
+    def summary(mid: str, m: MemeManifest) -> dict:
+        return {"id": mid, "prompt": m.prompt, "frames": m.frames, "size": m.size, "fps": m.fps,
+                "base": {"reference": m.base.reference, "id": m.base.id}}
+
+    async def authorized(request: Request):
+        if token is None or request.url.path in OPEN_PATHS:
+            return
+        given = request.headers.get("authorization", "")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token.encode()):
+            raise HTTPException(401, "missing or wrong token: send the header 'Authorization: Bearer TOKEN'",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    @asynccontextmanager
+    async def lifespan(app):
+        asyncio.get_running_loop().run_in_executor(None, warm)
+        yield
+        jobs.stop()
+        await run_in_threadpool(worker.stop)
+
+    app = FastAPI(title="meme-star", version="1", description="Memes for chat apps: one-shot tuned video "
+                  "diffusion, as GIF/MP4/WebP.", dependencies=[Depends(authorized)], lifespan=lifespan)
+    app.state.store, app.state.worker, app.state.jobs, app.state.metrics = store, worker, jobs, metrics
+    app.add_middleware(BodyLimit, upload_bytes=int(o.max_upload_mb * 2 ** 20))
+    app.add_middleware(Timed, metrics=metrics)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request, e: HTTPException):
+        return error(e.status_code, e.detail, getattr(e, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request, e: RequestValidationError):
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        return error(422, f"{where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(MemeError)
+    async def meme_error(request, e: MemeError):
+        return error(422, str(e))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request, e: Exception):
+        log.exception("internal error on %s", request.url.path)
+        return error(500, "internal error: see the server log")
+
+    @app.get("/healthz", summary="The process is up")
+    async def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="The worker is alive and a base is loaded (or there is no meme yet)")
+    async def readyz():
+        ready = worker.alive() and state["warm"]
+        body = {"ready": ready, "worker": worker.alive(), "bases": len(store.bases), "memes_loaded": len(store.memes)}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def prometheus():
+        return Response(metrics.text(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/memes", summary="Every meme in the folder")
+    async def memes():
+        out = []
+        for mid, _ in sorted(list_memes()):
+            try:
+                out.append(summary(mid, manifest(mid)))
+            except MemeError as e:
+                log.warning("meme %s is unreadable: %s", mid, e)
+        return {"memes": out}
+
+    @app.get("/memes/{mid}", summary="One meme")
+    async def one_meme(mid: str):
+        m = manifest(mid)
+        loaded = any(x.folder.name == mid for x in store.memes)
+        return {**summary(mid, m), "group_norm": m.group_norm, "training": {"steps": m.training.steps,
+                "final_loss": m.training.final_loss, "seconds": m.training.seconds}, "loaded": loaded}
+
+    @app.get("/memes/{mid}/preview.gif", summary="The meme's preview, as tuned", response_class=FileResponse)
+    async def preview(mid: str):
+        manifest(mid)
+        path = memes_dir / mid / PREVIEW
+        if not path.is_file():
+            raise HTTPException(404, f"meme {mid!r} has no preview")
+        return FileResponse(path, media_type="image/gif")
+
+    @app.post("/memes/{mid}/gen", summary="A clip (or variants) of a new subject with the meme's motion",
+              responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}})
+    async def gen(mid: str, body: GenBody, request: Request):
+        manifest(mid)
+        check_prompt(body.prompt)
+        requests = variant_requests(body.prompt, body.settings(), body.variants)
+        job = GenJob(mid, requests, time.monotonic() + o.deadline_s)
+        t = time.perf_counter()
+        try:
+            future = worker.submit(job)
+        except QueueFull as e:
+            metrics.rejected.labels("queue_full").inc()
+            return error(503, f"{e}: retry in a second", {"Retry-After": "1"})
+        waiting = asyncio.wrap_future(future)
+        while not waiting.done():
+            await asyncio.wait({waiting}, timeout=0.05)
+            if waiting.done():
+                break
+            if await request.is_disconnected():
+                future.cancel()
+                metrics.rejected.labels("disconnected").inc()
+                return Response(status_code=499)
+            if time.monotonic() > job.deadline:
+                future.cancel()
+                metrics.rejected.labels("deadline").inc()
+                return error(504, f"not done within the deadline of {o.deadline_s:g} s: the server is busy")
+        try:
+            generations = waiting.result()
+        except DeadlineExceeded as e:
+            metrics.rejected.labels("deadline").inc()
+            return error(504, f"{e} ({o.deadline_s:g} s): the server is busy")
+        except asyncio.CancelledError:
+            return error(503, "the server is shutting down", {"Retry-After": "1"})
+        metrics.stage_seconds.labels("queue").observe(time.perf_counter() - t - generations[0].seconds["total"])
+
+        def encode():
+            return [g.encode(body.format, body.max_kb) for g in generations]
+        t = time.perf_counter()
+        encoded = await run_in_threadpool(encode)
+        metrics.stage_seconds.labels("encode").observe(time.perf_counter() - t)
+        g0 = generations[0]
+        headers = {"X-Batch-Size": str(g0.batch_size), "X-Seconds": f"{g0.seconds['total']:.4f}"}
+        notes = [n for g, (_, note) in zip(generations, encoded) for n in g.warnings + ([note] if note else [])]
+        if body.variants == 1:
+            data, _ = encoded[0]
+            if notes:
+                headers["X-Meme-Note"] = " | ".join(notes).encode("ascii", "replace").decode()
+            return Response(data, media_type=MEDIA_TYPES[body.format], headers={**headers, "X-Seed": str(body.seed)})
+        clips = [{"seed": g.settings["seed"], "format": body.format, "media_type": MEDIA_TYPES[body.format],
+                  "bytes": len(data), "data": base64.b64encode(data).decode("ascii"), "note": note}
+                 for g, (data, note) in zip(generations, encoded)]
+        return JSONResponse({"meme": mid, "prompt": body.prompt, "clips": clips, "notes": notes}, headers=headers)
+
+    @app.post("/memes", status_code=202, summary="Train a new meme from a clip and its prompt (a job)")
+    async def train(clip: UploadFile = File(..., description="The clip: MP4, GIF, WebM, MOV, MKV, AVI or WebP"),
+                    prompt: str = Form(..., min_length=1, max_length=MAX_PROMPT_CHARS),
+                    id: str | None = Form(None, description="The meme's id (default: from the prompt)"),
+                    steps: int = Form(TrainOptions.steps, ge=1, le=MAX_TRAIN_STEPS),
+                    frames: int = Form(TrainOptions.frames, ge=1, le=128),
+                    size: int = Form(TrainOptions.size, ge=8, le=1024),
+                    lr: float = Form(TrainOptions.lr, gt=0, le=1),
+                    seed: int = Form(TrainOptions.seed, ge=0, le=MAX_SEED),
+                    inversion_steps: int = Form(TrainOptions.inversion_steps, ge=1, le=1000)):
+        check_prompt(prompt, "say what the clip shows")
+        mid = meme_id(id) if id else slug_id(prompt)
+        if (memes_dir / mid).exists() or mid in jobs.busy_meme_ids():
+            raise HTTPException(409, f"meme {mid!r} exists or is being trained: choose another id")
+        suffix = Path(clip.filename or "").suffix.lower()
+        if suffix not in CLIP_SUFFIXES:
+            raise HTTPException(415, f"the clip's name must end in one of {', '.join(CLIP_SUFFIXES)}")
+        job_id = jobs.new_id()
+        folder = jobs.folder(job_id)
+        folder.mkdir(parents=True)
+        path = folder / f"clip{suffix}"
+        try:
+            with path.open("wb") as f:
+                while chunk := await clip.read(2 ** 20):
+                    f.write(chunk)
+            options = TrainOptions(clip=path, prompt=prompt, base=o.train_base, base_config=o.train_base_config,
+                                   frames=frames, size=size, steps=steps, lr=lr, seed=seed,
+                                   inversion_steps=inversion_steps, device=o.device, quiet=True)
+            options.check()
+            await run_in_threadpool(read_clip, path, frames, size)  # a clip the trainer cannot read fails now
+            job = jobs.submit(job_id, mid, options)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return JSONResponse({**job.public(), "url": f"/jobs/{job_id}"}, status_code=202)
+
+    @app.get("/jobs/{job_id}", summary="A training job's state and progress")
+    async def job_state(job_id: str):
+        if not JOB_PATTERN.match(job_id) or job_id not in jobs.jobs:
+            raise HTTPException(404, f"no job {job_id!r}")
+        return jobs.jobs[job_id].public()
+
+    return app
+
+
+def slug_id(prompt: str) -> str:
+    mid = slug(prompt)[:128].strip("-_") or "meme"
+    return mid if ID_PATTERN.match(mid) else "meme"
+
+
+def serve(o: ServeOptions) -> None:
+    """Runs the server until Ctrl-C."""
+    import uvicorn
+
+    app = create_app(o)
+    uvicorn.run(app, host=o.host, port=o.port, log_level="warning", access_log=False)

@@ -1,0 +1,261 @@
+"""`meme serve` through a real uvicorn server on a loopback port: every endpoint, bad input for each answered with
+the right 4xx and a one-line JSON error, batching, back-pressure (503), deadlines (504), dropped requests of
+clients that left, auth, and training jobs next to generation."""
+
+import base64
+import io
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import replace
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+from PIL import Image, ImageSequence
+
+from memestar.serve.app import create_app
+from memestar.serve.options import ServeOptions
+
+TOKEN = "a-test-token-of-32-characters-00"
+QUICK = {"prompt": "a blue circle sliding", "steps": 2}
+
+
+@contextmanager
+def running(options: ServeOptions):
+    app = create_app(options)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            client.app = app
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def wait_ready(client, seconds=60):
+    deadline = time.monotonic() + seconds
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, client.get("/readyz").json()
+        time.sleep(0.05)
+
+
+def gif_frames(data: bytes) -> np.ndarray:
+    return np.stack([np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(Image.open(io.BytesIO(data)))])
+
+
+def one_line_error(response, status: int) -> str:
+    assert response.status_code == status, (response.status_code, response.text)
+    body = response.json()
+    assert set(body) == {"error"} and body["error"] and "\n" not in body["error"], body
+    return body["error"]
+
+
+@pytest.fixture(scope="module")
+def memes_dir(tmp_path_factory, small_meme_dir, meme_variant):
+    root = tmp_path_factory.mktemp("served")
+    meme_variant(small_meme_dir, root / "slide", 1)
+    meme_variant(small_meme_dir, root / "slide-two", 2)
+    (root / "not-a-meme").mkdir()
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(memes_dir):
+    with running(ServeOptions(memes=memes_dir, window_ms=50)) as client:
+        wait_ready(client)
+        yield client
+
+
+def test_probes_metrics_docs_and_listing(server):
+    assert server.get("/healthz").json() == {"status": "ok"}
+    ready = server.get("/readyz").json()
+    assert ready["ready"] and ready["bases"] == 1
+    assert "/memes/{mid}/gen" in server.get("/openapi.json").json()["paths"]
+    assert server.get("/docs").status_code == 200
+    listed = server.get("/memes").json()["memes"]
+    assert [m["id"] for m in listed] == ["slide", "slide-two"]  # not-a-meme has no meme.json
+    assert {"prompt", "frames", "size", "base"} <= set(listed[0]) and listed[0]["frames"] == 8
+    one = server.get("/memes/slide").json()
+    assert one["id"] == "slide" and one["training"]["steps"] == 3
+    assert server.get("/memes/slide/preview.gif").headers["content-type"] == "image/gif"
+    metrics = server.get("/metrics").text
+    for name in ("memestar_request_seconds", "memestar_stage_seconds", "memestar_queue_depth", "memestar_batch_size",
+                 "memestar_memes_loaded", "memestar_device_memory_bytes"):
+        assert name in metrics
+
+
+def test_gen_returns_the_clip_and_variants_as_json(server):
+    r = server.post("/memes/slide/gen", json={**QUICK, "seed": 3})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/gif", r.text
+    frames = gif_frames(r.content)
+    assert frames.shape == (8, 64, 64, 3)
+    webp = server.post("/memes/slide/gen", json={**QUICK, "format": "webp"})
+    assert webp.headers["content-type"] == "image/webp" and webp.content[8:12] == b"WEBP"
+    r = server.post("/memes/slide/gen", json={**QUICK, "variants": 3, "variation": 0.5, "seed": 10})
+    body = r.json()
+    assert [c["seed"] for c in body["clips"]] == [10, 11, 12]
+    clips = [gif_frames(base64.b64decode(c["data"])) for c in body["clips"]]
+    assert np.abs(clips[0].astype(int) - clips[1]).mean() > 1  # options to pick from, not one clip thrice
+    other = server.post("/memes/slide-two/gen", json=QUICK)  # a second meme: its adapter swapped in
+    assert not np.array_equal(gif_frames(other.content), gif_frames(server.post("/memes/slide/gen",
+                                                                                json=QUICK).content))
+
+
+@pytest.mark.parametrize("body, status, words", [
+    ({"steps": 2}, 422, "prompt"),
+    ({**QUICK, "prompt": ""}, 422, "prompt"),
+    ({**QUICK, "prompt": "   "}, 422, "prompt is empty"),
+    ({**QUICK, "prompt": "x" * 10_000}, 422, "prompt"),
+    ({**QUICK, "steps": 0}, 422, "steps"),
+    ({**QUICK, "steps": "5"}, 422, "steps"),
+    ({**QUICK, "guidance": 0.5}, 422, "guidance"),
+    ({**QUICK, "format": "bmp"}, 422, "format"),
+    ({**QUICK, "variants": 9}, 422, "variants"),
+    ({**QUICK, "variation": 2}, 422, "variation"),
+    ({**QUICK, "seed": -1}, 422, "seed"),
+    ({**QUICK, "colour": "red"}, 422, "colour"),
+    ([1, 2], 422, "body"),
+])
+def test_bad_gen_requests_get_one_line_json_errors(server, body, status, words):
+    assert words in one_line_error(server.post("/memes/slide/gen", json=body), status)
+
+
+def test_bad_ids_paths_and_bodies(server):
+    assert "no meme" in one_line_error(server.post("/memes/nope/gen", json=QUICK), 404)
+    assert "meme id" in one_line_error(server.post("/memes/%2E%2E/gen", json=QUICK), 400)
+    assert "meme id" in one_line_error(server.get("/memes/.hidden"), 400)
+    assert one_line_error(server.get("/memes/..%2F..%2Fetc"), 404)
+    assert one_line_error(server.post("/memes/slide/gen", content=b"{not json",
+                                      headers={"content-type": "application/json"}), 422)
+    assert "KiB" in one_line_error(server.post("/memes/slide/gen", json={**QUICK, "negative": "x" * 70_000}), 413)
+    assert "no job" in one_line_error(server.get("/jobs/%2E%2E"), 404)
+    assert one_line_error(server.get("/jobs/../../etc"), 404)  # normalised by the client: no such route
+    assert one_line_error(server.get("/jobs/" + "0" * 32), 404)
+
+
+def test_token_is_required_and_compared(memes_dir):
+    with running(ServeOptions(memes=memes_dir, token=TOKEN)) as client:
+        assert client.get("/healthz").status_code == 200  # probes stay open
+        assert "token" in one_line_error(client.get("/memes"), 401)
+        assert one_line_error(client.get("/memes", headers={"Authorization": "Bearer wrong"}), 401)
+        assert one_line_error(client.get("/metrics", headers={"Authorization": TOKEN}), 401)  # no scheme
+        assert client.get("/memes", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
+def test_concurrent_requests_run_as_batches_equal_to_alone(memes_dir):
+    with running(ServeOptions(memes=memes_dir, window_ms=300)) as client:
+        wait_ready(client)
+        bodies = [{**QUICK, "seed": s, "variation": 0.3, "guidance": g} for s, g in ((1, 5.0), (2, 6.0), (3, 7.0))]
+        with ThreadPoolExecutor(3) as pool:
+            together = list(pool.map(lambda b: client.post("/memes/slide/gen", json=b), bodies))
+        assert [r.status_code for r in together] == [200] * 3
+        assert max(int(r.headers["x-batch-size"]) for r in together) >= 2
+        for body, r in zip(bodies, together):
+            alone = client.post("/memes/slide/gen", json=body)
+            assert alone.headers["x-batch-size"] == "1"
+            assert np.abs(gif_frames(alone.content).astype(int) - gif_frames(r.content)).max() <= 8  # GIF palette
+        assert "memestar_batch_size_bucket" in client.get("/metrics").text
+
+
+def test_full_queue_answers_503_at_once_and_deadlines_504(memes_dir):
+    slow = {**QUICK, "steps": 60}
+    with running(ServeOptions(memes=memes_dir, max_queue=1, window_ms=0)) as client:
+        wait_ready(client)
+        with ThreadPoolExecutor(6) as pool:
+            started = time.monotonic()
+            futures = [pool.submit(client.post, "/memes/slide/gen", json={**slow, "seed": i}) for i in range(6)]
+            refused = [f.result() for f in futures if f.result().status_code == 503]
+            assert refused and all(r.headers["retry-after"] == "1" for r in refused)
+            assert "queue is full" in one_line_error(refused[0], 503)
+        assert all(f.result().status_code in (200, 503) for f in futures)
+        assert time.monotonic() - started < 120
+    with running(ServeOptions(memes=memes_dir, deadline_s=0.2)) as client:
+        wait_ready(client)
+        assert "deadline" in one_line_error(client.post("/memes/slide/gen", json={**slow, "steps": 200}), 504)
+
+
+def test_a_client_that_leaves_has_its_queued_work_dropped(memes_dir):
+    with running(ServeOptions(memes=memes_dir, window_ms=0)) as client:
+        wait_ready(client)
+        worker = client.app.state.worker
+        with ThreadPoolExecutor(1) as pool:
+            busy = pool.submit(client.post, "/memes/slide/gen", json={**QUICK, "steps": 80})
+            time.sleep(0.3)
+            with pytest.raises(httpx.TimeoutException):
+                client.post("/memes/slide/gen", json=QUICK, timeout=0.3)  # queued behind the busy one, then gone
+            assert busy.result().status_code == 200
+        deadline = time.monotonic() + 10
+        while worker.dropped < 1:
+            assert time.monotonic() < deadline, "the abandoned request was run"
+            time.sleep(0.05)
+
+
+def test_training_job_runs_beside_generation_and_its_meme_appears(memes_dir, slide_gif, tmp_path):
+    options = ServeOptions(memes=memes_dir, train_base="random-tiny")
+    with running(options) as client:
+        wait_ready(client)
+        form = {"prompt": "a red square sliding", "id": "trained", "steps": "30", "frames": "8", "size": "64",
+                "lr": "0.001", "inversion_steps": "2"}
+        r = client.post("/memes", data=form, files={"clip": ("slide.gif", slide_gif.read_bytes(), "image/gif")})
+        assert r.status_code == 202, r.text
+        job = r.json()
+        assert job["state"] in ("queued", "running") and job["url"] == f"/jobs/{job['id']}"
+        served_during = 0
+        deadline = time.monotonic() + 240
+        while (state := client.get(job["url"]).json())["state"] in ("queued", "running"):
+            assert time.monotonic() < deadline, state
+            if state["state"] == "running" and 0 < state["progress"]["step"] < 30:
+                assert client.post("/memes/slide/gen", json=QUICK).status_code == 200
+                served_during += 1
+        assert state["state"] == "done" and state["progress"]["step"] == 30, state
+        assert served_during >= 1  # generation was answered while the job trained
+        assert "trained" in [m["id"] for m in client.get("/memes").json()["memes"]]
+        assert client.post("/memes/trained/gen", json=QUICK).status_code == 200
+        assert "exists" in one_line_error(client.post("/memes", data=form, files={
+            "clip": ("slide.gif", slide_gif.read_bytes(), "image/gif")}), 409)
+        assert not any((memes_dir / ".jobs").iterdir())  # the job's folder is gone
+
+
+def test_training_uploads_are_checked_and_failed_jobs_say_why(memes_dir, slide_gif):
+    form = {"prompt": "a red square sliding", "steps": "2", "frames": "8", "size": "64"}
+    gif = {"clip": ("slide.gif", slide_gif.read_bytes(), "image/gif")}
+    with running(ServeOptions(memes=memes_dir, max_upload_mb=0.05, train_base="no-such-base")) as client:
+        assert "MiB" in one_line_error(client.post("/memes", data=form, files={
+            "clip": ("big.mp4", b"\0" * 100_000, "video/mp4")}), 413)
+        assert one_line_error(client.post("/memes", data=form, files={
+            "clip": ("clip.mp4", b"this is not a video", "video/mp4")}), 422)
+        assert "must end" in one_line_error(client.post("/memes", data=form, files={
+            "clip": ("clip.exe", b"MZ", "application/octet-stream")}), 415)
+        assert "steps" in one_line_error(client.post("/memes", data={**form, "steps": "0"}, files=gif), 422)
+        assert "prompt" in one_line_error(client.post("/memes", data={"steps": "2"}, files=gif), 422)
+        assert "meme id" in one_line_error(client.post("/memes", data={**form, "id": "../x"}, files=gif), 400)
+        job = client.post("/memes", data={**form, "id": "doomed"}, files=gif).json()
+        deadline = time.monotonic() + 60
+        while (state := client.get(f"/jobs/{job['id']}").json())["state"] in ("queued", "running"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert state["state"] == "failed" and "no-such-base" in state["error"] and "\n" not in state["error"]
+        assert "doomed" not in [m["id"] for m in client.get("/memes").json()["memes"]]
+        assert client.post("/memes/slide/gen", json=QUICK).status_code == 200  # the server lives on
+
+
+def test_options_are_checked(tmp_path):
+    from memestar.errors import MemeError
+
+    with pytest.raises(MemeError, match="not found"):
+        ServeOptions(memes=tmp_path / "missing").check()
+    with pytest.raises(MemeError, match="shorter than 16"):
+        ServeOptions(memes=tmp_path, token="short").check()
+    with pytest.raises(MemeError, match="--max-queue"):
+        replace(ServeOptions(memes=tmp_path), max_queue=0).check()

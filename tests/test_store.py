@@ -1,0 +1,110 @@
+"""Many memes on one base, and batched generation: a batch gives each clip what it gives alone, memes swap their
+adapters into one shared UNet in place, the LRU keeps what its bounds allow, and variants differ by seed."""
+
+import numpy as np
+import pytest
+import torch
+
+from memestar.errors import MemeError
+from memestar.runtime import GenRequest, GenSettings, Meme, MemeStore, variant_requests
+from memestar.runtime.torch_backend import bucket
+
+
+def relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
+@pytest.fixture(scope="module")
+def two_memes(tmp_path_factory, small_meme_dir, meme_variant):
+    root = tmp_path_factory.mktemp("memes")
+    return meme_variant(small_meme_dir, root / "one", 1), meme_variant(small_meme_dir, root / "two", 2)
+
+
+def test_a_batch_gives_each_clip_its_unbatched_latents(small_meme_dir):
+    meme = Meme.load(small_meme_dir)
+    prompts = ["a blue circle sliding", "a green star sliding", "a red square sliding"]
+    seeds, guidances, variations = [3, 4, 5], [5.0, 7.5, 2.0], [0.0, 0.3, 1.0]
+    settings = [GenSettings(seed=s, variation=v) for s, v in zip(seeds, variations)]
+    x = torch.cat([meme.start_latents(s) for s in settings])  # n c f h w
+    positive = torch.cat([meme.text_embedding(p) for p in prompts])
+    text = torch.cat([meme.text_embedding("").expand(3, -1, -1), positive])
+    for sampler in ("ddim", "dpm++"):
+        batched = meme.backend.sample(sampler, 5, x, text, guidances)
+        for i in range(3):
+            alone = meme.backend.sample(sampler, 5, x[i:i + 1], text[[i, 3 + i]], guidances[i])
+            assert relative(batched[i:i + 1], alone) < 1e-5, (sampler, i)
+    unguided = meme.backend.sample("ddim", 4, x, positive, 1.0)
+    assert relative(unguided[2:], meme.backend.sample("ddim", 4, x[2:], positive[2:], 1.0)) < 1e-5
+    assert not torch.allclose(batched[0], batched[1])  # the clips are not one clip three times
+
+
+def test_generate_batch_mixes_settings_and_keeps_order(small_meme_dir):
+    meme = Meme.load(small_meme_dir)
+    requests = [GenRequest("a blue circle sliding", GenSettings(steps=3, guidance=5.0, seed=1, variation=0.5)),
+                GenRequest("a green star sliding", GenSettings(steps=2, guidance=1.0)),
+                GenRequest("a red square sliding", GenSettings(steps=3, guidance=6.0, seed=2, variation=0.5)),
+                GenRequest("a blue star sliding", GenSettings(steps=3, guidance=5.0, sampler="dpm++"))]
+    batched = meme.generate_batch(requests)
+    assert [g.prompt for g in batched] == [r.prompt for r in requests]
+    assert [g.batch_size for g in batched] == [2, 1, 2, 1]  # same sampler, steps and guided-or-not: one batch
+    for r, g in zip(requests, batched):
+        s = r.settings
+        alone = meme.generate(r.prompt, seed=s.seed, steps=s.steps, guidance=s.guidance, sampler=s.sampler,
+                              variation=s.variation)
+        assert np.abs(alone.frames.astype(int) - g.frames).max() <= 1  # rounding to uint8 at most
+        assert g.settings == alone.settings
+
+
+def test_variants_differ_by_seed_only_with_variation(small_meme_dir):
+    meme = Meme.load(small_meme_dir)
+    same = meme.generate_batch(variant_requests("a blue circle sliding", GenSettings(steps=3), 3))
+    assert all(np.array_equal(same[0].frames, g.frames) for g in same[1:])  # the stored inversion: one clip
+    varied = meme.generate_batch(variant_requests("a blue circle sliding", GenSettings(steps=3, variation=0.5), 3))
+    assert [g.settings["seed"] for g in varied] == [0, 1, 2]
+    differences = [np.abs(varied[i].frames.astype(int) - varied[j].frames).mean() for i, j in ((0, 1), (1, 2))]
+    assert min(differences) > 1.0
+    with pytest.raises(MemeError, match="--variants is 9"):
+        variant_requests("x", GenSettings(), 9)
+    with pytest.raises(MemeError, match="--variation is 1.5"):
+        meme.generate("x", variation=1.5)
+
+
+def test_memes_share_one_base_and_swap_adapters_in_place(two_memes):
+    store = MemeStore()
+    one, two = (store.load(folder) for folder in two_memes)
+    assert len(store.bases) == 1 and one.runtime is two.runtime
+    unet_weights = [p.data_ptr() for p in one.runtime.video.parameters()]
+    a = one.generate("a blue circle sliding", steps=3)
+    b = two.generate("a blue circle sliding", steps=3)
+    again = one.generate("a blue circle sliding", steps=3)
+    assert not np.array_equal(a.frames, b.frames)  # each meme's own adapter ran
+    assert np.array_equal(a.frames, again.frames)  # and swapping back restores it exactly
+    assert [p.data_ptr() for p in one.runtime.video.parameters()] == unet_weights  # in place, same tensors
+    assert one.runtime.swaps == 3 and one.runtime.last_swap_s > 0
+    fresh = Meme.load(two_memes[1]).generate("a blue circle sliding", steps=3)
+    assert np.array_equal(fresh.frames, b.frames)  # as a meme alone on its own base
+
+
+def test_lru_keeps_its_bounds_and_reloads_changed_memes(two_memes, tmp_path, meme_variant):
+    third = meme_variant(two_memes[0], tmp_path / "three", 3)
+    store = MemeStore(max_memes=2)
+    one = store.load(two_memes[0])
+    store.load(two_memes[1])
+    assert store.load(two_memes[0]) is one and store.loads == 2  # cached: no second load
+    before = store.load(third)  # evicts the least recently used, "two"
+    assert [m.folder.name for m in store.memes] == ["one", "three"] and store.evictions == 1
+    assert store.load(two_memes[1]) is not None and store.loads == 4
+    by_bytes = MemeStore(max_bytes=one.nbytes + 1)
+    by_bytes.load(two_memes[0])
+    by_bytes.load(two_memes[1])
+    assert [m.folder.name for m in by_bytes.memes] == ["two"]
+    meme_variant(two_memes[1], tmp_path / "retrained", 9).joinpath("meme.json").replace(third / "meme.json")
+    for name in ("adapter.safetensors", "inversion.safetensors"):
+        (tmp_path / "retrained" / name).replace(third / name)
+    reloaded = store.load(third)  # retrained in place: loaded again, not served stale
+    assert reloaded is not before and store.loads == 5
+    assert reloaded.manifest.adapter_sha256 != before.manifest.adapter_sha256
+
+
+def test_batch_buckets():
+    assert [bucket(n) for n in (1, 2, 3, 4, 5, 8, 9)] == [1, 2, 4, 4, 8, 8, 9]
