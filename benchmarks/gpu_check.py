@@ -2,7 +2,8 @@
 
     python benchmarks/gpu_check.py download      # on a machine with a package index: wheels the GPU box lacks -> .whl/
     python benchmarks/gpu_check.py install       # on the GPU box: .whl/ -> .gpu-site/ (a target dir, not site-packages)
-    python benchmarks/gpu_check.py run [--step S] # on the GPU box: S = tests, bench-256, bench-128, summary or all
+    python benchmarks/gpu_check.py run [--step S] # on the GPU box: S = tests, bench-256, bench-128, serve, summary
+                                                  # or all
 
 The GPU box is expected to hold its own CUDA build of torch and transformers (used as they are) and nothing
 else of ours: `download` fetches the pure-Python and cp312 wheels it lacks (diffusers, pydantic, typer, the
@@ -14,7 +15,9 @@ minutes on an H100 (about twenty in all):
              without gradient checkpointing, peak memory, generation through the CLI);
 - bench-256, bench-128: `meme bench --preset sd15 --train` at that size: the eager fp32 baseline against torch
              eager bf16, bf16 + CUDA graphs, and + torch.compile;
-- summary:   the two benches against DESIGN.md's targets, as a short table, to benchmarks/results/.
+  (each also times batches of 1, 2, 4 and 8 clips: clips/s, and the adapter swap between two memes);
+- serve:     `meme bench --serve --preset sd15`: the server on loopback under 1, 4, 16 and 64 clients;
+- summary:   the benches against DESIGN.md's targets, as a short table, to benchmarks/results/.
 Without CUDA it says so in one line and exits 2.
 """
 
@@ -39,8 +42,9 @@ PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x
 # What the GPU image lacks, by pip name. Not imageio-ffmpeg: its 68 MB wheel is over what one device call can
 # carry, and no GPU step reads or writes video (GIFs go through Pillow).
 GPU_WHEELS = ("diffusers", "importlib_metadata", "pydantic", "pydantic_core", "annotated-types",
-              "typing-inspection", "typer", "annotated-doc", "onnx-graphsurgeon", "polygraphy")
-NEEDED_MODULES = ("diffusers", "pydantic", "typer", "onnx_graphsurgeon")
+              "typing-inspection", "typer", "annotated-doc", "onnx-graphsurgeon", "polygraphy", "fastapi", "starlette",
+              "uvicorn", "python-multipart")
+NEEDED_MODULES = ("diffusers", "pydantic", "typer", "onnx_graphsurgeon", "fastapi", "uvicorn", "multipart")
 STEP_TIMEOUT_S = 570  # under the ten minutes one call may take
 TORCH_VARIANTS = "torch,torch-eager,torch-compile"
 
@@ -131,6 +135,8 @@ def plan(python: str, device: str, date: str | None = None) -> dict[str, list[st
         steps[f"bench-{size}"] = [python, "-m", "memestar.cli", "bench", "--preset", "sd15", "--size", str(size),
                                   "--train", "--backends", TORCH_VARIANTS, "--json", f"{stem}-bench-{size}.json",
                                   "--markdown", f"{stem}-bench-{size}.md"]
+    steps["serve"] = [python, "-m", "memestar.cli", "bench", "--serve", "--preset", "sd15", "--clients", "1,4,16,64",
+                      "--json", f"{stem}-serve.json", "--markdown", f"{stem}-serve.md"]
     return steps
 
 
@@ -144,11 +150,10 @@ def summary(device: str, date: str | None = None, tests_line: str | None = None)
               "|---|---|---|---|---|---|---|---|"]
     tuning = []
     for size in (256, 128):
-        path = Path(f"{stem}-bench-{size}.json")
-        if not path.is_file():
+        report = _report(stem, size)
+        if not report:
             lines.append(f"| {size} | (no report: run `make gpu-check STEP=bench-{size}`) | | | | | | |")
             continue
-        report = json.loads(path.read_text())
         for name, b in report["backends"].items():
             e2e, loop = b["stages"]["end_to_end"], b["stages"]["loop"]
             met = "-" if name == "baseline" else "yes" if e2e["median_s"] <= GEN_TARGETS_S[size] else "no"
@@ -157,6 +162,21 @@ def summary(device: str, date: str | None = None, tests_line: str | None = None)
                          f"{100 * loop['peak_share']:.1f} |")
             if "train_step" in b["stages"] or "train_error" in b:
                 tuning.append((size, name, b))
+    batched = [(size, name, b) for size in (256, 128) for name, b in _report(stem, size).get("backends", {}).items()
+               if "throughput" in b]
+    if batched:
+        lines += ["", "Batched generation, clips/s (the adapter swap between two memes on one base, ms):", "",
+                  "| size | variant | batch 1 | batch 2 | batch 4 | batch 8 | swap ms |", "|---|---|---|---|---|---|---|"]
+        for size, name, b in batched:
+            cells = [f"{b['throughput'][k]['clips_per_s']:.2f}" if k in b["throughput"] else "" for k in "1248"]
+            lines.append(f"| {size} | {name} ({b['precision']}) | " + " | ".join(cells) +
+                         f" | {1000 * b.get('swap_s', float('nan')):.2f} |")
+    serve = Path(f"{stem}-serve.json")
+    if serve.is_file():
+        t = json.loads(serve.read_text())["target"]
+        lines += ["", f"`meme bench --serve` (256 px): 16 clients on one meme {t['concurrent']['clips_per_s']:.2f} "
+                  f"clips/s against one client {t['sequential']['clips_per_s']:.2f} ({t['speedup']:.2f}x), "
+                  f"{t['concurrent']['errors']} errors, {t['concurrent']['lost']} lost."]
     if tuning:
         lines += ["", f"Tuning, {TUNE_STEPS} steps (DESIGN.md: <= {TUNE_TARGET_S:g} s with loading at 256 px, peak <= "
                   f"{TUNE_PEAK_GIB:g} GiB):", "",
@@ -173,6 +193,11 @@ def summary(device: str, date: str | None = None, tests_line: str | None = None)
             lines.append(f"| {size} | {name} ({t['precision']}) | {t['median_s']:.3f} | {t['load_s']:.1f} | "
                          f"{total:.1f} | {peak:.2f} | {t['gradient_checkpointing']} | {met} |")
     return "\n".join(lines) + "\n"
+
+
+def _report(stem: Path, size: int) -> dict:
+    path = Path(f"{stem}-bench-{size}.json")
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def run(step: str, python: str, date: str | None = None) -> int:
@@ -213,7 +238,8 @@ def run(step: str, python: str, date: str | None = None) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("download", "install", "run"))
-    parser.add_argument("--step", default="all", choices=("all", "tests", "bench-256", "bench-128", "summary"))
+    parser.add_argument("--step", default="all", choices=("all", "tests", "bench-256", "bench-128", "serve",
+                                                                   "summary"))
     parser.add_argument("--python", default=os.environ.get("GPU_PYTHON") or sys.executable,
                         help="The Python with the GPU's CUDA torch (default: this one).")
     parser.add_argument("--date", default=None, help="The date in the report names (default: today), so steps "

@@ -18,6 +18,7 @@ try:  # typer 0.25 and later carry their own click
 except ImportError:
     import click.exceptions as click_errors
 
+from .bench.load import LoadOptions
 from .bench.run import BenchOptions
 from .device import DEFAULT_DEVICE
 from .errors import MemeError
@@ -59,6 +60,13 @@ def _emit(summary: dict, as_json: bool) -> None:
         width = max(map(len, summary))
         for key, value in summary.items():
             typer.echo(f"{key:<{width}}  {value}")
+
+
+def _numbers(name: str, text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(c) for c in text.split(",") if c.strip())
+    except ValueError as e:
+        raise MemeError(f"{name} {text!r} is not a comma-separated list of whole numbers") from e
 
 
 def _log(quiet: bool):
@@ -247,15 +255,37 @@ def bench(
     json_path: Path = typer.Option(None, "--json", help="JSON report path (default: benchmarks/results/...)."),
     markdown_path: Path = typer.Option(None, "--markdown", help="Markdown report path."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the table."),
+    batch_sizes: str = typer.Option(",".join(map(str, BenchOptions.batch_sizes)), help="Batch sizes whose "
+                                    "throughput (clips/s) to time per backend; empty: none."),
+    serve: bool = typer.Option(False, "--serve", help="Instead: drive `meme serve` on loopback with concurrent "
+                               "clients (throughput, latency percentiles, batch sizes, 503s)."),
+    clients: str = typer.Option(",".join(map(str, LoadOptions.clients)), help="With --serve: client counts."),
+    memes: int = typer.Option(LoadOptions.memes, help="With --serve: memes the clients take in turn."),
+    requests_per_client: int = typer.Option(LoadOptions.requests_per_client, help="With --serve: requests each "
+                                            "client sends, one after another."),
 ):
-    """Measure latency, memory and FLOP utilisation per stage, against the eager fp32 baseline."""
+    """Measure latency, memory and FLOP utilisation per stage, against the eager fp32 baseline (or, with --serve,
+    the server's throughput under concurrent clients)."""
     from .bench.run import markdown, run_bench, write_report
 
     _quiet_libraries()
+    if serve:
+        from .bench.load import markdown as load_markdown
+        from .bench.load import run_load, write_load_report
+
+        report = run_load(LoadOptions(preset=preset, clients=_numbers("--clients", clients), memes=memes,
+                                      requests_per_client=requests_per_client, steps=steps, device=device,
+                                      quiet=quiet), log=_log(quiet))
+        paths = write_load_report(report, json_path, markdown_path)
+        typer.echo(load_markdown(report))
+        if not quiet:
+            typer.echo(f"wrote {paths[0]} and {paths[1]}", err=True)
+        return
     chosen = None if backends == "auto" else tuple(b.strip() for b in backends.split(",") if b.strip())
     report = run_bench(BenchOptions(preset=preset, frames=frames, size=size, steps=steps, guidance=guidance,
                                     backends=chosen, train=train, repeat=repeat, device=device, precision=precision,
-                                    baseline=not no_baseline), log=_log(quiet))
+                                    baseline=not no_baseline, batch_sizes=_numbers("--batch-sizes", batch_sizes)),
+                       log=_log(quiet))
     paths = write_report(report, json_path, markdown_path)
     typer.echo(markdown(report))
     if not quiet:

@@ -1,5 +1,7 @@
 """Choosing the device and the compute precision."""
 
+import platform
+
 import torch
 
 from .errors import MemeError
@@ -42,3 +44,10 @@ def peak_memory_bytes(device: torch.device) -> int:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def device_name(device: torch.device) -> str:
+    """The device as reports name it: the GPU's model, or the CPU's architecture and torch's thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU {platform.machine()}, {torch.get_num_threads()} threads"

@@ -85,7 +85,7 @@ NUMBERS = {
 
 @pytest.mark.parametrize("case", list(NUMBERS))
 def test_numbers_out_of_range_are_one_line(case, meme_main, small_meme_dir, slide_gif, tmp_path, monkeypatch):
-    import memestar.runtime.meme as runtime_module
+    import memestar.runtime.store as runtime_module
     import memestar.train.meme as train_module
 
     for module in (runtime_module, train_module):  # refused before any model loads

@@ -12,8 +12,8 @@ from memestar.models.video_unet import VideoUNet
 
 
 def test_bench_tiny_writes_every_stage(tmp_path):
-    report = run_bench(BenchOptions(preset="tiny", frames=4, size=32, steps=3, repeat=2, train=True, train_steps=2),
-                       log=lambda *a: None)
+    report = run_bench(BenchOptions(preset="tiny", frames=4, size=32, steps=3, repeat=2, train=True, train_steps=2,
+                                    batch_sizes=(1, 3)), log=lambda *a: None)
     json_path, md_path = write_report(report, tmp_path / "r.json", tmp_path / "r.md")
     saved = json.loads(json_path.read_text())
     assert set(saved["backends"]) == {"torch", "ort", "baseline"}  # ort: onnxruntime is installed with the suite
@@ -32,6 +32,13 @@ def test_bench_tiny_writes_every_stage(tmp_path):
     assert saved["peak_tflops_per_s"]["float32"] > 0
     assert "| torch (float32) | end_to_end |" in md_path.read_text()
     assert "| ort (float32) | end_to_end |" in md_path.read_text()
+    for name in ("torch", "ort"):  # batched generation, clip by clip for the exported graphs
+        batches = saved["backends"][name]["throughput"]
+        assert set(batches) == {"1", "3"}
+        assert all(b["clips_per_s"] == pytest.approx(int(k) / b["median_s"]) for k, b in batches.items())
+    assert saved["backends"]["torch"]["swap_s"] > 0 and saved["backends"]["torch"]["bases_loaded"] == 1
+    assert "swap_s" not in saved["backends"]["ort"]  # an export carries its own weights
+    assert "| torch (float32) | " in md_path.read_text().split("Batched generation")[1]
 
 
 def plain_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **kwargs):

@@ -2,6 +2,8 @@
 
 - the whole denoising loop captured as a CUDA graph equals the same loop run eagerly, in fp16 and bf16, and a
   replay follows new inputs;
+- a batch of 3 clips in the CUDA graph of bucket 4 gives each clip what it gives alone;
+- two memes share one base on the GPU, swapping adapters in place;
 - torch.compile's UNet is as close to fp32 as eager bf16 is;
 - a bf16/fp16 training step reaches every tuned tensor, with gradient checkpointing and without, and
   checkpointing lowers the peak memory of an SD1.5-size step;
@@ -10,13 +12,14 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from memestar.models.base import load_base
 from memestar.models.text import encode_prompts
 from memestar.models.video_unet import VideoUNet
-from memestar.runtime import Meme
+from memestar.runtime import GenSettings, Meme, MemeStore
 
 pytestmark = pytest.mark.gpu
 PROMPT = "a blue circle sliding"
@@ -51,6 +54,29 @@ def test_cuda_graph_loop_equals_eager_and_follows_new_inputs(meme_dir, precision
     unguided = graphs.backend.sample("dpm++", 6, x, graphs.text_embedding(PROMPT), 1.0)
     assert relative(unguided, eager.backend.sample("dpm++", 6, x, eager.text_embedding(PROMPT), 1.0)) < \
         TOLERANCE[precision]
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_a_batch_in_its_graph_bucket_equals_each_clip_alone(meme_dir, precision):
+    meme = Meme.load(meme_dir, device="cuda", precision=precision, backend="torch")
+    x = torch.cat([meme.start_latents(GenSettings(seed=s, variation=0.3)) for s in range(3)])
+    positive = torch.cat([meme.text_embedding(p) for p in (PROMPT, "a green star sliding", "a red square sliding")])
+    text = torch.cat([meme.text_embedding("").expand(3, -1, -1), positive])
+    guidance = [5.0, 6.0, 7.0]
+    batched = meme.backend.sample("ddim", 6, x, text, guidance)  # 3 clips: the graph of batch 4, padded
+    for i in range(3):
+        alone = meme.backend.sample("ddim", 6, x[i:i + 1], text[[i, 3 + i]], guidance[i])
+        assert relative(batched[i:i + 1], alone) < TOLERANCE[precision], i
+    assert sorted(key[2][0] for key in meme.backend._graphs) == [1, 4]  # one capture per bucket
+
+
+def test_two_memes_share_one_base_and_swap_adapters_on_the_gpu(meme_dir, meme_variant, tmp_path):
+    store = MemeStore(device="cuda")
+    one, two = store.load(meme_dir), store.load(meme_variant(meme_dir, tmp_path / "two", 1))
+    a, b, again = (m.generate(PROMPT, steps=4).frames for m in (one, two, one))
+    assert len(store.bases) == 1 and one.runtime.swaps >= 2
+    assert np.abs(a.astype(int) - b).mean() > 1 and np.abs(a.astype(int) - again).max() <= 1
+    assert one.runtime.last_swap_s < 0.05
 
 
 def test_compiled_unet_is_as_close_to_fp32_as_eager(meme_dir):

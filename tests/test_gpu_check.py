@@ -65,7 +65,8 @@ def test_install_goes_to_a_target_folder_without_the_index():
 
 def test_the_steps_cover_the_gpu_tests_and_both_bench_sizes():
     steps = gpu_check.plan("python", "NVIDIA H100 80GB HBM3", "2026-11-25")
-    assert list(steps) == ["tests", "bench-256", "bench-128"]
+    assert list(steps) == ["tests", "bench-256", "bench-128", "serve"]
+    assert steps["serve"][steps["serve"].index("--preset") + 1] == "sd15" and "--serve" in steps["serve"]
     assert steps["tests"][:5] == ["python", "-m", "pytest", "-m", "gpu"]
     for size in (256, 128):
         bench = steps[f"bench-{size}"]
@@ -95,11 +96,14 @@ def test_the_summary_compares_with_the_targets(tmp_path, monkeypatch):
     stage = {"median_s": 0.4, "peak_memory_bytes": 3 * 2 ** 30, "peak_share": 0.25}
     train = {"median_s": 0.2, "peak_memory_bytes": 6 * 2 ** 30, "precision": "bfloat16",
              "gradient_checkpointing": True, "load_s": 15.0}
+    batches = {k: {"clips_per_s": 2.0 * int(k), "median_s": 0.5} for k in "1248"}
     report = {"backends": {"torch": {"precision": "bfloat16", "stages": {"end_to_end": stage, "loop": stage,
-                                                                       "train_step": train}}}}
+                                                                       "train_step": train},
+                                     "throughput": batches, "swap_s": 0.004}}}
     stem = gpu_check.report_stem("GPU X", "2026-11-25")
     (tmp_path / f"{stem}-bench-256.json").write_text(json.dumps(report))
     text = gpu_check.summary("GPU X", "2026-11-25", tests_line="9 passed")
     assert "| 256 | torch (bfloat16) | 0.400 | 0.400 | 0.5 | yes |" in text
     assert "| 256 | torch (bfloat16) | 0.200 | 15.0 | 55.0 | 6.00 | True | yes |" in text
     assert "STEP=bench-128" in text and "9 passed" in text
+    assert "| 256 | torch (bfloat16) | 2.00 | 4.00 | 8.00 | 16.00 | 4.00 |" in text

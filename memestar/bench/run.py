@@ -8,7 +8,7 @@ the baseline and for each of our backends, counting its FLOPs.
 import datetime
 import gc
 import importlib.util
-import platform
+import shutil
 import statistics
 import tempfile
 import time
@@ -19,7 +19,7 @@ import torch
 
 from .. import files
 from ..checks import check_choice, check_device, check_frames, check_guidance, check_int, check_size, check_steps
-from ..device import DEFAULT_DEVICE, PRECISIONS, compute_dtype, peak_memory_bytes, pick_device
+from ..device import DEFAULT_DEVICE, PRECISIONS, compute_dtype, device_name, peak_memory_bytes, pick_device
 from ..errors import MemeError
 from ..export.meme import ExportOptions, export_meme
 from ..files import slug
@@ -32,7 +32,8 @@ from ..models.text import encode_prompts
 from ..models.vae import encode_frames, vae_scale_factor
 from ..models.video_unet import VideoUNet
 from ..runtime import Meme
-from ..runtime.meme import GenSettings
+from ..runtime.meme import MAX_BATCH, GenRequest, GenSettings
+from ..runtime.store import MemeStore
 from ..train.tune import TuneSettings, tune
 from .baseline import EagerFP32Baseline
 from .targets import GEN_TARGETS_S, TUNE_STEPS
@@ -44,6 +45,7 @@ PRESETS = {"tiny": dict(base="random-tiny", frames=8, size=64), "sd15": dict(bas
 TORCH_VARIANTS = {"torch": {}, "torch-eager": {"cuda_graphs": False}, "torch-compile": {"compile": True}}
 GRAPH_BACKENDS = ("ort", "trt")  # run the meme's export
 OUR_BACKENDS = (*TORCH_VARIANTS, *GRAPH_BACKENDS)
+BATCHED = ("torch", *GRAPH_BACKENDS)  # throughput per batch size (torch-eager and -compile: in the per-call stages)
 COUNTED = ("baseline", "torch")  # FlopCounterMode runs these; the others do the same work
 TRAINED = ("baseline", "torch")  # tuning does not depend on the sampling variant
 STAGES = ("text", "unet_step", "loop", "decode", "media", "end_to_end")
@@ -64,6 +66,7 @@ class BenchOptions:
     device: str = DEFAULT_DEVICE
     precision: str = "auto"
     baseline: bool = True
+    batch_sizes: tuple[int, ...] = (1, 2, 4, 8)  # throughput of batched generation, per backend
 
     def check(self) -> None:
         check_choice("--preset", self.preset, tuple(PRESETS))
@@ -76,6 +79,8 @@ class BenchOptions:
         check_int("--repeat", self.repeat, 1, 1000)
         check_choice("--precision", self.precision, PRECISIONS)
         check_device(self.device)
+        for b in self.batch_sizes:
+            check_int("--batch-sizes", b, 1, MAX_BATCH)
         unknown = sorted(set(self.backends or ()) - set(OUR_BACKENDS))
         if unknown:
             raise MemeError(f"unknown backend(s) {', '.join(unknown)}: use {', '.join(OUR_BACKENDS)}")
@@ -95,12 +100,6 @@ def make_untrained_meme(base: str, frames: int, size: int, folder: Path) -> Path
                     size=size, fps=8.0, group_norm=video.group_norm, inversion=InversionRecord(steps=50, prompt=""),
                     versions=library_versions())
     return folder
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU {platform.machine()}, {torch.get_num_threads()} threads"
 
 
 def available_backends(device: torch.device) -> tuple[str, ...]:
@@ -223,6 +222,43 @@ def _time_backend(name: str, folder: Path, meme_manifest: MemeManifest, device, 
     return _measure(stages, device, o.repeat, peak_flops)
 
 
+def _throughput(name: str, folder: Path, device, o: BenchOptions) -> dict:
+    """Clips per second of `generate_batch` (text, denoising, decoding; no media) per batch size, and the time a
+    second meme on the same base takes to swap its adapter in."""
+    precision = "auto" if name in GRAPH_BACKENDS else o.precision
+    store = MemeStore(device=str(device), precision=precision, backend="torch" if name in TORCH_VARIANTS else name,
+                      **TORCH_VARIANTS.get(name, {}))
+    meme = store.load(folder)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    batches = {}
+    for size in o.batch_sizes:
+        requests = [GenRequest(PROMPT, GenSettings(steps=o.steps, guidance=o.guidance, seed=i, variation=0.3))
+                    for i in range(size)]
+        meme.generate_batch(requests)  # warm-up: the batch's CUDA graph is captured here
+        seconds = []
+        for _ in range(max(1, min(o.repeat, 3))):
+            sync()
+            t = time.perf_counter()
+            meme.generate_batch(requests)
+            sync()
+            seconds.append(time.perf_counter() - t)
+        median = statistics.median(seconds)
+        batches[str(size)] = {"median_s": median, "clips_per_s": size / median, "peak_memory_bytes":
+                              peak_memory_bytes(device)}
+    result = {"throughput": batches}
+    if meme.adapter is not None:  # a second meme on the same base: the swap between the two
+        other = Path(tempfile.mkdtemp(dir=folder.parent)) / "other"
+        shutil.copytree(folder, other)
+        second = store.load(other)
+        swaps = []
+        for m in (second, meme) * 3:
+            meme.runtime.activate(m)
+            swaps.append(meme.runtime.last_swap_s)
+        result["swap_s"] = statistics.median(swaps)
+        result["bases_loaded"] = len(store.bases)
+    return result
+
+
 def _free(device) -> None:
     gc.collect()
     if device.type == "cuda":
@@ -267,6 +303,10 @@ def run_bench(o: BenchOptions, log=print) -> dict:
             report["backends"][name] = {"precision": precision, "stages": stages}
             known_flops = known_flops or {s: m["flops"] for s, m in stages.items()}
             _free(device)
+            if name in BATCHED and o.batch_sizes:
+                log(f"timing batches of {', '.join(map(str, o.batch_sizes))} ({name}) ...")
+                report["backends"][name].update(_throughput(name, folder, device, o))
+                _free(device)
             if o.train and name in TRAINED:
                 log(f"timing tuning steps ({name}) ...")
                 try:
@@ -305,6 +345,16 @@ def markdown(r: dict) -> str:
         errors = ", ".join(f"{n} {g['relative_error']:.1e}" for n, g in e["graphs"].items())
         lines.append(f"\nExport for ort/trt: {e['precision']}, opset {e['opset']}, {e['seconds']} s; ONNX Runtime "
                      f"against torch on the same inputs, relative error: {errors}.")
+    throughput = [(name, b) for name, b in r["backends"].items() if "throughput" in b]
+    if throughput:
+        sizes = list(throughput[0][1]["throughput"])
+        lines += ["", "Batched generation (text, denoising and decoding of a batch; clips/s, and the batch's "
+                  "median seconds):", "", "| backend | " + " | ".join(f"batch {s}" for s in sizes) +
+                  " | adapter swap ms |", "|---|" + "---|" * (len(sizes) + 1)]
+        for name, b in throughput:
+            cells = [f"{t['clips_per_s']:.2f} ({t['median_s']:.3f} s)" for t in b["throughput"].values()]
+            swap = f"{1000 * b['swap_s']:.2f}" if "swap_s" in b else "-"
+            lines.append(f"| {name} ({b['precision']}) | " + " | ".join(cells) + f" | {swap} |")
     for name, b in r["backends"].items():
         if "train_step" in b["stages"]:
             t = b["stages"]["train_step"]

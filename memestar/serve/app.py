@@ -32,14 +32,15 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from ..checks import (MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED, MAX_STEPS, MAX_TRAIN_STEPS, MAX_VARIANTS, MIN_FPS,
-                      MAX_FPS, check_prompt)
+from ..checks import (MAX_FPS, MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED, MAX_STEPS, MAX_TRAIN_STEPS, MAX_VARIANTS,
+                      MIN_FPS, check_prompt)
+from ..device import device_name
 from ..errors import MemeError
 from ..files import slug
 from ..media.clips import read_clip
 from ..media.writers import ENCODERS
 from ..meme_folder import MEME_JSON, PREVIEW, MemeManifest
-from ..runtime.meme import GenSettings, variant_requests
+from ..runtime.meme import GenRequest, GenSettings, variant_requests
 from ..runtime.store import MemeStore
 from ..train.meme import TrainOptions
 from .jobs import TrainingJobs
@@ -72,8 +73,11 @@ class GenBody(BaseModel):
     max_kb: float | None = Field(None, gt=0, le=1e6, allow_inf_nan=False)
     fps: float | None = Field(GenSettings.fps, ge=MIN_FPS, le=MAX_FPS, allow_inf_nan=False)
 
-    def settings(self) -> GenSettings:
-        return GenSettings(**{f.name: getattr(self, f.name) for f in fields(GenSettings)}).check()
+    def requests(self) -> list[GenRequest]:
+        """The clips asked for (the variants of one prompt), every setting checked."""
+        check_prompt(self.prompt)
+        settings = GenSettings(**{f.name: getattr(self, f.name) for f in fields(GenSettings)}).check()
+        return variant_requests(self.prompt, settings, self.variants)
 
 
 def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
@@ -84,6 +88,77 @@ def meme_id(value: str) -> str:
     if not ID_PATTERN.match(value):
         raise HTTPException(400, "a meme id is 1 to 128 letters, digits, '-' or '_', starting with a letter or digit")
     return value
+
+
+def list_memes(memes_dir: Path) -> list[tuple[str, float]]:
+    """(id, meme.json's modification time) of every meme folder in `memes_dir`."""
+    return [(path.name, (path / MEME_JSON).stat().st_mtime) for path in memes_dir.iterdir()
+            if ID_PATTERN.match(path.name) and (path / MEME_JSON).is_file()]
+
+
+def read_manifest(memes_dir: Path, mid: str) -> MemeManifest:
+    path = memes_dir / meme_id(mid) / MEME_JSON
+    if not path.is_file():
+        raise HTTPException(404, f"no meme {mid!r}: GET /memes lists them")
+    return MemeManifest.from_json(path)
+
+
+def meme_summary(mid: str, m: MemeManifest) -> dict:
+    return {"id": mid, "prompt": m.prompt, "frames": m.frames, "size": m.size, "fps": m.fps,
+            "base": {"reference": m.base.reference, "id": m.base.id}}
+
+
+def bearer_auth(token: str | None):
+    """A dependency that, with a token, refuses requests without `Authorization: Bearer TOKEN` (constant-time
+    compare); the probes stay open."""
+    async def authorized(request: Request):
+        if token is None or request.url.path in OPEN_PATHS:
+            return
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token.encode()):
+            raise HTTPException(401, "missing or wrong token: send the header 'Authorization: Bearer TOKEN'",
+                                headers={"WWW-Authenticate": "Bearer"})
+    return authorized
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every error as `{"error": "one line"}`: HTTP errors with their status, invalid fields 422, bad settings
+    (MemeError) 422, anything else 500 (the traceback goes to the log, never to the client)."""
+    @app.exception_handler(HTTPException)
+    async def http_error(request, e: HTTPException):
+        return error(e.status_code, e.detail, getattr(e, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request, e: RequestValidationError):
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        return error(422, f"{where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(MemeError)
+    async def meme_error(request, e: MemeError):
+        return error(422, str(e))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request, e: Exception):
+        log.exception("internal error on %s", request.url.path)
+        return error(500, "internal error: see the server log")
+
+
+def clips_response(mid: str, body: GenBody, generations: list) -> Response:
+    """One clip as its bytes with its media type, or variants as JSON with base64 clips."""
+    encoded = [g.encode(body.format, body.max_kb) for g in generations]
+    g0 = generations[0]
+    headers = {"X-Batch-Size": str(g0.batch_size), "X-Seconds": f"{g0.seconds['total']:.4f}"}
+    notes = [n for g, (_, note) in zip(generations, encoded) for n in g.warnings + ([note] if note else [])]
+    if body.variants == 1:
+        if notes:
+            headers["X-Meme-Note"] = " | ".join(notes).encode("ascii", "replace").decode()
+        headers["X-Seed"] = str(body.seed)
+        return Response(encoded[0][0], media_type=MEDIA_TYPES[body.format], headers=headers)
+    clips = [{"seed": g.settings["seed"], "format": body.format, "media_type": MEDIA_TYPES[body.format],
+              "bytes": len(data), "data": base64.b64encode(data).decode("ascii"), "note": note}
+             for g, (data, note) in zip(generations, encoded)]
+    return JSONResponse({"meme": mid, "prompt": body.prompt, "clips": clips, "notes": notes}, headers=headers)
 
 
 class BodyLimit:
@@ -141,7 +216,6 @@ class Timed:
 
 def create_app(o: ServeOptions) -> FastAPI:
     o.check()
-    token = o.token
     store = MemeStore(device=o.device, precision=o.precision, backend=o.backend, max_memes=o.max_memes,
                       max_bytes=o.max_bytes, cuda_graphs=o.cuda_graphs)
     memes_dir = o.memes.absolute()
@@ -158,38 +232,15 @@ def create_app(o: ServeOptions) -> FastAPI:
     def warm():
         """Loads the newest meme, and so its base, before the first request."""
         try:
-            found = sorted(list_memes(), key=lambda m: m[1], reverse=True)
+            found = sorted(list_memes(memes_dir), key=lambda m: m[1], reverse=True)
             if found:
                 store.load(memes_dir / found[0][0])
         except Exception as e:  # noqa: BLE001 (a broken meme must not keep the server down; /readyz tells)
             log.warning("could not load a meme at start: %s", e)
         state["warm"] = True
 
-    def list_memes() -> list[tuple[str, float]]:
-        out = []
-        for path in memes_dir.iterdir():
-            if ID_PATTERN.match(path.name) and (path / MEME_JSON).is_file():
-                out.append((path.name, (path / MEME_JSON).stat().st_mtime))
-        return out
-
     def manifest(mid: str) -> MemeManifest:
-        path = memes_dir / meme_id(mid) / MEME_JSON
-        if not path.is_file():
-            raise HTTPException(404, f"no meme {mid!r}: GET /memes lists them")
-        return MemeManifest.from_json(path)
-
-    def summary(mid: str, m: MemeManifest) -> dict:
-        return {"id": mid, "prompt": m.prompt, "frames": m.frames, "size": m.size, "fps": m.fps,
-                "base": {"reference": m.base.reference, "id": m.base.id}}
-
-    async def authorized(request: Request):
-        if token is None or request.url.path in OPEN_PATHS:
-            return
-        given = request.headers.get("authorization", "")
-        scheme, _, value = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token.encode()):
-            raise HTTPException(401, "missing or wrong token: send the header 'Authorization: Bearer TOKEN'",
-                                headers={"WWW-Authenticate": "Bearer"})
+        return read_manifest(memes_dir, mid)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -199,29 +250,12 @@ def create_app(o: ServeOptions) -> FastAPI:
         await run_in_threadpool(worker.stop)
 
     app = FastAPI(title="meme-star", version="1", description="Memes for chat apps: one-shot tuned video "
-                  "diffusion, as GIF/MP4/WebP.", dependencies=[Depends(authorized)], lifespan=lifespan)
+                  "diffusion, as GIF/MP4/WebP.", dependencies=[Depends(bearer_auth(o.token))], lifespan=lifespan)
     app.state.store, app.state.worker, app.state.jobs, app.state.metrics = store, worker, jobs, metrics
     app.add_middleware(BodyLimit, upload_bytes=int(o.max_upload_mb * 2 ** 20))
     app.add_middleware(Timed, metrics=metrics)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request, e: HTTPException):
-        return error(e.status_code, e.detail, getattr(e, "headers", None))
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request, e: RequestValidationError):
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
-        return error(422, f"{where}: {first.get('msg', 'invalid')}")
-
-    @app.exception_handler(MemeError)
-    async def meme_error(request, e: MemeError):
-        return error(422, str(e))
-
-    @app.exception_handler(Exception)
-    async def internal_error(request, e: Exception):
-        log.exception("internal error on %s", request.url.path)
-        return error(500, "internal error: see the server log")
+    add_error_handlers(app)
 
     @app.get("/healthz", summary="The process is up")
     async def healthz():
@@ -230,7 +264,8 @@ def create_app(o: ServeOptions) -> FastAPI:
     @app.get("/readyz", summary="The worker is alive and a base is loaded (or there is no meme yet)")
     async def readyz():
         ready = worker.alive() and state["warm"]
-        body = {"ready": ready, "worker": worker.alive(), "bases": len(store.bases), "memes_loaded": len(store.memes)}
+        body = {"ready": ready, "worker": worker.alive(), "bases": len(store.bases), "memes_loaded": len(store.memes),
+                "device": device_name(store.device)}
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", summary="Prometheus metrics")
@@ -240,9 +275,9 @@ def create_app(o: ServeOptions) -> FastAPI:
     @app.get("/memes", summary="Every meme in the folder")
     async def memes():
         out = []
-        for mid, _ in sorted(list_memes()):
+        for mid, _ in sorted(list_memes(memes_dir)):
             try:
-                out.append(summary(mid, manifest(mid)))
+                out.append(meme_summary(mid, manifest(mid)))
             except MemeError as e:
                 log.warning("meme %s is unreadable: %s", mid, e)
         return {"memes": out}
@@ -251,7 +286,7 @@ def create_app(o: ServeOptions) -> FastAPI:
     async def one_meme(mid: str):
         m = manifest(mid)
         loaded = any(x.folder.name == mid for x in store.memes)
-        return {**summary(mid, m), "group_norm": m.group_norm, "training": {"steps": m.training.steps,
+        return {**meme_summary(mid, m), "group_norm": m.group_norm, "training": {"steps": m.training.steps,
                 "final_loss": m.training.final_loss, "seconds": m.training.seconds}, "loaded": loaded}
 
     @app.get("/memes/{mid}/preview.gif", summary="The meme's preview, as tuned", response_class=FileResponse)
@@ -266,9 +301,7 @@ def create_app(o: ServeOptions) -> FastAPI:
               responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}})
     async def gen(mid: str, body: GenBody, request: Request):
         manifest(mid)
-        check_prompt(body.prompt)
-        requests = variant_requests(body.prompt, body.settings(), body.variants)
-        job = GenJob(mid, requests, time.monotonic() + o.deadline_s)
+        job = GenJob(mid, body.requests(), time.monotonic() + o.deadline_s)
         t = time.perf_counter()
         try:
             future = worker.submit(job)
@@ -297,23 +330,10 @@ def create_app(o: ServeOptions) -> FastAPI:
             return error(503, "the server is shutting down", {"Retry-After": "1"})
         metrics.stage_seconds.labels("queue").observe(time.perf_counter() - t - generations[0].seconds["total"])
 
-        def encode():
-            return [g.encode(body.format, body.max_kb) for g in generations]
         t = time.perf_counter()
-        encoded = await run_in_threadpool(encode)
+        response = await run_in_threadpool(clips_response, mid, body, generations)
         metrics.stage_seconds.labels("encode").observe(time.perf_counter() - t)
-        g0 = generations[0]
-        headers = {"X-Batch-Size": str(g0.batch_size), "X-Seconds": f"{g0.seconds['total']:.4f}"}
-        notes = [n for g, (_, note) in zip(generations, encoded) for n in g.warnings + ([note] if note else [])]
-        if body.variants == 1:
-            data, _ = encoded[0]
-            if notes:
-                headers["X-Meme-Note"] = " | ".join(notes).encode("ascii", "replace").decode()
-            return Response(data, media_type=MEDIA_TYPES[body.format], headers={**headers, "X-Seed": str(body.seed)})
-        clips = [{"seed": g.settings["seed"], "format": body.format, "media_type": MEDIA_TYPES[body.format],
-                  "bytes": len(data), "data": base64.b64encode(data).decode("ascii"), "note": note}
-                 for g, (data, note) in zip(generations, encoded)]
-        return JSONResponse({"meme": mid, "prompt": body.prompt, "clips": clips, "notes": notes}, headers=headers)
+        return response
 
     @app.post("/memes", status_code=202, summary="Train a new meme from a clip and its prompt (a job)")
     async def train(clip: UploadFile = File(..., description="The clip: MP4, GIF, WebM, MOV, MKV, AVI or WebP"),

@@ -1,0 +1,150 @@
+"""Scale-out on Ray Serve: the same memes API over many replicas (one GPU each where there are GPUs).
+
+    client -> Ingress (FastAPI, auth, validation, encoding) -> MemeGenerator replicas
+                                                              @serve.multiplexed(meme id): a replica keeps the
+                                                              memes it served (a MemeStore: one base, adapters
+                                                              swapped in place) and Ray routes a meme's requests
+                                                              to replicas that hold it;
+                                                              @serve.batch: clips arriving together run as one batch
+
+`meme serve --ray` starts it on a local Ray instance; `serve run deploy/ray-serve.yaml` (or KubeRay's RayService
+with that file's `applications`) runs it on a cluster. Training jobs stay with the single-node server
+(`meme serve`), which owns its device.
+"""
+
+import asyncio
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+from fastapi import Depends, FastAPI
+from fastapi.concurrency import run_in_threadpool
+from ray import serve
+
+from ..runtime.meme import MAX_BATCH, GenRequest, Generation, Meme
+from ..runtime.store import MemeStore
+from .app import (GenBody, add_error_handlers, bearer_auth, clips_response, list_memes, meme_summary, read_manifest)
+from .options import ServeOptions
+
+AUTOSCALING = {"min_replicas": 1, "max_replicas": 8, "target_ongoing_requests": 4}
+MEMES_PER_REPLICA = 16
+
+
+@serve.deployment(max_ongoing_requests=32)
+class MemeGenerator:
+    """Holds memes on one shared base and runs their clips in batches."""
+
+    def __init__(self, options: dict):
+        o = ServeOptions(**options)
+        self.memes_dir = Path(o.memes).absolute()
+        self.store = MemeStore(device=o.device, precision=o.precision, backend=o.backend, max_memes=o.max_memes,
+                               max_bytes=o.max_bytes, cuda_graphs=o.cuda_graphs)
+        self.replica = serve.get_replica_context().replica_id.unique_id
+
+    @serve.multiplexed(max_num_models_per_replica=MEMES_PER_REPLICA)
+    async def meme(self, meme_id: str) -> Meme:
+        read_manifest(self.memes_dir, meme_id)  # the id is checked here too: no path can be named
+        return await run_in_threadpool(self.store.load, self.memes_dir / meme_id)
+
+    @serve.batch(max_batch_size=MAX_BATCH, batch_wait_timeout_s=0.01)
+    async def _batched(self, items: list[tuple[Meme, GenRequest]]) -> list[Generation | Exception]:
+        """Clips of any memes and settings that arrived together: one batch per (meme, sampler, steps, guided)."""
+        groups: dict[tuple, list[int]] = {}
+        for i, (meme, request) in enumerate(items):
+            groups.setdefault((id(meme), request.settings.batch_key), []).append(i)
+        out: list = [None] * len(items)
+        for indices in groups.values():
+            meme = items[indices[0]][0]
+            try:
+                generations = await run_in_threadpool(meme.generate_batch, [items[i][1] for i in indices])
+            except Exception as e:  # noqa: BLE001 (each request of the group hears of it)
+                generations = [e] * len(indices)
+            for i, g in zip(indices, generations):
+                out[i] = g
+        return out
+
+    async def generate(self, body: dict) -> dict:
+        gen = GenBody(**body)
+        meme_id = serve.get_multiplexed_model_id()
+        held = any(m.folder.name == meme_id for m in self.store.memes)
+        meme = await self.meme(meme_id)
+        results = await asyncio.gather(*(self._batched((meme, r)) for r in gen.requests()))
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
+        return {"generations": results, "replica": self.replica, "held": held,
+                "memes": sorted(m.folder.name for m in self.store.memes)}
+
+
+def ingress_app(options: ServeOptions) -> FastAPI:
+    app = FastAPI(title="meme-star on Ray Serve", dependencies=[Depends(bearer_auth(options.token))])
+    add_error_handlers(app)
+    memes_dir = Path(options.memes).absolute()
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok"}
+
+    @app.get("/memes")
+    async def memes():
+        return {"memes": [meme_summary(mid, read_manifest(memes_dir, mid)) for mid, _ in sorted(list_memes(memes_dir))]}
+
+    return app
+
+
+def build(options: ServeOptions, replicas: int | None = None, gpus: float | None = None):
+    """The Ray Serve application: an ingress and the generator replicas (autoscaled unless `replicas` is given;
+    one GPU each when the cluster has GPUs, unless `gpus` says otherwise)."""
+    import ray
+
+    options.check()
+    if gpus is None:
+        gpus = 1.0 if ray.is_initialized() and ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    app = ingress_app(options)
+    memes_dir = Path(options.memes).absolute()
+
+    @serve.deployment
+    @serve.ingress(app)
+    class Ingress:
+        def __init__(self, generator):
+            self.generator = generator
+
+        @app.post("/memes/{mid}/gen")
+        async def gen(self, mid: str, body: GenBody):
+            read_manifest(memes_dir, mid)
+            body.requests()  # refused here, before any replica is asked
+            t = time.perf_counter()
+            handle = self.generator.options(multiplexed_model_id=mid)
+            result = await handle.generate.remote(body.model_dump())
+            response = await run_in_threadpool(clips_response, mid, body, result["generations"])
+            response.headers["X-Replica"] = result["replica"]
+            response.headers["X-Replica-Memes"] = ",".join(result["memes"])
+            response.headers["X-Meme-Was-Loaded"] = "1" if result["held"] else "0"
+            response.headers["X-Total-Seconds"] = f"{time.perf_counter() - t:.4f}"
+            return response
+
+    scaling = {"num_replicas": replicas} if replicas else {"autoscaling_config": AUTOSCALING}
+    generator = MemeGenerator.options(ray_actor_options={"num_gpus": gpus, "num_cpus": 0 if not gpus else 1},
+                                      **scaling).bind(asdict(options))
+    return Ingress.bind(generator)
+
+
+def app_builder(args: dict):
+    """For `serve run` / KubeRay: `import_path: memestar.serve.ray_app:app_builder`, `args`: ServeOptions fields
+    (memes, token, device, precision, ...), plus `replicas` to fix the count instead of autoscaling."""
+    args = dict(args)
+    replicas = args.pop("replicas", None)
+    known = {f.name for f in fields(ServeOptions)}
+    unknown = sorted(set(args) - known)
+    if unknown:
+        raise ValueError(f"unknown meme-star serve options {unknown}: use {sorted(known)}")
+    return build(ServeOptions(**{**args, "memes": Path(args.get("memes", "memes"))}), replicas=replicas)
+
+
+def serve_on_ray(o: ServeOptions, replicas: int | None = None) -> None:
+    """`meme serve --ray`: a local Ray instance (or the cluster in RAY_ADDRESS), HTTP on o.host:o.port, until Ctrl-C."""
+    import ray
+
+    ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+    serve.start(http_options={"host": o.host, "port": o.port})
+    serve.run(build(o, replicas=replicas), name="memestar", route_prefix="/", blocking=True)
