@@ -43,7 +43,7 @@ PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x
 # carry, and no GPU step reads or writes video (GIFs go through Pillow).
 GPU_WHEELS = ("diffusers", "importlib_metadata", "pydantic", "pydantic_core", "annotated-types",
               "typing-inspection", "typer", "annotated-doc", "onnx-graphsurgeon", "polygraphy", "fastapi", "starlette",
-              "uvicorn", "python-multipart")
+              "uvicorn", "python-multipart", "opentelemetry-api")
 NEEDED_MODULES = ("diffusers", "pydantic", "typer", "onnx_graphsurgeon", "fastapi", "uvicorn", "multipart")
 STEP_TIMEOUT_S = 570  # under the ten minutes one call may take
 TORCH_VARIANTS = "torch,torch-eager,torch-compile"
