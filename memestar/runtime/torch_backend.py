@@ -43,8 +43,8 @@ class TorchBackend(Backend):
         if device.type == "cuda":
             video.unet.to(memory_format=torch.channels_last)
             base.vae.to(memory_format=torch.channels_last)
-        if compile:
-            video.unet = torch.compile(video.unet, dynamic=False)
+        if compile:  # in place: the parameters keep their names, so adapters still load and swap into them
+            video.unet.compile(dynamic=False)
         self.sampler = Schedules(base.scheduler_config, device)
         self._graphs = OrderedDict()  # most recently used last; each holds its own memory pool
 

@@ -42,6 +42,7 @@ from ..media.writers import ENCODERS
 from ..meme_folder import MEME_JSON, PREVIEW, MemeManifest
 from ..runtime.meme import GenRequest, GenSettings, variant_requests
 from ..runtime.store import MemeStore
+from ..runtime.torch_backend import BATCH_BUCKETS
 from ..train.meme import TrainOptions
 from .jobs import TrainingJobs
 from .metrics import Metrics
@@ -223,7 +224,9 @@ def create_app(o: ServeOptions) -> FastAPI:
     def run_batch(mid, requests):
         return store.load(memes_dir / mid).generate_batch(requests)
 
-    worker = BatchWorker(run_batch, window_s=o.window_ms / 1000, max_batch=o.max_batch, max_queue=o.max_queue)
+    graphs = store.device.type == "cuda" and o.cuda_graphs and o.backend in ("auto", "torch")
+    worker = BatchWorker(run_batch, window_s=o.window_ms / 1000, max_batch=o.max_batch, max_queue=o.max_queue,
+                         buckets=BATCH_BUCKETS if graphs else None)
     metrics = Metrics(lambda: worker.depth, lambda: len(store.memes), store.device)
     worker.on_batch = metrics.observe_batch
     jobs = TrainingJobs(memes_dir, worker.gate)

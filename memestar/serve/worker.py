@@ -150,6 +150,10 @@ class BatchWorker:
                 if clips >= self.max_batch or now >= close or self._stopped:
                     break
                 self._cond.wait(close - now)
+            if self.buckets:  # 5 clips would run as 8 (3 wasted): run 4 now, the rest with the next batch
+                fits = max([b for b in self.buckets if b <= clips], default=clips)
+                while len(taken) > 1 and clips > fits:
+                    clips -= len(taken.pop().requests)
             for job in taken:
                 self._pending.remove(job)
             return taken
