@@ -93,8 +93,9 @@ class BatchWorker:
 
     def __init__(self, run_batch: Callable[[str, list[GenRequest]], list[Generation]], *, window_s: float = 0.01,
                  max_batch: int = 8, max_queue: int = 64, gate: DeviceGate | None = None,
-                 on_batch: Callable[[int, dict], None] | None = None):
+                 buckets: tuple[int, ...] | None = None, on_batch: Callable[[int, dict], None] | None = None):
         self.run_batch, self.window_s, self.max_batch, self.max_queue = run_batch, window_s, max_batch, max_queue
+        self.buckets = buckets  # batch sizes the device runs without padding (CUDA graphs): batches are cut to them
         self.gate = gate or DeviceGate()
         self.on_batch = on_batch  # (clips, seconds) after each batch, for metrics
         self._pending: deque[GenJob] = deque()
