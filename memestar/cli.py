@@ -24,7 +24,7 @@ from .device import DEFAULT_DEVICE
 from .errors import MemeError
 from .export.meme import ExportOptions
 from .runtime.gen import GenOptions
-from .runtime.meme import GenSettings
+from .runtime.meme import VARIANTS_VARIATION, GenSettings
 from .serve.options import TOKEN_ENV, ServeOptions
 from .tiny.demo import DEMO_OUT, DEMO_STEPS
 from .tiny.evaluate import EvalOptions
@@ -198,9 +198,10 @@ def gen(
     sampler: str = typer.Option(GenSettings.sampler, help="ddim or dpm++."),
     start: str = typer.Option(GenSettings.start, help="inversion (keeps the clip's motion) or noise."),
     variation: float = typer.Option(GenSettings.variation, help="From the inversion: how much of the seed's noise "
-                                    "to blend in, 0 to 1 (0: the inversion as stored, the same clip for every seed)."),
+                                    "to blend in, 0 to 1 (default: 0 for one clip, the same clip for every seed; "
+                                    f"{VARIANTS_VARIATION} with --variants)."),
     variants: int = typer.Option(GenOptions.variants, help="Clips per prompt, seeds seed, seed+1, ... (files -v1, "
-                                 "-v2, ...); they differ with --variation above 0 or --start noise."),
+                                 "-v2, ...)."),
     fps: float = typer.Option(GenSettings.fps, help="Frame rate (default: the clip's, at least 8)."),
     max_kb: float = typer.Option(GenOptions.max_kb, help="Fit the file under this many KiB (fewer colours, then "
                                  "smaller)."),

@@ -7,6 +7,7 @@ import torch
 
 from memestar.errors import MemeError
 from memestar.runtime import GenRequest, GenSettings, Meme, MemeStore, variant_requests
+from memestar.runtime.meme import VARIANTS_VARIATION
 from memestar.runtime.torch_backend import bucket
 
 
@@ -57,10 +58,12 @@ def test_generate_batch_mixes_settings_and_keeps_order(small_meme_dir):
 
 def test_variants_differ_by_seed_only_with_variation(small_meme_dir):
     meme = Meme.load(small_meme_dir)
-    same = meme.generate_batch(variant_requests("a blue circle sliding", GenSettings(steps=3), 3))
+    same = meme.generate_batch(variant_requests("a blue circle sliding", GenSettings(steps=3, variation=0.0), 3))
     assert all(np.array_equal(same[0].frames, g.frames) for g in same[1:])  # the stored inversion: one clip
-    varied = meme.generate_batch(variant_requests("a blue circle sliding", GenSettings(steps=3, variation=0.5), 3))
+    varied = meme.generate_batch(variant_requests("a blue circle sliding", GenSettings(steps=3), 3))
     assert [g.settings["seed"] for g in varied] == [0, 1, 2]
+    assert {g.settings["variation"] for g in varied} == {VARIANTS_VARIATION}  # the default for variants
+    assert meme.generate("a blue circle sliding", steps=3).settings["variation"] == 0.0  # and for one clip
     differences = [np.abs(varied[i].frames.astype(int) - varied[j].frames).mean() for i, j in ((0, 1), (1, 2))]
     assert min(differences) > 1.0
     with pytest.raises(MemeError, match="--variants is 9"):
@@ -108,3 +111,26 @@ def test_lru_keeps_its_bounds_and_reloads_changed_memes(two_memes, tmp_path, mem
 
 def test_batch_buckets():
     assert [bucket(n) for n in (1, 2, 3, 4, 5, 8, 9)] == [1, 2, 4, 4, 8, 8, 9]
+
+
+def test_gen_cli_writes_variants_and_prompt_files_in_batches(small_meme_dir, meme_main, tmp_path):
+    import json
+
+    code, out, err = meme_main("gen", "a blue circle sliding", "--meme", small_meme_dir, "-o", tmp_path / "pick.gif",
+                               "--variants", "3", "--variation", "0.5", "--steps", "2", "--seed", "5", "--json")
+    assert code == 0, err
+    results = json.loads(out)
+    assert [r["output"] for r in results] == [str(tmp_path / n) for n in ("pick.gif", "pick-v1.gif", "pick-v2.gif")]
+    assert [r["seed"] for r in results] == [5, 6, 7] and {r["batch_size"] for r in results} == {3}
+    assert len({(tmp_path / n).read_bytes() for n in ("pick.gif", "pick-v1.gif", "pick-v2.gif")}) == 3
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a blue circle sliding\na green star sliding\n")
+    code, out, err = meme_main("gen", "--prompts", prompts, "--meme", small_meme_dir, "-o", tmp_path / "many",
+                               "--variants", "2", "--steps", "2", "--json")
+    assert code == 0, err
+    names = sorted(p.name for p in (tmp_path / "many").iterdir())
+    assert names == ["000-a-blue-circle-sliding-v1.gif", "000-a-blue-circle-sliding.gif",
+                     "001-a-green-star-sliding-v1.gif", "001-a-green-star-sliding.gif"]
+    assert {r["batch_size"] for r in json.loads(out)} == {4}  # four clips, one batch
+    code, _, err = meme_main("gen", "x", "--meme", small_meme_dir, "--variants", "0")
+    assert code == 2 and "--variants is 0" in err

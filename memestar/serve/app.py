@@ -68,7 +68,7 @@ class GenBody(BaseModel):
     negative: str = Field(GenSettings.negative, max_length=MAX_PROMPT_CHARS)
     sampler: Literal["ddim", "dpm++"] = GenSettings.sampler
     start: Literal["inversion", "noise"] = GenSettings.start
-    variation: float = Field(GenSettings.variation, ge=0, le=1, allow_inf_nan=False)
+    variation: float | None = Field(GenSettings.variation, ge=0, le=1, allow_inf_nan=False)
     variants: int = Field(1, ge=1, le=MAX_VARIANTS)
     format: Literal[tuple(ENCODERS)] = "gif"
     max_kb: float | None = Field(None, gt=0, le=1e6, allow_inf_nan=False)
