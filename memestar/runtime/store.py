@@ -21,7 +21,6 @@ import torch
 
 from ..checks import check_choice, check_device, check_int
 from ..device import DEFAULT_DEVICE, PRECISIONS, compute_dtype, pick_device
-from ..errors import MemeError
 from ..meme_folder import ADAPTER, MEME_JSON, MemeManifest, load_inversion, read_meme
 from ..models.adapter import read_adapter
 from ..models.base import load_base

@@ -16,7 +16,6 @@ from .worker import DeviceGate
 
 JOBS_FOLDER = ".jobs"  # inside the memes folder, so the final rename stays on one file system
 MAX_JOBS_KEPT = 256
-STATES = ("queued", "running", "done", "failed")
 
 
 @dataclass
@@ -24,7 +23,7 @@ class TrainingJob:
     id: str
     meme_id: str
     options: TrainOptions
-    state: str = "queued"
+    state: str = "queued"  # then "running", and "done" or "failed"
     step: int = 0
     loss: float | None = None
     error: str | None = None
