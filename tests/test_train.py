@@ -16,7 +16,7 @@ from memestar.models.base import load_base
 from memestar.models.text import encode_prompts
 from memestar.models.vae import encode_frames
 from memestar.models.video_unet import VideoUNet
-from memestar.train.inversion import sample_from
+from memestar.train.inversion import invert_clip, sample_from
 from memestar.train.meme import train_meme
 from memestar.train.tune import TuneSettings, tune
 
@@ -185,3 +185,15 @@ def test_smoke_on_the_real_clip(tmp_path, run_meme, car_clip):
     summary = json.loads(r.stdout)
     assert summary["steps"] == 3 and np.isfinite(summary["final_loss"])
     assert read_meme(tmp_path / "car").clip.indices == [0, 20, 40, 60]
+
+
+def test_inversion_and_preview_let_others_in_between_steps(tiny, text_embedding):
+    """A server's training job yields the device between every step of the inversion and the preview too."""
+    video, calls = VideoUNet(tiny.unet), []
+    text = text_embedding(tiny)
+    latents = torch.randn(1, 4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    inverted = invert_clip(video, latents, text, tiny.scheduler_config, 4, between_steps=lambda: calls.append("i"))
+    sample_from(video, inverted, text, text, tiny.scheduler_config, 3, 5.0, between_steps=lambda: calls.append("p"))
+    assert calls == ["i"] * 4 + ["p"] * 3
+    alone = invert_clip(video, latents, text, tiny.scheduler_config, 4)
+    assert torch.equal(alone, inverted)  # yielding changes nothing in the result

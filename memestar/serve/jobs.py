@@ -98,8 +98,8 @@ class TrainingJobs:
             self.gate.yield_to_generation()
 
         try:
-            with self.gate.training():
-                train_meme(job.options, on_step=on_step)
+            with self.gate.training():  # between any two steps (tuning, inversion, preview) waiting batches run
+                train_meme(job.options, on_step=on_step, between_steps=self.gate.yield_to_generation)
             target = self.memes_dir / job.meme_id
             if target.exists():
                 raise MemeError(f"meme {job.meme_id!r} appeared while the job ran: it was kept, and this job's "

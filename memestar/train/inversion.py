@@ -1,6 +1,7 @@
 """DDIM inversion of the tuned clip, and sampling from it (the preview, and the check that tuning helped)."""
 
 from functools import partial
+from typing import Callable
 
 import torch
 from tqdm import tqdm
@@ -22,18 +23,28 @@ def guided(video: VideoUNet, text: torch.Tensor, uncond: torch.Tensor | None = N
     return model_fn
 
 
-def bar(desc: str, quiet: bool):
-    return partial(tqdm, desc=desc, unit="step", disable=quiet, dynamic_ncols=True, leave=False)
+def bar(desc: str, quiet: bool, between_steps: Callable[[], None] | None = None):
+    """A progress bar over the steps; `between_steps` runs before each (a server lets waiting requests in)."""
+    progress = partial(tqdm, desc=desc, unit="step", disable=quiet, dynamic_ncols=True, leave=False)
+    if between_steps is None:
+        return progress
+
+    def stepping(steps):
+        for i in progress(steps):
+            between_steps()
+            yield i
+    return stepping
 
 
 def invert_clip(video: VideoUNet, latents: torch.Tensor, empty_text: torch.Tensor, scheduler_config: dict,
-                steps: int, quiet: bool = True) -> torch.Tensor:
+                steps: int, quiet: bool = True, between_steps: Callable[[], None] | None = None) -> torch.Tensor:
     """The noise latents (1 c f h w, fp32) that DDIM with the empty prompt maps back to the clip."""
     schedule = DDIMSchedule(scheduler_config, steps, latents.device)
-    return schedule.invert(latents.float(), guided(video, empty_text), bar("inverting", quiet))
+    return schedule.invert(latents.float(), guided(video, empty_text), bar("inverting", quiet, between_steps))
 
 
 def sample_from(video: VideoUNet, start: torch.Tensor, text: torch.Tensor, uncond: torch.Tensor,
-                scheduler_config: dict, steps: int, guidance: float, quiet: bool = True) -> torch.Tensor:
+                scheduler_config: dict, steps: int, guidance: float, quiet: bool = True,
+                between_steps: Callable[[], None] | None = None) -> torch.Tensor:
     schedule = DDIMSchedule(scheduler_config, steps, start.device)
-    return schedule.sample(start.float(), guided(video, text, uncond, guidance), bar("preview", quiet))
+    return schedule.sample(start.float(), guided(video, text, uncond, guidance), bar("preview", quiet, between_steps))

@@ -116,8 +116,9 @@ def locked_folder(out: Path):
         os.close(fd)
 
 
-def train_meme(o: TrainOptions, on_step=None) -> dict:
-    """Runs the whole of `meme train`; returns the summary that `--json` prints."""
+def train_meme(o: TrainOptions, on_step=None, between_steps=None) -> dict:
+    """Runs the whole of `meme train`; returns the summary that `--json` prints. `on_step(step, loss)` follows the
+    tuning; `between_steps()` runs between the inversion's and the preview's steps (a server's device gate)."""
     o.check()
     out = Path(o.out) if o.out else default_out(o.prompt)
     check_out_folder(out, o.resume, o.force)
@@ -125,10 +126,10 @@ def train_meme(o: TrainOptions, on_step=None) -> dict:
     dtype = compute_dtype(o.precision, device)
     with locked_folder(out):
         check_out_folder(out, o.resume, o.force)  # again, now that no other run can change it
-        return _train(o, out, device, dtype, on_step)
+        return _train(o, out, device, dtype, on_step, between_steps)
 
 
-def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype, on_step) -> dict:
+def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype, on_step, between_steps) -> dict:
     checkpointing = device.type == "cuda" if o.gradient_checkpointing is None else o.gradient_checkpointing
     seconds = {}
 
@@ -169,13 +170,13 @@ def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype,
     base.vae.to(device)
 
     t = time.perf_counter()
-    inverted = invert_clip(video, latents, empty, base.scheduler_config, o.inversion_steps, o.quiet)
+    inverted = invert_clip(video, latents, empty, base.scheduler_config, o.inversion_steps, o.quiet, between_steps)
     save_inversion(out / INVERSION, inverted, o.inversion_steps)
     seconds["inversion"] = time.perf_counter() - t
 
     t = time.perf_counter()
     preview = sample_from(video, inverted, text, empty, base.scheduler_config, o.inversion_steps,
-                          o.preview_guidance, o.quiet)
+                          o.preview_guidance, o.quiet, between_steps)
     write_gif(decode_latents(base.vae, preview)[0].cpu().numpy(), out / PREVIEW, clip.fps)
     seconds["preview"] = time.perf_counter() - t
 
