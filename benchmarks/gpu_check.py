@@ -166,7 +166,8 @@ def summary(device: str, date: str | None = None, tests_line: str | None = None)
                if "throughput" in b]
     if batched:
         lines += ["", "Batched generation, clips/s (the adapter swap between two memes on one base, ms):", "",
-                  "| size | variant | batch 1 | batch 2 | batch 4 | batch 8 | swap ms |", "|---|---|---|---|---|---|---|"]
+                  "| size | variant | batch 1 | batch 2 | batch 4 | batch 8 | swap ms |",
+                  "|---|---|---|---|---|---|---|"]
         for size, name, b in batched:
             cells = [f"{b['throughput'][k]['clips_per_s']:.2f}" if k in b["throughput"] else "" for k in "1248"]
             lines.append(f"| {size} | {name} ({b['precision']}) | " + " | ".join(cells) +

@@ -225,9 +225,9 @@ def gen(
     settings = GenSettings(seed=seed, steps=steps, guidance=guidance, negative=negative, sampler=sampler,
                            start=start, variation=variation, fps=fps)
     results = run_gen(GenOptions(meme=meme, prompt=prompt, prompts=prompts, out=out, format=format,
-                                 settings=settings, variants=variants, max_kb=max_kb, backend=backend, precision=precision,
-                                 device=device, base=base, base_config=base_config, allow_pickle=allow_pickle,
-                                 compile=compile, quiet=quiet or as_json),
+                                 settings=settings, variants=variants, max_kb=max_kb, backend=backend,
+                                 precision=precision, device=device, base=base, base_config=base_config,
+                                 allow_pickle=allow_pickle, compile=compile, quiet=quiet or as_json),
                       log=_log(quiet))
     if as_json:
         typer.echo(json.dumps(results if prompts or variants > 1 else results[0], indent=2))
@@ -323,14 +323,18 @@ def serve(
                      train_base=train_base, train_base_config=train_base_config).check()
     _quiet_libraries()
     if ray:
-        from .serve.ray_app import serve_on_ray
-
+        try:
+            from .serve.ray_app import serve_on_ray
+        except ImportError as e:
+            raise MemeError(f"meme serve --ray needs the ray extra ({e.name} is missing): pip install "
+                            f"\"meme-star[ray]\"") from e
         serve_on_ray(o)
         return
     try:
         from .serve.app import serve as run
     except ImportError as e:
-        raise MemeError(f"meme serve needs the serve extra ({e.name} is missing): pip install \"meme-star[serve]\"")
+        raise MemeError(f"meme serve needs the serve extra ({e.name} is missing): pip install "
+                        f"\"meme-star[serve]\"") from e
     typer.echo(f"serving {memes} on http://{host}:{port} (docs at /docs){'' if o.token else ', no token'}", err=True)
     run(o)
 

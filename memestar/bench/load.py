@@ -181,7 +181,8 @@ def markdown(r: dict) -> str:
               f"no errors, none lost): {'met' if t['met'] else 'not met'}."]
     b = r["burst"]
     lines += ["", f"Burst: {b['requests']} requests at once at a queue of {BURST_QUEUE}: {b['ok']} answered, "
-              f"{b['status_503']} refused with 503 (the slowest refusal in {b['max_503_s']:.3f} s), {b['errors']} errors, "
+              f"{b['status_503']} refused with 503 (the slowest refusal in {b['max_503_s']:.3f} s), "
+              f"{b['errors']} errors, "
               f"{b['lost']} lost."]
     return "\n".join(lines) + "\n"
 
