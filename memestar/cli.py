@@ -21,7 +21,7 @@ except ImportError:
 from .bench.load import LoadOptions
 from .bench.run import BenchOptions
 from .device import DEFAULT_DEVICE
-from .errors import MemeError
+from .errors import MemeError, one_line
 from .export.meme import ExportOptions
 from .runtime.gen import GenOptions
 from .runtime.meme import VARIANTS_VARIATION, GenSettings
@@ -417,10 +417,6 @@ def base(
            "prediction_type": b.scheduler_config.get("prediction_type", "epsilon")}, as_json)
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
 def main(argv: list[str] | None = None) -> int:
     """Runs `meme` with `argv` (default: the command line); returns the exit code. Every failure is one line."""
     command = typer.main.get_command(app)
@@ -434,25 +430,25 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except click_errors.UsageError as e:
         where = f" (see `{e.ctx.command_path} --help`)" if e.ctx else ""
-        typer.echo(f"error: {_one_line(e.format_message())}{where}", err=True)
+        typer.echo(f"error: {one_line(e.format_message())}{where}", err=True)
         return e.exit_code
     except click_errors.ClickException as e:
-        typer.echo(f"error: {_one_line(e.format_message())}", err=True)
+        typer.echo(f"error: {one_line(e.format_message())}", err=True)
         return e.exit_code
     except MemeError as e:
-        typer.echo(f"error: {_one_line(str(e))}", err=True)
+        typer.echo(f"error: {one_line(str(e))}", err=True)
         return e.exit_code
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("error: interrupted", err=True)
         return 130
     except OSError as e:  # the machine said no (memory maps, devices, descriptors): not a meme-star bug
         where = f": {e.filename}" if e.filename else ""
-        typer.echo(f"error: {_one_line(e.strerror or str(e))}{where}", err=True)
+        typer.echo(f"error: {one_line(e.strerror or str(e))}{where}", err=True)
         return 1
     except Exception as e:
         if os.environ.get("MEMESTAR_DEBUG"):
             raise
-        typer.echo(f"error: internal error ({type(e).__name__}: {_one_line(str(e))[:300]}): a bug in meme-star; "
+        typer.echo(f"error: internal error ({type(e).__name__}: {one_line(str(e))[:300]}): a bug in meme-star; "
                    f"run again with MEMESTAR_DEBUG=1 for the traceback and report it", err=True)
         return 1
 

@@ -1,6 +1,11 @@
 """The exceptions that reach users: a one-line message naming the problem and the fix."""
 
 
+def one_line(text) -> str:
+    """`text` with its line breaks and runs of spaces folded into single spaces: how every error is shown."""
+    return " ".join(str(text).split())
+
+
 class MemeError(Exception):
     """Bad input or an unusable file. The CLI prints the message on one line and exits with `exit_code`."""
     exit_code = 2

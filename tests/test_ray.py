@@ -2,7 +2,6 @@
 routed by meme id to replicas that hold it, batches formed, errors as one-line JSON."""
 
 import os
-import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -11,17 +10,12 @@ import pytest
 ray = pytest.importorskip("ray", reason="the Ray test needs the ray extra: pip install -e '.[ray]'")
 from ray import serve  # noqa: E402
 
+from memestar.bench.load import free_port  # noqa: E402
 from memestar.serve.options import ServeOptions  # noqa: E402
 from memestar.serve.ray_app import app_builder, build  # noqa: E402
 
 QUICK = {"prompt": "a blue circle sliding", "steps": 2}
 MEMES = ("m0", "m1", "m2", "m3")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

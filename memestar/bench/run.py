@@ -195,8 +195,9 @@ def _train_stage(meme: MemeManifest, device, dtype, o: BenchOptions, peak_flops:
 
 
 def _time_backend(name: str, folder: Path, meme_manifest: MemeManifest, device, o: BenchOptions, peak_flops: float,
-                  known_flops: dict | None) -> dict:
-    """Loads one backend (or the baseline), times its stages and lets it go when it returns."""
+                  known_flops: dict | None, log) -> tuple[dict, dict]:
+    """Loads one backend (or the baseline), times its stages and, for `BATCHED` backends, its batches on the same
+    store; lets it go when it returns. Returns the stages and the batch figures (empty when not timed)."""
     if name == "baseline":
         backend = EagerFP32Baseline(folder, meme_manifest, device)
         x = load_inversion(folder).to(device)
@@ -209,8 +210,9 @@ def _time_backend(name: str, folder: Path, meme_manifest: MemeManifest, device, 
         encode_media = backend.encode_media
     else:
         precision = "auto" if name in GRAPH_BACKENDS else o.precision  # graph backends: the bench's export
-        meme = Meme.load(folder, device=str(device), precision=precision,
-                         backend="torch" if name in TORCH_VARIANTS else name, **TORCH_VARIANTS.get(name, {}))
+        store = MemeStore(device=str(device), precision=precision,
+                          backend="torch" if name in TORCH_VARIANTS else name, **TORCH_VARIANTS.get(name, {}))
+        meme = store.load(folder)
         backend, x = meme.backend, meme.inversion.float()
 
         def end_to_end():
@@ -219,16 +221,16 @@ def _time_backend(name: str, folder: Path, meme_manifest: MemeManifest, device, 
 
         encode_media = encode_gif
     stages = _generation_stages(backend, o, x, 8.0, end_to_end, encode_media, known_flops)
-    return _measure(stages, device, o.repeat, peak_flops)
+    measured = _measure(stages, device, o.repeat, peak_flops)
+    if name not in BATCHED or not o.batch_sizes:
+        return measured, {}
+    log(f"timing batches of {', '.join(map(str, o.batch_sizes))} ({name}) ...")
+    return measured, _throughput(store, meme, folder, device, o)
 
 
-def _throughput(name: str, folder: Path, device, o: BenchOptions) -> dict:
+def _throughput(store: MemeStore, meme: Meme, folder: Path, device, o: BenchOptions) -> dict:
     """Clips per second of `generate_batch` (text, denoising, decoding; no media) per batch size, and the time a
     second meme on the same base takes to swap its adapter in."""
-    precision = "auto" if name in GRAPH_BACKENDS else o.precision
-    store = MemeStore(device=str(device), precision=precision, backend="torch" if name in TORCH_VARIANTS else name,
-                      **TORCH_VARIANTS.get(name, {}))
-    meme = store.load(folder)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     batches = {}
     for size in o.batch_sizes:
@@ -298,15 +300,11 @@ def run_bench(o: BenchOptions, log=print) -> dict:
         for name, run_dtype in runs:
             precision = str(run_dtype).removeprefix("torch.")
             log(f"timing {name} ({precision}) ...")
-            stages = _time_backend(name, folder, meme, device, o, peaks[precision],
-                                   None if name in COUNTED else known_flops)
-            report["backends"][name] = {"precision": precision, "stages": stages}
+            stages, batches = _time_backend(name, folder, meme, device, o, peaks[precision],
+                                            None if name in COUNTED else known_flops, log)
+            report["backends"][name] = {"precision": precision, "stages": stages, **batches}
             known_flops = known_flops or {s: m["flops"] for s, m in stages.items()}
             _free(device)
-            if name in BATCHED and o.batch_sizes:
-                log(f"timing batches of {', '.join(map(str, o.batch_sizes))} ({name}) ...")
-                report["backends"][name].update(_throughput(name, folder, device, o))
-                _free(device)
             if o.train and name in TRAINED:
                 log(f"timing tuning steps ({name}) ...")
                 try:

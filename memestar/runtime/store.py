@@ -97,11 +97,12 @@ class MemeStore:
         check_int("--max-memes", max_memes, 1, 100_000)
         check_int("--max-bytes", max_bytes, 1, 2 ** 50)
         self.device, self.precision, self.backend = pick_device(device), precision, backend
+        self.dtype = compute_dtype(precision, self.device)  # of the torch backend's bases
         self.base, self.base_config, self.allow_pickle = base, base_config, allow_pickle
         self.cuda_graphs, self.compile = cuda_graphs, compile
         self.max_memes, self.max_bytes = max_memes, max_bytes
         self.bases: dict[tuple, BaseRuntime] = {}
-        self._memes: OrderedDict[tuple, Meme] = OrderedDict()
+        self._memes: OrderedDict[Path, Meme] = OrderedDict()  # by absolute folder
         self._lock = threading.RLock()  # held while loading: two requests for one base load it once
         self.loads = self.evictions = 0
 
@@ -110,11 +111,10 @@ class MemeStore:
         again; an unchanged one costs a stat, not a hash of its files)."""
         folder = Path(folder).absolute()
         with self._lock:
-            cached = self._memes.get(folder)
-            if cached is not None and cached.stamp == _stamp(folder):
+            cached, stamp = self._memes.get(folder), _stamp(folder)
+            if cached is not None and cached.stamp == stamp:
                 self._memes.move_to_end(folder)
                 return cached
-            stamp = _stamp(folder)
             manifest = read_meme(folder)
             if cached is not None and cached.manifest.adapter_sha256 == manifest.adapter_sha256 \
                     and cached.manifest.files == manifest.files:
@@ -152,22 +152,19 @@ class MemeStore:
             s = graphs.manifest.shapes
             shape = (1, s.latent_channels, s.frames, s.latent_side, s.latent_side)
             return Meme(folder, manifest, BaseRuntime(graphs), load_inversion(folder, shape).to(self.device))
-        key = (manifest.base.id, str(self.device), str(compute_dtype(self.precision, self.device)),
-               manifest.group_norm)
+        key = (manifest.base.id, str(self.device), str(self.dtype), manifest.group_norm)
         runtime = self.bases.get(key) or self._base_runtime(manifest)
         b, video = runtime.backend.base, runtime.video
         _, tensors = read_adapter(video, folder / ADAPTER, b.reference, b.fingerprint)
         self.bases[key] = runtime  # only now: a base whose first meme does not fit it is not kept
-        dtype = runtime.backend.dtype
-        adapter = {name: t.to(self.device, dtype) for name, t in tensors.items()}
+        adapter = {name: t.to(self.device, self.dtype) for name, t in tensors.items()}
         side = manifest.size // vae_scale_factor(b.vae)
         inversion = load_inversion(folder, (1, b.vae.config.latent_channels, manifest.frames, side, side))
         return Meme(folder, manifest, runtime, inversion.to(self.device), adapter)
 
     def _base_runtime(self, manifest: MemeManifest) -> BaseRuntime:
-        dtype = compute_dtype(self.precision, self.device)
-        b = load_base(self.base or manifest.base.reference, device=self.device, dtype=dtype, config=self.base_config,
-                      allow_pickle=self.allow_pickle)
-        video = VideoUNet(b.unet, manifest.group_norm).to(dtype).eval()
-        return BaseRuntime(TorchBackend(b, video, self.device, dtype, cuda_graphs=self.cuda_graphs,
+        b = load_base(self.base or manifest.base.reference, device=self.device, dtype=self.dtype,
+                      config=self.base_config, allow_pickle=self.allow_pickle)
+        video = VideoUNet(b.unet, manifest.group_norm).to(self.dtype).eval()
+        return BaseRuntime(TorchBackend(b, video, self.device, self.dtype, cuda_graphs=self.cuda_graphs,
                                         compile=self.compile), video)

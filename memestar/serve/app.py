@@ -32,10 +32,10 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from ..checks import (MAX_FPS, MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED, MAX_STEPS, MAX_TRAIN_STEPS, MAX_VARIANTS,
-                      MIN_FPS, check_prompt)
+from ..checks import (MAX_FPS, MAX_FRAMES, MAX_GUIDANCE, MAX_INVERSION_STEPS, MAX_LR, MAX_PROMPT_CHARS, MAX_SEED,
+                      MAX_SIZE, MAX_STEPS, MAX_TRAIN_STEPS, MAX_VARIANTS, MIN_FPS, check_prompt)
 from ..device import device_name
-from ..errors import MemeError
+from ..errors import MemeError, one_line
 from ..files import slug
 from ..media.clips import read_clip
 from ..media.writers import ENCODERS
@@ -82,7 +82,7 @@ class GenBody(BaseModel):
 
 
 def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status, headers=headers)
+    return JSONResponse({"error": one_line(message)}, status_code=status, headers=headers)
 
 
 def meme_id(value: str) -> str:
@@ -97,11 +97,17 @@ def list_memes(memes_dir: Path) -> list[tuple[str, float]]:
             if ID_PATTERN.match(path.name) and (path / MEME_JSON).is_file()]
 
 
-def read_manifest(memes_dir: Path, mid: str) -> MemeManifest:
-    path = memes_dir / meme_id(mid) / MEME_JSON
-    if not path.is_file():
+def meme_folder(memes_dir: Path, mid: str) -> Path:
+    """The folder of meme `mid` (its id checked: no path can be named), or 404. A stat, no read: the store reads
+    and checks meme.json when it loads the meme."""
+    folder = memes_dir / meme_id(mid)
+    if not (folder / MEME_JSON).is_file():
         raise HTTPException(404, f"no meme {mid!r}: GET /memes lists them")
-    return MemeManifest.from_json(path)
+    return folder
+
+
+def read_manifest(memes_dir: Path, mid: str) -> MemeManifest:
+    return MemeManifest.from_json(meme_folder(memes_dir, mid) / MEME_JSON)
 
 
 def meme_summary(mid: str, m: MemeManifest) -> dict:
@@ -294,8 +300,7 @@ def create_app(o: ServeOptions) -> FastAPI:
 
     @app.get("/memes/{mid}/preview.gif", summary="The meme's preview, as tuned", response_class=FileResponse)
     async def preview(mid: str):
-        manifest(mid)
-        path = memes_dir / mid / PREVIEW
+        path = meme_folder(memes_dir, mid) / PREVIEW
         if not path.is_file():
             raise HTTPException(404, f"meme {mid!r} has no preview")
         return FileResponse(path, media_type="image/gif")
@@ -303,7 +308,7 @@ def create_app(o: ServeOptions) -> FastAPI:
     @app.post("/memes/{mid}/gen", summary="A clip (or variants) of a new subject with the meme's motion",
               responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}})
     async def gen(mid: str, body: GenBody, request: Request):
-        manifest(mid)
+        meme_folder(memes_dir, mid)
         job = GenJob(mid, body.requests(), time.monotonic() + o.deadline_s)
         t = time.perf_counter()
         try:
@@ -343,11 +348,11 @@ def create_app(o: ServeOptions) -> FastAPI:
                     prompt: str = Form(..., min_length=1, max_length=MAX_PROMPT_CHARS),
                     id: str | None = Form(None, description="The meme's id (default: from the prompt)"),
                     steps: int = Form(TrainOptions.steps, ge=1, le=MAX_TRAIN_STEPS),
-                    frames: int = Form(TrainOptions.frames, ge=1, le=128),
-                    size: int = Form(TrainOptions.size, ge=8, le=1024),
-                    lr: float = Form(TrainOptions.lr, gt=0, le=1),
+                    frames: int = Form(TrainOptions.frames, ge=1, le=MAX_FRAMES),
+                    size: int = Form(TrainOptions.size, ge=8, le=MAX_SIZE),
+                    lr: float = Form(TrainOptions.lr, gt=0, le=MAX_LR),
                     seed: int = Form(TrainOptions.seed, ge=0, le=MAX_SEED),
-                    inversion_steps: int = Form(TrainOptions.inversion_steps, ge=1, le=1000)):
+                    inversion_steps: int = Form(TrainOptions.inversion_steps, ge=1, le=MAX_INVERSION_STEPS)):
         check_prompt(prompt, "say what the clip shows")
         mid = meme_id(id) if id else slug_id(prompt)
         if (memes_dir / mid).exists() or mid in jobs.busy_meme_ids():

@@ -62,7 +62,7 @@ class TrainingJobs:
         with self._cond:
             if len(self._waiting) >= self.max_waiting:
                 raise MemeError(f"{self.max_waiting} training jobs are already waiting: try again later")
-            if meme_id in {j.meme_id for j in self.jobs.values() if j.state in ("queued", "running")}:
+            if meme_id in self.busy_meme_ids():  # the condition's lock is reentrant
                 raise MemeError(f"a job is already training meme {meme_id!r}: wait for it or choose another id")
             job = TrainingJob(job_id, meme_id, replace(options, out=self.folder(job_id) / "meme", quiet=True))
             self.jobs[job_id] = job

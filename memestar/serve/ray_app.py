@@ -23,7 +23,8 @@ from ray import serve
 
 from ..runtime.meme import MAX_BATCH, GenRequest, Generation, Meme
 from ..runtime.store import MemeStore
-from .app import (GenBody, add_error_handlers, bearer_auth, clips_response, list_memes, meme_summary, read_manifest)
+from .app import (GenBody, add_error_handlers, bearer_auth, clips_response, list_memes, meme_folder, meme_summary,
+                  read_manifest)
 from .options import ServeOptions
 
 AUTOSCALING = {"min_replicas": 1, "max_replicas": 8, "target_ongoing_requests": 4}
@@ -43,15 +44,15 @@ class MemeGenerator:
 
     @serve.multiplexed(max_num_models_per_replica=MEMES_PER_REPLICA)
     async def meme(self, meme_id: str) -> Meme:
-        read_manifest(self.memes_dir, meme_id)  # the id is checked here too: no path can be named
-        return await run_in_threadpool(self.store.load, self.memes_dir / meme_id)
+        return await run_in_threadpool(self.store.load, meme_folder(self.memes_dir, meme_id))
 
     @serve.batch(max_batch_size=MAX_BATCH, batch_wait_timeout_s=0.01)
     async def _batched(self, items: list[tuple[Meme, GenRequest]]) -> list[Generation | Exception]:
-        """Clips of any memes and settings that arrived together: one batch per (meme, sampler, steps, guided)."""
-        groups: dict[tuple, list[int]] = {}
-        for i, (meme, request) in enumerate(items):
-            groups.setdefault((id(meme), request.settings.batch_key), []).append(i)
+        """Clips of any memes and settings that arrived together: each meme's go to its `generate_batch`, which runs
+        one batch per (sampler, steps, guided)."""
+        groups: dict[int, list[int]] = {}
+        for i, (meme, _) in enumerate(items):
+            groups.setdefault(id(meme), []).append(i)
         out: list = [None] * len(items)
         for indices in groups.values():
             meme = items[indices[0]][0]
@@ -111,7 +112,7 @@ def build(options: ServeOptions, replicas: int | None = None, gpus: float | None
 
         @app.post("/memes/{mid}/gen")
         async def gen(self, mid: str, body: GenBody):
-            read_manifest(memes_dir, mid)
+            meme_folder(memes_dir, mid)
             body.requests()  # refused here, before any replica is asked
             t = time.perf_counter()
             handle = self.generator.options(multiplexed_model_id=mid)
