@@ -19,7 +19,7 @@ import torch
 from memestar.models.base import load_base
 from memestar.models.text import encode_prompts
 from memestar.models.video_unet import VideoUNet
-from memestar.runtime import GenSettings, Meme, MemeStore
+from memestar.runtime import GenRequest, GenSettings, Meme, MemeStore
 
 pytestmark = pytest.mark.gpu
 PROMPT = "a blue circle sliding"
@@ -68,6 +68,16 @@ def test_a_batch_in_its_graph_bucket_equals_each_clip_alone(meme_dir, precision)
         alone = meme.backend.sample("ddim", 6, x[i:i + 1], text[[i, 3 + i]], guidance[i])
         assert relative(batched[i:i + 1], alone) < TOLERANCE[precision], i
     assert sorted(key[2][0] for key in meme.backend._graphs) == [1, 4]  # one capture per bucket
+
+
+def test_warm_up_captures_every_bucket_so_requests_capture_nothing(meme_dir):
+    meme = Meme.load(meme_dir, device="cuda", backend="torch")
+    took = meme.warm_up((1, 2, 4, 8), GenSettings(steps=3))
+    assert list(took) == [1, 2, 4, 8]
+    captured = dict(meme.backend._graphs)
+    assert sorted(key[2][0] for key in captured) == [1, 2, 4, 8]
+    meme.generate_batch([GenRequest(PROMPT, GenSettings(steps=3, seed=s)) for s in range(3)])  # bucket 4
+    assert meme.backend._graphs.keys() == captured.keys()
 
 
 def test_two_memes_share_one_base_and_swap_adapters_on_the_gpu(meme_dir, meme_variant, tmp_path):

@@ -164,6 +164,16 @@ class Meme:
                         out[i] = g
         return out
 
+    def warm_up(self, batch_sizes: tuple[int, ...], settings: GenSettings | None = None) -> dict[int, float]:
+        """Runs one batch of each size with `settings` (default: the defaults), so that the CUDA graphs of those
+        batch sizes are captured (and cuDNN has planned) before a user waits on them. Batch size -> seconds."""
+        took = {}
+        for n in batch_sizes:
+            t = time.perf_counter()
+            self.generate_batch([GenRequest("warm-up", settings or GenSettings())] * min(n, MAX_BATCH))
+            took[n] = time.perf_counter() - t
+        return took
+
     def start_latents(self, s: GenSettings) -> torch.Tensor:
         """`(1, c, f, h, w)` fp32: the stored inversion, with `variation` of the seed's noise blended in
         (variance kept: sqrt(1 - v) * inversion + sqrt(v) * noise, MotionDirector's noise prior), or the noise."""

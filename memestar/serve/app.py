@@ -239,11 +239,16 @@ def create_app(o: ServeOptions) -> FastAPI:
     state = {"warm": False}
 
     def warm():
-        """Loads the newest meme, and so its base, before the first request."""
+        """Loads the newest meme, and so its base, before the first request; with CUDA graphs, also captures the
+        default settings' graph of every batch size the worker cuts batches to (else the first batch of each size
+        waits two loops: one to warm up, one to capture)."""
         try:
             found = sorted(list_memes(memes_dir), key=lambda m: m[1], reverse=True)
             if found:
-                store.load(memes_dir / found[0][0])
+                meme = store.load(memes_dir / found[0][0])
+                if graphs:
+                    took = meme.warm_up(tuple(b for b in BATCH_BUCKETS if b <= o.max_batch))
+                    log.info("captured batch sizes %s in %.1f s", list(took), sum(took.values()))
         except Exception as e:  # noqa: BLE001 (a broken meme must not keep the server down; /readyz tells)
             log.warning("could not load a meme at start: %s", e)
         state["warm"] = True
