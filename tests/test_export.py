@@ -14,10 +14,13 @@ import memestar.export.onnx as export_onnx
 from memestar.errors import ExportFailed, MemeError
 from memestar.export.meme import ExportOptions, export_meme
 from memestar.export_folder import (EXPORT_JSON, INSTALL_HINT, EngineIdentity, EnginesInputs, EnginesManifest,
-                                   ExportManifest, list_exports, stale_reason)
+                                   ExportManifest, list_exports, ort_session, stale_reason)
 from memestar.meme_folder import read_meme
 from memestar.media.writers import write_gif
-from memestar.runtime import Meme
+from memestar.export.trt import engine_profiles
+from memestar.models.batch import BATCH_BUCKETS, MAX_BATCH
+from memestar.models.graphs import GRAPH_SPECS, Shapes
+from memestar.runtime import GenSettings, Meme
 from memestar.runtime.meme import choose_backend
 from memestar.train.meme import train_meme
 
@@ -66,6 +69,55 @@ def test_ort_generation_matches_torch_from_the_same_latents(meme_dir, exported):
     g_ref = reference.generate(PROMPT, steps=4, guidance=5.0)
     assert g_ours.settings["backend"] == "ort"
     assert np.abs(g_ours.frames.astype(int) - g_ref.frames.astype(int)).max() <= 2
+
+
+def test_exported_graphs_take_a_batch_and_each_clip_comes_out_as_alone(meme_dir, exported, monkeypatch):
+    ours = Meme.load(meme_dir, backend="ort", device="cpu")
+    backend, manifest = ours.backend, ours.backend.manifest
+    assert manifest.built_from.max_batch == MAX_BATCH
+    assert backend.max_batch == 1  # on a CPU the UNet's session is pinned to one clip (faster there)
+    backend.sessions["unet"] = ort_session(backend.folder / "unet.onnx")  # its dynamic axis, as on a GPU
+    backend.pinned["unet"] = None
+    assert backend.max_batch == MAX_BATCH
+    assert manifest.graphs["unet"].inputs[2].shape[:2] == ["batch", 2]  # text: (unconditional, conditional) per clip
+    assert manifest.graphs["unet"].inputs[1].shape == [1]  # one timestep for the batch
+    reference = Meme.load(meme_dir, backend="torch", device="cpu")
+    prompts = [PROMPT, "a green star sliding", "a red square sliding"]
+    x = torch.cat([reference.start_latents(GenSettings(seed=s, variation=0.4)) for s in range(3)])  # n c f h w
+    text = torch.cat([reference.text_embedding("").expand(3, -1, -1),
+                      torch.cat([reference.text_embedding(p) for p in prompts])])
+    guidance = [3.0, 5.0, 8.0]
+    batched = backend.sample("ddim", 3, x, text, guidance)
+    for i in range(3):
+        alone = backend.sample("ddim", 3, x[i:i + 1], text[[i, 3 + i]], guidance[i])
+        assert relative(batched[i:i + 1], alone) < 1e-5, i
+        assert relative(batched[i:i + 1], reference.backend.sample("ddim", 3, x[i:i + 1], text[[i, 3 + i]],
+                                                                    guidance[i])) < 1e-3, i
+    assert not torch.allclose(batched[0], batched[1])
+    unguided = backend.sample("ddim", 3, x, text[3:], 1.0)
+    assert relative(unguided[1:2], backend.sample("ddim", 3, x[1:2], text[4:5], 1.0)) < 1e-5
+    monkeypatch.setattr(type(backend), "max_batch", 2)  # more clips than one call takes: two calls
+    assert relative(backend.sample("ddim", 3, x, text, guidance), batched) < 1e-5
+
+
+def test_an_exporter_that_fixes_the_batch_size_is_refused(tmp_path):
+    class OneRowAtATime(torch.nn.Module):  # a Python loop over the batch: the exporter can only unroll it
+        def forward(self, latents):
+            return torch.stack([row * 2 for row in latents])
+
+    with pytest.raises(ExportFailed, match="fixed axis 0 of .*input latents to 2"):
+        export_onnx.export_graph(OneRowAtATime().eval(), {"latents": torch.randn(2, 3)}, ["out"], tmp_path / "loop.onnx",
+                                 18, ({0: torch.export.Dim("batch", min=1, max=8)},))
+
+
+def test_tensorrt_profiles_are_one_static_shape_per_batch_bucket():
+    shapes = Shapes(frames=8, latent_channels=4, latent_side=8, text_length=16, text_width=32, vocab_size=99,
+                    pixel_side=64)
+    unet = engine_profiles(GRAPH_SPECS["unet"], shapes)
+    assert [p["latents"][0] for p in unet] == list(BATCH_BUCKETS)
+    assert unet[-1] == {"latents": (8, 4, 8, 8, 8), "text": (8, 2, 16, 32), "guidance": (8,)}  # no timestep: static
+    assert engine_profiles(GRAPH_SPECS["vae_decoder"], shapes) == [{"latents": (1, 4, 8, 8, 8)}]
+    assert engine_profiles(GRAPH_SPECS["text_encoder"], shapes) == [{"input_ids": (1, 16)}]
 
 
 def test_fp16_export_is_within_its_tolerance_and_is_chosen_by_precision(meme_dir, exported):
@@ -240,6 +292,14 @@ def test_tensorrt_engines_match_torch_and_a_second_meme_refits(meme_dir, tmp_pat
     text = torch.cat([reference.text_embedding(""), reference.text_embedding(PROMPT)])
     a, b = (m.backend.sample("ddim", 4, reference.inversion.float(), text.float(), 5.0) for m in (engine, reference))
     assert relative(a, b) < 1e-2
+    unet = engine.backend.engines["unet"]
+    assert sorted(unet.profiles) == [1, 2, 4, 8]  # one static profile per batch bucket
+    x = torch.cat([reference.start_latents(GenSettings(seed=s, variation=0.4)) for s in range(3)])
+    texts = torch.cat([text[:1].expand(3, -1, -1), text[1:].expand(3, -1, -1)]).float()
+    batched = engine.backend.sample("ddim", 4, x, texts, [3.0, 5.0, 8.0])  # the profile of 4, padded
+    for i, g in enumerate([3.0, 5.0, 8.0]):
+        assert relative(batched[i:i + 1], engine.backend.sample("ddim", 4, x[i:i + 1], texts[[i, 3 + i]], g)) < 1e-2
+    assert unet.profiles[4].graph and unet.profiles[1].graph and unet.profiles[8].graph is None
     other = tmp_path / "other"
     clip = write_gif(sliding_square()[::-1].copy(), tmp_path / "back.gif", fps=8)
     train_meme(train_options(clip, other, steps=3, inversion_steps=4, device="cuda"))

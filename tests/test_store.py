@@ -8,7 +8,7 @@ import torch
 from memestar.errors import MemeError
 from memestar.runtime import GenRequest, GenSettings, Meme, MemeStore, variant_requests
 from memestar.runtime.meme import VARIANTS_VARIATION
-from memestar.runtime.torch_backend import bucket
+from memestar.models.batch import bucket
 
 
 def relative(a: torch.Tensor, b: torch.Tensor) -> float:

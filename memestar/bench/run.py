@@ -27,12 +27,13 @@ from ..media.writers import encode_gif
 from ..meme_folder import (ADAPTER, INVERSION, BaseRecord, InversionRecord, MemeManifest, library_versions,
                            load_inversion, read_meme, save_inversion, write_meme_json)
 from ..models.adapter import save_adapter
+from ..models.batch import MAX_BATCH
 from ..models.base import load_base
 from ..models.text import encode_prompts
 from ..models.vae import encode_frames, vae_scale_factor
 from ..models.video_unet import VideoUNet
 from ..runtime import Meme
-from ..runtime.meme import MAX_BATCH, GenRequest, GenSettings
+from ..runtime.meme import GenRequest, GenSettings
 from ..runtime.store import MemeStore
 from ..train.tune import TuneSettings, tune
 from .baseline import EagerFP32Baseline

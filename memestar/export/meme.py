@@ -27,7 +27,8 @@ from ..files import replace_folder, write_error, write_json
 from ..meme_folder import ADAPTER, MemeManifest, library_versions, read_meme
 from ..models.adapter import load_adapter
 from ..models.base import load_base
-from ..models.graphs import GRAPHS, Shapes, TensorSpec
+from ..models.batch import MAX_BATCH
+from ..models.graphs import EXPORT_BATCH, GRAPHS, Shapes, TensorSpec
 from ..models.vae import vae_scale_factor
 from ..models.video_unet import VideoUNet
 from .onnx import TOLERANCE, check_opset, check_providers, export_graph, self_check
@@ -98,7 +99,7 @@ def _load(meme: MemeManifest, folder: Path, o: ExportOptions, device: torch.devi
 
 
 def _tensor_records(specs: tuple[TensorSpec, ...], shapes: Shapes) -> list[TensorRecord]:
-    return [TensorRecord(name=t.name, dtype=str(t.dtype).removeprefix("torch."), shape=list(t.shape(shapes)))
+    return [TensorRecord(name=t.name, dtype=str(t.dtype).removeprefix("torch."), shape=t.named_shape(shapes))
             for t in specs]
 
 
@@ -112,7 +113,7 @@ def _build(tmp: Path, key: str, built_from: ExportInputs, meme: MemeManifest, o:
     providers = check_providers(device)
     for spec in tqdm(GRAPHS, desc="exporting", unit="graph", disable=o.quiet):
         module = spec.module(base, video).eval()
-        inputs = spec.random_inputs(shapes)
+        inputs = spec.random_inputs(shapes)  # a batch of EXPORT_BATCH: the check sees clips kept apart
         on_device = {k: v.to(device) for k, v in inputs.items()}
         with torch.no_grad(), _no_tf32():
             reference = module(**on_device)
@@ -120,12 +121,14 @@ def _build(tmp: Path, key: str, built_from: ExportInputs, meme: MemeManifest, o:
             module(**on_device)  # timed warm, like ONNX Runtime's second run: `--backend auto` compares the two
             _sync(device)
             torch_s = time.perf_counter() - t
-        if tuple(reference.shape) != spec.output.shape(shapes):
+        expected = spec.output.shape(shapes, EXPORT_BATCH)
+        if tuple(reference.shape) != expected:
             raise MemeError(f"the {spec.name} graph gives shape {tuple(reference.shape)}, its spec says "
-                            f"{spec.output.shape(shapes)}: a bug in meme-star, please report it")
+                            f"{expected}: a bug in meme-star, please report it")
         if built_from.precision == "fp16":
             module.half()
-        info = export_graph(module, on_device, [t.name for t in spec.outputs], tmp / f"{spec.name}.onnx", o.opset)
+        info = export_graph(module, on_device, [t.name for t in spec.outputs], tmp / f"{spec.name}.onnx", o.opset,
+                            spec.dynamic_shapes())
         module.to("meta")  # done with it: give the memory back before the next graph
         check = self_check(tmp / f"{spec.name}.onnx", reference, inputs, built_from.precision, providers)
         graphs[spec.name] = GraphRecord(**info, inputs=_tensor_records(spec.inputs, shapes),
@@ -187,7 +190,8 @@ def export_meme(o: ExportOptions) -> dict:
     export_dir = _writable_export_dir(folder)
     precision = o.precision if o.precision != "auto" else ("fp16" if device.type == "cuda" else "fp32")
     built_from = ExportInputs(adapter_sha256=meme.adapter_sha256, base=meme.base.id, group_norm=meme.group_norm,
-                              frames=meme.frames, size=meme.size, guidance_batch=2, precision=precision,
+                              frames=meme.frames, size=meme.size, guidance_batch=2, max_batch=MAX_BATCH,
+                              precision=precision,
                               opset=o.opset, versions=onnx_versions())
     key = build_key(built_from)  # from meme.json alone: a cache hit loads no model
     final = export_dir / key

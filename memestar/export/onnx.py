@@ -39,8 +39,9 @@ def _first_line(e: Exception) -> str:
 
 
 def export_graph(module: torch.nn.Module, inputs: dict[str, torch.Tensor], output_names: list[str], path: Path,
-                 opset: int) -> dict:
-    """Writes `module(**inputs)` to `path` with static shapes; returns what was done (nodes, seconds, sizes)."""
+                 opset: int, dynamic_shapes: tuple | None = None) -> dict:
+    """Writes `module(**inputs)` to `path`, static but for the axes `dynamic_shapes` names (one entry per input,
+    as torch.export takes them); returns what was done (nodes, seconds, sizes)."""
     import onnx
     import onnx_graphsurgeon as gs
 
@@ -49,12 +50,15 @@ def export_graph(module: torch.nn.Module, inputs: dict[str, torch.Tensor], outpu
         logging.getLogger(name).setLevel(logging.ERROR)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch's own pytree deprecations, inside the exporter
+        warnings.filterwarnings("ignore", "# The axis name")  # one batch axis shared by several inputs: as meant
         try:
             program = torch.onnx.export(module, tuple(inputs.values()), input_names=list(inputs),
-                                        output_names=output_names, opset_version=opset, dynamo=True, verbose=False)
+                                        output_names=output_names, opset_version=opset, dynamo=True, verbose=False,
+                                        dynamic_shapes=dynamic_shapes)
         except Exception as e:  # the exporter raises many kinds; the message is what the user needs
             raise ExportFailed(f"the ONNX exporter failed on {path.stem} at opset {opset}: {_first_line(e)}") from e
     model = program.model_proto
+    _check_dynamic(model, inputs, dynamic_shapes, path)
     exported_nodes = len(model.graph.node)
     graph = gs.import_onnx(model)
     graph.cleanup().toposort()
@@ -72,6 +76,18 @@ def export_graph(module: torch.nn.Module, inputs: dict[str, torch.Tensor], outpu
     return {"file": path.name, "external_data": external, "nodes_exported": exported_nodes,
             "nodes": len(graph.nodes), "bytes": sum(f.stat().st_size for f in files),
             "export_s": round(time.perf_counter() - t, 3)}
+
+
+def _check_dynamic(model, inputs: dict[str, torch.Tensor], dynamic_shapes: tuple | None, path: Path) -> None:
+    """Raises when an axis asked to be dynamic came out as a number: torch's exporter falls back to a static
+    graph when the model fixes a size on the way (a shape test, a Python loop over it) instead of failing."""
+    for name, dims, value in zip(inputs, dynamic_shapes or (), model.graph.input):
+        shape = value.type.tensor_type.shape.dim
+        fixed = [axis for axis in (dims or {}) if not shape[axis].dim_param]
+        if fixed:
+            raise ExportFailed(f"the ONNX exporter fixed axis {fixed[0]} of {path.stem}'s input {name} to "
+                               f"{shape[fixed[0]].dim_value} instead of keeping it dynamic: a bug in meme-star "
+                               f"(the graph's code specialises the batch size), please report it")
 
 
 def check_providers(device: torch.device) -> list:

@@ -1,8 +1,10 @@
 """FP16 TensorRT engines from a meme's checked ONNX export, built through polygraphy, refittable.
 
-Static shapes (one profile per meme), a timing cache shared by all builds on this machine, and an engine
-cache of bases: a second meme on the same base, shapes, GPU and TensorRT copies the first meme's engines
-and refits only the UNet's weights from its own ONNX file instead of building again.
+One optimisation profile per batch size the runtime runs a graph at (`GraphSpec.buckets`: the UNet at 1, 2, 4
+and 8 clips, the others at 1), each static (min = opt = max), so every batch size gets kernels chosen for it
+rather than for one dynamic range; a timing cache shared by all builds on this machine, and an engine cache of
+bases: a second meme on the same base, shapes, GPU and TensorRT copies the first meme's engines and refits only
+the UNet's weights from its own ONNX file instead of building again.
 
 TensorRT is the optional extra `meme-star[trt]` and needs an NVIDIA GPU; it is imported only here and in
 the TensorRT backend. This code follows polygraphy's and TensorRT's documented Python API; it cannot run
@@ -25,14 +27,26 @@ from ..export_folder import (ENGINES_JSON, EnginesInputs, EnginesManifest, Expor
                              engine_identity, list_engines, require_tensorrt, stale_reason)
 from ..files import atomic_path, replace_folder, write_error, write_json
 from ..models.base import cache_dir
-from ..models.graphs import GRAPHS, UNET
+from ..models.graphs import GRAPHS, UNET, GraphSpec, Shapes
 
 
-def _build_engine(trt, onnx_path: Path, plan: Path, timing_cache: Path) -> None:
-    from polygraphy.backend.trt import CreateConfig, engine_from_network, network_from_onnx_path, save_engine
+def engine_profiles(spec: GraphSpec, shapes: Shapes) -> list[dict[str, tuple[int, ...]]]:
+    """One static profile per batch bucket of the graph: each batched input's shape at that batch size."""
+    return [{t.name: t.shape(shapes, n) for t in spec.inputs if t.batched} for n in spec.buckets]
+
+
+def _build_engine(trt, onnx_path: Path, plan: Path, timing_cache: Path, spec: GraphSpec, shapes: Shapes) -> None:
+    from polygraphy.backend.trt import (CreateConfig, Profile, engine_from_network, network_from_onnx_path,
+                                        save_engine)
 
     network = network_from_onnx_path(str(onnx_path), flags=[trt.OnnxParserFlag.NATIVE_INSTANCENORM])
-    config = CreateConfig(fp16=True, refittable=True, load_timing_cache=str(timing_cache))
+    profiles = []
+    for inputs in engine_profiles(spec, shapes):
+        profile = Profile()
+        for name, shape in inputs.items():
+            profile.add(name, min=shape, opt=shape, max=shape)
+        profiles.append(profile)
+    config = CreateConfig(fp16=True, refittable=True, load_timing_cache=str(timing_cache), profiles=profiles)
     engine = engine_from_network(network, config=config, save_timing_cache=str(timing_cache))
     save_engine(engine, path=str(plan))
 
@@ -84,7 +98,8 @@ def build_engines(export_folder: Path, manifest: ExportManifest, device: torch.d
         shared.mkdir(parents=True, exist_ok=True)
         built_s = _read_build_seconds(shared / "built.json")
         tmp.mkdir()
-        for name in (spec.name for spec in GRAPHS):
+        for spec in GRAPHS:
+            name = spec.name
             onnx_path, plan = export_folder / f"{name}.onnx", tmp / f"{name}.plan"
             t = time.perf_counter()
             if (shared / plan.name).is_file() and name in built_s and not force:
@@ -96,7 +111,7 @@ def build_engines(export_folder: Path, manifest: ExportManifest, device: torch.d
                 if not quiet:
                     print(f"building the {name} engine (minutes, once per base, shapes and GPU) ...", file=sys.stderr,
                           flush=True)
-                _build_engine(trt, onnx_path, plan, timing_cache)
+                _build_engine(trt, onnx_path, plan, timing_cache, spec, manifest.shapes)
                 with atomic_path(shared / plan.name) as cached:
                     shutil.copyfile(plan, cached)
                 how[name] = "built"

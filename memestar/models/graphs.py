@@ -1,13 +1,17 @@
 """The graphs a meme exports: one list of specs, read by the export stage (what to build and check) and by the
 graph backends of the runtime (what to feed and what comes back).
 
-- `text_encoder`: token ids (1, L) int64 -> embeddings (1, L, d).
-- `unet`: latents (1, c, f, h, w), timestep (1,) int64, text (2, L, d) as (unconditional, conditional),
-  guidance (1,) -> the guided model output (1, c, f, h, w). Classifier-free guidance runs inside the graph as
-  one batch of two; no guidance is the conditional text twice with guidance 1 (so it costs two passes).
-- `vae_decoder`: latents (1, c, f, h, w) -> frames (1, f, H, W, 3), fp32 in [0, 255] (rounded on the host).
+Every graph takes a batch of n clips (or prompts) on its first axis, n from 1 to `MAX_BATCH` (dynamic in the
+ONNX files: `batch`); the runtime runs the UNet at the batch buckets and the others one at a time (`buckets`:
+one TensorRT profile each):
+- `text_encoder`: token ids (n, L) int64 -> embeddings (n, L, d).
+- `unet`: latents (n, c, f, h, w), timestep (1,) int64 (one step for the whole batch), text (n, 2, L, d) as
+  (unconditional, conditional) per clip, guidance (n,) -> the guided model output (n, c, f, h, w).
+  Classifier-free guidance runs inside the graph as one UNet batch of 2n; no guidance is the conditional text
+  twice with guidance 1 (so it costs two passes).
+- `vae_decoder`: latents (n, c, f, h, w) -> frames (n, f, H, W, 3), fp32 in [0, 255] (rounded on the host).
 Inputs and outputs are fp32 (ids and timesteps int64) whatever the graph's precision; casts happen inside.
-Shapes are static per meme (`Shapes`).
+All other sizes are static per meme (`Shapes`).
 """
 
 from dataclasses import dataclass
@@ -17,9 +21,12 @@ import torch
 from torch import nn
 
 from ..records import record
-from .guidance import guided_output
+from .batch import BATCH_BUCKETS, MAX_BATCH
 from .vae import decode_pixels
 from .video_unet import VideoUNet
+
+BATCH_AXIS = "batch"  # the name of the dynamic first axis in the ONNX files
+EXPORT_BATCH = 2  # the batch the exporter traces (not 1: a size of 1 would be taken for a constant)
 
 TEXT_ENCODER, UNET, VAE_DECODER = "text_encoder", "unet", "vae_decoder"
 
@@ -50,14 +57,19 @@ class TextEncoderGraph(nn.Module):
 
 
 class GuidedUNetGraph(nn.Module):
+    """Classifier-free guidance as one UNet batch of 2n, written without shape tests (`guided_output` picks its
+    case from the shapes; a traced graph must take every batch size the same way)."""
+
     def __init__(self, video: VideoUNet):
         super().__init__()
         self.video = video
 
     def forward(self, latents, timestep, text, guidance) -> torch.Tensor:
-        dtype = self.video.dtype
-        return guided_output(lambda x, t, e: self.video(x.to(dtype), t, e).float(), latents, timestep,
-                             text.to(dtype), guidance)
+        n, dtype = latents.shape[0], self.video.dtype
+        text = text.transpose(0, 1).reshape(-1, *text.shape[2:])  # (2 n) L d: unconditional, then conditional
+        out = self.video(torch.cat([latents, latents]).to(dtype), timestep, text.to(dtype)).float()
+        u, c = out[:n], out[n:]
+        return u + guidance.view(-1, 1, 1, 1, 1) * (c - u)
 
 
 class VaeDecoderGraph(nn.Module):
@@ -66,17 +78,23 @@ class VaeDecoderGraph(nn.Module):
         self.vae = vae
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
-        return decode_pixels(self.vae, latents, chunk=latents.shape[2])
+        return decode_pixels(self.vae, latents, chunk=None)  # every frame of the batch in one decoder call
 
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """One input or output: its name, dtype, shape (from the meme's `Shapes`) and, for inputs, how to draw a
-    random value of it for the export's self-check."""
+    """One input or output: its name, dtype, shape for n clips (from the meme's `Shapes`), whether its first
+    axis is the batch and, for inputs, how to draw a random value of it for the export's self-check."""
     name: str
     dtype: torch.dtype
-    shape: Callable[[Shapes], tuple[int, ...]]
+    shape: Callable[[Shapes, int], tuple[int, ...]]
     draw: Callable[[tuple[int, ...], Shapes, torch.Generator], torch.Tensor] | None = None
+    batched: bool = True
+
+    def named_shape(self, shapes: Shapes) -> list[int | str]:
+        """The shape with its batch axis named, as the ONNX file holds it."""
+        shape = list(self.shape(shapes, 1))
+        return [BATCH_AXIS, *shape[1:]] if self.batched else shape
 
 
 @dataclass(frozen=True)
@@ -85,19 +103,25 @@ class GraphSpec:
     module: Callable[[object, VideoUNet], nn.Module]  # (base model, video UNet with its adapter) -> the graph
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    buckets: tuple[int, ...] = (1,)  # the batch sizes the runtime runs it at (TensorRT: one profile each)
 
-    def random_inputs(self, shapes: Shapes, seed: int = 0) -> dict[str, torch.Tensor]:
-        """Random inputs of the right shapes and dtypes, the same for a given seed."""
+    def random_inputs(self, shapes: Shapes, n: int = EXPORT_BATCH, seed: int = 0) -> dict[str, torch.Tensor]:
+        """Random inputs for n clips of the right shapes and dtypes, the same for a given seed."""
         g = torch.Generator().manual_seed(seed)
-        return {t.name: t.draw(t.shape(shapes), shapes, g) for t in self.inputs}
+        return {t.name: t.draw(t.shape(shapes, n), shapes, g) for t in self.inputs}
+
+    def dynamic_shapes(self) -> tuple:
+        """For torch's exporter: the batch axis of each input as one dimension of 1 to `MAX_BATCH`."""
+        batch = torch.export.Dim(BATCH_AXIS, min=1, max=MAX_BATCH)
+        return tuple({0: batch} if t.batched else None for t in self.inputs)
 
     @property
     def output(self) -> TensorSpec:
         return self.outputs[0]
 
 
-def _latents(s: Shapes) -> tuple[int, ...]:
-    return (1, s.latent_channels, s.frames, s.latent_side, s.latent_side)
+def _latents(s: Shapes, n: int) -> tuple[int, ...]:
+    return (n, s.latent_channels, s.frames, s.latent_side, s.latent_side)
 
 
 def _normal(shape, s, g):
@@ -106,20 +130,20 @@ def _normal(shape, s, g):
 
 GRAPHS: tuple[GraphSpec, ...] = (
     GraphSpec(TEXT_ENCODER, lambda base, video: TextEncoderGraph(base.text_encoder),
-              inputs=(TensorSpec("input_ids", torch.int64, lambda s: (1, s.text_length),
+              inputs=(TensorSpec("input_ids", torch.int64, lambda s, n: (n, s.text_length),
                                  lambda shape, s, g: torch.randint(0, s.vocab_size, shape, generator=g)),),
-              outputs=(TensorSpec("embeddings", torch.float32, lambda s: (1, s.text_length, s.text_width)),)),
+              outputs=(TensorSpec("embeddings", torch.float32, lambda s, n: (n, s.text_length, s.text_width)),)),
     GraphSpec(UNET, lambda base, video: GuidedUNetGraph(video),
               inputs=(TensorSpec("latents", torch.float32, _latents, _normal),
-                      TensorSpec("timestep", torch.int64, lambda s: (1,),
-                                 lambda shape, s, g: torch.randint(1, 1000, shape, generator=g)),
-                      TensorSpec("text", torch.float32, lambda s: (2, s.text_length, s.text_width), _normal),
-                      TensorSpec("guidance", torch.float32, lambda s: (1,),
-                                 lambda shape, s, g: torch.full(shape, 7.5))),
-              outputs=(TensorSpec("model_output", torch.float32, _latents),)),
+                      TensorSpec("timestep", torch.int64, lambda s, n: (1,),
+                                 lambda shape, s, g: torch.randint(1, 1000, shape, generator=g), batched=False),
+                      TensorSpec("text", torch.float32, lambda s, n: (n, 2, s.text_length, s.text_width), _normal),
+                      TensorSpec("guidance", torch.float32, lambda s, n: (n,),
+                                 lambda shape, s, g: 1 + 10 * torch.rand(shape, generator=g))),
+              outputs=(TensorSpec("model_output", torch.float32, _latents),), buckets=BATCH_BUCKETS),
     GraphSpec(VAE_DECODER, lambda base, video: VaeDecoderGraph(base.vae),
               inputs=(TensorSpec("latents", torch.float32, _latents, _normal),),
               outputs=(TensorSpec("pixels", torch.float32,
-                                  lambda s: (1, s.frames, s.pixel_side, s.pixel_side, 3)),)),
+                                  lambda s, n: (n, s.frames, s.pixel_side, s.pixel_side, 3)),)),
 )
 GRAPH_SPECS = {spec.name: spec for spec in GRAPHS}

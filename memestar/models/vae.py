@@ -18,11 +18,15 @@ def encode_frames(vae: AutoencoderKL, frames: torch.Tensor, chunk: int = 16) -> 
 
 
 @torch.no_grad()
-def decode_pixels(vae: AutoencoderKL, latents: torch.Tensor, chunk: int = 16) -> torch.Tensor:
-    """Latents `b c f h w` -> fp32 frames `b f h w 3` in [0, 255], not yet rounded (the exported decoder's output)."""
+def decode_pixels(vae: AutoencoderKL, latents: torch.Tensor, chunk: int | None = 16) -> torch.Tensor:
+    """Latents `b c f h w` -> fp32 frames `b f h w 3` in [0, 255], not yet rounded (the exported decoder's output),
+    `chunk` frames per decoder call (None: all in one)."""
     b, c, f, h, w = latents.shape
     z = latents.transpose(1, 2).reshape(b * f, c, h, w).to(vae.dtype) / vae.config.scaling_factor  # (b f) c h w
-    x = torch.cat([vae.decode(z[i:i + chunk]).sample for i in range(0, len(z), chunk)])
+    if chunk is None:
+        x = vae.decode(z).sample
+    else:
+        x = torch.cat([vae.decode(z[i:i + chunk]).sample for i in range(0, len(z), chunk)])
     x = ((x.float() + 1) * 127.5).clamp(0, 255)
     return x.permute(0, 2, 3, 1).reshape(b, f, *x.shape[2:], 3)  # b f h w 3
 

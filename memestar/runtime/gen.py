@@ -16,7 +16,8 @@ from ..device import DEFAULT_DEVICE
 from ..errors import MemeError
 from ..files import check_target, slug, write_error
 from ..media.writers import media_format, write_bytes
-from .meme import MAX_BATCH, GenSettings, Meme, variant_requests
+from ..models.batch import MAX_BATCH
+from .meme import GenSettings, Meme, variant_requests
 
 MAX_PROMPTS = 10_000
 MAX_PROMPTS_FILE_BYTES = 4 * 2 ** 20

@@ -2,8 +2,10 @@
 
 The export holds the tokenizer and noise schedule too, so these backends load no torch model and no
 base: tokens -> `text_encoder`, the sampler loop on the host calling `unet` (guidance inside the graph),
-`vae_decoder` -> frames rounded to uint8. A subclass only says how to run one graph (`_run`). The graphs take one
-clip: a batch runs clip by clip.
+`vae_decoder` -> frames rounded to uint8. A subclass only says how to run one graph on a batch (`_run`). A batch
+of clips runs through the UNet together, up to the export's `max_batch` at a time; prompts are encoded and clips
+decoded one at a time, as the torch backend does (a batched decoder would need the memory of every frame at once
+for a few percent of the time).
 """
 
 import json
@@ -34,34 +36,49 @@ class GraphBackend(Backend):
         self.sampler = Schedules(self.scheduler_config, device)
 
     @abstractmethod
-    def _run(self, spec: GraphSpec, feeds: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Runs one graph on `feeds` (named as `spec.inputs`); its output, fp32 on the device."""
+    def _run(self, spec: GraphSpec, feeds: dict[str, torch.Tensor], n: int) -> torch.Tensor:
+        """Runs one graph on `feeds` (named as `spec.inputs`, batched ones holding n rows); its output for the n,
+        fp32 on the device."""
 
     def _call(self, graph: str, *tensors: torch.Tensor) -> torch.Tensor:
-        spec = GRAPH_SPECS[graph]
-        feeds = {t.name: x.to(self.device, t.dtype).reshape(t.shape(self.manifest.shapes))
+        spec, n = GRAPH_SPECS[graph], len(tensors[0])
+        feeds = {t.name: x.to(self.device, t.dtype).reshape(t.shape(self.manifest.shapes, n))
                  for t, x in zip(spec.inputs, tensors, strict=True)}
-        return self._run(spec, feeds)
+        return self._run(spec, feeds, n)
+
+    @property
+    def max_batch(self) -> int:
+        return self.manifest.built_from.max_batch
 
     def unet_passes(self, guided: bool) -> int:
-        return 2  # the exported UNet is a fixed batch of two: no guidance runs the conditional text twice
+        return 2  # the exported UNet always guides: no guidance runs the conditional text twice
 
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
         ids = self.tokenizer(prompts, padding="max_length", max_length=self.tokenizer.model_max_length,
                              truncation=True, return_tensors="pt").input_ids
-        return torch.cat([self._call(TEXT_ENCODER, row[None]) for row in ids])  # static batch 1
+        return torch.cat([self._call(TEXT_ENCODER, row[None]) for row in ids])
+
+    @staticmethod
+    def _pairs(text: torch.Tensor, scales: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The UNet graph's text `(n, 2, L, d)` (unconditional, conditional per clip) and guidance `(n,)` from the
+        backends' `(2n, L, d)` or, with no guidance, `(n, L, d)` (the conditional text twice, guidance 1)."""
+        if len(text) == len(scales):
+            return torch.stack([text, text], 1), torch.ones_like(scales)
+        return torch.stack(text.chunk(2), 1), scales  # n 2 L d
 
     def denoise(self, x, t, text, guidance):
-        if len(text) == len(x):  # no guidance: the graph's batch of two is the conditional text twice
-            text, guidance = torch.cat([text, text]), 1.0
-        return self._call(UNET, x, torch.as_tensor(t), text, torch.tensor([guidance]))
+        pairs, scales = self._pairs(text, guidance_scales(guidance, len(x), self.device))
+        return self._call(UNET, x, torch.as_tensor(t), pairs, scales)
 
     def sample(self, sampler: str, steps: int, x: torch.Tensor, text: torch.Tensor, guidance) -> torch.Tensor:
-        n, schedule = len(x), self.sampler(sampler, steps)
-        scales = guidance_scales(guidance, n, torch.device("cpu")).tolist()
-        rows = [text[[i, n + i]] if len(text) == 2 * n else text[i:i + 1] for i in range(n)]
-        return torch.cat([schedule.sample(x[i:i + 1], lambda z, t, e=rows[i], g=scales[i]: self.denoise(z, t, e, g))
-                          for i in range(n)])
+        schedule = self.sampler(sampler, steps)
+        pairs, scales = self._pairs(text, guidance_scales(guidance, len(x), self.device))
+        out = []
+        for k in range(0, len(x), self.max_batch):
+            rows = slice(k, k + self.max_batch)
+            out.append(schedule.sample(x[rows], lambda z, t, e=pairs[rows], g=scales[rows]:
+                                       self._call(UNET, z, torch.as_tensor(t), e, g)))
+        return torch.cat(out)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         return torch.cat([to_uint8(self._call(VAE_DECODER, z[None])).cpu() for z in latents])

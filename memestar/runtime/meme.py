@@ -25,13 +25,13 @@ from ..export_folder import (EXPORT_JSON, EXPORT_PRECISIONS, ExportManifest, eng
                              find_export, list_exports)
 from ..media.writers import ENCODERS, encode_media, fit_to_kb
 from ..meme_folder import MemeManifest
+from ..models.batch import MAX_BATCH
 from ..models.text import truncation_warning
 from .backend import SAMPLERS, Backend
 
 BACKENDS = ("auto", "torch", "ort", "trt")
 STARTS = ("inversion", "noise")
 MIN_DEFAULT_FPS = 8.0
-MAX_BATCH = 8  # clips sampled together; more goes in several batches
 # The variation of variants when none is given: on the tiny world it keeps trajectory correlation at 0.73 (0.83 at
 # 0, 0.68 at 0.5, 0.04 at 1) while variants differ by 4.5 levels per pixel (benchmarks/results/variation-tiny-*).
 VARIANTS_VARIATION = 0.25

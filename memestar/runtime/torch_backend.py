@@ -13,24 +13,14 @@ from collections import OrderedDict
 import torch
 
 from ..models.base import BaseModel
+from ..models.batch import bucket, padded
 from ..models.guidance import guided_output
 from ..models.text import encode_prompts
 from ..models.vae import decode_latents
 from ..models.video_unet import VideoUNet
 from .backend import Backend, Schedules, guidance_scales
 
-BATCH_BUCKETS = (1, 2, 4, 8)
 MAX_GRAPHS = 8  # captured loops kept (e.g. the four buckets, with and without guidance)
-
-
-def bucket(n: int) -> int:
-    """The captured batch size that runs n clips: the smallest bucket that holds them (n itself above 8)."""
-    return next((b for b in BATCH_BUCKETS if b >= n), n)
-
-
-def padded(t: torch.Tensor, rows: int) -> torch.Tensor:
-    """`t` with copies of its first row appended up to `rows` rows."""
-    return torch.cat([t, t[:1].expand(rows - len(t), *t.shape[1:])]) if rows > len(t) else t
 
 
 class TorchBackend(Backend):

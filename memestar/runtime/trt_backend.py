@@ -1,9 +1,11 @@
 """The TensorRT backend: a meme's FP16 engines, each call a CUDA graph around the engine's launch.
 
-Every engine gets static torch buffers for its inputs and outputs (shapes are static per meme); the first
-call runs the engine once, then captures its launch into a CUDA graph that later calls replay after
-copying their inputs in. Needs the `trt` extra and an NVIDIA GPU; it cannot run on the project's CPU
-machines (README: what was verified where).
+An engine holds one static optimisation profile per batch size it runs at (the UNet: 1, 2, 4, 8 clips). Each
+profile gets its own execution context and static torch buffers for its inputs and outputs; a batch runs in the
+smallest profile that holds it, padded with copies of its first clip. The first call of a profile runs the
+engine once, then captures its launch into a CUDA graph that later calls replay after copying their inputs in.
+Needs the `trt` extra and an NVIDIA GPU; it cannot run on the project's CPU machines (README: what was verified
+where).
 """
 
 from pathlib import Path
@@ -13,7 +15,8 @@ import torch
 from ..errors import MemeError
 from ..export_folder import (ExportManifest, engine_identity, engines_for, list_engines, require_tensorrt,
                              stale_reason)
-from ..models.graphs import GRAPHS, GraphSpec
+from ..models.batch import padded
+from ..models.graphs import GRAPHS, UNET, GraphSpec
 from .graph_backend import GraphBackend
 
 
@@ -28,23 +31,29 @@ def usable_engines(export_folder: Path, device: torch.device) -> Path:
     raise MemeError(f"export {export_folder} cannot run here: {why}; run `meme export MEME --trt` on this machine")
 
 
-class TrtEngine:
-    def __init__(self, trt, plan: Path, device: torch.device):
-        logger = trt.Logger(trt.Logger.ERROR)
-        self.engine = trt.Runtime(logger).deserialize_cuda_engine(plan.read_bytes())
-        if self.engine is None:
-            raise MemeError(f"TensorRT {trt.__version__} cannot load {plan}: run `meme export MEME --trt --force`")
-        self.context = self.engine.create_execution_context()
+class TrtProfile:
+    """One optimisation profile of an engine: its execution context, static buffers and captured launch."""
+
+    def __init__(self, trt, engine, index: int, device: torch.device):
+        self.context = engine.create_execution_context()
+        stream = torch.cuda.current_stream(device)
+        if engine.num_optimization_profiles > 1:
+            self.context.set_optimization_profile_async(index, stream.cuda_stream)
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        for name in inputs:
+            shape = tuple(engine.get_tensor_shape(name))
+            if -1 in shape:  # a batched input: this profile's shape (min = opt = max)
+                shape = tuple(engine.get_tensor_profile_shape(name, index)[0])
+            self.context.set_input_shape(name, shape)
         dtypes = {trt.float32: torch.float32, trt.float16: torch.float16, trt.int64: torch.int64,
                   trt.int32: torch.int32}
-        self.buffers, self.outputs = {}, []
-        for i in range(self.engine.num_io_tensors):
-            name = self.engine.get_tensor_name(i)
-            shape = tuple(self.engine.get_tensor_shape(name))
-            self.buffers[name] = torch.empty(shape, dtype=dtypes[self.engine.get_tensor_dtype(name)], device=device)
-            self.context.set_tensor_address(name, self.buffers[name].data_ptr())
-            if self.engine.get_tensor_mode(name) == trt.TensorIOMode.OUTPUT:
-                self.outputs.append(name)
+        self.buffers = {n: torch.empty(tuple(self.context.get_tensor_shape(n)),
+                                       dtype=dtypes[engine.get_tensor_dtype(n)], device=device) for n in names}
+        for name, buffer in self.buffers.items():
+            self.context.set_tensor_address(name, buffer.data_ptr())
+        self.output = next(n for n in names if n not in inputs)
+        self.batch = len(self.buffers[inputs[0]])  # the first input is batched in every graph
         self.graph = None
 
     def __call__(self, feeds: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -56,7 +65,7 @@ class TrtEngine:
             self._launch(torch.cuda.current_stream().cuda_stream)
         else:
             self.graph.replay()
-        return self.buffers[self.outputs[0]].float().clone()
+        return self.buffers[self.output].float().clone()
 
     def _launch(self, stream_handle: int) -> None:
         if not self.context.execute_async_v3(stream_handle):
@@ -75,6 +84,27 @@ class TrtEngine:
         return graph
 
 
+class TrtEngine:
+    """One engine (`<graph>.plan`) and its profiles by batch size."""
+
+    def __init__(self, trt, plan: Path, device: torch.device):
+        logger = trt.Logger(trt.Logger.ERROR)
+        self.engine = trt.Runtime(logger).deserialize_cuda_engine(plan.read_bytes())
+        if self.engine is None:
+            raise MemeError(f"TensorRT {trt.__version__} cannot load {plan}: run `meme export MEME --trt --force`")
+        profiles = [TrtProfile(trt, self.engine, i, device) for i in range(self.engine.num_optimization_profiles)]
+        self.profiles = {p.batch: p for p in profiles}
+
+    def __call__(self, spec: GraphSpec, feeds: dict[str, torch.Tensor], n: int) -> torch.Tensor:
+        """The output for n rows, run in the smallest profile that holds them (batched feeds padded to it)."""
+        rows = next((b for b in sorted(self.profiles) if b >= n), None)
+        if rows is None:
+            raise MemeError(f"these TensorRT engines run at most {max(self.profiles)} clips at a time, not {n}: "
+                            f"rebuild them with `meme export MEME --trt --force`")
+        batched = {t.name for t in spec.inputs if t.batched}
+        return self.profiles[rows]({k: padded(v, rows) if k in batched else v for k, v in feeds.items()})[:n]
+
+
 class TrtBackend(GraphBackend):
     name = "trt"
 
@@ -86,5 +116,9 @@ class TrtBackend(GraphBackend):
         engines = usable_engines(self.folder, device)
         self.engines = {spec.name: TrtEngine(trt, engines / f"{spec.name}.plan", device) for spec in GRAPHS}
 
-    def _run(self, spec: GraphSpec, feeds: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.engines[spec.name](feeds)
+    @property
+    def max_batch(self) -> int:
+        return min(super().max_batch, max(self.engines[UNET].profiles))
+
+    def _run(self, spec: GraphSpec, feeds: dict[str, torch.Tensor], n: int) -> torch.Tensor:
+        return self.engines[spec.name](spec, feeds, n)

@@ -40,9 +40,9 @@ from ..files import slug
 from ..media.clips import read_clip
 from ..media.writers import ENCODERS
 from ..meme_folder import MEME_JSON, PREVIEW, MemeManifest
+from ..models.batch import BATCH_BUCKETS
 from ..runtime.meme import GenRequest, GenSettings, variant_requests
 from ..runtime.store import MemeStore
-from ..runtime.torch_backend import BATCH_BUCKETS
 from ..train.meme import TrainOptions
 from .jobs import TrainingJobs
 from .metrics import Metrics

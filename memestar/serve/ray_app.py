@@ -21,7 +21,8 @@ from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 from ray import serve
 
-from ..runtime.meme import MAX_BATCH, GenRequest, Generation, Meme
+from ..models.batch import MAX_BATCH
+from ..runtime.meme import GenRequest, Generation, Meme
 from ..runtime.store import MemeStore
 from .app import (GenBody, add_error_handlers, bearer_auth, clips_response, list_memes, meme_folder, meme_summary,
                   read_manifest)
