@@ -23,6 +23,7 @@ from .bench.run import BenchOptions
 from .device import DEFAULT_DEVICE
 from .errors import MemeError, one_line
 from .export.meme import ExportOptions
+from .media.presets import PRESETS
 from .runtime.gen import GenOptions
 from .runtime.meme import VARIANTS_VARIATION, GenSettings
 from .serve.options import TOKEN_ENV, ServeOptions
@@ -205,6 +206,8 @@ def gen(
     fps: float = typer.Option(GenSettings.fps, help="Frame rate (default: the clip's, at least 8)."),
     max_kb: float = typer.Option(GenOptions.max_kb, help="Fit the file under this many KiB (fewer colours, then "
                                  "smaller)."),
+    preset: str = typer.Option(GenOptions.preset, help="Write what a chat app takes as it is: " + ", ".join(PRESETS)
+                               + " (container, canvas, timing and byte budget; `meme check` reads it back)."),
     backend: str = typer.Option(GenOptions.backend, help="torch, ort (ONNX Runtime), trt (TensorRT), or auto: the "
                                 "fastest one the meme's exports allow here."),
     precision: str = typer.Option(GenOptions.precision, help="auto (bf16/fp16 on GPU, fp32 on CPU), bf16, fp16, "
@@ -225,7 +228,7 @@ def gen(
     settings = GenSettings(seed=seed, steps=steps, guidance=guidance, negative=negative, sampler=sampler,
                            start=start, variation=variation, fps=fps)
     results = run_gen(GenOptions(meme=meme, prompt=prompt, prompts=prompts, out=out, format=format,
-                                 settings=settings, variants=variants, max_kb=max_kb, backend=backend,
+                                 settings=settings, variants=variants, max_kb=max_kb, preset=preset, backend=backend,
                                  precision=precision, device=device, base=base, base_config=base_config,
                                  allow_pickle=allow_pickle, compile=compile, quiet=quiet or as_json),
                       log=_log(quiet))
@@ -235,6 +238,31 @@ def gen(
         for r in results:
             typer.echo(f"{r['output']}  ({r['bytes'] / 1024:.1f} KiB, {r['frames']} frames, "
                        f"{r['seconds']['total']:.2f} s)")
+
+
+@app.command()
+def check(
+    file: Path = typer.Argument(..., help="A GIF, WebP, APNG or WebM file."),
+    preset: str = typer.Option(..., help="The chat app to hold it against: " + ", ".join(PRESETS) + "."),
+    as_json: bool = JSON,
+):
+    """Read a file back and report container, codec, canvas, frames, duration, fps, bytes and alpha against a
+    chat app's published limits; exit 1 on any breach."""
+    from .media.check import breaches, probe
+    from .media.presets import get_preset
+
+    limits = get_preset(preset)
+    report = probe(file)
+    found = breaches(report, limits)
+    if as_json:
+        typer.echo(json.dumps({"file": str(file), "preset": limits.name, **report.to_dict(), "ok": not found,
+                               "breaches": found}, indent=2))
+    else:
+        _emit({"file": str(file), "preset": f"{limits.name} ({limits.app})", **report.to_dict()}, False)
+        for line in found:
+            typer.echo(f"breach: {line}", err=True)
+        typer.echo(f"{'meets' if not found else 'breaks'} {limits.name}'s limits")
+    return 1 if found else 0
 
 
 @app.command()

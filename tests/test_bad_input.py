@@ -16,7 +16,6 @@ from safetensors.torch import load_file
 import memestar.files as files_module
 from memestar.errors import MemeError
 from memestar.files import check_target
-from memestar.media.writers import write_gif
 from memestar.meme_folder import MEME_JSON, read_meme, sha256
 from memestar.train.meme import locked_folder, train_meme
 

@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from memestar.errors import MemeError
 from memestar.media.clips import read_clip
-from memestar.media.writers import write_gif
 from memestar.meme_folder import MEME_JSON, read_meme
 
 SCALE = int(os.environ.get("MEMESTAR_FUZZ", "1"))

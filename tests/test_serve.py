@@ -107,6 +107,9 @@ def test_gen_returns_the_clip_and_variants_as_json(server):
     assert [c["seed"] for c in body["clips"]] == [10, 11, 12]
     clips = [gif_frames(base64.b64decode(c["data"])) for c in body["clips"]]
     assert np.abs(clips[0].astype(int) - clips[1]).mean() > 1  # options to pick from, not one clip thrice
+    sticker = server.post("/memes/slide/gen", json={**QUICK, "preset": "telegram"})
+    assert sticker.headers["content-type"] == "video/webm" and sticker.content[:4] == b"\x1a\x45\xdf\xa3"
+    assert "telegram: 512x512" in sticker.headers["x-meme-note"]
     other = server.post("/memes/slide-two/gen", json=QUICK)  # a second meme: its adapter swapped in
     assert not np.array_equal(gif_frames(other.content), gif_frames(server.post("/memes/slide/gen",
                                                                                 json=QUICK).content))
@@ -121,6 +124,8 @@ def test_gen_returns_the_clip_and_variants_as_json(server):
     ({**QUICK, "steps": "5"}, 422, "steps"),
     ({**QUICK, "guidance": 0.5}, 422, "guidance"),
     ({**QUICK, "format": "bmp"}, 422, "format"),
+    ({**QUICK, "preset": "myspace"}, 422, "preset"),
+    ({**QUICK, "preset": "slack", "format": "gif"}, 422, "fixes the format"),
     ({**QUICK, "variants": 9}, 422, "variants"),
     ({**QUICK, "variation": 2}, 422, "variation"),
     ({**QUICK, "seed": -1}, 422, "seed"),

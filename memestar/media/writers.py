@@ -14,11 +14,17 @@ from PIL import Image
 from ..errors import MemeError
 from ..files import atomic_path
 
-def _check_frames(frames: np.ndarray) -> np.ndarray:
+def _check_frames(frames: np.ndarray, alpha: bool = False) -> np.ndarray:
+    """Frames as `f h w 3` uint8 (RGB), or `f h w 4` (RGBA) where the format carries transparency."""
     frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
-        raise ValueError(f"frames must be a non-empty f h w 3 uint8 array, got {frames.dtype} {frames.shape}")
+    channels = (3, 4) if alpha else (3,)
+    if frames.ndim != 4 or frames.shape[-1] not in channels or frames.dtype != np.uint8 or len(frames) == 0:
+        raise ValueError(f"frames must be a non-empty f h w {'3 or 4' if alpha else '3'} uint8 array, got "
+                         f"{frames.dtype} {frames.shape}")
     return frames
+
+
+TRANSPARENT_BELOW = 128  # GIF's 1-bit transparency: alpha under this is a hole
 
 
 PALETTE_SAMPLE = 262_144  # pixels the palette is built from (a stride over the clip)
@@ -47,25 +53,84 @@ def shared_palette(frames: np.ndarray, colors: int = 256) -> Image.Image:
 
 
 def encode_gif(frames: np.ndarray, fps: float, colors: int = 256, dither: bool = True) -> bytes:
-    """A looping GIF with one palette across all frames and Floyd-Steinberg dithering."""
-    frames = _check_frames(frames)
-    palette = shared_palette(frames, colors)
+    """A looping GIF with one palette across all frames and Floyd-Steinberg dithering. RGBA frames get GIF's
+    1-bit transparency: one palette entry is the hole, every frame cleared before the next (disposal 2)."""
+    frames = _check_frames(frames, alpha=True)
+    holes = frames[..., 3] < TRANSPARENT_BELOW if frames.shape[-1] == 4 else None
+    rgb = np.ascontiguousarray(frames[..., :3])
+    if holes is not None and not holes.any():
+        holes = None
+    if holes is None:
+        palette = shared_palette(rgb, colors)
+    else:
+        opaque = rgb[~holes] if (~holes).any() else rgb.reshape(-1, 3)[:1]
+        palette = shared_palette(opaque[None, None], colors - 1)  # 1 h w 3: the opaque pixels only
     mode = Image.Dither.FLOYDSTEINBERG if dither else Image.Dither.NONE
-    images = [Image.fromarray(f).quantize(palette=palette, dither=mode) for f in frames]
+    images = [Image.fromarray(f).quantize(palette=palette, dither=mode) for f in rgb]
+    entries = bytes(palette.getpalette())
+    options = {"disposal": 1}
+    if holes is not None:
+        hole = colors - 1
+        entries = entries[:3 * hole].ljust(3 * hole, b"\0") + b"\0\0\0"
+        for i, image in enumerate(images):
+            index = np.asarray(image).copy()
+            index[holes[i]] = hole
+            images[i] = Image.fromarray(index, "P")
+            images[i].putpalette(entries)
+        options = {"disposal": 2, "transparency": hole}
     buffer = io.BytesIO()
     images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], loop=0,
-                   duration=round(1000 / fps), optimize=False, disposal=1,
-                   palette=bytes(palette.getpalette()))  # written once, as the global colour table
+                   duration=round(1000 / fps), optimize=False, palette=entries,  # the global colour table
+                   **options)
     return buffer.getvalue()
 
 
 def encode_webp(frames: np.ndarray, fps: float, quality: int = 80) -> bytes:
-    frames = _check_frames(frames)
+    """Animated WebP, lossy, with its alpha channel where the frames are RGBA."""
+    frames = _check_frames(frames, alpha=True)
     images = [Image.fromarray(f) for f in frames]
     buffer = io.BytesIO()
     images[0].save(buffer, format="WEBP", save_all=True, append_images=images[1:], loop=0,
                    duration=round(1000 / fps), quality=quality, method=4)
     return buffer.getvalue()
+
+
+def encode_apng(frames: np.ndarray, fps: float, colors: int | None = None) -> bytes:
+    """Animated PNG, lossless; `colors` quantises each frame (alpha included) to that many palette entries, which
+    is how an APNG gets smaller. Each frame replaces the last (no blending over what was there)."""
+    from PIL.PngImagePlugin import Blend, Disposal
+
+    frames = _check_frames(frames, alpha=True)
+    mode = {3: "RGB", 4: "RGBA"}[frames.shape[-1]]
+    images = [Image.fromarray(f, mode) for f in frames]
+    if colors is not None:
+        images = [i.quantize(colors, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE) for i in images]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="PNG", save_all=True, append_images=images[1:], loop=0,
+                   duration=round(1000 / fps), disposal=Disposal.OP_BACKGROUND, blend=Blend.OP_SOURCE,
+                   default_image=False)
+    return buffer.getvalue()
+
+
+def encode_webm(frames: np.ndarray, fps: float, crf: int = 30) -> bytes:
+    """VP9 in WebM, no audio, with its alpha channel (`yuva420p`, as Telegram's video stickers take it)."""
+    frames = _check_frames(frames, alpha=True)
+    if frames.shape[-1] == 3:
+        frames = np.concatenate([frames, np.full(frames.shape[:3] + (1,), 255, np.uint8)], axis=-1)
+    h, w = frames.shape[1:3]
+    import imageio_ffmpeg
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip.webm"
+        writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, codec="libvpx-vp9", pix_fmt_in="rgba",
+                                             pix_fmt_out="yuva420p", quality=None, macro_block_size=1,
+                                             output_params=["-crf", str(crf), "-b:v", "0", "-auto-alt-ref", "0",
+                                                            "-an", "-row-mt", "1"])
+        writer.send(None)
+        for f in frames:
+            writer.send(np.ascontiguousarray(f))
+        writer.close()
+        return path.read_bytes()
 
 
 def encode_mp4(frames: np.ndarray, fps: float, crf: int = 18) -> bytes:

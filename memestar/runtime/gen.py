@@ -15,6 +15,7 @@ from ..checks import check_max_kb, check_prompt, check_variants
 from ..device import DEFAULT_DEVICE
 from ..errors import MemeError
 from ..files import check_target, slug, write_error
+from ..media.presets import get_preset
 from ..media.writers import media_format, write_bytes
 from ..models.batch import MAX_BATCH
 from .meme import GenSettings, Meme, variant_requests
@@ -33,6 +34,7 @@ class GenOptions:
     settings: GenSettings = field(default_factory=GenSettings)
     variants: int = 1  # clips per prompt, seeds seed, seed + 1, ... (differing with a variation above 0)
     max_kb: float | None = None
+    preset: str | None = None  # a chat app's format (media/presets.py): fixes the container, canvas and budget
     backend: str = "auto"
     precision: str = "auto"
     device: str = DEFAULT_DEVICE
@@ -84,7 +86,16 @@ def output_paths(lines: list[str], out: Path | None, fmt: str, many: bool, varia
 
 
 def output_format(o: GenOptions) -> str:
+    """The output's suffix (without the dot): the preset's, the format's, the file's, or gif."""
     single_file = o.out is not None and o.prompts is None and o.out.suffix
+    if o.preset is not None:
+        preset = get_preset(o.preset)
+        if o.format is not None or o.max_kb is not None:
+            raise MemeError(f"--preset {preset.name} fixes the format and the size: drop --format and --max-kb")
+        if single_file and o.out.suffix.lower() != preset.suffix:
+            raise MemeError(f"--preset {preset.name} writes {preset.container} ({preset.suffix}): name the output "
+                            f"{o.out.with_suffix(preset.suffix)}")
+        return preset.suffix.lstrip(".")
     return media_format(o.out, o.format) if single_file else media_format(f"clip.{o.format or 'gif'}")
 
 
@@ -104,7 +115,7 @@ def run_gen(o: GenOptions, log=print) -> list[dict]:
         for k in range(0, len(requests), MAX_BATCH):
             for g, target in zip(meme.generate_batch(requests[k:k + MAX_BATCH]), targets[k:k + MAX_BATCH]):
                 t = time.perf_counter()
-                data, note = g.encode(fmt, o.max_kb)
+                data, note = g.encode_for(o.preset) if o.preset else g.encode(fmt, o.max_kb)
                 write_bytes(data, target)
                 g.seconds["encode"] = time.perf_counter() - t
                 g.seconds["total"] += g.seconds["encode"]

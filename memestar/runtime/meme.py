@@ -23,6 +23,8 @@ from ..device import DEFAULT_DEVICE
 from ..errors import MemeError
 from ..export_folder import (EXPORT_JSON, EXPORT_PRECISIONS, ExportManifest, engine_identity, engines_for,
                              find_export, list_exports)
+from ..media.fit import fit_to_preset
+from ..media.presets import get_preset
 from ..media.writers import ENCODERS, encode_media, fit_to_kb
 from ..meme_folder import MemeManifest
 from ..models.batch import MAX_BATCH
@@ -104,6 +106,11 @@ class Generation:
         if check_max_kb(max_kb) is None:
             return encode_media(self.frames, fmt, self.fps), None
         return fit_to_kb(self.frames, fmt, self.fps, max_kb)
+
+    def encode_for(self, preset: str) -> tuple[bytes, str]:
+        """The clip as the chat app `preset` takes it (`media/presets.py`: canvas, container, timing, byte budget),
+        and a note saying what fitting it gave up; a one-line error naming the limit it cannot meet."""
+        return fit_to_preset(self.frames, self.fps, get_preset(preset))
 
 
 class Meme:

@@ -38,6 +38,7 @@ from ..device import device_name
 from ..errors import MemeError, one_line
 from ..files import slug
 from ..media.clips import read_clip
+from ..media.presets import PRESETS
 from ..media.writers import ENCODERS
 from ..meme_folder import MEME_JSON, PREVIEW, MemeManifest
 from ..models.batch import BATCH_BUCKETS
@@ -72,11 +73,14 @@ class GenBody(BaseModel):
     variants: int = Field(1, ge=1, le=MAX_VARIANTS)
     format: Literal[tuple(ENCODERS)] = "gif"
     max_kb: float | None = Field(None, gt=0, le=1e6, allow_inf_nan=False)
+    preset: Literal[tuple(PRESETS)] | None = None  # a chat app's format: fixes format and size
     fps: float | None = Field(GenSettings.fps, ge=MIN_FPS, le=MAX_FPS, allow_inf_nan=False)
 
     def requests(self) -> list[GenRequest]:
         """The clips asked for (the variants of one prompt), every setting checked."""
         check_prompt(self.prompt)
+        if self.preset is not None and ("format" in self.model_fields_set or self.max_kb is not None):
+            raise MemeError(f"preset {self.preset} fixes the format and the size: drop format and max_kb")
         settings = GenSettings(**{f.name: getattr(self, f.name) for f in fields(GenSettings)}).check()
         return variant_requests(self.prompt, settings, self.variants)
 
@@ -153,7 +157,9 @@ def add_error_handlers(app: FastAPI) -> None:
 
 def clips_response(mid: str, body: GenBody, generations: list) -> Response:
     """One clip as its bytes with its media type, or variants as JSON with base64 clips."""
-    encoded = [g.encode(body.format, body.max_kb) for g in generations]
+    encoded = [g.encode_for(body.preset) if body.preset else g.encode(body.format, body.max_kb) for g in generations]
+    fmt = PRESETS[body.preset].container if body.preset else body.format
+    media_type = PRESETS[body.preset].media_type if body.preset else MEDIA_TYPES[body.format]
     g0 = generations[0]
     headers = {"X-Batch-Size": str(g0.batch_size), "X-Seconds": f"{g0.seconds['total']:.4f}"}
     notes = [n for g, (_, note) in zip(generations, encoded) for n in g.warnings + ([note] if note else [])]
@@ -161,8 +167,8 @@ def clips_response(mid: str, body: GenBody, generations: list) -> Response:
         if notes:
             headers["X-Meme-Note"] = " | ".join(notes).encode("ascii", "replace").decode()
         headers["X-Seed"] = str(body.seed)
-        return Response(encoded[0][0], media_type=MEDIA_TYPES[body.format], headers=headers)
-    clips = [{"seed": g.settings["seed"], "format": body.format, "media_type": MEDIA_TYPES[body.format],
+        return Response(encoded[0][0], media_type=media_type, headers=headers)
+    clips = [{"seed": g.settings["seed"], "format": fmt, "media_type": media_type,
               "bytes": len(data), "data": base64.b64encode(data).decode("ascii"), "note": note}
              for g, (data, note) in zip(generations, encoded)]
     return JSONResponse({"meme": mid, "prompt": body.prompt, "clips": clips, "notes": notes}, headers=headers)
@@ -311,7 +317,8 @@ def create_app(o: ServeOptions) -> FastAPI:
         return FileResponse(path, media_type="image/gif")
 
     @app.post("/memes/{mid}/gen", summary="A clip (or variants) of a new subject with the meme's motion",
-              responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}})
+              responses={200: {"content": {t: {} for t in {*MEDIA_TYPES.values(),
+                                                             *(p.media_type for p in PRESETS.values())}}}})
     async def gen(mid: str, body: GenBody, request: Request):
         meme_folder(memes_dir, mid)
         job = GenJob(mid, body.requests(), time.monotonic() + o.deadline_s)

@@ -1,0 +1,116 @@
+"""`meme check FILE --preset APP`: reads a written file back and holds it against an app's published limits.
+
+GIF, animated WebP and APNG are read with Pillow (every frame's duration, the canvas, the colour mode); WebM
+with the bundled ffmpeg (container, codec, canvas, frame rate, the VP9 alpha flag, audio streams) and its
+frame count from a decode. What is reported is what the file holds, not what meme-star meant to write.
+"""
+
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from PIL import Image, ImageSequence
+
+from ..errors import MemeError
+from .presets import AppPreset
+
+
+@dataclass
+class MediaReport:
+    container: str  # gif, webp, apng, png, webm, or what ffmpeg calls it
+    codec: str
+    width: int
+    height: int
+    frames: int
+    duration_s: float
+    fps: float
+    bytes: int
+    alpha: str  # none, binary (GIF transparency), full (an alpha channel)
+    min_frame_ms: float
+    audio: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def probe(path: str | Path) -> MediaReport:
+    """What the file at `path` holds, or a one-line error when it is no animation meme-star can read."""
+    path = Path(path)
+    if not path.is_file():
+        raise MemeError(f"{path} not found: pass a file written by `meme gen`")
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(16)
+    if head.startswith(b"\x1a\x45\xdf\xa3"):  # EBML: Matroska / WebM
+        return _probe_ffmpeg(path, size)
+    try:
+        with Image.open(path) as image:
+            return _probe_pillow(image, size)
+    except (OSError, ValueError) as e:
+        raise MemeError(f"{path} is not a GIF, WebP, PNG/APNG or WebM file meme-star can read ({e})") from e
+
+
+def _probe_pillow(image: Image.Image, size: int) -> MediaReport:
+    fmt = image.format.lower()
+    animated = getattr(image, "n_frames", 1) > 1
+    container = "apng" if fmt == "png" and animated else fmt
+    durations, alpha = [], "none"
+    for frame in ImageSequence.Iterator(image):
+        frame.load()  # WebP and APNG set a frame's duration as they load it
+        durations.append(float(frame.info.get("duration", 0) or 0))
+        see_through = "A" in frame.mode or frame.info.get("transparency") is not None
+        if see_through:
+            alpha = "binary" if fmt == "gif" else "full"  # GIF holds one transparent index, never more
+    total_s = sum(durations) / 1000
+    return MediaReport(container=container, codec=container, width=image.width, height=image.height,
+                       frames=len(durations), duration_s=round(total_s, 4),
+                       fps=round(len(durations) / total_s, 3) if total_s else 0.0, bytes=size, alpha=alpha,
+                       min_frame_ms=min(durations))
+
+
+def _probe_ffmpeg(path: Path, size: int) -> MediaReport:
+    import subprocess
+
+    import imageio_ffmpeg
+
+    info = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
+                          text=True, errors="replace").stderr
+    container = re.search(r"Input #0, ([^,]+(?:,[^,\s]+)*), from", info)
+    video = re.search(r"Stream #0:\d+.*?: Video: (\w+).*?, (\d+)x(\d+)", info)
+    if not container or not video:
+        raise MemeError(f"{path} is not a video ffmpeg can read ({(info.strip().splitlines() or ['?'])[-1]})")
+    rate = re.search(r"(\d+(?:\.\d+)?) fps", info) or re.search(r"(\d+(?:\.\d+)?) tbr", info)
+    frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(path))
+    fps = float(rate.group(1)) if rate else (frames / seconds if seconds else 0.0)
+    duration = frames / fps if fps else seconds
+    return MediaReport(container="webm" if "webm" in container.group(1) else container.group(1),
+                       codec=video.group(1), width=int(video.group(2)), height=int(video.group(3)), frames=frames,
+                       duration_s=round(duration, 4), fps=round(fps, 3), bytes=size,
+                       alpha="full" if re.search(r"alpha_mode\s*:\s*1", info, re.IGNORECASE) else "none",
+                       min_frame_ms=round(1000 / fps, 3) if fps else 0.0, audio=" Audio: " in info)
+
+
+def breaches(report: MediaReport, preset: AppPreset) -> list[str]:
+    """Each limit of `preset` the file breaks, as one line; empty when it meets them all."""
+    found = []
+    if report.container != preset.container:
+        found.append(f"container {report.container}, {preset.name} needs {preset.container}")
+    elif report.codec != preset.codec:
+        found.append(f"codec {report.codec}, {preset.name} needs {preset.codec}")
+    canvas = preset.canvas_problem(report.width, report.height)
+    if canvas:
+        found.append(canvas)
+    if report.bytes > preset.max_bytes:
+        found.append(f"{report.bytes} bytes, over {preset.name}'s {preset.budget} ({preset.max_bytes} bytes)")
+    if preset.max_duration_s is not None and report.duration_s > preset.max_duration_s + 1e-3:
+        found.append(f"{report.duration_s:g} s long, {preset.name} allows {preset.max_duration_s:g} s")
+    if preset.max_fps is not None and report.fps > preset.max_fps + 1e-3:
+        found.append(f"{report.fps:g} fps, {preset.name} allows {preset.max_fps:g}")
+    if preset.min_frame_ms is not None and report.min_frame_ms < preset.min_frame_ms:
+        found.append(f"a frame of {report.min_frame_ms:g} ms, {preset.name} needs every frame >= "
+                     f"{preset.min_frame_ms:g} ms")
+    if report.audio and not preset.audio:
+        found.append(f"an audio stream, {preset.name} allows none")
+    if report.frames < 2:
+        found.append(f"{report.frames} frame: not an animation")
+    return found

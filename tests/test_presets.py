@@ -1,0 +1,111 @@
+"""Chat-app presets: every preset's file, read back by the checker, meets the app's published limits; each limit
+broken on purpose is refused (fitting) or reported (checking) in one line."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from memestar.errors import MemeError
+from memestar.media.check import breaches, probe
+from memestar.media.fit import fit_timing, fit_to_preset
+from memestar.media.presets import PRESETS
+from memestar.media.writers import encode_gif, encode_webm, write_bytes
+from memestar.runtime import Meme
+
+
+@pytest.fixture(scope="module")
+def clip(small_meme_dir):
+    """A generated clip (8 frames of 64 px) and its rate."""
+    g = Meme.load(small_meme_dir).generate("a blue circle sliding", steps=3)
+    return g.frames, g.fps
+
+
+def with_hole(frames: np.ndarray) -> np.ndarray:
+    """RGBA frames whose left quarter is transparent, as a sticker's background would be."""
+    alpha = np.full(frames.shape[:3] + (1,), 255, np.uint8)
+    alpha[:, :, : frames.shape[2] // 4] = 0
+    return np.concatenate([frames, alpha], axis=-1)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_writes_what_its_app_takes(name, clip, tmp_path):
+    preset, (frames, fps) = PRESETS[name], clip
+    for rgba in (False, True):
+        data, note = fit_to_preset(with_hole(frames) if rgba else frames, fps, preset)
+        path = write_bytes(data, tmp_path / f"clip{preset.suffix}")
+        report = probe(path)
+        assert breaches(report, preset) == [], (name, rgba, report)
+        assert (report.container, report.codec, report.bytes) == (preset.container, preset.codec, len(data))
+        assert abs(report.duration_s - len(frames) / fps) < 0.1  # the whole motion, if in fewer frames
+        assert report.frames == len(frames) or f"{report.frames} frames" in note
+        assert name in note and preset.budget in note
+        if rgba:
+            assert report.alpha == ("binary" if preset.alpha == "binary" else "full"), report
+
+
+def test_a_gif_sticker_keeps_its_hole_in_every_frame(clip, tmp_path):
+    from PIL import Image, ImageSequence
+
+    frames, fps = clip
+    path = write_bytes(encode_gif(with_hole(frames), fps), tmp_path / "hole.gif")
+    with Image.open(path) as image:
+        for frame in ImageSequence.Iterator(image):
+            alpha = np.asarray(frame.convert("RGBA"))[..., 3]
+            assert (alpha[:, :16] == 0).all() and (alpha[:, 16:] == 255).all()
+
+
+def test_fitting_gives_up_quality_then_frames_and_refuses_an_impossible_budget(clip):
+    frames, fps = clip
+    slack = PRESETS["slack"]
+    best, _ = fit_to_preset(frames, fps, slack)
+    tight = dataclasses.replace(slack, max_bytes=len(best) - 1)
+    data, note = fit_to_preset(frames, fps, tight)
+    assert len(data) <= tight.max_bytes and "colors 256" not in note
+    with pytest.raises(MemeError, match=r"cannot fit the clip into slack's 1 KB: .* at the lowest quality"):
+        fit_to_preset(frames, fps, dataclasses.replace(slack, max_bytes=1000))
+
+
+def test_fitting_drops_frames_for_the_apps_rate_and_duration():
+    frames = np.zeros((90, 8, 8, 3), np.uint8)
+    telegram = PRESETS["telegram"]
+    fast, rate = fit_timing(frames, 60.0, telegram)  # 1.5 s at 60 fps: Telegram takes 30 at most
+    assert rate <= 30 and abs(len(fast) / rate - 1.5) < 0.05
+    long, rate = fit_timing(frames, 10.0, telegram)  # 9 s: Telegram takes 3 s
+    assert rate == 10 and len(long) / rate <= 3 and len(long) == 30
+    assert len(fit_timing(frames, 10.0, PRESETS["whatsapp"])[0]) == 90  # 9 s is within WhatsApp's 10
+
+
+def test_the_checker_reports_each_breach(clip, tmp_path):
+    frames, fps = clip
+    gif = write_bytes(encode_gif(frames, fps), tmp_path / "plain.gif")  # 64 px: not Slack's canvas
+    assert breaches(probe(gif), PRESETS["slack"]) == ["canvas 64x64, slack needs exactly 128x128"]
+    long = np.concatenate([frames] * 5)  # 40 frames at 8 fps: 5 s
+    webm = write_bytes(encode_webm(long, 8.0), tmp_path / "long.webm")
+    found = breaches(probe(webm), PRESETS["telegram-emoji"])
+    assert found == ["canvas 64x64, telegram-emoji needs exactly 100x100", "5 s long, telegram-emoji allows 3 s"]
+    assert breaches(probe(webm), dataclasses.replace(PRESETS["telegram-emoji"], side=64, max_bytes=100)) == [
+        f"{webm.stat().st_size} bytes, over telegram-emoji's 0 KiB (100 bytes)", "5 s long, telegram-emoji allows 3 s"]
+    assert breaches(probe(webm), PRESETS["whatsapp"])[0] == "container webm, whatsapp needs webp"
+
+
+def test_cli_gen_with_a_preset_and_check(small_meme_dir, tmp_path, meme_main):
+    out = tmp_path / "sticker.webp"
+    code, stdout, stderr = meme_main("gen", "a blue circle sliding", "--meme", str(small_meme_dir), "--steps", "2",
+                                     "--preset", "whatsapp", "-o", str(out))
+    assert code == 0 and out.is_file(), stderr
+    code, stdout, _ = meme_main("check", str(out), "--preset", "whatsapp", "--json")
+    assert code == 0 and '"ok": true' in stdout and '"width": 512' in stdout
+    code, stdout, stderr = meme_main("check", str(out), "--preset", "slack")
+    assert code == 1 and "breach: container webp, slack needs gif" in stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--preset", "myspace"], "--preset 'myspace' is not a chat-app preset"),
+    (["--preset", "slack", "--format", "gif"], "fixes the format and the size"),
+    (["--preset", "slack", "-o", "x.webp"], "name the output x.gif"),
+])
+def test_cli_preset_misuse_is_one_line(args, words, small_meme_dir, meme_main, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, stderr = meme_main("gen", "x", "--meme", str(small_meme_dir), *args)
+    assert code == 2 and words in stderr and len(stderr.strip().splitlines()) == 1
