@@ -23,6 +23,7 @@ from .bench.run import BenchOptions
 from .device import DEFAULT_DEVICE
 from .errors import MemeError, one_line
 from .export.meme import ExportOptions
+from .media.look import Look
 from .media.presets import PRESETS
 from .runtime.gen import GenOptions
 from .runtime.meme import VARIANTS_VARIATION, GenSettings
@@ -208,6 +209,13 @@ def gen(
                                  "smaller)."),
     preset: str = typer.Option(GenOptions.preset, help="Write what a chat app takes as it is: " + ", ".join(PRESETS)
                                + " (container, canvas, timing and byte budget; `meme check` reads it back)."),
+    loop: str = typer.Option(Look.loop, help="forward, pingpong (there and back) or crossfade (the end fades into "
+                             "the start)."),
+    sticker: bool = typer.Option(Look.sticker, help="A transparent background (cut from the frames' border colour) "
+                                 "and a white outline."),
+    top: str = typer.Option(Look.top, help="Caption at the top, in the classic meme look."),
+    bottom: str = typer.Option(Look.bottom, help="Caption at the bottom."),
+    pixel: int = typer.Option(Look.pixel, help="Pixel-art style: this many colours, scaled up without smoothing."),
     backend: str = typer.Option(GenOptions.backend, help="torch, ort (ONNX Runtime), trt (TensorRT), or auto: the "
                                 "fastest one the meme's exports allow here."),
     precision: str = typer.Option(GenOptions.precision, help="auto (bf16/fp16 on GPU, fp32 on CPU), bf16, fp16, "
@@ -229,6 +237,7 @@ def gen(
                            start=start, variation=variation, fps=fps)
     results = run_gen(GenOptions(meme=meme, prompt=prompt, prompts=prompts, out=out, format=format,
                                  settings=settings, variants=variants, max_kb=max_kb, preset=preset, backend=backend,
+                                 look=Look(loop=loop, sticker=sticker, top=top, bottom=bottom, pixel=pixel),
                                  precision=precision, device=device, base=base, base_config=base_config,
                                  allow_pickle=allow_pickle, compile=compile, quiet=quiet or as_json),
                       log=_log(quiet))

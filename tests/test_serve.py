@@ -110,6 +110,10 @@ def test_gen_returns_the_clip_and_variants_as_json(server):
     sticker = server.post("/memes/slide/gen", json={**QUICK, "preset": "telegram"})
     assert sticker.headers["content-type"] == "video/webm" and sticker.content[:4] == b"\x1a\x45\xdf\xa3"
     assert "telegram: 512x512" in sticker.headers["x-meme-note"]
+    styled = server.post("/memes/slide/gen", json={**QUICK, "format": "webp", "sticker": True, "top": "hi",
+                                                   "loop": "pingpong"})
+    with Image.open(io.BytesIO(styled.content)) as image:
+        assert image.mode == "RGBA" and image.n_frames == 14
     other = server.post("/memes/slide-two/gen", json=QUICK)  # a second meme: its adapter swapped in
     assert not np.array_equal(gif_frames(other.content), gif_frames(server.post("/memes/slide/gen",
                                                                                 json=QUICK).content))
@@ -125,6 +129,9 @@ def test_gen_returns_the_clip_and_variants_as_json(server):
     ({**QUICK, "guidance": 0.5}, 422, "guidance"),
     ({**QUICK, "format": "bmp"}, 422, "format"),
     ({**QUICK, "preset": "myspace"}, 422, "preset"),
+    ({**QUICK, "sticker": True, "format": "mp4"}, 422, "no transparency"),
+    ({**QUICK, "top": "y" * 150}, 422, "does not fit a 64x64 canvas"),
+    ({**QUICK, "loop": "boomerang"}, 422, "loop"),
     ({**QUICK, "preset": "slack", "format": "gif"}, 422, "fixes the format"),
     ({**QUICK, "variants": 9}, 422, "variants"),
     ({**QUICK, "variation": 2}, 422, "variation"),

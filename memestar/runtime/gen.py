@@ -15,6 +15,7 @@ from ..checks import check_max_kb, check_prompt, check_variants
 from ..device import DEFAULT_DEVICE
 from ..errors import MemeError
 from ..files import check_target, slug, write_error
+from ..media.look import Look
 from ..media.presets import get_preset
 from ..media.writers import media_format, write_bytes
 from ..models.batch import MAX_BATCH
@@ -35,6 +36,7 @@ class GenOptions:
     variants: int = 1  # clips per prompt, seeds seed, seed + 1, ... (differing with a variation above 0)
     max_kb: float | None = None
     preset: str | None = None  # a chat app's format (media/presets.py): fixes the container, canvas and budget
+    look: Look = field(default_factory=Look)  # loop, sticker, captions, pixel style (media/look.py)
     backend: str = "auto"
     precision: str = "auto"
     device: str = DEFAULT_DEVICE
@@ -108,14 +110,17 @@ def run_gen(o: GenOptions, log=print) -> list[dict]:
     fmt = output_format(o)
     requests = [r for line in lines for r in variant_requests(line, o.settings, o.variants)]
     targets = output_paths(lines, o.out, fmt, many=o.prompts is not None, variants=o.variants)
+    if o.look.sticker and fmt == "mp4":
+        raise MemeError("an MP4 has no transparency: use gif or webp (or a --preset) for a sticker")
     meme = Meme.load(o.meme, base=o.base, device=o.device, precision=o.precision, backend=o.backend,
                      base_config=o.base_config, allow_pickle=o.allow_pickle, compile=o.compile)
+    o.look.check(get_preset(o.preset).side if o.preset else meme.manifest.size)  # before any sampling
     results = []
     with tqdm(total=len(requests), desc="generating", unit="clip", disable=o.quiet or len(requests) == 1) as bar:
         for k in range(0, len(requests), MAX_BATCH):
             for g, target in zip(meme.generate_batch(requests[k:k + MAX_BATCH]), targets[k:k + MAX_BATCH]):
                 t = time.perf_counter()
-                data, note = g.encode_for(o.preset) if o.preset else g.encode(fmt, o.max_kb)
+                data, note = g.encode_for(o.preset, o.look) if o.preset else g.encode(fmt, o.max_kb, o.look)
                 write_bytes(data, target)
                 g.seconds["encode"] = time.perf_counter() - t
                 g.seconds["total"] += g.seconds["encode"]

@@ -24,6 +24,7 @@ from ..errors import MemeError
 from ..export_folder import (EXPORT_JSON, EXPORT_PRECISIONS, ExportManifest, engine_identity, engines_for,
                              find_export, list_exports)
 from ..media.fit import fit_to_preset
+from ..media.look import Look, apply_look
 from ..media.presets import get_preset
 from ..media.writers import ENCODERS, encode_media, fit_to_kb
 from ..meme_folder import MemeManifest
@@ -99,18 +100,24 @@ class Generation:
     warnings: list[str] = field(default_factory=list)
     batch_size: int = 1
 
-    def encode(self, fmt: str = "gif", max_kb: float | None = None) -> tuple[bytes, str | None]:
-        """The clip as GIF/MP4/WebP bytes; with `max_kb`, fitted under that size (the note says how)."""
+    def encode(self, fmt: str = "gif", max_kb: float | None = None, look: Look | None = None) -> tuple[bytes, str | None]:
+        """The clip as GIF/MP4/WebP bytes in `look`; with `max_kb`, fitted under that size (the note says how)."""
         if fmt not in ENCODERS:
             raise MemeError(f"unknown format {fmt!r}: use gif, mp4 or webp")
+        look = (look or Look()).check(self.frames.shape[1])
+        if look.sticker and fmt == "mp4":
+            raise MemeError("an MP4 has no transparency: use gif or webp (or a --preset) for a sticker")
+        frames = apply_look(self.frames, look)
         if check_max_kb(max_kb) is None:
-            return encode_media(self.frames, fmt, self.fps), None
-        return fit_to_kb(self.frames, fmt, self.fps, max_kb)
+            return encode_media(frames, fmt, self.fps), None
+        return fit_to_kb(frames, fmt, self.fps, max_kb)
 
-    def encode_for(self, preset: str) -> tuple[bytes, str]:
-        """The clip as the chat app `preset` takes it (`media/presets.py`: canvas, container, timing, byte budget),
-        and a note saying what fitting it gave up; a one-line error naming the limit it cannot meet."""
-        return fit_to_preset(self.frames, self.fps, get_preset(preset))
+    def encode_for(self, preset: str, look: Look | None = None) -> tuple[bytes, str]:
+        """The clip in `look` as the chat app `preset` takes it (`media/presets.py`: canvas, container, timing, byte
+        budget), and a note saying what fitting it gave up; a one-line error naming the limit it cannot meet."""
+        app = get_preset(preset)
+        look = (look or Look()).check(app.side)
+        return fit_to_preset(apply_look(self.frames, look, app.side), self.fps, app)
 
 
 class Meme:

@@ -38,6 +38,9 @@ from ..device import device_name
 from ..errors import MemeError, one_line
 from ..files import slug
 from ..media.clips import read_clip
+from ..media.captions import MAX_CAPTION_CHARS
+from ..media.look import Look
+from ..media.loops import LOOPS
 from ..media.presets import PRESETS
 from ..media.writers import ENCODERS
 from ..meme_folder import MEME_JSON, PREVIEW, MemeManifest
@@ -74,13 +77,23 @@ class GenBody(BaseModel):
     format: Literal[tuple(ENCODERS)] = "gif"
     max_kb: float | None = Field(None, gt=0, le=1e6, allow_inf_nan=False)
     preset: Literal[tuple(PRESETS)] | None = None  # a chat app's format: fixes format and size
+    loop: Literal[LOOPS] = "forward"
+    sticker: bool = False
+    top: str | None = Field(None, max_length=MAX_CAPTION_CHARS)
+    bottom: str | None = Field(None, max_length=MAX_CAPTION_CHARS)
     fps: float | None = Field(GenSettings.fps, ge=MIN_FPS, le=MAX_FPS, allow_inf_nan=False)
+
+    @property
+    def look(self) -> Look:
+        return Look(loop=self.loop, sticker=self.sticker, top=self.top, bottom=self.bottom)
 
     def requests(self) -> list[GenRequest]:
         """The clips asked for (the variants of one prompt), every setting checked."""
         check_prompt(self.prompt)
         if self.preset is not None and ("format" in self.model_fields_set or self.max_kb is not None):
             raise MemeError(f"preset {self.preset} fixes the format and the size: drop format and max_kb")
+        if self.sticker and self.preset is None and self.format == "mp4":
+            raise MemeError("an MP4 has no transparency: use gif or webp (or a preset) for a sticker")
         settings = GenSettings(**{f.name: getattr(self, f.name) for f in fields(GenSettings)}).check()
         return variant_requests(self.prompt, settings, self.variants)
 
@@ -157,7 +170,9 @@ def add_error_handlers(app: FastAPI) -> None:
 
 def clips_response(mid: str, body: GenBody, generations: list) -> Response:
     """One clip as its bytes with its media type, or variants as JSON with base64 clips."""
-    encoded = [g.encode_for(body.preset) if body.preset else g.encode(body.format, body.max_kb) for g in generations]
+    look = body.look
+    encoded = [g.encode_for(body.preset, look) if body.preset else g.encode(body.format, body.max_kb, look)
+               for g in generations]
     fmt = PRESETS[body.preset].container if body.preset else body.format
     media_type = PRESETS[body.preset].media_type if body.preset else MEDIA_TYPES[body.format]
     g0 = generations[0]
@@ -321,6 +336,8 @@ def create_app(o: ServeOptions) -> FastAPI:
                                                              *(p.media_type for p in PRESETS.values())}}}})
     async def gen(mid: str, body: GenBody, request: Request):
         meme_folder(memes_dir, mid)
+        if body.top or body.bottom:  # a caption that cannot fit is refused before the device works on it
+            body.look.check(PRESETS[body.preset].side if body.preset else manifest(mid).size)
         job = GenJob(mid, body.requests(), time.monotonic() + o.deadline_s)
         t = time.perf_counter()
         try:

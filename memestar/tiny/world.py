@@ -63,19 +63,24 @@ def outline(sprite: Sprite) -> list[tuple[float, float]]:
             for i in range(corners)]
 
 
-def render(sprite: Sprite | None) -> np.ndarray:
-    """64x64x3 uint8; `None` draws the empty background."""
+def render(sprite: Sprite | None, background=BACKGROUND, colour=None) -> np.ndarray:
+    """64x64x3 uint8; `None` draws the empty background; `colour` overrides the sprite's."""
     k = _SUPERSAMPLE
-    image = Image.new("RGB", (SIDE * k, SIDE * k), BACKGROUND)
+    image = Image.new("RGB", (SIDE * k, SIDE * k), background)
     if sprite is not None:
         draw = ImageDraw.Draw(image)
-        colour = COLOURS[sprite.colour]
+        colour = colour or COLOURS[sprite.colour]
         if sprite.shape == "circle":
             r = sprite.radius * k
             draw.ellipse([sprite.x * k - r, sprite.y * k - r, sprite.x * k + r, sprite.y * k + r], fill=colour)
         else:
             draw.polygon([(x * k, y * k) for x, y in outline(sprite)], fill=colour)
     return np.asarray(image.resize((SIDE, SIDE), Image.Resampling.BOX))
+
+
+def render_mask(sprite: Sprite) -> np.ndarray:
+    """64x64 float32 in [0, 1]: how much of each pixel the sprite covers (the true matte of `render`)."""
+    return render(sprite, background=(0, 0, 0), colour=(255, 255, 255))[..., 0].astype(np.float32) / 255
 
 
 def random_sprite(rng: np.random.Generator) -> Sprite:

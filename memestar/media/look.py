@@ -1,0 +1,66 @@
+"""A clip's look after sampling: how it loops, a transparent sticker background with its outline, captions, and
+the pixel-art style; applied in that order at the output canvas, so captions and outlines stay sharp.
+
+loop (native size) -> matte (native size: the cut follows the sampled pixels) -> palette reduction (pixel style)
+-> scale to the canvas (Lanczos, the alpha with the colour; nearest-neighbour for pixel art) -> outline ->
+captions.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from ..errors import MemeError
+from .captions import draw_captions, layout
+from .fit import to_canvas
+from .loops import LOOPS, make_loop
+from .matte import add_outline, outline_width, with_matte
+from .writers import shared_palette
+
+PIXEL_COLOURS = (2, 64)  # the pixel style's palette sizes allowed
+
+
+@dataclass
+class Look:
+    loop: str = "forward"  # forward, pingpong, crossfade
+    sticker: bool = False  # a transparent background and a white outline
+    top: str | None = None  # captions, in the classic meme look
+    bottom: str | None = None
+    pixel: int | None = None  # pixel art: this many colours, scaled up nearest-neighbour
+
+    def check(self, side: int | None = None) -> "Look":
+        if self.loop not in LOOPS:
+            raise MemeError(f"--loop {self.loop!r} is not a loop: use {', '.join(LOOPS)}")
+        if self.pixel is not None and not PIXEL_COLOURS[0] <= self.pixel <= PIXEL_COLOURS[1]:
+            raise MemeError(f"the pixel style takes {PIXEL_COLOURS[0]} to {PIXEL_COLOURS[1]} colours, not {self.pixel}")
+        for text in (self.top, self.bottom):
+            if text and side:
+                layout(text.strip(), side)  # a caption that cannot fit is refused before any sampling
+        return self
+
+    @property
+    def plain(self) -> bool:
+        return self == Look()
+
+
+def pixelate(frames: np.ndarray, colours: int) -> np.ndarray:
+    """The clip in `colours` colours, one palette for every frame, no dithering (flat pixel-art areas)."""
+    palette = shared_palette(np.ascontiguousarray(frames[..., :3]), colours)
+    rgb = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(f[..., :3])).quantize(
+        palette=palette, dither=Image.Dither.NONE).convert("RGB")) for f in frames])
+    return np.concatenate([rgb, frames[..., 3:]], axis=-1) if frames.shape[-1] == 4 else rgb
+
+
+def apply_look(frames: np.ndarray, look: Look, side: int | None = None) -> np.ndarray:
+    """`f h w 3` uint8 frames in `look` at a `side` canvas (default: their own size); RGBA when a sticker."""
+    side = side or frames.shape[1]
+    frames = make_loop(frames, look.loop)
+    if look.sticker:
+        frames = with_matte(frames)
+    if look.pixel:
+        frames = pixelate(frames, look.pixel)
+    frames = to_canvas(frames, side, nearest=look.pixel is not None)
+    if look.sticker:
+        frames = add_outline(frames, outline_width(side))
+    return draw_captions(frames, look.top, look.bottom)

@@ -1,0 +1,104 @@
+"""Sticker mode: a transparent background cut from the clip itself, stable across frames, with a white outline.
+
+The memes are drawn on plain backgrounds (the sticker style asks SD for one), so the background is the colour
+of the frames' borders. An edge pixel is a blend of subject and background, so its alpha is its distance from
+the background colour over the largest distance nearby (the subject's own), where that stands clear of the
+border's noise; a pixel whose distance barely changes between frames keeps the mean of its neighbours' alphas
+(edges that move are left alone), so a still subject does not flicker; holes the background colour leaves inside
+the subject are filled, and alpha near 0 or 1 snaps to it. On the tiny world (`benchmarks/sticker_matte.py`):
+mean IoU 0.94 to 0.98 against the renderer's matte over 40 random subjects per motion and noise level. The outline is the matte grown by `outline` pixels, painted white under the
+subject, as the apps recommend (WhatsApp: 8 px at 512).
+"""
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+RAMP = 24.0  # levels of RGB distance from fully background to fully subject
+MIN_THRESHOLD = 12.0  # the ramp starts at least this far from the background colour
+SNAP = 0.1  # alpha this close to 0 or 1 becomes 0 or 1: no faint haze on the background, a solid subject
+
+
+def background_colour(frames: np.ndarray) -> np.ndarray:
+    """The median colour of every frame's border, `(3,)` float."""
+    b = max(1, frames.shape[1] // 32)
+    border = np.concatenate([frames[:, :b].reshape(-1, 3), frames[:, -b:].reshape(-1, 3),
+                             frames[:, :, :b].reshape(-1, 3), frames[:, :, -b:].reshape(-1, 3)])
+    return np.median(border.astype(np.float32), axis=0)
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """`mask` (h w bool) with every background region that does not reach the border turned to subject."""
+    h, w = mask.shape
+    padded = Image.new("L", (w + 2, h + 2), 0)
+    padded.paste(Image.fromarray(mask.astype(np.uint8) * 255), (1, 1))
+    ImageDraw.floodfill(padded, (0, 0), 128)  # the background that touches the border
+    return np.asarray(padded)[1:-1, 1:-1] != 128
+
+
+def matte(frames: np.ndarray) -> np.ndarray:
+    """`f h w 3` uint8 -> alpha `f h w` float32 in [0, 1]: 1 on the subject, 0 on the background."""
+    x = frames.astype(np.float32)
+    distance = np.linalg.norm(x - background_colour(frames), axis=-1)  # f h w
+    b = max(1, frames.shape[1] // 32)
+    border = np.concatenate([distance[:, :b].ravel(), distance[:, -b:].ravel(), distance[:, :, :b].ravel(),
+                             distance[:, :, -b:].ravel()])
+    start = max(MIN_THRESHOLD, 1.5 * float(np.percentile(border, 90)))
+    # An edge pixel is a blend a * subject + (1 - a) * background, so its distance is a times the subject's: the
+    # subject's is the largest distance nearby. Where nothing nearby stands clear of the noise, alpha is 0.
+    nearby = grow_float(distance, 2)
+    alpha = np.clip(distance / np.maximum(nearby, 1e-6), 0, 1) * np.clip((nearby - start) / RAMP, 0, 1)
+    alpha = np.where(distance < start / 2, 0.0, alpha)
+    if len(frames) > 2:  # where a pixel did not change, it takes its neighbours' mean: no flicker on still parts
+        still = (np.abs(distance - np.roll(distance, 1, 0)) < start) & (np.abs(distance - np.roll(distance, -1, 0))
+                                                                        < start)
+        mean = (np.roll(alpha, 1, 0) + alpha + np.roll(alpha, -1, 0)) / 3
+        alpha = np.where(still, mean, alpha)
+    out = []
+    for a in alpha:
+        a = np.asarray(Image.fromarray((a * 255).astype(np.uint8)).filter(ImageFilter.MedianFilter(3)),
+                       np.float32) / 255  # specks of noise out
+        out.append(np.where(_fill_holes(a > 0.5) & (a <= 0.5), 1.0, a))
+    alpha = np.stack(out)
+    return np.where(alpha < SNAP, 0.0, np.where(alpha > 1 - SNAP, 1.0, alpha)).astype(np.float32)
+
+
+def with_matte(frames: np.ndarray) -> np.ndarray:
+    """`f h w 3` -> `f h w 4` uint8: the frames with their background cut away."""
+    alpha = (matte(frames) * 255).round().astype(np.uint8)
+    return np.concatenate([frames, alpha[..., None]], axis=-1)
+
+
+def grow_float(x: np.ndarray, width: int) -> np.ndarray:
+    """`x` (f h w) with each value the largest within `width` pixels (a square), in whole-array shifts."""
+    for _ in range(width):
+        src = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="edge")
+        x = np.maximum.reduce([src[:, i:i + x.shape[1], j:j + x.shape[2]] for i in range(3) for j in range(3)])
+    return x
+
+
+def grow(alpha: np.ndarray, width: int) -> np.ndarray:
+    """`alpha` (f h w uint8) grown by `width` pixels: steps of a 3x3 square and a 3x3 cross in turn, an octagon
+    close to a disc (a square kernel would give square corners), in whole-array shifts."""
+    out = alpha.copy()
+    for step in range(width):
+        src = np.pad(out, ((0, 0), (1, 1), (1, 1)))
+        grown = np.maximum.reduce([src[:, 1:-1, 1:-1], src[:, :-2, 1:-1], src[:, 2:, 1:-1], src[:, 1:-1, :-2],
+                                   src[:, 1:-1, 2:]])
+        if step % 2 == 0:  # the square's corners on every other step
+            grown = np.maximum.reduce([grown, src[:, :-2, :-2], src[:, :-2, 2:], src[:, 2:, :-2], src[:, 2:, 2:]])
+        out = grown
+    return out
+
+
+def add_outline(frames: np.ndarray, width: int, colour=(255, 255, 255)) -> np.ndarray:
+    """RGBA frames with a `width`-pixel outline around the subject, in `colour`, under its edge."""
+    if width < 1:
+        return frames
+    alpha = frames[..., 3:].astype(np.float32) / 255
+    rgb = alpha * frames[..., :3] + (1 - alpha) * np.array(colour, np.float32)
+    return np.concatenate([rgb.round().astype(np.uint8), grow(frames[..., 3], width)[..., None]], axis=-1)
+
+
+def outline_width(side: int) -> int:
+    """The apps' recommended outline at this canvas: 8 px at 512, at least 1."""
+    return max(1, round(8 * side / 512))

@@ -1,0 +1,108 @@
+"""The look of a clip: loops and their seam, captions in every script the font covers, the sticker matte against
+the tiny world's true matte, the outline, and all of it through `meme gen` and the checker."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from memestar.errors import MemeError
+from memestar.media.captions import caption_overlay, draw_captions, layout
+from memestar.media.look import Look, apply_look
+from memestar.media.loops import make_loop, seam_score
+from memestar.media.matte import add_outline, matte, with_matte
+from memestar.tiny.world import motion, random_sprite, render, render_mask
+
+
+def test_loops_and_their_seam(sliding_square):
+    frames = sliding_square(n=12)
+    assert seam_score(frames) > 1.9  # the square jumps back across the canvas: twice a step's change
+    there_and_back = make_loop(frames, "pingpong")
+    assert len(there_and_back) == 22 and np.array_equal(there_and_back[12], frames[10])
+    assert seam_score(there_and_back) < 1.2
+    faded = make_loop(frames, "crossfade")
+    assert len(faded) == 9 and seam_score(faded) < 1.2
+    assert np.array_equal(make_loop(frames, "forward"), frames)
+    with pytest.raises(MemeError, match="--loop 'boomerang' is not a loop"):
+        make_loop(frames, "boomerang")
+
+
+@pytest.mark.parametrize("text", ["ONE DOES NOT SIMPLY", "когда код работает", "ΣΤΗΝ ΠΑΡΑΓΩΓΗ"])
+def test_captions_are_drawn_in_latin_cyrillic_and_greek(text):
+    font, lines, stroke = layout(text, 256)
+    assert all(font.getmask(ch).getbbox() for ch in text if not ch.isspace())  # every glyph has ink (no tofu)
+    layer = np.asarray(caption_overlay(256, text, None))
+    top, rest = layer[: 256 // 3], layer[256 // 3:]
+    assert rest[..., 3].max() == 0  # only the top band
+    white = (top[..., :3] == 255).all(axis=-1) & (top[..., 3] == 255)
+    black = (top[..., :3] == 0).all(axis=-1) & (top[..., 3] == 255)
+    assert white.sum() > 200 and black.sum() > 200  # white letters, black stroke
+
+
+def test_captions_wrap_shrink_and_refuse_what_cannot_fit():
+    _, one, _ = layout("short", 128)
+    _, many, _ = layout("a much longer caption that needs several lines to fit", 128)
+    assert len(one) == 1 and len(many) > 1
+    with pytest.raises(MemeError, match="does not fit a 128x128 canvas even at 10 px: shorten it"):
+        layout("Pneumonoultramicroscopicsilicovolcanoconiosis", 128)
+    with pytest.raises(MemeError, match="at most 200 characters"):
+        layout("word " * 50, 512)
+    sticker = np.zeros((2, 128, 128, 4), np.uint8)  # fully transparent: the text makes its pixels opaque
+    assert draw_captions(sticker, None, "hello")[..., 3].max() == 255
+
+
+def test_the_matte_cuts_the_tiny_worlds_subject_steadily():
+    rng = np.random.default_rng(3)
+    for name in ("sliding", "spinning"):
+        steps = motion(random_sprite(rng), name)
+        frames = np.stack([render(s) for s in steps])
+        noisy = (frames + rng.normal(0, 4, frames.shape)).round().clip(0, 255).astype(np.uint8)
+        truth = np.stack([render_mask(s) for s in steps]) > 0.5
+        alpha = matte(noisy)
+        cut = alpha > 0.5
+        assert ((cut & truth).sum() / (cut | truth).sum()) > 0.9, name
+        steady = truth[1:] == truth[:-1]
+        assert np.abs(np.diff(alpha, axis=0))[steady].mean() < 0.01, name  # no flicker where nothing moved
+        assert alpha[:, :2].max() == 0  # the border is background
+
+
+def test_the_outline_is_white_and_as_wide_as_asked():
+    frames = np.zeros((1, 64, 64, 3), np.uint8) + 128
+    frames[:, 24:40, 24:40] = (200, 30, 30)
+    rgba = with_matte(frames)
+    lined = add_outline(rgba, 4)
+    ring = (lined[0, ..., 3] > 0) & (rgba[0, ..., 3] == 0)
+    assert ring.any() and (lined[0][ring][:, :3] == 255).all()
+    ys, xs = np.nonzero(lined[0, ..., 3])
+    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (20, 43, 20, 43)
+    assert np.array_equal(lined[0, 30, 30], [200, 30, 30, 255])  # the subject itself untouched
+
+
+def test_apply_look_scales_then_outlines_then_captions(sliding_square):
+    frames = sliding_square(n=6, size=64)
+    out = apply_look(frames, Look(loop="pingpong", sticker=True, bottom="hi"), side=256)
+    assert out.shape == (10, 256, 256, 4)
+    assert out[:, 0, 0, 3].max() == 0  # a transparent corner
+    pixel = apply_look(frames, Look(pixel=4), side=128)
+    assert len(np.unique(pixel.reshape(-1, 3), axis=0)) <= 4 and pixel.shape == (6, 128, 128, 3)
+    block = pixel[0, :2, :2].reshape(-1, 3)
+    assert (block == block[0]).all()  # nearest-neighbour: each source pixel a 2x2 block
+    with pytest.raises(MemeError, match="pixel style takes 2 to 64 colours"):
+        Look(pixel=300).check()
+
+
+def test_cli_sticker_with_captions_meets_telegram(small_meme_dir, tmp_path, meme_main):
+    out = tmp_path / "sticker.webm"
+    code, _, stderr = meme_main("gen", "a blue circle sliding", "--meme", small_meme_dir, "--steps", "2",
+                                "--preset", "telegram", "--sticker", "--top", "when it works", "--loop", "pingpong",
+                                "-o", out)
+    assert code == 0, stderr
+    code, stdout, _ = meme_main("check", out, "--preset", "telegram", "--json")
+    assert code == 0 and '"alpha": "full"' in stdout and '"frames": 14' in stdout
+    gif = tmp_path / "sticker.gif"
+    assert meme_main("gen", "x", "--meme", small_meme_dir, "--steps", "2", "--sticker", "-o", gif)[0] == 0
+    with Image.open(gif) as image:
+        assert image.info.get("transparency") is not None
+    code, _, stderr = meme_main("gen", "x", "--meme", small_meme_dir, "--sticker", "-o", tmp_path / "x.mp4")
+    assert code == 2 and "an MP4 has no transparency" in stderr
+    code, _, stderr = meme_main("gen", "x", "--meme", small_meme_dir, "--top", "y" * 150, "-o", tmp_path / "y.gif")
+    assert code == 2 and "does not fit a 64x64 canvas" in stderr and not (tmp_path / "y.gif").exists()
