@@ -105,7 +105,8 @@ def clip(
 @app.command()
 def train(
     clip: Path = typer.Argument(..., help="The clip: a video (mp4, webm, mov), GIF/WebP, or a folder of frames."),
-    text: str = typer.Option(..., "--text", "-t", help="What the clip shows, e.g. \"running apple-cat\"."),
+    text: str = typer.Option(..., "--text", "-t", help="What the clip shows, e.g. \"running {apple-cat}\" (braces "
+                             "mark the subject that `meme gen --subject` replaces; without them it is guessed)."),
     base: str = typer.Option(DEFAULT_BASE, help="Base model: Hub id, diffusers folder, .safetensors file, tiny, "
                              "or random-tiny / random-sd15."),
     out: Path = typer.Option(TrainOptions.out, help="Meme folder (default: memes/<prompt>)."),
@@ -216,6 +217,13 @@ def gen(
     top: str = typer.Option(Look.top, help="Caption at the top, in the classic meme look."),
     bottom: str = typer.Option(Look.bottom, help="Caption at the bottom."),
     pixel: int = typer.Option(Look.pixel, help="Pixel-art style: this many colours, scaled up without smoothing."),
+    subject: str = typer.Option(GenOptions.subject, help="Instead of a prompt: the meme's own prompt with this "
+                                "subject (\"running {apple-cat}\" + blueberry-elephant -> \"running "
+                                "blueberry-elephant\")."),
+    style: str = typer.Option(GenOptions.style, help="A style preset: plain, sticker, emoji, pixel, meme (prompt "
+                              "template, negative prompt, guidance, chat-app preset and look)."),
+    styles: Path = typer.Option(GenOptions.styles, help="A TOML file of more styles, keyed as the bundled "
+                                "styles.toml."),
     backend: str = typer.Option(GenOptions.backend, help="torch, ort (ONNX Runtime), trt (TensorRT), or auto: the "
                                 "fastest one the meme's exports allow here."),
     precision: str = typer.Option(GenOptions.precision, help="auto (bf16/fp16 on GPU, fp32 on CPU), bf16, fp16, "
@@ -238,6 +246,7 @@ def gen(
     results = run_gen(GenOptions(meme=meme, prompt=prompt, prompts=prompts, out=out, format=format,
                                  settings=settings, variants=variants, max_kb=max_kb, preset=preset, backend=backend,
                                  look=Look(loop=loop, sticker=sticker, top=top, bottom=bottom, pixel=pixel),
+                                 subject=subject, style=style, styles=styles,
                                  precision=precision, device=device, base=base, base_config=base_config,
                                  allow_pickle=allow_pickle, compile=compile, quiet=quiet or as_json),
                       log=_log(quiet))

@@ -97,11 +97,14 @@ class MemeManifest:
     clip: ClipRecord | None = None  # absent for memes made without a clip (the bench's untrained ones)
     training: TrainingRecord | None = None
     versions: dict[str, str] | None = None
+    template: str | None = None  # the prompt with its subject as {subject} (memestar/prompts.py); None: guessed
     format: str = MEME_FORMAT
 
     def problem(self) -> str | None:
         if not self.prompt.strip():
             return "field prompt: is empty"
+        if self.template is not None and self.template.count("{subject}") != 1:
+            return "field template: must hold {subject} once"
         if not 1 <= self.frames <= MAX_FRAMES:
             return f"field frames: {self.frames} is not from 1 to {MAX_FRAMES}"
         if not (8 <= self.size <= MAX_SIZE and self.size % 8 == 0):

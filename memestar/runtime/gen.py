@@ -6,7 +6,7 @@ atomically.
 """
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -16,10 +16,13 @@ from ..device import DEFAULT_DEVICE
 from ..errors import MemeError
 from ..files import check_target, slug, write_error
 from ..media.look import Look
+from ..meme_folder import read_meme
+from ..prompts import subject_prompt
 from ..media.presets import get_preset
 from ..media.writers import media_format, write_bytes
 from ..models.batch import MAX_BATCH
 from .meme import GenSettings, Meme, variant_requests
+from .styles import Style, get_style
 
 MAX_PROMPTS = 10_000
 MAX_PROMPTS_FILE_BYTES = 4 * 2 ** 20
@@ -37,6 +40,9 @@ class GenOptions:
     max_kb: float | None = None
     preset: str | None = None  # a chat app's format (media/presets.py): fixes the container, canvas and budget
     look: Look = field(default_factory=Look)  # loop, sticker, captions, pixel style (media/look.py)
+    subject: str | None = None  # instead of a prompt: the meme's own prompt with this subject
+    style: str | None = None  # a style preset (styles.toml): prompt template, negative, guidance, preset, look
+    styles: Path | None = None  # a TOML file of more styles
     backend: str = "auto"
     precision: str = "auto"
     device: str = DEFAULT_DEVICE
@@ -87,6 +93,17 @@ def output_paths(lines: list[str], out: Path | None, fmt: str, many: bool, varia
     return [check_target(t) for t in targets]
 
 
+def with_style(o: GenOptions, style: Style) -> GenOptions:
+    """`o` with the style's defaults wherever the user left the option at its own default."""
+    s = o.settings
+    settings = replace(s, negative=s.negative or style.negative or "",
+                       guidance=style.guidance if style.guidance and s.guidance == GenSettings.guidance else s.guidance)
+    preset = o.preset or (style.preset if o.format is None and o.max_kb is None else None)
+    look = replace(o.look, sticker=o.look.sticker or style.sticker, pixel=o.look.pixel or style.pixel,
+                   loop=style.loop if style.loop and o.look.loop == Look.loop else o.look.loop)
+    return replace(o, settings=settings, preset=preset, look=look)
+
+
 def output_format(o: GenOptions) -> str:
     """The output's suffix (without the dot): the preset's, the format's, the file's, or gif."""
     single_file = o.out is not None and o.prompts is None and o.out.suffix
@@ -103,13 +120,24 @@ def output_format(o: GenOptions) -> str:
 
 def run_gen(o: GenOptions, log=print) -> list[dict]:
     """Generates every prompt and writes its file; returns one summary per output. `log` gets the notes."""
-    lines = read_prompts(o.prompt, o.prompts)
+    style = get_style(o.style, o.styles) if o.style else None
+    if o.subject is not None:
+        if o.prompt is not None or o.prompts is not None:
+            raise MemeError("give a prompt, --prompts or --subject, not more than one")
+        manifest = read_meme(o.meme)
+        lines = [check_prompt(subject_prompt(manifest.prompt, manifest.template, o.subject))]
+    else:
+        lines = read_prompts(o.prompt, o.prompts)
+    names = lines  # files are named after the prompt, not the style's words around it
+    if style is not None:
+        lines = [check_prompt(style.prompt_for(line, o.subject)) for line in lines]
+        o = with_style(o, style)
     o.settings.check()
     check_variants(o.variants)
     check_max_kb(o.max_kb)
     fmt = output_format(o)
     requests = [r for line in lines for r in variant_requests(line, o.settings, o.variants)]
-    targets = output_paths(lines, o.out, fmt, many=o.prompts is not None, variants=o.variants)
+    targets = output_paths(names, o.out, fmt, many=o.prompts is not None, variants=o.variants)
     if o.look.sticker and fmt == "mp4":
         raise MemeError("an MP4 has no transparency: use gif or webp (or a --preset) for a sticker")
     meme = Meme.load(o.meme, base=o.base, device=o.device, precision=o.precision, backend=o.backend,

@@ -30,6 +30,7 @@ from ..media.writers import ENCODERS, encode_media, fit_to_kb
 from ..meme_folder import MemeManifest
 from ..models.batch import MAX_BATCH
 from ..models.text import truncation_warning
+from ..prompts import subject_prompt
 from .backend import SAMPLERS, Backend
 
 BACKENDS = ("auto", "torch", "ort", "trt")
@@ -141,6 +142,10 @@ class Meme:
 
         return MemeStore(base=base, device=device, precision=precision, backend=backend, base_config=base_config,
                          allow_pickle=allow_pickle, cuda_graphs=cuda_graphs, compile=compile).load(folder)
+
+    def prompt_with(self, subject: str) -> str:
+        """This meme's prompt with a new subject: "running {apple-cat}" -> "running blueberry-elephant"."""
+        return subject_prompt(self.manifest.prompt, self.manifest.template, subject)
 
     @property
     def backend(self) -> Backend:

@@ -26,6 +26,7 @@ from ..meme_folder import (ADAPTER, CHECKPOINT, INVERSION, MEME_JSON, PREVIEW, B
 from ..models.adapter import save_adapter
 from ..models.base import load_base
 from ..models.text import encode_prompts
+from ..prompts import split_subject
 from ..models.vae import decode_latents, encode_frames
 from ..models.video_unet import DEFAULT_GROUP_NORM, GROUP_NORM_MODES, VideoUNet
 from ..schedulers.ddim import DDIMSchedule
@@ -64,6 +65,7 @@ class TrainOptions:
     def check(self) -> None:
         """Refuses bad options before anything loads."""
         check_prompt(self.prompt, "pass --text \"what the clip shows\"")
+        split_subject(self.prompt)
         check_frames(self.frames)
         check_size(self.size)
         check_steps(self.steps, "--steps", MAX_TRAIN_STEPS)
@@ -120,7 +122,7 @@ def train_meme(o: TrainOptions, on_step=None, between_steps=None) -> dict:
     """Runs the whole of `meme train`; returns the summary that `--json` prints. `on_step(step, loss)` follows the
     tuning; `between_steps()` runs between the inversion's and the preview's steps (a server's device gate)."""
     o.check()
-    out = Path(o.out) if o.out else default_out(o.prompt)
+    out = Path(o.out) if o.out else default_out(split_subject(o.prompt)[0])
     check_out_folder(out, o.resume, o.force)
     device = pick_device(o.device)
     dtype = compute_dtype(o.precision, device)
@@ -131,6 +133,7 @@ def train_meme(o: TrainOptions, on_step=None, between_steps=None) -> dict:
 
 def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype, on_step, between_steps) -> dict:
     checkpointing = device.type == "cuda" if o.gradient_checkpointing is None else o.gradient_checkpointing
+    prompt, template = split_subject(o.prompt)  # braces mark the subject: "running {apple-cat}"
     seconds = {}
 
     t = time.perf_counter()
@@ -142,7 +145,7 @@ def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype,
 
     t = time.perf_counter()
     latents = encode_frames(base.vae, torch.from_numpy(clip.frames)).float()
-    text, empty = encode_prompts(base.tokenizer, base.text_encoder, [o.prompt, ""]).chunk(2)
+    text, empty = encode_prompts(base.tokenizer, base.text_encoder, [prompt, ""]).chunk(2)
     if device.type == "cuda":  # the loop needs only the UNet on the GPU
         base.vae.to("cpu")
         base.text_encoder.to("cpu")
@@ -152,7 +155,7 @@ def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype,
 
     settings = TuneSettings(steps=o.steps, lr=o.lr, seed=o.seed, checkpoint_every=o.checkpoint_every,
                             gradient_checkpointing=checkpointing)
-    run_key = {"prompt": o.prompt, "clip": Path(o.clip).name, "indices": clip.indices, "size": o.size,
+    run_key = {"prompt": prompt, "clip": Path(o.clip).name, "indices": clip.indices, "size": o.size,
                "base": base.fingerprint.id, "group_norm": o.group_norm, "precision": str(dtype),
                **{k: v for k, v in asdict(settings).items() if k != "checkpoint_every"}}
     result = tune(video, latents, text, base.scheduler_config, settings, dtype=dtype, checkpoint=out / CHECKPOINT,
@@ -190,7 +193,7 @@ def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype,
     }
     fingerprint = base.fingerprint.to_dict()
     write_meme_json(
-        out, prompt=o.prompt,
+        out, prompt=prompt, template=template,
         base=BaseRecord(reference=base.reference, id=base.fingerprint.id, fingerprint=FingerprintRecord(**fingerprint)),
         frames=o.frames, size=o.size, fps=clip.fps, group_norm=o.group_norm,
         clip=ClipRecord(name=Path(o.clip).name, source_frames=clip.source_frames, indices=clip.indices),

@@ -1,0 +1,88 @@
+"""Style presets: a prompt template, negative prompt, guidance, chat-app preset and look under one name, from
+`styles.toml` beside this file, extended or overridden by a user's file of the same shape (`--styles FILE`)."""
+
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from ..checks import check_guidance
+from ..errors import MemeError
+from ..media.look import Look
+from ..media.loops import LOOPS
+from ..media.presets import PRESETS
+
+STYLES_TOML = Path(__file__).with_name("styles.toml")
+
+
+@dataclass(frozen=True)
+class Style:
+    name: str
+    prompt: str = "{prompt}"
+    negative: str | None = None
+    guidance: float | None = None
+    preset: str | None = None
+    sticker: bool = False
+    pixel: int | None = None
+    loop: str | None = None
+
+    def check(self, where: str) -> "Style":
+        def bad(field: str, why: str) -> MemeError:
+            return MemeError(f"{where}: style {self.name!r}, {field}: {why}")
+
+        if "{prompt}" not in self.prompt and "{subject}" not in self.prompt:
+            raise bad("prompt", "must hold {prompt} or {subject}")
+        try:
+            self.prompt.format(prompt="", subject="")
+        except (KeyError, IndexError, ValueError) as e:
+            raise bad("prompt", f"only {{prompt}} and {{subject}} may appear in braces ({e})") from e
+        if self.preset is not None and self.preset not in PRESETS:
+            raise bad("preset", f"{self.preset!r} is not one of {', '.join(PRESETS)}")
+        if self.loop is not None and self.loop not in LOOPS:
+            raise bad("loop", f"{self.loop!r} is not one of {', '.join(LOOPS)}")
+        if self.guidance is not None:
+            check_guidance(self.guidance)
+        Look(pixel=self.pixel).check()
+        return self
+
+    def prompt_for(self, prompt: str, subject: str | None = None) -> str:
+        return self.prompt.format(prompt=prompt, subject=subject or prompt)
+
+
+TYPES = {f.name: f.type for f in fields(Style) if f.name != "name"}
+
+
+def _read(path: Path) -> dict[str, Style]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise MemeError(f"cannot read the styles file {path}: {e.strerror or e}") from e
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise MemeError(f"{path} is not TOML ({e}): write one [name] table per style") from e
+    styles = {}
+    for name, table in data.items():
+        if not isinstance(table, dict):
+            raise MemeError(f"{path}: {name} is not a [table]: write one [name] table per style")
+        unknown = sorted(set(table) - set(TYPES))
+        if unknown:
+            raise MemeError(f"{path}: style {name!r} has an unknown key {unknown[0]!r}: use {', '.join(TYPES)}")
+        for key, value in table.items():
+            wanted = {"prompt": str, "negative": str, "guidance": (int, float), "preset": str, "sticker": bool,
+                      "pixel": int, "loop": str}[key]
+            if not isinstance(value, wanted) or (isinstance(value, bool) and key != "sticker"):
+                raise MemeError(f"{path}: style {name!r}, {key}: {value!r} is not a {TYPES[key]}")
+        styles[name] = Style(name=name, **{k: float(v) if k == "guidance" else v for k, v in table.items()}).check(
+            str(path))
+    return styles
+
+
+def load_styles(extra: Path | None = None) -> dict[str, Style]:
+    """The bundled styles, then `extra`'s (a style of the same name replaces the bundled one)."""
+    return _read(STYLES_TOML) | (_read(Path(extra)) if extra else {})
+
+
+def get_style(name: str, extra: Path | None = None) -> Style:
+    styles = load_styles(extra)
+    if name not in styles:
+        raise MemeError(f"--style {name!r} is not a style: use one of {', '.join(styles)}"
+                        f"{'' if extra else ' (or add it with --styles FILE)'}")
+    return styles[name]
