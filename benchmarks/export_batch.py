@@ -80,8 +80,7 @@ def main(argv=None) -> int:
     lines += [f"| {r['clips']} | {r['static_clip_by_clip_s']:.4f} | {r['dynamic_s']:.4f} | {r['dynamic_pinned_s']:.4f} "
               f"| {r['static_clip_by_clip_s'] / r['dynamic_pinned_s']:.2f}x |" for r in rows]
     out = ROOT / "benchmarks" / "results" / f"export-batch-{args.preset}-{date}"
-    files.write_json(out.with_suffix(".json"), report)
-    files.write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
+    files.write_report(report, "\n".join(lines) + "\n", out.name, out.with_suffix(".json"), out.with_suffix(".md"))
     print("\n".join(lines))
     return 0
 

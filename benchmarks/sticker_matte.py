@@ -63,8 +63,7 @@ def main(argv=None) -> int:
     lines += [f"| {r['noise']:g} | {r['motion']} | {r['mean_iou']:.3f} | {r['worst_clip_iou']:.3f} | "
               f"{100 * r['share_at_target']:.0f}% | {r['mean_flicker']:.4f} |" for r in rows]
     out = ROOT / "benchmarks" / "results" / f"sticker-matte-tiny-{date}"
-    files.write_json(out.with_suffix(".json"), report)
-    files.write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
+    files.write_report(report, "\n".join(lines) + "\n", out.name, out.with_suffix(".json"), out.with_suffix(".md"))
     print("\n".join(lines))
     return 0
 
