@@ -1,6 +1,8 @@
 """The look of a clip: loops and their seam, captions in every script the font covers, the sticker matte against
 the tiny world's true matte, the outline, and all of it through `meme gen` and the checker."""
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -98,6 +100,9 @@ def test_cli_sticker_with_captions_meets_telegram(small_meme_dir, tmp_path, meme
     assert code == 0, stderr
     code, stdout, _ = meme_main("check", out, "--preset", "telegram", "--json")
     assert code == 0 and '"alpha": "full"' in stdout and '"frames": 14' in stdout
+    code, stdout, _ = meme_main("gen", "x", "--meme", small_meme_dir, "--steps", "2", "--loop", "crossfade", "--json",
+                                "-o", tmp_path / "loop.gif")
+    assert code == 0 and json.loads(stdout)["loop"] == "crossfade" and json.loads(stdout)["loop_seam"] > 0
     gif = tmp_path / "sticker.gif"
     assert meme_main("gen", "x", "--meme", small_meme_dir, "--steps", "2", "--sticker", "-o", gif)[0] == 0
     with Image.open(gif) as image:

@@ -110,6 +110,11 @@ def test_gen_returns_the_clip_and_variants_as_json(server):
     sticker = server.post("/memes/slide/gen", json={**QUICK, "preset": "telegram"})
     assert sticker.headers["content-type"] == "video/webm" and sticker.content[:4] == b"\x1a\x45\xdf\xa3"
     assert "telegram: 512x512" in sticker.headers["x-meme-note"]
+    r = server.post("/memes/slide/gen", json={"subject": "a green star", "steps": 2, "style": "sticker", "variants": 2})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["prompt"].startswith("a green star sliding, die-cut sticker")  # the meme's action, the style's words
+    assert [c["media_type"] for c in body["clips"]] == ["video/webm"] * 2  # the style's preset: Telegram
     styled = server.post("/memes/slide/gen", json={**QUICK, "format": "webp", "sticker": True, "top": "hi",
                                                    "loop": "pingpong"})
     with Image.open(io.BytesIO(styled.content)) as image:
@@ -132,6 +137,8 @@ def test_gen_returns_the_clip_and_variants_as_json(server):
     ({**QUICK, "sticker": True, "format": "mp4"}, 422, "no transparency"),
     ({**QUICK, "top": "y" * 150}, 422, "does not fit a 64x64 canvas"),
     ({**QUICK, "loop": "boomerang"}, 422, "loop"),
+    ({**QUICK, "subject": "a cat"}, 422, "give a prompt or a subject"),
+    ({**QUICK, "style": "vapor"}, 422, "style"),
     ({**QUICK, "preset": "slack", "format": "gif"}, 422, "fixes the format"),
     ({**QUICK, "variants": 9}, 422, "variants"),
     ({**QUICK, "variation": 2}, 422, "variation"),

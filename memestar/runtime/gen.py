@@ -16,13 +16,14 @@ from ..device import DEFAULT_DEVICE
 from ..errors import MemeError
 from ..files import check_target, slug, write_error
 from ..media.look import Look
+from ..media.loops import make_loop, seam_score
 from ..meme_folder import read_meme
 from ..prompts import subject_prompt
 from ..media.presets import get_preset
 from ..media.writers import media_format, write_bytes
 from ..models.batch import MAX_BATCH
 from .meme import GenSettings, Meme, variant_requests
-from .styles import Style, get_style
+from .styles import Style, apply_style, get_style
 
 MAX_PROMPTS = 10_000
 MAX_PROMPTS_FILE_BYTES = 4 * 2 ** 20
@@ -95,13 +96,9 @@ def output_paths(lines: list[str], out: Path | None, fmt: str, many: bool, varia
 
 def with_style(o: GenOptions, style: Style) -> GenOptions:
     """`o` with the style's defaults wherever the user left the option at its own default."""
-    s = o.settings
-    settings = replace(s, negative=s.negative or style.negative or "",
-                       guidance=style.guidance if style.guidance and s.guidance == GenSettings.guidance else s.guidance)
-    preset = o.preset or (style.preset if o.format is None and o.max_kb is None else None)
-    look = replace(o.look, sticker=o.look.sticker or style.sticker, pixel=o.look.pixel or style.pixel,
-                   loop=style.loop if style.loop and o.look.loop == Look.loop else o.look.loop)
-    return replace(o, settings=settings, preset=preset, look=look)
+    settings, look, preset = apply_style(style, o.settings, o.look, o.preset,
+                                         format_given=o.format is not None or o.max_kb is not None)
+    return replace(o, settings=settings, look=look, preset=preset)
 
 
 def output_format(o: GenOptions) -> str:
@@ -155,7 +152,8 @@ def run_gen(o: GenOptions, log=print) -> list[dict]:
                 notes = g.warnings + ([note] if note else [])
                 for line in notes:
                     log(f"note: {line}")
-                results.append({"prompt": g.prompt, "output": str(target), "bytes": len(data),
+                results.append({"prompt": g.prompt, "output": str(target), "bytes": len(data), "loop": o.look.loop,
+                                "loop_seam": round(seam_score(make_loop(g.frames, o.look.loop)), 3),
                                 "frames": len(g.frames), "size": g.frames.shape[1], "fps": g.fps, **g.settings,
                                 "batch_size": g.batch_size, "seconds": {k: round(v, 4) for k, v in g.seconds.items()},
                                 "notes": notes})

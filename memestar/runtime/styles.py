@@ -2,7 +2,7 @@
 `styles.toml` beside this file, extended or overridden by a user's file of the same shape (`--styles FILE`)."""
 
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from ..checks import check_guidance
@@ -10,6 +10,7 @@ from ..errors import MemeError
 from ..media.look import Look
 from ..media.loops import LOOPS
 from ..media.presets import PRESETS
+from .meme import GenSettings
 
 STYLES_TOML = Path(__file__).with_name("styles.toml")
 
@@ -49,6 +50,18 @@ class Style:
 
 
 TYPES = {f.name: f.type for f in fields(Style) if f.name != "name"}
+
+
+def apply_style(style: Style, settings: GenSettings, look: Look, preset: str | None,
+                format_given: bool) -> tuple[GenSettings, Look, str | None]:
+    """The style's defaults wherever the user left an option at its own: the negative prompt, the guidance, the
+    chat-app preset (not when a format or size was asked for) and the look."""
+    settings = replace(settings, negative=settings.negative or style.negative or "",
+                       guidance=style.guidance if style.guidance and settings.guidance == GenSettings.guidance
+                       else settings.guidance)
+    look = replace(look, sticker=look.sticker or style.sticker, pixel=look.pixel or style.pixel,
+                   loop=style.loop if style.loop and look.loop == Look.loop else look.loop)
+    return settings, look, preset or (None if format_given else style.preset)
 
 
 def _read(path: Path) -> dict[str, Style]:

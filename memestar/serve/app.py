@@ -21,9 +21,9 @@ import re
 import shutil
 import time
 from contextlib import asynccontextmanager
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -45,8 +45,10 @@ from ..media.presets import PRESETS
 from ..media.writers import ENCODERS
 from ..meme_folder import MEME_JSON, PREVIEW, MemeManifest
 from ..models.batch import BATCH_BUCKETS
+from ..prompts import subject_prompt
 from ..runtime.meme import GenRequest, GenSettings, variant_requests
 from ..runtime.store import MemeStore
+from ..runtime.styles import apply_style, get_style, load_styles
 from ..train.meme import TrainOptions
 from .jobs import TrainingJobs
 from .metrics import Metrics
@@ -62,10 +64,21 @@ MAX_JSON_BYTES = 64 * 1024
 OPEN_PATHS = ("/healthz", "/readyz")  # probes; the docs pages are open too (they hold no data)
 
 
+@dataclass
+class GenPlan:
+    """What a gen body asks for once its subject and style are resolved."""
+    prompt: str
+    requests: list[GenRequest]
+    look: Look
+    preset: str | None
+
+
 class GenBody(BaseModel):
     """The settings of one generation request; defaults as `meme gen`'s (GenSettings)."""
     model_config = ConfigDict(extra="forbid", strict=True)
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    prompt: str | None = Field(None, min_length=1, max_length=MAX_PROMPT_CHARS)
+    subject: str | None = Field(None, min_length=1, max_length=MAX_PROMPT_CHARS)  # instead of a prompt
+    style: Literal[tuple(load_styles())] | None = None
     seed: int = Field(GenSettings.seed, ge=0, le=MAX_SEED)
     steps: int = Field(GenSettings.steps, ge=1, le=MAX_STEPS)
     guidance: float = Field(GenSettings.guidance, ge=1, le=MAX_GUIDANCE, allow_inf_nan=False)
@@ -83,19 +96,29 @@ class GenBody(BaseModel):
     bottom: str | None = Field(None, max_length=MAX_CAPTION_CHARS)
     fps: float | None = Field(GenSettings.fps, ge=MIN_FPS, le=MAX_FPS, allow_inf_nan=False)
 
-    @property
-    def look(self) -> Look:
-        return Look(loop=self.loop, sticker=self.sticker, top=self.top, bottom=self.bottom)
-
-    def requests(self) -> list[GenRequest]:
-        """The clips asked for (the variants of one prompt), every setting checked."""
-        check_prompt(self.prompt)
-        if self.preset is not None and ("format" in self.model_fields_set or self.max_kb is not None):
+    def plan(self, manifest: Callable[[], MemeManifest]) -> GenPlan:
+        """The clips asked for (the variants of one prompt), the look and the preset, with the meme's subject
+        template (`manifest`, read only for a subject) and the style's defaults; every setting checked."""
+        if (self.prompt is None) == (self.subject is None):
+            raise MemeError("give a prompt or a subject (the meme's own prompt with a new subject), not both")
+        format_given = "format" in self.model_fields_set or self.max_kb is not None
+        if self.preset is not None and format_given:
             raise MemeError(f"preset {self.preset} fixes the format and the size: drop format and max_kb")
-        if self.sticker and self.preset is None and self.format == "mp4":
+        prompt = self.prompt
+        if self.subject is not None:
+            m = manifest()
+            prompt = subject_prompt(m.prompt, m.template, self.subject)
+        settings = GenSettings(**{f.name: getattr(self, f.name) for f in fields(GenSettings)})
+        look = Look(loop=self.loop, sticker=self.sticker, top=self.top, bottom=self.bottom)
+        preset = self.preset
+        if self.style is not None:
+            style = get_style(self.style)
+            prompt = style.prompt_for(prompt, self.subject)
+            settings, look, preset = apply_style(style, settings, look, preset, format_given)
+        if look.sticker and preset is None and self.format == "mp4":
             raise MemeError("an MP4 has no transparency: use gif or webp (or a preset) for a sticker")
-        settings = GenSettings(**{f.name: getattr(self, f.name) for f in fields(GenSettings)}).check()
-        return variant_requests(self.prompt, settings, self.variants)
+        check_prompt(prompt)
+        return GenPlan(prompt, variant_requests(prompt, settings.check(), self.variants), look, preset)
 
 
 def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
@@ -168,13 +191,13 @@ def add_error_handlers(app: FastAPI) -> None:
         return error(500, "internal error: see the server log")
 
 
-def clips_response(mid: str, body: GenBody, generations: list) -> Response:
+def clips_response(mid: str, body: GenBody, plan: GenPlan, generations: list) -> Response:
     """One clip as its bytes with its media type, or variants as JSON with base64 clips."""
-    look = body.look
-    encoded = [g.encode_for(body.preset, look) if body.preset else g.encode(body.format, body.max_kb, look)
+    look, preset = plan.look, plan.preset
+    encoded = [g.encode_for(preset, look) if preset else g.encode(body.format, body.max_kb, look)
                for g in generations]
-    fmt = PRESETS[body.preset].container if body.preset else body.format
-    media_type = PRESETS[body.preset].media_type if body.preset else MEDIA_TYPES[body.format]
+    fmt = PRESETS[preset].container if preset else body.format
+    media_type = PRESETS[preset].media_type if preset else MEDIA_TYPES[body.format]
     g0 = generations[0]
     headers = {"X-Batch-Size": str(g0.batch_size), "X-Seconds": f"{g0.seconds['total']:.4f}"}
     notes = [n for g, (_, note) in zip(generations, encoded) for n in g.warnings + ([note] if note else [])]
@@ -186,7 +209,7 @@ def clips_response(mid: str, body: GenBody, generations: list) -> Response:
     clips = [{"seed": g.settings["seed"], "format": fmt, "media_type": media_type,
               "bytes": len(data), "data": base64.b64encode(data).decode("ascii"), "note": note}
              for g, (data, note) in zip(generations, encoded)]
-    return JSONResponse({"meme": mid, "prompt": body.prompt, "clips": clips, "notes": notes}, headers=headers)
+    return JSONResponse({"meme": mid, "prompt": plan.prompt, "clips": clips, "notes": notes}, headers=headers)
 
 
 class BodyLimit:
@@ -336,9 +359,10 @@ def create_app(o: ServeOptions) -> FastAPI:
                                                              *(p.media_type for p in PRESETS.values())}}}})
     async def gen(mid: str, body: GenBody, request: Request):
         meme_folder(memes_dir, mid)
+        plan = body.plan(lambda: manifest(mid))
         if body.top or body.bottom:  # a caption that cannot fit is refused before the device works on it
-            body.look.check(PRESETS[body.preset].side if body.preset else manifest(mid).size)
-        job = GenJob(mid, body.requests(), time.monotonic() + o.deadline_s)
+            plan.look.check(PRESETS[plan.preset].side if plan.preset else manifest(mid).size)
+        job = GenJob(mid, plan.requests, time.monotonic() + o.deadline_s)
         t = time.perf_counter()
         try:
             future = worker.submit(job)
@@ -368,7 +392,7 @@ def create_app(o: ServeOptions) -> FastAPI:
         metrics.stage_seconds.labels("queue").observe(time.perf_counter() - t - generations[0].seconds["total"])
 
         t = time.perf_counter()
-        response = await run_in_threadpool(clips_response, mid, body, generations)
+        response = await run_in_threadpool(clips_response, mid, body, plan, generations)
         metrics.stage_seconds.labels("encode").observe(time.perf_counter() - t)
         return response
 

@@ -70,7 +70,8 @@ class MemeGenerator:
         meme_id = serve.get_multiplexed_model_id()
         held = any(m.folder.name == meme_id for m in self.store.memes)
         meme = await self.meme(meme_id)
-        results = await asyncio.gather(*(self._batched((meme, r)) for r in gen.requests()))
+        requests = gen.plan(lambda: meme.manifest).requests
+        results = await asyncio.gather(*(self._batched((meme, r)) for r in requests))
         for r in results:
             if isinstance(r, Exception):
                 raise r
@@ -114,11 +115,11 @@ def build(options: ServeOptions, replicas: int | None = None, gpus: float | None
         @app.post("/memes/{mid}/gen")
         async def gen(self, mid: str, body: GenBody):
             meme_folder(memes_dir, mid)
-            body.requests()  # refused here, before any replica is asked
+            plan = body.plan(lambda: read_manifest(memes_dir, mid))  # refused here, before any replica is asked
             t = time.perf_counter()
             handle = self.generator.options(multiplexed_model_id=mid)
             result = await handle.generate.remote(body.model_dump())
-            response = await run_in_threadpool(clips_response, mid, body, result["generations"])
+            response = await run_in_threadpool(clips_response, mid, body, plan, result["generations"])
             response.headers["X-Replica"] = result["replica"]
             response.headers["X-Replica-Memes"] = ",".join(result["memes"])
             response.headers["X-Meme-Was-Loaded"] = "1" if result["held"] else "0"
