@@ -214,6 +214,7 @@ def gen(
                              "the start)."),
     sticker: bool = typer.Option(Look.sticker, help="A transparent background (cut from the frames' border colour) "
                                  "and a white outline."),
+    shadow: bool = typer.Option(Look.shadow, help="With --sticker: a soft drop shadow under it."),
     top: str = typer.Option(Look.top, help="Caption at the top, in the classic meme look."),
     bottom: str = typer.Option(Look.bottom, help="Caption at the bottom."),
     pixel: int = typer.Option(Look.pixel, help="Pixel-art style: this many colours, scaled up without smoothing."),
@@ -245,7 +246,7 @@ def gen(
                            start=start, variation=variation, fps=fps)
     results = run_gen(GenOptions(meme=meme, prompt=prompt, prompts=prompts, out=out, format=format,
                                  settings=settings, variants=variants, max_kb=max_kb, preset=preset, backend=backend,
-                                 look=Look(loop=loop, sticker=sticker, top=top, bottom=bottom, pixel=pixel),
+                                 look=Look(loop=loop, sticker=sticker, shadow=shadow, top=top, bottom=bottom, pixel=pixel),
                                  subject=subject, style=style, styles=styles,
                                  precision=precision, device=device, base=base, base_config=base_config,
                                  allow_pickle=allow_pickle, compile=compile, quiet=quiet or as_json),

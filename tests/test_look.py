@@ -79,6 +79,21 @@ def test_the_outline_is_white_and_as_wide_as_asked():
     assert np.array_equal(lined[0, 30, 30], [200, 30, 30, 255])  # the subject itself untouched
 
 
+def test_the_shadow_falls_below_right_and_leaves_the_subject(sliding_square):
+    frames = sliding_square(n=2, size=64)
+    plain = apply_look(frames, Look(sticker=True), side=128)
+    shaded = apply_look(frames, Look(sticker=True, shadow=True), side=128)
+    solid = plain[..., 3] == 255
+    assert np.array_equal(shaded[solid], plain[solid])  # the subject and its outline untouched
+    column = plain[0, :, 40, 3]  # through the square and its outline
+    edge = np.nonzero(column >= 128)[0].max()  # the outline's last solid row
+    below, above = shaded[0, edge + 3, 40], shaded[0, np.nonzero(column >= 128)[0].min() - 3, 40]
+    assert column[edge + 3] < 10 and below[3] > column[edge + 3] + 15 and below[:3].max() < 60  # dark shade under
+    assert above[3] <= plain[0, np.nonzero(column >= 128)[0].min() - 3, 40, 3] + 5  # next to none above
+    with pytest.raises(MemeError, match="--shadow falls on a transparent background"):
+        Look(shadow=True).check()
+
+
 def test_apply_look_scales_then_outlines_then_captions(sliding_square):
     frames = sliding_square(n=6, size=64)
     out = apply_look(frames, Look(loop="pingpong", sticker=True, bottom="hi"), side=256)

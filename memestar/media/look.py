@@ -3,7 +3,7 @@ the pixel-art style; applied in that order at the output canvas, so captions and
 
 loop (native size) -> matte (native size: the cut follows the sampled pixels) -> palette reduction (pixel style)
 -> scale to the canvas (Lanczos, the alpha with the colour; nearest-neighbour for pixel art) -> outline ->
-captions.
+shadow -> captions.
 """
 
 from dataclasses import dataclass
@@ -15,7 +15,7 @@ from ..errors import MemeError
 from .captions import draw_captions, layout
 from .fit import to_canvas
 from .loops import LOOPS, make_loop
-from .matte import add_outline, outline_width, with_matte
+from .matte import add_outline, add_shadow, outline_width, with_matte
 from .writers import shared_palette
 
 PIXEL_COLOURS = (2, 64)  # the pixel style's palette sizes allowed
@@ -25,6 +25,7 @@ PIXEL_COLOURS = (2, 64)  # the pixel style's palette sizes allowed
 class Look:
     loop: str = "forward"  # forward, pingpong, crossfade
     sticker: bool = False  # a transparent background and a white outline
+    shadow: bool = False  # with sticker: a soft drop shadow under it
     top: str | None = None  # captions, in the classic meme look
     bottom: str | None = None
     pixel: int | None = None  # pixel art: this many colours, scaled up nearest-neighbour
@@ -32,6 +33,8 @@ class Look:
     def check(self, side: int | None = None) -> "Look":
         if self.loop not in LOOPS:
             raise MemeError(f"--loop {self.loop!r} is not a loop: use {', '.join(LOOPS)}")
+        if self.shadow and not self.sticker:
+            raise MemeError("--shadow falls on a transparent background: add --sticker")
         if self.pixel is not None and not PIXEL_COLOURS[0] <= self.pixel <= PIXEL_COLOURS[1]:
             raise MemeError(f"the pixel style takes {PIXEL_COLOURS[0]} to {PIXEL_COLOURS[1]} colours, not {self.pixel}")
         for text in (self.top, self.bottom):
@@ -63,4 +66,6 @@ def apply_look(frames: np.ndarray, look: Look, side: int | None = None) -> np.nd
     frames = to_canvas(frames, side, nearest=look.pixel is not None)
     if look.sticker:
         frames = add_outline(frames, outline_width(side))
+    if look.shadow:
+        frames = add_shadow(frames, side)
     return draw_captions(frames, look.top, look.bottom)

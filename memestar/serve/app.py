@@ -92,6 +92,7 @@ class GenBody(BaseModel):
     preset: Literal[tuple(PRESETS)] | None = None  # a chat app's format: fixes format and size
     loop: Literal[LOOPS] = "forward"
     sticker: bool = False
+    shadow: bool = False
     top: str | None = Field(None, max_length=MAX_CAPTION_CHARS)
     bottom: str | None = Field(None, max_length=MAX_CAPTION_CHARS)
     fps: float | None = Field(GenSettings.fps, ge=MIN_FPS, le=MAX_FPS, allow_inf_nan=False)
@@ -109,7 +110,7 @@ class GenBody(BaseModel):
             m = manifest()
             prompt = subject_prompt(m.prompt, m.template, self.subject)
         settings = GenSettings(**{f.name: getattr(self, f.name) for f in fields(GenSettings)})
-        look = Look(loop=self.loop, sticker=self.sticker, top=self.top, bottom=self.bottom)
+        look = Look(loop=self.loop, sticker=self.sticker, shadow=self.shadow, top=self.top, bottom=self.bottom)
         preset = self.preset
         if self.style is not None:
             style = get_style(self.style)
@@ -118,6 +119,7 @@ class GenBody(BaseModel):
         if look.sticker and preset is None and self.format == "mp4":
             raise MemeError("an MP4 has no transparency: use gif or webp (or a preset) for a sticker")
         check_prompt(prompt)
+        look.check()
         return GenPlan(prompt, variant_requests(prompt, settings.check(), self.variants), look, preset)
 
 
