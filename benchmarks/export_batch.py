@@ -75,8 +75,8 @@ def main(argv=None) -> int:
     lines = [f"# The exported UNet's batch axis in ONNX Runtime: {preset['base']}, {preset['frames']} frames, "
              f"{preset['size']} px", "", f"Device: {report['device']}. Date: {date}. "
              f"One guided denoising step; medians of {args.repeat} runs after a warm one, two alternating rounds.",
-             "", "| clips | static graph, clip by clip s | dynamic graph, one call s | dynamic, pinned to the batch, one "
-             "call s | batch gain (pinned against clip by clip) |", "|---|---|---|---|---|"]
+             "", "| clips | static graph, clip by clip s | dynamic graph, one call s | dynamic, pinned to the "
+             "batch, one call s | batch gain (pinned against clip by clip) |", "|---|---|---|---|---|"]
     lines += [f"| {r['clips']} | {r['static_clip_by_clip_s']:.4f} | {r['dynamic_s']:.4f} | {r['dynamic_pinned_s']:.4f} "
               f"| {r['static_clip_by_clip_s'] / r['dynamic_pinned_s']:.2f}x |" for r in rows]
     out = ROOT / "benchmarks" / "results" / f"export-batch-{args.preset}-{date}"

@@ -59,7 +59,8 @@ def main(argv=None) -> int:
              f"Date: {date}. IoU of alpha > 0.5 against the renderer's coverage > 0.5, per frame, averaged over the "
              f"clip; flicker: mean |alpha change| between frames where the true coverage is unchanged. Target: IoU "
              f">= {TARGET_IOU}.", "",
-             "| noise | motion | mean IoU | worst clip IoU | clips at target | mean flicker |", "|---|---|---|---|---|---|"]
+             "| noise | motion | mean IoU | worst clip IoU | clips at target | mean flicker |",
+             "|---|---|---|---|---|---|"]
     lines += [f"| {r['noise']:g} | {r['motion']} | {r['mean_iou']:.3f} | {r['worst_clip_iou']:.3f} | "
               f"{100 * r['share_at_target']:.0f}% | {r['mean_flicker']:.4f} |" for r in rows]
     out = ROOT / "benchmarks" / "results" / f"sticker-matte-tiny-{date}"

@@ -246,7 +246,8 @@ def gen(
                            start=start, variation=variation, fps=fps)
     results = run_gen(GenOptions(meme=meme, prompt=prompt, prompts=prompts, out=out, format=format,
                                  settings=settings, variants=variants, max_kb=max_kb, preset=preset, backend=backend,
-                                 look=Look(loop=loop, sticker=sticker, shadow=shadow, top=top, bottom=bottom, pixel=pixel),
+                                 look=Look(loop=loop, sticker=sticker, shadow=shadow, top=top, bottom=bottom,
+                                           pixel=pixel),
                                  subject=subject, style=style, styles=styles,
                                  precision=precision, device=device, base=base, base_config=base_config,
                                  allow_pickle=allow_pickle, compile=compile, quiet=quiet or as_json),

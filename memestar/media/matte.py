@@ -6,8 +6,9 @@ the background colour over the largest distance nearby (the subject's own), wher
 border's noise; a pixel whose distance barely changes between frames keeps the mean of its neighbours' alphas
 (edges that move are left alone), so a still subject does not flicker; holes the background colour leaves inside
 the subject are filled, and alpha near 0 or 1 snaps to it. On the tiny world (`benchmarks/sticker_matte.py`):
-mean IoU 0.94 to 0.98 against the renderer's matte over 40 random subjects per motion and noise level. The outline is the matte grown by `outline` pixels, painted white under the
-subject, as the apps recommend (WhatsApp: 8 px at 512).
+mean IoU 0.94 to 0.98 against the renderer's matte over 40 random subjects per motion and noise level. The
+outline is the matte grown by `outline` pixels, painted white under the subject, as the apps recommend (WhatsApp:
+8 px at 512).
 """
 
 import numpy as np
