@@ -124,6 +124,9 @@ def train(
     checkpoint_every: int = typer.Option(TrainOptions.checkpoint_every, help="Write a resumable checkpoint every N "
                                          "steps (0: only on Ctrl-C)."),
     group_norm: str = typer.Option(TrainOptions.group_norm, help="GroupNorm statistics: per-frame or frames."),
+    motion_loss: str = typer.Option(TrainOptions.motion_loss, help="What tuning minimises: mse (every frame), "
+                                    "debiased (MotionDirector: appearance shared by frames down-weighted), residual "
+                                    "(VMC: frame-to-frame differences), or weighted together: mse=1,debiased=1."),
     gradient_checkpointing: bool = typer.Option(TrainOptions.gradient_checkpointing,
                                                 "--gradient-checkpointing/--no-gradient-checkpointing",
                                                 help="Recompute activations to save memory (default: on for GPUs)."),
@@ -141,7 +144,8 @@ def train(
     summary = train_meme(TrainOptions(
         clip=clip, prompt=text, base=base, out=out, frames=frames, size=size, start=start, stride=stride,
         steps=steps, lr=lr, precision=precision, seed=seed, resume=resume, force=force,
-        checkpoint_every=checkpoint_every, group_norm=group_norm, gradient_checkpointing=gradient_checkpointing,
+        checkpoint_every=checkpoint_every, group_norm=group_norm, motion_loss=motion_loss,
+        gradient_checkpointing=gradient_checkpointing,
         inversion_steps=inversion_steps, device=device, base_config=base_config, allow_pickle=allow_pickle,
         quiet=quiet or as_json))
     _emit(summary, as_json)

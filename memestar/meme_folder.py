@@ -73,6 +73,7 @@ class TrainingRecord:
     seconds: dict[str, float]
     peak_memory_bytes: int
     device: str
+    motion_loss: dict[str, float] | None = None  # loss name -> weight (train/losses.py); None: mse alone
 
 
 @record

@@ -105,17 +105,17 @@ def test_resume_after_ctrl_c_equals_uninterrupted(clip_path, tmp_path, train_opt
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(clip_path, tmp_path, monkeypatch, train_options):
-    import memestar.train.tune as tune_module
+    import memestar.train.losses as losses_module
 
     calls = []
-    real_mse = tune_module.F.mse_loss
+    real_mse = losses_module.F.mse_loss
 
     def mse_nan_from_step_5(pred, target):
         calls.append(1)
         loss = real_mse(pred, target)
         return loss * float("nan") if len(calls) >= 5 else loss
 
-    monkeypatch.setattr(tune_module.F, "mse_loss", mse_nan_from_step_5)
+    monkeypatch.setattr(losses_module.F, "mse_loss", mse_nan_from_step_5)
     out = tmp_path / "nan"
     with pytest.raises(TrainingFailed, match="step 5") as e:
         train_meme(train_options(clip_path, out, steps=8, checkpoint_every=2, inversion_steps=2))

@@ -31,6 +31,7 @@ from ..models.vae import decode_latents, encode_frames
 from ..models.video_unet import DEFAULT_GROUP_NORM, GROUP_NORM_MODES, VideoUNet
 from ..schedulers.ddim import DDIMSchedule
 from .inversion import invert_clip, sample_from
+from .losses import DEFAULT_MOTION_LOSS, parse_motion_loss
 from .tune import TuneSettings, tune
 
 DEFAULT_BASE = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -54,6 +55,7 @@ class TrainOptions:
     force: bool = False
     checkpoint_every: int = TuneSettings.checkpoint_every
     group_norm: str = DEFAULT_GROUP_NORM
+    motion_loss: str = DEFAULT_MOTION_LOSS  # "mse", "debiased", "residual", or weighted: "mse=1,debiased=1"
     gradient_checkpointing: bool | None = None  # None: on for GPUs
     inversion_steps: int = 50
     preview_guidance: float = 7.5
@@ -66,6 +68,7 @@ class TrainOptions:
         """Refuses bad options before anything loads."""
         check_prompt(self.prompt, "pass --text \"what the clip shows\"")
         split_subject(self.prompt)
+        parse_motion_loss(self.motion_loss)
         check_frames(self.frames)
         check_size(self.size)
         check_steps(self.steps, "--steps", MAX_TRAIN_STEPS)
@@ -154,7 +157,7 @@ def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype,
     seconds["encode"] = time.perf_counter() - t
 
     settings = TuneSettings(steps=o.steps, lr=o.lr, seed=o.seed, checkpoint_every=o.checkpoint_every,
-                            gradient_checkpointing=checkpointing)
+                            gradient_checkpointing=checkpointing, motion_loss=parse_motion_loss(o.motion_loss))
     run_key = {"prompt": prompt, "clip": Path(o.clip).name, "indices": clip.indices, "size": o.size,
                "base": base.fingerprint.id, "group_norm": o.group_norm, "precision": str(dtype),
                **{k: v for k, v in asdict(settings).items() if k != "checkpoint_every"}}

@@ -11,11 +11,10 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 from tqdm import tqdm
 
@@ -23,6 +22,7 @@ from ..errors import MemeError, TrainingFailed
 from ..files import save_safetensors
 from ..models.video_unet import VideoUNet
 from ..schedulers.ddim import alphas_cumprod
+from .losses import DEFAULT_MOTION_LOSS, motion_loss, parse_motion_loss
 
 
 @dataclass
@@ -34,6 +34,7 @@ class TuneSettings:
     gradient_checkpointing: bool = False
     max_grad_norm: float = 1.0
     weight_decay: float = 1e-2
+    motion_loss: dict[str, float] = field(default_factory=lambda: parse_motion_loss(DEFAULT_MOTION_LOSS))
 
 
 @dataclass
@@ -114,7 +115,7 @@ def tune(video: VideoUNet, latents: torch.Tensor, text: torch.Tensor, scheduler_
             noisy, target = noised(latents, noise, t, acp, prediction_type)
             with autocast:
                 pred = video(noisy.to(dtype), t, text)
-            loss = F.mse_loss(pred.float(), target.float())
+            loss = motion_loss(pred, target, s.motion_loss, g)
             value = loss.item()
             if not math.isfinite(value):
                 kept = (f"the last good checkpoint is kept in {checkpoint.parent}" if checkpoint.exists()
