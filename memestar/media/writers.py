@@ -112,25 +112,30 @@ def encode_apng(frames: np.ndarray, fps: float, colors: int | None = None) -> by
     return buffer.getvalue()
 
 
-def encode_webm(frames: np.ndarray, fps: float, crf: int = 30) -> bytes:
-    """VP9 in WebM, no audio, with its alpha channel (`yuva420p`, as Telegram's video stickers take it)."""
-    frames = _check_frames(frames, alpha=True)
-    if frames.shape[-1] == 3:
-        frames = np.concatenate([frames, np.full(frames.shape[:3] + (1,), 255, np.uint8)], axis=-1)
-    h, w = frames.shape[1:3]
+def _ffmpeg_bytes(frames: np.ndarray, fps: float, suffix: str, **write_frames) -> bytes:
+    """`frames` through imageio-ffmpeg's bundled ffmpeg into a file of `suffix`, returned as bytes (the muxers
+    want a seekable file, not a pipe). Only the video formats need ffmpeg; GIF, WebP and APNG are Pillow's."""
     import imageio_ffmpeg
 
+    h, w = frames.shape[1:3]
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "clip.webm"
-        writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, codec="libvpx-vp9", pix_fmt_in="rgba",
-                                             pix_fmt_out="yuva420p", quality=None, macro_block_size=1,
-                                             output_params=["-crf", str(crf), "-b:v", "0", "-auto-alt-ref", "0",
-                                                            "-an", "-row-mt", "1"])
+        path = Path(tmp) / f"clip{suffix}"
+        writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, quality=None, **write_frames)
         writer.send(None)
         for f in frames:
             writer.send(np.ascontiguousarray(f))
         writer.close()
         return path.read_bytes()
+
+
+def encode_webm(frames: np.ndarray, fps: float, crf: int = 30) -> bytes:
+    """VP9 in WebM, no audio, with its alpha channel (`yuva420p`, as Telegram's video stickers take it)."""
+    frames = _check_frames(frames, alpha=True)
+    if frames.shape[-1] == 3:
+        frames = np.concatenate([frames, np.full(frames.shape[:3] + (1,), 255, np.uint8)], axis=-1)
+    return _ffmpeg_bytes(frames, fps, ".webm", codec="libvpx-vp9", pix_fmt_in="rgba", pix_fmt_out="yuva420p",
+                         macro_block_size=1, output_params=["-crf", str(crf), "-b:v", "0", "-auto-alt-ref", "0",
+                                                            "-an", "-row-mt", "1"])
 
 
 def encode_mp4(frames: np.ndarray, fps: float, crf: int = 18) -> bytes:
@@ -139,18 +144,8 @@ def encode_mp4(frames: np.ndarray, fps: float, crf: int = 18) -> bytes:
     h, w = frames.shape[1:3]
     if h % 2 or w % 2:
         raise ValueError(f"H.264 in yuv420p needs even width and height, got {w}x{h}")
-    import imageio_ffmpeg  # only MP4 needs ffmpeg; GIF and WebP are Pillow's
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "clip.mp4"
-        writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
-                                             quality=None, macro_block_size=2,
-                                             output_params=["-crf", str(crf), "-movflags", "+faststart"])
-        writer.send(None)
-        for f in frames:
-            writer.send(np.ascontiguousarray(f))
-        writer.close()
-        return path.read_bytes()
+    return _ffmpeg_bytes(frames, fps, ".mp4", codec="libx264", pix_fmt_out="yuv420p", macro_block_size=2,
+                         output_params=["-crf", str(crf), "-movflags", "+faststart"])
 
 
 ENCODERS = {"gif": encode_gif, "mp4": encode_mp4, "webp": encode_webp}
