@@ -177,8 +177,9 @@ def write_meme_json(folder: Path, **fields) -> MemeManifest:
     return manifest
 
 
-def read_meme(folder: str | Path) -> MemeManifest:
-    """meme.json of a complete meme folder, after checking that its files are the ones it was written with."""
+def read_meme(folder: str | Path, verify_files: bool = True) -> MemeManifest:
+    """meme.json of a complete meme folder, after checking that its files are the ones it was written with (unless
+    `verify_files` is False: for a caller that only reads meme.json and loads the meme afterwards)."""
     folder = Path(folder)
     path = folder / MEME_JSON
     if not folder.is_dir():
@@ -187,7 +188,7 @@ def read_meme(folder: str | Path) -> MemeManifest:
         hint = " (an unfinished run: `meme train ... --resume`)" if (folder / CHECKPOINT).exists() else ""
         raise MemeError(f"{folder} is not a meme folder: it has no {MEME_JSON}{hint}")
     manifest = MemeManifest.from_json(path)
-    for name, digest in manifest.files.items():
+    for name, digest in manifest.files.items() if verify_files else ():
         if not (folder / name).is_file():
             raise MemeError(f"meme {folder} is incomplete: {name} is missing; {RETRAIN}")
         if sha256(folder / name) != digest:

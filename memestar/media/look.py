@@ -30,11 +30,15 @@ class Look:
     bottom: str | None = None
     pixel: int | None = None  # pixel art: this many colours, scaled up nearest-neighbour
 
-    def check(self, side: int | None = None) -> "Look":
+    def check(self, side: int | None = None, fmt: str | None = None) -> "Look":
+        """Refuses what cannot be: a bad loop or palette, a shadow or sticker with nowhere transparent to go (`fmt`,
+        the output format, when known), a caption that cannot fit a `side` canvas (when known)."""
         if self.loop not in LOOPS:
             raise MemeError(f"--loop {self.loop!r} is not a loop: use {', '.join(LOOPS)}")
         if self.shadow and not self.sticker:
             raise MemeError("--shadow falls on a transparent background: add --sticker")
+        if self.sticker and fmt == "mp4":
+            raise MemeError("an MP4 has no transparency: use gif or webp (or a preset) for a sticker")
         if self.pixel is not None and not PIXEL_COLOURS[0] <= self.pixel <= PIXEL_COLOURS[1]:
             raise MemeError(f"the pixel style takes {PIXEL_COLOURS[0]} to {PIXEL_COLOURS[1]} colours, not {self.pixel}")
         for text in (self.top, self.bottom):

@@ -17,11 +17,11 @@ from ..errors import MemeError
 from ..files import check_target, slug, write_error
 from ..media.look import Look
 from ..media.loops import make_loop, seam_score
-from ..meme_folder import read_meme
-from ..prompts import subject_prompt
 from ..media.presets import get_preset
 from ..media.writers import media_format, write_bytes
+from ..meme_folder import read_meme
 from ..models.batch import MAX_BATCH
+from ..prompts import subject_prompt
 from .meme import GenSettings, Meme, variant_requests
 from .styles import Style, apply_style, get_style
 
@@ -118,10 +118,10 @@ def output_format(o: GenOptions) -> str:
 def run_gen(o: GenOptions, log=print) -> list[dict]:
     """Generates every prompt and writes its file; returns one summary per output. `log` gets the notes."""
     style = get_style(o.style, o.styles) if o.style else None
+    manifest = read_meme(o.meme, verify_files=False)  # its subject template and size; Meme.load checks the files
     if o.subject is not None:
         if o.prompt is not None or o.prompts is not None:
             raise MemeError("give a prompt, --prompts or --subject, not more than one")
-        manifest = read_meme(o.meme)
         lines = [check_prompt(subject_prompt(manifest.prompt, manifest.template, o.subject))]
     else:
         lines = read_prompts(o.prompt, o.prompts)
@@ -134,12 +134,10 @@ def run_gen(o: GenOptions, log=print) -> list[dict]:
     check_max_kb(o.max_kb)
     fmt = output_format(o)
     requests = [r for line in lines for r in variant_requests(line, o.settings, o.variants)]
+    o.look.check(get_preset(o.preset).side if o.preset else manifest.size, fmt)  # before anything loads
     targets = output_paths(names, o.out, fmt, many=o.prompts is not None, variants=o.variants)
-    if o.look.sticker and fmt == "mp4":
-        raise MemeError("an MP4 has no transparency: use gif or webp (or a --preset) for a sticker")
     meme = Meme.load(o.meme, base=o.base, device=o.device, precision=o.precision, backend=o.backend,
                      base_config=o.base_config, allow_pickle=o.allow_pickle, compile=o.compile)
-    o.look.check(get_preset(o.preset).side if o.preset else meme.manifest.size)  # before any sampling
     results = []
     with tqdm(total=len(requests), desc="generating", unit="clip", disable=o.quiet or len(requests) == 1) as bar:
         for k in range(0, len(requests), MAX_BATCH):

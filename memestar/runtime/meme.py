@@ -106,9 +106,7 @@ class Generation:
         """The clip as GIF/MP4/WebP bytes in `look`; with `max_kb`, fitted under that size (the note says how)."""
         if fmt not in ENCODERS:
             raise MemeError(f"unknown format {fmt!r}: use gif, mp4 or webp")
-        look = (look or Look()).check(self.frames.shape[1])
-        if look.sticker and fmt == "mp4":
-            raise MemeError("an MP4 has no transparency: use gif or webp (or a --preset) for a sticker")
+        look = (look or Look()).check(self.frames.shape[1], fmt)
         frames = apply_look(self.frames, look)
         if check_max_kb(max_kb) is None:
             return encode_media(frames, fmt, self.fps), None

@@ -1,6 +1,7 @@
 """Style presets: a prompt template, negative prompt, guidance, chat-app preset and look under one name, from
 `styles.toml` beside this file, extended or overridden by a user's file of the same shape (`--styles FILE`)."""
 
+import functools
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -88,9 +89,15 @@ def _read(path: Path) -> dict[str, Style]:
     return styles
 
 
+@functools.cache
+def bundled_styles() -> dict[str, Style]:
+    """styles.toml beside this file, read once per process (a server asks for a style on every request)."""
+    return _read(STYLES_TOML)
+
+
 def load_styles(extra: Path | None = None) -> dict[str, Style]:
     """The bundled styles, then `extra`'s (a style of the same name replaces the bundled one)."""
-    return _read(STYLES_TOML) | (_read(Path(extra)) if extra else {})
+    return bundled_styles() | (_read(Path(extra)) if extra else {})
 
 
 def get_style(name: str, extra: Path | None = None) -> Style:

@@ -15,6 +15,7 @@ thread, off the device's path.
 
 import asyncio
 import base64
+import functools
 import hmac
 import logging
 import re
@@ -99,7 +100,9 @@ class GenBody(BaseModel):
 
     def plan(self, manifest: Callable[[], MemeManifest]) -> GenPlan:
         """The clips asked for (the variants of one prompt), the look and the preset, with the meme's subject
-        template (`manifest`, read only for a subject) and the style's defaults; every setting checked."""
+        template and size (`manifest`, read only for a subject or a caption) and the style's defaults; every setting
+        checked."""
+        manifest = functools.cache(manifest)  # read once, and only if needed
         if (self.prompt is None) == (self.subject is None):
             raise MemeError("give a prompt or a subject (the meme's own prompt with a new subject), not both")
         format_given = "format" in self.model_fields_set or self.max_kb is not None
@@ -116,10 +119,9 @@ class GenBody(BaseModel):
             style = get_style(self.style)
             prompt = style.prompt_for(prompt, self.subject)
             settings, look, preset = apply_style(style, settings, look, preset, format_given)
-        if look.sticker and preset is None and self.format == "mp4":
-            raise MemeError("an MP4 has no transparency: use gif or webp (or a preset) for a sticker")
         check_prompt(prompt)
-        look.check()
+        side = (PRESETS[preset].side if preset else manifest().size) if look.top or look.bottom else None
+        look.check(side, None if preset else self.format)  # a caption that cannot fit: refused before any work
         return GenPlan(prompt, variant_requests(prompt, settings.check(), self.variants), look, preset)
 
 
@@ -362,8 +364,6 @@ def create_app(o: ServeOptions) -> FastAPI:
     async def gen(mid: str, body: GenBody, request: Request):
         meme_folder(memes_dir, mid)
         plan = body.plan(lambda: manifest(mid))
-        if body.top or body.bottom:  # a caption that cannot fit is refused before the device works on it
-            plan.look.check(PRESETS[plan.preset].side if plan.preset else manifest(mid).size)
         job = GenJob(mid, plan.requests, time.monotonic() + o.deadline_s)
         t = time.perf_counter()
         try:

@@ -65,12 +65,11 @@ class MemeGenerator:
                 out[i] = g
         return out
 
-    async def generate(self, body: dict) -> dict:
-        gen = GenBody(**body)
+    async def generate(self, requests: list[GenRequest]) -> dict:
+        """The clips of one request, planned and checked by the ingress (`GenBody.plan`)."""
         meme_id = serve.get_multiplexed_model_id()
         held = any(m.folder.name == meme_id for m in self.store.memes)
         meme = await self.meme(meme_id)
-        requests = gen.plan(lambda: meme.manifest).requests
         results = await asyncio.gather(*(self._batched((meme, r)) for r in requests))
         for r in results:
             if isinstance(r, Exception):
@@ -118,7 +117,7 @@ def build(options: ServeOptions, replicas: int | None = None, gpus: float | None
             plan = body.plan(lambda: read_manifest(memes_dir, mid))  # refused here, before any replica is asked
             t = time.perf_counter()
             handle = self.generator.options(multiplexed_model_id=mid)
-            result = await handle.generate.remote(body.model_dump())
+            result = await handle.generate.remote(plan.requests)
             response = await run_in_threadpool(clips_response, mid, body, plan, result["generations"])
             response.headers["X-Replica"] = result["replica"]
             response.headers["X-Replica-Memes"] = ",".join(result["memes"])
