@@ -15,7 +15,7 @@ STEP ?= all
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check "torch==$$(sed -n 's/^torch==\([0-9.]*\).*/\1/p' constraints.txt)"
-	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev,onnx,serve,ray]"
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev,onnx,serve,ray,browser]"
 	touch $@
 
 install: $(STAMP)

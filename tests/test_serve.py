@@ -4,50 +4,21 @@ clients that left, auth, and training jobs next to generation."""
 
 import base64
 import io
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import replace
 
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from PIL import Image, ImageSequence
 
-from memestar.serve.app import create_app
 from memestar.serve.options import ServeOptions
+
+from live_server import running, wait_ready
 
 TOKEN = "a-test-token-of-32-characters-00"
 QUICK = {"prompt": "a blue circle sliding", "steps": 2}
-
-
-@contextmanager
-def running(options: ServeOptions):
-    app = create_app(options)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            client.app = app
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
-def wait_ready(client, seconds=60):
-    deadline = time.monotonic() + seconds
-    while client.get("/readyz").status_code != 200:
-        assert time.monotonic() < deadline, client.get("/readyz").json()
-        time.sleep(0.05)
 
 
 def gif_frames(data: bytes) -> np.ndarray:
@@ -86,6 +57,7 @@ def test_probes_metrics_docs_and_listing(server):
     listed = server.get("/memes").json()["memes"]
     assert [m["id"] for m in listed] == ["slide", "slide-two"]  # not-a-meme has no meme.json
     assert {"prompt", "frames", "size", "base"} <= set(listed[0]) and listed[0]["frames"] == 8
+    assert listed[0]["template"] == "{subject} sliding"  # where a gen body's subject goes (guessed: no braces)
     one = server.get("/memes/slide").json()
     assert one["id"] == "slide" and one["training"]["steps"] == 3
     assert server.get("/memes/slide/preview.gif").headers["content-type"] == "image/gif"
@@ -170,6 +142,12 @@ def test_token_is_required_and_compared(memes_dir):
         assert one_line_error(client.get("/memes", headers={"Authorization": "Bearer wrong"}), 401)
         assert one_line_error(client.get("/metrics", headers={"Authorization": TOKEN}), 401)  # no scheme
         assert client.get("/memes", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+        page = client.get("/")  # the playground holds no data: it asks for the token itself
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+        assert client.get("/playground/playground.js").headers["content-type"].startswith("text/javascript")
+        assert "playground file" in one_line_error(client.get("/playground/app.py"), 404)
+        assert one_line_error(client.get("/playground/..%2fapp.py"), 404)
 
 
 def test_concurrent_requests_run_as_batches_equal_to_alone(memes_dir):

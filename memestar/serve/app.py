@@ -1,5 +1,6 @@
 """`meme serve`: the HTTP API a chat app calls, FastAPI on uvicorn, over one `MemeStore` and one device worker.
 
+    GET  /                          the playground: a chat thread to try memes in a browser (page.py)
     GET  /healthz /readyz /metrics /docs
     GET  /memes                     every meme in the folder: id, prompt, frames, size, base
     GET  /memes/{id}                one meme; /memes/{id}/preview.gif its preview
@@ -46,7 +47,7 @@ from ..media.presets import PRESETS
 from ..media.writers import ENCODERS
 from ..meme_folder import MEME_JSON, PREVIEW, MemeManifest
 from ..models.batch import BATCH_BUCKETS
-from ..prompts import subject_prompt
+from ..prompts import guess_template, subject_prompt
 from ..runtime.meme import GenRequest, GenSettings, variant_requests
 from ..runtime.store import MemeStore
 from ..runtime.styles import apply_style, get_style, load_styles
@@ -54,6 +55,7 @@ from ..train.meme import TrainOptions
 from .jobs import TrainingJobs
 from .metrics import Metrics
 from .options import ServeOptions
+from .page import add_playground, is_page
 from .worker import BatchWorker, DeadlineExceeded, GenJob, QueueFull
 
 log = logging.getLogger("memestar.serve")
@@ -62,7 +64,7 @@ JOB_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 MEDIA_TYPES = {"gif": "image/gif", "mp4": "video/mp4", "webp": "image/webp"}
 CLIP_SUFFIXES = (".mp4", ".gif", ".webm", ".mov", ".mkv", ".avi", ".webp")
 MAX_JSON_BYTES = 64 * 1024
-OPEN_PATHS = ("/healthz", "/readyz")  # probes; the docs pages are open too (they hold no data)
+OPEN_PATHS = ("/healthz", "/readyz")  # probes; the docs and the playground page are open too (they hold no data)
 
 
 @dataclass
@@ -155,15 +157,16 @@ def read_manifest(memes_dir: Path, mid: str) -> MemeManifest:
 
 
 def meme_summary(mid: str, m: MemeManifest) -> dict:
-    return {"id": mid, "prompt": m.prompt, "frames": m.frames, "size": m.size, "fps": m.fps,
-            "base": {"reference": m.base.reference, "id": m.base.id}}
+    """What a client shows of a meme; `template` is its prompt with `{subject}` where a gen body's subject goes."""
+    return {"id": mid, "prompt": m.prompt, "template": m.template or guess_template(m.prompt), "frames": m.frames,
+            "size": m.size, "fps": m.fps, "base": {"reference": m.base.reference, "id": m.base.id}}
 
 
 def bearer_auth(token: str | None):
     """A dependency that, with a token, refuses requests without `Authorization: Bearer TOKEN` (constant-time
     compare); the probes stay open."""
     async def authorized(request: Request):
-        if token is None or request.url.path in OPEN_PATHS:
+        if token is None or request.url.path in OPEN_PATHS or is_page(request.url.path):
             return
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token.encode()):
@@ -318,6 +321,7 @@ def create_app(o: ServeOptions) -> FastAPI:
     app.add_middleware(Timed, metrics=metrics)
 
     add_error_handlers(app)
+    add_playground(app)
 
     @app.get("/healthz", summary="The process is up")
     async def healthz():
