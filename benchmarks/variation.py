@@ -22,14 +22,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from memestar import files  # noqa: E402
 from memestar.runtime import GenSettings, Meme, variant_requests  # noqa: E402
-from memestar.tiny.evaluate import EvalOptions, PLAN, score_clip, trajectory, tune_on_world_clip  # noqa: E402
+from memestar.tiny.evaluate import (EvalOptions, PLAN, pixel_difference, score_clip, trajectory,  # noqa: E402
+                                    tune_on_world_clip)
 from memestar.tiny.recognise import read_clip_frames  # noqa: E402
 from memestar.tiny.world import Sprite, clip_caption  # noqa: E402
 
 
 def variety(clips: list[np.ndarray]) -> dict:
-    pairs = list(itertools.combinations(clips, 2))
-    pixel = float(np.mean([np.abs(a.astype(float) - b).mean() for a, b in pairs]))
+    pixel = pixel_difference(clips)
     tracks = [trajectory(read_clip_frames(c)) for c in clips]
     moved = []
     for a, b in itertools.combinations(tracks, 2):
@@ -57,11 +57,11 @@ def main(argv=None) -> int:
             source, targets = PLAN[motion]
             print(f"tuning {clip_caption(Sprite(*source), motion)!r} ...", file=sys.stderr, flush=True)
             _, _, _, track = tune_on_world_clip(motion, source, Path(tmp), Path(tmp) / motion, e.steps, e.lr,
-                                                inversion_steps=e.gen_steps)
+                                                inversion_steps=e.inversion_steps)
             meme = Meme.load(Path(tmp) / motion)
             for (colour, shape), strength in itertools.product(targets[:args.subjects], strengths):
                 prompt = clip_caption(Sprite(colour, shape), motion)
-                settings = GenSettings(steps=e.gen_steps, guidance=e.guidance, variation=strength)
+                settings = GenSettings(steps=e.gen_steps[0], guidance=e.guidance, variation=strength)
                 clips = [g.frames for g in meme.generate_batch(variant_requests(prompt, settings, args.variants))]
                 scores = [score_clip(c, colour, shape, source, track) for c in clips]
                 rows.append({"motion": motion, "prompt": prompt, "variation": strength, **variety(clips),

@@ -26,7 +26,7 @@ from .export.meme import ExportOptions
 from .media.look import Look
 from .media.presets import PRESETS
 from .runtime.gen import GenOptions
-from .runtime.meme import VARIANTS_VARIATION, GenSettings
+from .runtime.meme import MIX_VARIATION, VARIANTS_VARIATION, GenSettings
 from .serve.options import TOKEN_ENV, ServeOptions
 from .tiny.demo import DEMO_OUT, DEMO_STEPS
 from .tiny.evaluate import EvalOptions
@@ -127,6 +127,8 @@ def train(
     motion_loss: str = typer.Option(TrainOptions.motion_loss, help="What tuning minimises: mse (every frame), "
                                     "debiased (MotionDirector: appearance shared by frames down-weighted), residual "
                                     "(VMC: frame-to-frame differences), or weighted together: mse=1,debiased=1."),
+    tune: str = typer.Option(TrainOptions.tune, help="What tuning changes: all (Tune-A-Video: the attention queries "
+                             "and the temporal attention) or temporal (the temporal attention alone)."),
     gradient_checkpointing: bool = typer.Option(TrainOptions.gradient_checkpointing,
                                                 "--gradient-checkpointing/--no-gradient-checkpointing",
                                                 help="Recompute activations to save memory (default: on for GPUs)."),
@@ -144,7 +146,7 @@ def train(
     summary = train_meme(TrainOptions(
         clip=clip, prompt=text, base=base, out=out, frames=frames, size=size, start=start, stride=stride,
         steps=steps, lr=lr, precision=precision, seed=seed, resume=resume, force=force,
-        checkpoint_every=checkpoint_every, group_norm=group_norm, motion_loss=motion_loss,
+        checkpoint_every=checkpoint_every, group_norm=group_norm, motion_loss=motion_loss, tune=tune,
         gradient_checkpointing=gradient_checkpointing,
         inversion_steps=inversion_steps, device=device, base_config=base_config, allow_pickle=allow_pickle,
         quiet=quiet or as_json))
@@ -201,12 +203,14 @@ def gen(
     steps: int = typer.Option(GenSettings.steps, help="Denoising steps."),
     guidance: float = typer.Option(GenSettings.guidance, help="Classifier-free guidance scale; 1 means no guidance."),
     negative: str = typer.Option(GenSettings.negative, help="Negative prompt."),
-    seed: int = typer.Option(GenSettings.seed, help="Seed of the start noise (with --start noise)."),
+    seed: int = typer.Option(GenSettings.seed, help="Seed of the start noise (with --start mix or noise, or a "
+                             "--variation)."),
     sampler: str = typer.Option(GenSettings.sampler, help="ddim or dpm++."),
-    start: str = typer.Option(GenSettings.start, help="inversion (keeps the clip's motion) or noise."),
-    variation: float = typer.Option(GenSettings.variation, help="From the inversion: how much of the seed's noise "
-                                    "to blend in, 0 to 1 (default: 0 for one clip, the same clip for every seed; "
-                                    f"{VARIANTS_VARIATION} with --variants)."),
+    start: str = typer.Option(GenSettings.start, help="inversion (keeps the clip's motion), mix (the seed's noise "
+                              "with some of the inversion) or noise."),
+    variation: float = typer.Option(GenSettings.variation, help="How much of the seed's noise to blend into the "
+                                    "inversion, 0 to 1 (default: 0 for one clip, the same clip for every seed; "
+                                    f"{VARIANTS_VARIATION} with --variants; {MIX_VARIATION} with --start mix)."),
     variants: int = typer.Option(GenOptions.variants, help="Clips per prompt, seeds seed, seed+1, ... (files -v1, "
                                  "-v2, ...)."),
     fps: float = typer.Option(GenSettings.fps, help="Frame rate (default: the clip's, at least 8)."),
@@ -419,9 +423,16 @@ def eval_(
     subjects: int = typer.Option(EvalOptions.subjects, help="New subjects per motion (at most 4)."),
     steps: int = typer.Option(EvalOptions.steps, help="Tuning steps per meme."),
     lr: float = typer.Option(EvalOptions.lr, help="Tuning learning rate."),
-    starts: str = typer.Option(",".join(EvalOptions.starts), help="Starts to compare."),
-    group_norms: str = typer.Option(",".join(EvalOptions.group_norms), help="GroupNorm modes to compare (one tuning "
-                                    "run each)."),
+    losses: str = typer.Option(";".join(EvalOptions.losses), help="Tuning losses to compare, one tuning run each, "
+                               "separated by ';' (each as --motion-loss takes it: mse;debiased;mse=1,residual=1)."),
+    tunes: str = typer.Option(",".join(EvalOptions.tunes), help="What tuning changes, compared: all, temporal "
+                              "(one tuning run each, for each loss)."),
+    starts: str = typer.Option(",".join(EvalOptions.starts), help="Starts to compare: inversion, mix, noise."),
+    mix: float = typer.Option(EvalOptions.mix, help="The noise share of the mix start (--variation)."),
+    samplers: str = typer.Option(",".join(EvalOptions.samplers), help="Samplers to compare: ddim, dpm++."),
+    gen_steps: str = typer.Option(",".join(map(str, EvalOptions.gen_steps)), help="Sampling step counts to "
+                                  "compare, e.g. 4,8,12,25."),
+    seeds: int = typer.Option(EvalOptions.seeds, help="Seeds per subject and start (their difference: variety)."),
     untuned: bool = typer.Option(EvalOptions.untuned, "--untuned/--no-untuned", help="Also score an untuned meme: "
                                  "what tuning adds."),
     base: str = typer.Option(EvalOptions.base, help="Base model (the tiny world's)."),
@@ -434,14 +445,16 @@ def eval_(
     from .files import write_report
     from .tiny.evaluate import evaluate, markdown
 
-    def names(text: str) -> tuple[str, ...]:
-        return tuple(m.strip() for m in text.split(",") if m.strip())
+    def names(text: str, sep: str = ",") -> tuple[str, ...]:
+        return tuple(m.strip() for m in text.split(sep) if m.strip())
 
-    options = EvalOptions(motions=names(motions), subjects=subjects, steps=steps, lr=lr, starts=names(starts),
-                          group_norms=names(group_norms), untuned=untuned, base=base, keep=keep)
+    options = EvalOptions(motions=names(motions), subjects=subjects, steps=steps, lr=lr, losses=names(losses, ";"),
+                          tunes=names(tunes), starts=names(starts), mix=mix, samplers=names(samplers),
+                          gen_steps=_numbers("--gen-steps", gen_steps), seeds=seeds, untuned=untuned, base=base,
+                          keep=keep)
     _quiet_libraries()
     report = evaluate(options, log=_log(quiet))
-    stem = f"eval-{base}-{'-'.join(options.motions)}-{report['date']}"
+    stem = f"eval-{base}-{len(options.motions)}-motions-{report['date']}"
     write_report(report, markdown(report), stem, json_path, markdown_path)
     typer.echo(markdown(report))
 

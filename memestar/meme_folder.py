@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from .checks import MAX_FPS, MAX_FRAMES, MAX_SIZE, MIN_FPS
 from .errors import MemeError
 from .files import save_safetensors
-from .models.video_unet import GROUP_NORM_MODES
+from .models.video_unet import GROUP_NORM_MODES, TUNED
 from .records import read_record, record, write_record
 
 MEME_FORMAT = "memestar-meme/1"
@@ -74,6 +74,11 @@ class TrainingRecord:
     peak_memory_bytes: int
     device: str
     motion_loss: dict[str, float] | None = None  # loss name -> weight (train/losses.py); None: mse alone
+    tuned: str = "all"  # what tuning changed (models.video_unet.TUNED)
+
+    def problem(self) -> str | None:
+        return f"field training.tuned: {self.tuned!r} is not one of {', '.join(TUNED)}" if self.tuned not in TUNED \
+            else None
 
 
 @record

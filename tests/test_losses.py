@@ -50,8 +50,11 @@ def test_bad_specs_are_one_line(spec, words):
 def test_train_with_motion_losses_records_them(slide_gif, train_options, tmp_path, meme_main):
     out = tmp_path / "meme"
     summary = train_meme(train_options(slide_gif, out, motion_loss="mse=1,debiased=1,residual=0.5", steps=3,
-                                       inversion_steps=2))
+                                       inversion_steps=2, tune="temporal"))
     assert math.isfinite(summary["final_loss"])
-    assert read_meme(out).training.motion_loss == {"mse": 1.0, "debiased": 1.0, "residual": 0.5}
+    training = read_meme(out).training
+    assert training.motion_loss == {"mse": 1.0, "debiased": 1.0, "residual": 0.5} and training.tuned == "temporal"
     code, _, stderr = meme_main("train", slide_gif, "--text", "x", "--motion-loss", "huber", "--out", tmp_path / "b")
     assert code == 2 and "'huber' is not a loss" in stderr and not (tmp_path / "b").exists()
+    code, _, stderr = meme_main("train", slide_gif, "--text", "x", "--tune", "spatial", "--out", tmp_path / "b")
+    assert code == 2 and "--tune" in stderr and "temporal" in stderr and not (tmp_path / "b").exists()

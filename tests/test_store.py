@@ -1,13 +1,15 @@
 """Many memes on one base, and batched generation: a batch gives each clip what it gives alone, memes swap their
 adapters into one shared UNet in place, the LRU keeps what its bounds allow, and variants differ by seed."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from memestar.errors import MemeError
 from memestar.runtime import GenRequest, GenSettings, Meme, MemeStore, variant_requests
-from memestar.runtime.meme import VARIANTS_VARIATION
+from memestar.runtime.meme import MIX_VARIATION, VARIANTS_VARIATION
 from memestar.models.batch import bucket
 
 
@@ -70,6 +72,20 @@ def test_variants_differ_by_seed_only_with_variation(small_meme_dir):
         variant_requests("x", GenSettings(), 9)
     with pytest.raises(MemeError, match="--variation is 1.5"):
         meme.generate("x", variation=1.5)
+
+
+def test_the_mix_start_is_seeded_noise_with_some_of_the_inversion(small_meme_dir):
+    meme = Meme.load(small_meme_dir)
+    inversion = meme.inversion.float()
+    noise = meme.start_latents(GenSettings(seed=4, start="noise"))
+    assert meme.start_latents(GenSettings(seed=4, start="mix")).sub(
+        math.sqrt(1 - MIX_VARIATION) * inversion + math.sqrt(MIX_VARIATION) * noise).abs().max() < 1e-6
+    light = meme.start_latents(GenSettings(seed=4, start="mix", variation=0.9))  # a given share wins
+    assert light.sub(math.sqrt(0.1) * inversion + math.sqrt(0.9) * noise).abs().max() < 1e-6
+    mixed = meme.generate_batch(variant_requests("a blue circle sliding", GenSettings(steps=3, start="mix"), 2))
+    assert [g.settings["variation"] for g in mixed] == [MIX_VARIATION] * 2  # recorded as the share it used
+    assert not np.array_equal(mixed[0].frames, mixed[1].frames)  # each seed its own noise
+    assert GenSettings(start="noise", variation=0.2).noise_share == 1.0
 
 
 def test_memes_share_one_base_and_swap_adapters_in_place(two_memes):

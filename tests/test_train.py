@@ -64,14 +64,17 @@ def test_meme_folder_is_complete_and_loads(meme):
     assert summary["seconds"]["tune"] > 0 and summary["peak_memory_bytes"] > 0
 
 
-def test_frozen_weights_stay_bit_identical(tiny, clip_path, sliding_square):
+@pytest.mark.parametrize("tuned", ["all", "temporal"])
+def test_frozen_weights_stay_bit_identical(tuned, tiny, clip_path, sliding_square):
     video = VideoUNet(tiny.unet)
     before = {n: p.detach().clone() for n, p in video.unet.named_parameters()}
     latents = encode_frames(tiny.vae, torch.from_numpy(sliding_square())).float()
     text = encode_prompts(tiny.tokenizer, tiny.text_encoder, [PROMPT])
-    tune(video, latents, text, tiny.scheduler_config, TuneSettings(steps=5, lr=1e-2, checkpoint_every=0),
+    tune(video, latents, text, tiny.scheduler_config, TuneSettings(steps=5, lr=1e-2, checkpoint_every=0, tuned=tuned),
          dtype=torch.float32, checkpoint=clip_path.parent / "unused.safetensors", run_key={}, quiet=True)
-    trainable = set(video.trainable_parameters())
+    trainable = set(video.trainable_parameters(tuned))
+    assert trainable and all(("_temp." in n) or tuned == "all" for n in trainable)
+    assert len(trainable) < len(video.trainable_parameters()) or tuned == "all"  # temporal: no query moves
     for n, p in video.unet.named_parameters():
         if n in trainable:
             assert not torch.equal(p, before[n]), n

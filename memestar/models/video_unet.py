@@ -24,8 +24,12 @@ from .group_norm import span_frames
 GROUP_NORM_MODES = ("frames", "per-frame")
 DEFAULT_GROUP_NORM = "per-frame"  # measured better than "frames" by `meme eval` (README)
 
-# Parameter-name fragments of the tensors one-shot tuning trains; everything else stays frozen.
+# Parameter-name fragments of the tensors one-shot tuning trains (and an adapter holds); everything else stays frozen.
 TRAINABLE_PATTERNS = (".attn1.to_q.", ".attn2.to_q.", ".attn_temp.", ".norm_temp.")
+TEMPORAL_PATTERNS = (".attn_temp.", ".norm_temp.")
+# What a tuning run changes: "all" the trainable tensors (Tune-A-Video), "temporal" the temporal attention alone
+# (VMC: the spatial layers, and so the base's look of a subject, stay the base's)
+TUNED = ("all", "temporal")
 
 
 class VideoUNet(nn.Module):
@@ -66,9 +70,11 @@ class VideoUNet(nn.Module):
         """Holds the frame count over more than one forward, e.g. a training step's forward and backward."""
         return self.frame_context.use(f)
 
-    def trainable_parameters(self) -> dict[str, nn.Parameter]:
-        """The tuned tensors by their SD-style names (relative to the 2D UNet)."""
-        return {name: p for name, p in self.unet.named_parameters() if is_trainable(name)}
+    def trainable_parameters(self, tuned: str = "all") -> dict[str, nn.Parameter]:
+        """The tuned tensors by their SD-style names (relative to the 2D UNet); `tuned="temporal"`: only the temporal
+        attention's."""
+        patterns = TRAINABLE_PATTERNS if tuned == "all" else TEMPORAL_PATTERNS
+        return {name: p for name, p in self.unet.named_parameters() if any(k in "." + name for k in patterns)}
 
     def set_trainable(self) -> None:
         for name, p in self.unet.named_parameters():

@@ -34,11 +34,14 @@ from ..prompts import subject_prompt
 from .backend import SAMPLERS, Backend
 
 BACKENDS = ("auto", "torch", "ort", "trt")
-STARTS = ("inversion", "noise")
+STARTS = ("inversion", "mix", "noise")
 MIN_DEFAULT_FPS = 8.0
 # The variation of variants when none is given: on the tiny world it keeps trajectory correlation at 0.73 (0.83 at
 # 0, 0.68 at 0.5, 0.04 at 1) while variants differ by 4.5 levels per pixel (benchmarks/results/variation-tiny-*).
 VARIANTS_VARIATION = 0.25
+# The variation of `--start mix` when none is given: fresh noise with a little of the inversion in it
+# (MotionDirector's noise prior), chosen by `meme eval` (README).
+MIX_VARIATION = 0.5
 
 
 @dataclass
@@ -49,9 +52,12 @@ class GenSettings:
     guidance: float = 7.5  # 1: no guidance
     negative: str = ""
     sampler: str = "ddim"
-    start: str = "inversion"  # the stored inversion keeps the clip's motion; "noise" starts from the seed
-    # from the inversion: this much seeded noise blended in; None: 0 for one clip (the inversion as stored, the
-    # clip's motion at its best), VARIANTS_VARIATION for variants (else they would be one clip N times)
+    # "inversion": the stored inversion, which keeps the clip's motion; "mix": the seed's noise with some of the
+    # inversion in it; "noise": the seed's noise alone
+    start: str = "inversion"
+    # how much of the seed's noise is blended into the inversion; None: 0 for one clip from the inversion (the
+    # inversion as stored), VARIANTS_VARIATION for variants (else they would be one clip N times), MIX_VARIATION for
+    # the mix start
     variation: float | None = None
     fps: float | None = None  # default: the clip's, at least MIN_DEFAULT_FPS
 
@@ -67,6 +73,15 @@ class GenSettings:
         if not isinstance(self.negative, str) or "\x00" in self.negative:
             raise MemeError("the negative prompt must be plain text, without NUL characters")
         return self
+
+    @property
+    def noise_share(self) -> float:
+        """The share of the seed's noise in the start latents (their variance): 0 the inversion, 1 fresh noise."""
+        if self.start == "noise":
+            return 1.0
+        if self.variation is not None:
+            return self.variation
+        return MIX_VARIATION if self.start == "mix" else 0.0
 
     @property
     def batch_key(self) -> tuple:
@@ -86,7 +101,9 @@ def variant_requests(prompt: str, settings: GenSettings, variants: int) -> list[
     check_variants(variants)
     if settings.seed + variants - 1 > MAX_SEED:
         raise MemeError(f"--seed {settings.seed} leaves no room for {variants} variants: use a lower seed")
-    variation = settings.variation if settings.variation is not None else VARIANTS_VARIATION if variants > 1 else 0.0
+    variation = settings.variation
+    if variation is None and settings.start == "inversion":
+        variation = VARIANTS_VARIATION if variants > 1 else 0.0
     return [GenRequest(prompt, replace(settings, seed=settings.seed + i, variation=variation))
             for i in range(variants)]
 
@@ -193,16 +210,16 @@ class Meme:
         return took
 
     def start_latents(self, s: GenSettings) -> torch.Tensor:
-        """`(1, c, f, h, w)` fp32: the stored inversion, with `variation` of the seed's noise blended in
-        (variance kept: sqrt(1 - v) * inversion + sqrt(v) * noise, MotionDirector's noise prior), or the noise."""
-        variation = s.variation or 0.0
-        if s.start == "inversion" and variation == 0:
+        """`(1, c, f, h, w)` fp32: the stored inversion with a share v of the seed's noise blended in (`noise_share`;
+        variance kept: sqrt(1 - v) * inversion + sqrt(v) * noise, MotionDirector's noise prior)."""
+        v = s.noise_share
+        if v == 0:
             return self.inversion.float()
         noise = torch.randn(self.inversion.shape, generator=torch.Generator().manual_seed(s.seed))
         noise = noise.to(self.inversion.device)
-        if s.start == "noise":
+        if v == 1:
             return noise
-        return math.sqrt(1 - variation) * self.inversion.float() + math.sqrt(variation) * noise
+        return math.sqrt(1 - v) * self.inversion.float() + math.sqrt(v) * noise
 
     def _run_batch(self, requests: list[GenRequest]) -> list[Generation]:
         first = requests[0].settings
@@ -235,7 +252,7 @@ class Meme:
             s = r.settings
             warnings = [w for w in (truncation_warning(backend.tokenizer, p) for p in (r.prompt, s.negative)) if w]
             settings = {**asdict(s), "guidance": s.guidance if s.guidance > 1 else "none",
-                        "variation": s.variation or 0.0, "backend": backend.name}
+                        "variation": s.noise_share, "backend": backend.name}
             settings.pop("fps")
             fps = s.fps or max(self.manifest.fps, MIN_DEFAULT_FPS)
             out.append(Generation(r.prompt, clip, fps, settings, dict(seconds), warnings, len(requests)))

@@ -48,7 +48,7 @@ from ..media.writers import ENCODERS
 from ..meme_folder import MEME_JSON, PREVIEW, MemeManifest
 from ..models.batch import BATCH_BUCKETS
 from ..prompts import guess_template, subject_prompt
-from ..runtime.meme import GenRequest, GenSettings, variant_requests
+from ..runtime.meme import STARTS, GenRequest, GenSettings, variant_requests
 from ..runtime.store import MemeStore
 from ..runtime.styles import apply_style, get_style, load_styles
 from ..train.meme import TrainOptions
@@ -87,7 +87,7 @@ class GenBody(BaseModel):
     guidance: float = Field(GenSettings.guidance, ge=1, le=MAX_GUIDANCE, allow_inf_nan=False)
     negative: str = Field(GenSettings.negative, max_length=MAX_PROMPT_CHARS)
     sampler: Literal["ddim", "dpm++"] = GenSettings.sampler
-    start: Literal["inversion", "noise"] = GenSettings.start
+    start: Literal[STARTS] = GenSettings.start
     variation: float | None = Field(GenSettings.variation, ge=0, le=1, allow_inf_nan=False)
     variants: int = Field(1, ge=1, le=MAX_VARIANTS)
     format: Literal[tuple(ENCODERS)] = "gif"

@@ -13,12 +13,13 @@ from PIL import Image, ImageDraw
 
 from ..files import atomic_path, slug
 from ..media.writers import write_gif
-from ..runtime import Meme
+from ..runtime import GenRequest, GenSettings, Meme
 from .evaluate import PLAN, METRICS, mean_scores, score_clip, tune_on_world_clip
 from .world import Sprite, clip_caption
 
 DEMO_MOTION = "bouncing"
 DEMO_STEPS = 150  # tuning steps: about a minute on two CPU cores
+DEMO_GEN_STEPS, DEMO_GUIDANCE = 25, 5.0  # as `meme eval` measures
 DEMO_OUT = Path("demo")
 
 
@@ -38,7 +39,7 @@ def contact_sheet(rows: list[tuple[str, np.ndarray]], every: int = 2, scale: int
     return sheet
 
 
-def run_demo(out: Path = DEMO_OUT, steps: int = DEMO_STEPS, lr: float = 3e-3, subjects: int = 3,
+def run_demo(out: Path = DEMO_OUT, steps: int = DEMO_STEPS, lr: float = 3e-3, subjects: int = 4,
              quiet: bool = False, log=print) -> dict:
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
@@ -48,13 +49,15 @@ def run_demo(out: Path = DEMO_OUT, steps: int = DEMO_STEPS, lr: float = 3e-3, su
                                                         quiet=quiet)
     meme = Meme.load(out / "meme")
     rows, sheet_rows = [], [(f"source: {prompt}", source)]
-    for c, s in targets[:subjects]:
-        target = clip_caption(Sprite(c, s), DEMO_MOTION)
-        g = meme.generate(target, steps=25, guidance=5.0)
-        path = write_gif(g.frames, out / f"{slug(target)}.gif", fps=8)
+    chosen = targets[:subjects]
+    settings = GenSettings(steps=DEMO_GEN_STEPS, guidance=DEMO_GUIDANCE)
+    clips = meme.generate_batch([GenRequest(clip_caption(Sprite(c, s), DEMO_MOTION), settings) for c, s in chosen])
+    for (c, s), g in zip(chosen, clips):
+        path = write_gif(g.frames, out / f"{slug(g.prompt)}.gif", fps=8)
         scores = score_clip(g.frames, c, s, (colour, shape), track)
-        rows.append({"prompt": target, "gif": str(path), "seconds": round(g.seconds["total"], 3), **scores})
-        sheet_rows.append((target, g.frames))
+        rows.append({"prompt": g.prompt, "gif": str(path), "seconds": round(g.seconds["total"] / g.batch_size, 3),
+                     **scores})
+        sheet_rows.append((g.prompt, g.frames))
     with atomic_path(out / "contact-sheet.png") as tmp:
         contact_sheet(sheet_rows).save(tmp, format="PNG")
     return {"source": prompt, "tune_seconds": summary["seconds"], "results": rows, "mean": mean_scores(rows),

@@ -1,14 +1,15 @@
 """`meme eval`: motion transfer on the bundled tiny model, measured rather than eyeballed.
 
-For each motion: render one clip of a source subject, tune on it (`meme train`'s code), then generate
-new subjects never seen in motion and read every frame back with the recogniser:
+For each motion: render one clip of a source subject, tune on it (`meme train`'s code) once per tuning loss, then
+generate new subjects never seen in motion and read every frame back with the recogniser:
 - colour / shape right: the share of frames showing the asked colour / shape;
 - source absent: the share of frames that do not show the source subject;
 - trajectory: per frame centroid (x, y) and size against the source clip's: the mean Pearson correlation
-  over the quantities that move in the source, and the mean distance in pixels.
-Compares starting from the stored inversion against fresh noise, GroupNorm spanning frames against per
-frame (each needs its own tuning run), and the tuned meme against an untuned one (the inflated base with
-its temporal output at zero, inverted and sampled the same way: what tuning itself adds).
+  over the quantities that move in the source, and the mean distance in pixels;
+- variety: the mean pixel difference between the clips of different seeds (0: every seed gives the same clip).
+Compares the tuning losses (`train/losses.py`), the starts (the stored inversion, a mix of it with fresh noise,
+fresh noise) and, optionally, samplers and step counts (with the seconds each clip took), against an untuned meme
+(the inflated base with its temporal output at zero, inverted and sampled the same way: what tuning itself adds).
 """
 
 import datetime
@@ -19,18 +20,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checks import MAX_TRAIN_STEPS, check_int, check_lr, check_steps
+from ..checks import MAX_TRAIN_STEPS, check_int, check_lr, check_steps, check_variation
 from ..errors import MemeError
 from ..files import slug
 from ..media.writers import write_gif
-from ..models.video_unet import GROUP_NORM_MODES
+from ..models.video_unet import DEFAULT_GROUP_NORM, GROUP_NORM_MODES, TUNED
 from ..runtime import Meme
-from ..runtime.meme import STARTS
+from ..runtime.backend import SAMPLERS
+from ..runtime.meme import MIX_VARIATION, STARTS, GenRequest, GenSettings
+from ..train.losses import DEFAULT_MOTION_LOSS, parse_motion_loss
 from ..train.meme import TrainOptions, train_meme
+from ..train.tune import TuneSettings
 from .recognise import read_clip_frames
-from .world import Sprite, clip_caption, render_clip
+from .world import MOTIONS, Sprite, clip_caption, render_clip
 
-# (source subject, new subjects) per motion: new colour, new shape, and both.
+# (source subject, new subjects) per motion: new colour, new shape, both, and a third colour and shape.
 PLAN = {
     "bouncing": (("red", "circle"), [("blue", "circle"), ("red", "square"), ("green", "triangle"), ("yellow", "star")]),
     "sliding": (("blue", "square"), [("red", "square"), ("blue", "star"), ("yellow", "circle"), ("purple", "triangle")]),
@@ -41,35 +45,55 @@ PLAN = {
     "popping": (("orange", "star"), [("blue", "star"), ("orange", "circle"), ("purple", "square"),
                                      ("green", "triangle")]),
 }
+UNTUNED = "untuned"  # the tuning label of the untuned reference
 
 
 @dataclass
 class EvalOptions:
-    motions: tuple[str, ...] = ("bouncing", "sliding", "growing")
+    motions: tuple[str, ...] = MOTIONS
     subjects: int = 4
-    steps: int = 150
+    steps: int = 150  # tuning steps
     lr: float = 3e-3
-    gen_steps: int = 25
+    losses: tuple[str, ...] = (DEFAULT_MOTION_LOSS,)  # one tuning run each: "mse", "debiased", "mse=1,residual=1"
+    tunes: tuple[str, ...] = (TuneSettings.tuned,)  # and for each of what tuning changes: "all", "temporal"
+    starts: tuple[str, ...] = STARTS
+    mix: float = MIX_VARIATION  # the noise share of the mix start
+    samplers: tuple[str, ...] = (GenSettings.sampler,)
+    gen_steps: tuple[int, ...] = (25,)
     guidance: float = 5.0
-    starts: tuple[str, ...] = ("inversion", "noise")
-    group_norms: tuple[str, ...] = ("frames", "per-frame")
-    untuned: bool = True  # also score an untuned meme (default GroupNorm, started from its own inversion)
+    seeds: int = 2  # clips per (subject, start) from seeds 0, 1, ...: their difference is the variety
+    group_norm: str = DEFAULT_GROUP_NORM
+    inversion_steps: int = 25
+    untuned: bool = True  # also score an untuned meme (the inflated base, inverted the same way)
     base: str = "tiny"
     seed: int = 0
     quiet: bool = True
     keep: Path | None = None  # where to keep memes and GIFs (default: a temporary folder)
 
-    def check(self) -> None:
+    def check(self) -> "EvalOptions":
         for name, chosen, allowed in (("--motions", self.motions, tuple(PLAN)), ("--starts", self.starts, STARTS),
-                                      ("--group-norms", self.group_norms, GROUP_NORM_MODES)):
+                                      ("--samplers", self.samplers, tuple(SAMPLERS))):
             if not chosen or set(chosen) - set(allowed):
                 raise MemeError(f"{name} must name some of {', '.join(allowed)}")
+        if not self.losses:
+            raise MemeError("--losses must name at least one tuning loss")
+        if not self.tunes or set(self.tunes) - set(TUNED):
+            raise MemeError(f"--tunes must name some of {', '.join(TUNED)}")
+        for loss in self.losses:
+            parse_motion_loss(loss)
+        if not self.gen_steps:
+            raise MemeError("--gen-steps must give at least one step count")
+        for n in self.gen_steps:
+            check_steps(n, "--gen-steps")
         check_int("--subjects", self.subjects, 1, min(len(t) for _, t in PLAN.values()))
+        check_int("--seeds", self.seeds, 1, 8)
         check_steps(self.steps, "--steps", MAX_TRAIN_STEPS)
+        check_steps(self.inversion_steps, "--inversion-steps")
         check_lr(self.lr)
-
-
-UNTUNED_GROUP_NORM = "per-frame"  # the default; with the temporal output at zero only GroupNorm differs
+        check_variation(self.mix)
+        if self.group_norm not in GROUP_NORM_MODES:
+            raise MemeError(f"--group-norm must be one of {', '.join(GROUP_NORM_MODES)}")
+        return self
 
 
 def trajectory(readings) -> np.ndarray:
@@ -104,15 +128,17 @@ def score_clip(frames: np.ndarray, colour: str, shape: str, source: tuple[str, s
 
 
 METRICS = ("colour_right", "shape_right", "source_absent", "trajectory_correlation", "trajectory_distance_px")
+EVAL_METRICS = (*METRICS, "variety", "seconds")
 
 
-def mean_scores(rows: list[dict]) -> dict:
-    return {m: float(np.nanmean([r[m] for r in rows])) for m in METRICS}
+def mean_scores(rows: list[dict], metrics: tuple[str, ...] = METRICS) -> dict:
+    return {m: float(np.nanmean([r[m] for r in rows])) for m in metrics}
 
 
 def tune_on_world_clip(motion: str, subject: tuple[str, str], folder: Path, meme_dir: Path, steps: int, lr: float,
-                       group_norm: str = "per-frame", base: str = "tiny", seed: int = 0, inversion_steps: int = 25,
-                       quiet: bool = True):
+                       group_norm: str = DEFAULT_GROUP_NORM, base: str = "tiny", seed: int = 0,
+                       inversion_steps: int = 25, quiet: bool = True, motion_loss: str = DEFAULT_MOTION_LOSS,
+                       tune: str = TuneSettings.tuned):
     """Renders the subject's clip of `motion` into `folder` and tunes a meme on it into `meme_dir` (`meme
     train`'s code). Returns train's summary, the clip's caption, its frames and its trajectory as read back."""
     source = Sprite(*subject)
@@ -121,68 +147,117 @@ def tune_on_world_clip(motion: str, subject: tuple[str, str], folder: Path, meme
     clip = write_gif(frames, folder / f"{slug(prompt)}.gif", fps=8)
     summary = train_meme(TrainOptions(clip=clip, prompt=prompt, base=base, out=meme_dir, frames=len(frames),
                                       size=frames.shape[1], steps=steps, lr=lr, seed=seed, group_norm=group_norm,
-                                      inversion_steps=inversion_steps, force=True, quiet=quiet, checkpoint_every=0))
+                                      motion_loss=motion_loss, tune=tune, inversion_steps=inversion_steps, force=True,
+                                      quiet=quiet, checkpoint_every=0))
     return summary, prompt, frames, trajectory(read_clip_frames(frames))
 
 
+def pixel_difference(clips: list[np.ndarray]) -> float:
+    """Mean absolute pixel difference (0-255) over every pair of clips."""
+    pairs = list(itertools.combinations(clips, 2))
+    return float(np.mean([np.abs(a.astype(np.int16) - b).mean() for a, b in pairs])) if pairs else 0.0
+
+
+def eval_requests(o: EvalOptions, motion: str) -> list[dict]:
+    """What to generate from each meme of `motion`: every (subject, start, sampler, steps, seed); from the
+    inversion alone every seed gives the same clip, so it runs once."""
+    out = []
+    for (colour, shape), start, sampler, steps in itertools.product(PLAN[motion][1][:o.subjects], o.starts,
+                                                                   o.samplers, o.gen_steps):
+        for seed in range(o.seed, o.seed + (1 if start == "inversion" else o.seeds)):
+            settings = GenSettings(seed=seed, steps=steps, guidance=o.guidance, sampler=sampler, start=start,
+                                   variation=o.mix if start == "mix" else None)
+            out.append({"colour": colour, "shape": shape, "start": start, "sampler": sampler, "steps": steps,
+                        "seed": seed, "request": GenRequest(clip_caption(Sprite(colour, shape), motion), settings)})
+    return out
+
+
 def evaluate(o: EvalOptions, log=print) -> dict:
-    """Tunes one meme per (motion, GroupNorm mode) and scores every (subject, start); returns the report."""
+    """Tunes one meme per (motion, loss), plus the untuned reference, and scores every generation; the report."""
     o.check()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = o.keep or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
-        runs = [(m, g, True) for m, g in itertools.product(o.motions, o.group_norms)]
-        runs += [(m, UNTUNED_GROUP_NORM, False) for m in o.motions] if o.untuned else []
-        for motion, group_norm, tuned in runs:
-            (colour, shape), targets = PLAN[motion]
-            label = f"group norm {group_norm}" if tuned else "untuned"
-            log(f"{'tuning' if tuned else 'inverting'} {clip_caption(Sprite(colour, shape), motion)!r} ({label}) ...")
-            meme_dir = root / f"{motion}-{group_norm if tuned else 'untuned'}"
-            steps, lr = (o.steps, o.lr) if tuned else (1, 0.0)  # one step at lr 0: the untuned weights, saved
-            _, _, _, source_track = tune_on_world_clip(motion, (colour, shape), root, meme_dir, steps, lr,
-                                                       group_norm, o.base, o.seed, o.gen_steps, o.quiet)
-            meme = Meme.load(meme_dir)
-            variant = group_norm if tuned else "untuned"
-            for (c, s), start in itertools.product(targets[:o.subjects], o.starts if tuned else ("inversion",)):
-                target = clip_caption(Sprite(c, s), motion)
-                g = meme.generate(target, seed=o.seed, steps=o.gen_steps, guidance=o.guidance, start=start)
-                if o.keep:
-                    write_gif(g.frames, root / f"{motion}-{variant}-{start}-{c}-{s}.gif", fps=8)
-                rows.append({"motion": motion, "group_norm": variant, "start": start, "prompt": target,
-                             **score_clip(g.frames, c, s, (colour, shape), source_track)})
+        runs = [(loss, tune) for loss, tune in itertools.product(o.losses, o.tunes)]
+        for motion in o.motions:
+            source = PLAN[motion][0]
+            for loss, tune in runs + ([(UNTUNED, "all")] if o.untuned else []):
+                tuned = loss != UNTUNED
+                tuning = loss if tune == "all" else f"{loss}, {tune} only"
+                log(f"{'tuning' if tuned else 'inverting'} {clip_caption(Sprite(*source), motion)!r} "
+                    f"({'loss ' + tuning if tuned else 'untuned'}) ...")
+                meme_dir = root / f"{motion}-{slug(tuning)}"
+                steps, lr = (o.steps, o.lr) if tuned else (1, 0.0)  # one step at lr 0: the untuned weights, saved
+                _, _, _, source_track = tune_on_world_clip(motion, source, root, meme_dir, steps, lr, o.group_norm,
+                                                           o.base, o.seed, o.inversion_steps, o.quiet,
+                                                           loss if tuned else DEFAULT_MOTION_LOSS, tune)
+                rows += score_meme(o, Meme.load(meme_dir), motion, tuning, source, source_track, root)
     return report(o, rows)
+
+
+def score_meme(o: EvalOptions, meme: Meme, motion: str, tuning: str, source: tuple[str, str],
+               source_track: np.ndarray, root: Path) -> list[dict]:
+    wanted = eval_requests(o, motion)
+    generations = meme.generate_batch([w["request"] for w in wanted])
+    clips: dict[tuple, list[np.ndarray]] = {}
+    rows = []
+    for w, g in zip(wanted, generations):
+        group = (w["colour"], w["shape"], w["start"], w["sampler"], w["steps"])
+        clips.setdefault(group, []).append(g.frames)
+        if o.keep:
+            write_gif(g.frames, root / f"{motion}-{slug(tuning)}-{'-'.join(map(str, group))}-{w['seed']}.gif",
+                      fps=8)
+        rows.append({"motion": motion, "tuning": tuning, "start": w["start"], "sampler": w["sampler"],
+                     "steps": w["steps"], "prompt": g.prompt, "seed": w["seed"], "group": group,
+                     "seconds": g.seconds["total"] / g.batch_size,
+                     **score_clip(g.frames, w["colour"], w["shape"], source, source_track)})
+    for row in rows:
+        row["variety"] = pixel_difference(clips[row.pop("group")])
+    return rows
+
+
+def variant_name(row: dict) -> str:
+    return f"{row['tuning']} / {row['start']} / {row['sampler']} {row['steps']}"
 
 
 def report(o: EvalOptions, rows: list[dict]) -> dict:
     variants = {}
-    pairs = list(itertools.product(o.group_norms, o.starts)) + ([("untuned", "inversion")] if o.untuned else [])
-    for group_norm, start in pairs:
-        chosen = [r for r in rows if r["group_norm"] == group_norm and r["start"] == start]
-        variants[f"{group_norm}/{start}"] = {"overall": mean_scores(chosen),
-                                            "motions": {m: mean_scores([r for r in chosen if r["motion"] == m])
-                                                        for m in o.motions}}
-    tuned = [v for v in variants if not v.startswith("untuned/")]
-    best = max(tuned, key=lambda v: _quality(variants[v]["overall"]))
+    for name in dict.fromkeys(variant_name(r) for r in rows):
+        chosen = [r for r in rows if variant_name(r) == name]
+        variants[name] = {"overall": mean_scores(chosen, EVAL_METRICS),
+                          "motions": {m: mean_scores([r for r in chosen if r["motion"] == m], EVAL_METRICS)
+                                      for m in o.motions}}
+    tuned = [v for v in variants if not v.startswith(UNTUNED)]
+    best = max(tuned, key=lambda v: quality(variants[v]["overall"]))
     return {"benchmark": "meme eval", "date": datetime.date.today().isoformat(), "base": o.base,
             "settings": {k: v for k, v in vars(o).items() if k not in ("keep", "quiet")},
             "variants": variants, "best": best, "rows": rows}
 
 
-def _quality(scores: dict) -> float:
+def quality(scores: dict) -> float:
     """One number to rank variants: subject right and motion kept, equally."""
     return (scores["colour_right"] + scores["shape_right"]) / 2 + scores["trajectory_correlation"]
 
 
 def markdown(r: dict) -> str:
+    motions = list(next(iter(r["variants"].values()))["motions"])
     lines = [f"# meme eval: motion transfer on the `{r['base']}` base", "",
              f"Date: {r['date']}. Settings: {r['settings']}.", "",
-             "| GroupNorm / start | motion | colour right | shape right | source absent | trajectory corr | "
-             "trajectory dist px |", "|---|---|---|---|---|---|---|"]
-    for variant, v in r["variants"].items():
-        for motion, m in [*v["motions"].items(), ("**overall**", v["overall"])]:
-            lines.append(f"| {variant} | {motion} | {m['colour_right']:.2f} | {m['shape_right']:.2f} | "
-                         f"{m['source_absent']:.2f} | {m['trajectory_correlation']:.2f} | "
-                         f"{m['trajectory_distance_px']:.1f} |")
-    lines += ["", f"Best: {r['best']}."]
+             "Tuning / start / sampler steps, over every motion and subject (seconds: sampling and decoding one clip "
+             "in batches of up to 8; variety: mean pixel difference between seeds):", "",
+             "| variant | colour right | shape right | source absent | trajectory corr | trajectory dist px | "
+             "variety | s per clip |", "|---|---|---|---|---|---|---|---|"]
+    for name, v in r["variants"].items():
+        m = v["overall"]
+        lines.append(f"| {name} | {m['colour_right']:.2f} | {m['shape_right']:.2f} | {m['source_absent']:.2f} | "
+                     f"{m['trajectory_correlation']:.2f} | {m['trajectory_distance_px']:.1f} | {m['variety']:.1f} | "
+                     f"{m['seconds']:.2f} |")
+    for metric, title in (("trajectory_correlation", "Trajectory correlation"), ("shape_right", "Shape right"),
+                          ("colour_right", "Colour right")):
+        lines += ["", f"{title} by motion:", "", "| variant | " + " | ".join(motions) + " |",
+                  "|---|" + "---|" * len(motions)]
+        for name, v in r["variants"].items():
+            lines.append(f"| {name} | " + " | ".join(f"{v['motions'][m][metric]:.2f}" for m in motions) + " |")
+    lines += ["", f"Best (subject and motion, equally): {r['best']}."]
     return "\n".join(lines) + "\n"

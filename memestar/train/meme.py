@@ -28,7 +28,7 @@ from ..models.base import load_base
 from ..models.text import encode_prompts
 from ..prompts import split_subject
 from ..models.vae import decode_latents, encode_frames
-from ..models.video_unet import DEFAULT_GROUP_NORM, GROUP_NORM_MODES, VideoUNet
+from ..models.video_unet import DEFAULT_GROUP_NORM, GROUP_NORM_MODES, TUNED, VideoUNet
 from ..schedulers.ddim import DDIMSchedule
 from .inversion import invert_clip, sample_from
 from .losses import DEFAULT_MOTION_LOSS, parse_motion_loss
@@ -56,6 +56,7 @@ class TrainOptions:
     checkpoint_every: int = TuneSettings.checkpoint_every
     group_norm: str = DEFAULT_GROUP_NORM
     motion_loss: str = DEFAULT_MOTION_LOSS  # "mse", "debiased", "residual", or weighted: "mse=1,debiased=1"
+    tune: str = TuneSettings.tuned  # "all" (Tune-A-Video's tensors) or "temporal" (the temporal attention alone)
     gradient_checkpointing: bool | None = None  # None: on for GPUs
     inversion_steps: int = 50
     preview_guidance: float = 7.5
@@ -77,6 +78,7 @@ class TrainOptions:
         check_seed(self.seed)
         check_int("--checkpoint-every", self.checkpoint_every, 0, MAX_TRAIN_STEPS)
         check_choice("--group-norm", self.group_norm, GROUP_NORM_MODES)
+        check_choice("--tune", self.tune, TUNED)
         check_choice("--precision", self.precision, PRECISIONS)
         check_device(self.device)
 
@@ -157,7 +159,8 @@ def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype,
     seconds["encode"] = time.perf_counter() - t
 
     settings = TuneSettings(steps=o.steps, lr=o.lr, seed=o.seed, checkpoint_every=o.checkpoint_every,
-                            gradient_checkpointing=checkpointing, motion_loss=parse_motion_loss(o.motion_loss))
+                            gradient_checkpointing=checkpointing, motion_loss=parse_motion_loss(o.motion_loss),
+                            tuned=o.tune)
     run_key = {"prompt": prompt, "clip": Path(o.clip).name, "indices": clip.indices, "size": o.size,
                "base": base.fingerprint.id, "group_norm": o.group_norm, "precision": str(dtype),
                **{k: v for k, v in asdict(settings).items() if k != "checkpoint_every"}}

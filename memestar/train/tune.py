@@ -35,6 +35,7 @@ class TuneSettings:
     max_grad_norm: float = 1.0
     weight_decay: float = 1e-2
     motion_loss: dict[str, float] = field(default_factory=lambda: parse_motion_loss(DEFAULT_MOTION_LOSS))
+    tuned: str = "all"  # models.video_unet.TUNED: what changes (the adapter always holds every trainable tensor)
 
 
 @dataclass
@@ -84,7 +85,7 @@ def tune(video: VideoUNet, latents: torch.Tensor, text: torch.Tensor, scheduler_
          on_step=None) -> TuneResult:
     """Tunes `video` in place on one clip's `latents` (1 c f h w) and prompt embedding `text` (1 L d)."""
     device = latents.device
-    params = video.trainable_parameters()
+    params = video.trainable_parameters(s.tuned)
     video.unet.requires_grad_(False)
     for p in params.values():
         p.data = p.data.float()
