@@ -6,9 +6,10 @@
 2. a bank of captioned random renders (fixed seed);
 3. the VAE (64x64 <-> 16x16x4): MSE + 1e-4 KL;
 4. the bank encoded once; the latent scale set so latents have unit std;
-5. UNet and CLIP text encoder trained together on SD's epsilon loss and noise schedule, 10% captions
-   dropped (for guidance), AdamW with cosine decay, EMA of the weights;
-6. base quality: every colour x shape drawn and read back by the recogniser;
+5. UNet and CLIP text encoder trained together on SD's epsilon loss and noise schedule, weighted by Min-SNR-gamma
+   (nearly clean timesteps, which decide no shape, weigh less), 10% captions dropped (for guidance), AdamW with
+   cosine decay, EMA of the weights;
+6. base quality: every colour x shape drawn and read back by the recogniser, every `--curve-every` steps too;
 7. fp16 weights in diffusers layout plus `recipe.json` (settings, times, losses, quality).
 Everything is seeded: the same command on the same library versions gives the same weights.
 """
@@ -56,7 +57,7 @@ def write_tokenizer(folder: Path) -> CLIPTokenizer:
     chars = list(bytes_to_unicode().values())
     tokens = chars + [c + "</w>" for c in chars]
     merges = []
-    for word in sorted(set(vocabulary()), key=len, reverse=True):
+    for word in sorted(set(vocabulary()), key=lambda w: (-len(w), w)):  # longest first, ties by name (not hash)
         pieces = list(word[:-1]) + [word[-1] + "</w>"]
         for i in range(1, len(pieces)):
             left, right = "".join(pieces[:i]), pieces[i]
@@ -124,7 +125,10 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 
 def train_unet(latents: torch.Tensor, captions: list[str], tokenizer, steps: int, batch: int, lr: float,
-               seed: int, quiet: bool, drop: float = 0.1, ema_decay: float = 0.999):
+               seed: int, quiet: bool, drop: float = 0.1, ema_decay: float = 0.999, min_snr: float = 0.0,
+               every: int = 0, on_every=None):
+    """The UNet and text encoder (their EMA), and the losses; `on_every(step, unet, text_encoder)` is called with
+    the EMA weights every `every` steps (the quality curve)."""
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(**UNET_CONFIG)
     text_encoder = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
@@ -151,7 +155,11 @@ def train_unet(latents: torch.Tensor, captions: list[str], tokenizer, steps: int
         a = acp[t].view(-1, 1, 1, 1)
         noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise
         pred = unet(noisy, t, text_encoder(tokens)[0]).sample
-        loss = F.mse_loss(pred, noise)
+        loss = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
+        if min_snr:  # Min-SNR-gamma: easy, nearly clean timesteps weigh less, so the shape's steps weigh more
+            snr = acp[t] / (1 - acp[t])
+            loss = loss * snr.clamp(max=min_snr) / snr
+        loss = loss.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -159,6 +167,8 @@ def train_unet(latents: torch.Tensor, captions: list[str], tokenizer, steps: int
         ema_update(ema_unet, unet, ema_decay if step > 200 else 0.0)
         ema_update(ema_text, text_encoder, ema_decay if step > 200 else 0.0)
         losses.append(loss.item())
+        if every and on_every and (step + 1) % every == 0 and step + 1 < steps:
+            on_every(step + 1, ema_unet, ema_text)
     return ema_unet.eval(), ema_text.eval(), losses
 
 
@@ -195,7 +205,9 @@ def main(argv=None) -> dict:
     p.add_argument("--vae-lr", type=float, default=2e-3)
     p.add_argument("--unet-steps", type=int, default=3600)
     p.add_argument("--unet-batch", type=int, default=32)
-    p.add_argument("--unet-lr", type=float, default=5e-4)
+    p.add_argument("--unet-lr", type=float, default=1e-3)
+    p.add_argument("--min-snr", type=float, default=0.0, help="Min-SNR-gamma loss weighting (0: off, plain epsilon MSE)")
+    p.add_argument("--curve-every", type=int, default=600, help="measure the base's quality every N UNet steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--quiet", action="store_true")
@@ -219,12 +231,24 @@ def main(argv=None) -> dict:
     raw = encode_bank(vae, images)
     scaling = float(1 / raw.std())
     vae.register_to_config(scaling_factor=scaling)
+    curve, seconds["curve"] = [], 0.0
+
+    def measure(step, unet, text_encoder):
+        start = time.perf_counter()
+        q = base_quality(unet, vae, text_encoder, tokenizer)
+        curve.append({"step": step, "colour": q["colour"], "shape": q["shape"], "both": q["both"]})
+        if not a.quiet:
+            tqdm.write(f"step {step}: colour {q['colour']:.2f}, shape {q['shape']:.2f}")
+        seconds["curve"] += time.perf_counter() - start
+
     unet, text_encoder, unet_losses = train_unet(raw * scaling, captions, tokenizer, a.unet_steps, a.unet_batch,
-                                                 a.unet_lr, a.seed, a.quiet)
-    seconds["unet"] = time.perf_counter() - t
+                                                 a.unet_lr, a.seed, a.quiet, min_snr=a.min_snr,
+                                                 every=a.curve_every, on_every=measure)
+    seconds["unet"] = time.perf_counter() - t - seconds["curve"]
 
     t = time.perf_counter()
     quality = base_quality(unet, vae, text_encoder, tokenizer)
+    curve.append({"step": a.unet_steps, **{k: quality[k] for k in ("colour", "shape", "both")}})
     seconds["quality"] = time.perf_counter() - t
 
     for name, model in (("unet", unet), ("vae", vae), ("text_encoder", text_encoder)):
@@ -240,7 +264,8 @@ def main(argv=None) -> dict:
               "seconds": seconds, "threads": torch.get_num_threads(), "vae_psnr_db": psnr, "latent_scale": scaling,
               "vae_loss_last100": float(np.mean(vae_losses[-100:])),
               "unet_loss_last100": float(np.mean(unet_losses[-100:])),
-              "quality": {k: v for k, v in quality.items() if k != "rows"}, "versions": library_versions()}
+              "quality": {k: v for k, v in quality.items() if k != "rows"}, "curve": curve,
+              "versions": library_versions()}
     (a.out / "recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
     if not a.quiet:
         print(json.dumps({k: v for k, v in recipe.items() if k != "versions"}, indent=2))
