@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from memestar.bench.load import ServerProcess  # noqa: E402
 from memestar.tiny.demo import DEMO_STEPS  # noqa: E402
-from memestar.tiny.evaluate import tune_on_world_clip  # noqa: E402
+from memestar.tiny.evaluate import WORLD_LR, tune_on_world_clip  # noqa: E402
 
 MEMES = (("bouncing", ("red", "circle")), ("sliding", ("blue", "square")))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -28,7 +28,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 def make_memes(root: Path) -> Path:
     for motion, subject in MEMES:
         tune_on_world_clip(motion, subject, root, root / "memes" / f"{subject[0]}-{subject[1]}-{motion}",
-                           steps=DEMO_STEPS, lr=3e-3)
+                           steps=DEMO_STEPS, lr=WORLD_LR)
     return root / "memes"
 
 

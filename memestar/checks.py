@@ -67,7 +67,7 @@ def check_guidance(guidance: float) -> float:
 
 
 def check_lr(lr: float) -> float:
-    return check_float("--lr", lr, 0.0, MAX_LR, " (3e-5 is usual for SD, 3e-3 for the tiny model)")
+    return check_float("--lr", lr, 0.0, MAX_LR, " (3e-5 is usual for SD, 1e-3 for the tiny model)")
 
 
 def check_variation(variation: float) -> float:

@@ -443,7 +443,7 @@ def eval_(
 ):
     """Measure motion transfer on the tiny world: subject recognised per frame, trajectory against the source."""
     from .files import write_report
-    from .tiny.evaluate import evaluate, markdown
+    from .tiny.evaluate import evaluate, json_safe, markdown
 
     def names(text: str, sep: str = ",") -> tuple[str, ...]:
         return tuple(m.strip() for m in text.split(sep) if m.strip())
@@ -455,7 +455,7 @@ def eval_(
     _quiet_libraries()
     report = evaluate(options, log=_log(quiet))
     stem = f"eval-{base}-{len(options.motions)}-motions-{report['date']}"
-    write_report(report, markdown(report), stem, json_path, markdown_path)
+    write_report(json_safe(report), markdown(report), stem, json_path, markdown_path)
     typer.echo(markdown(report))
 
 

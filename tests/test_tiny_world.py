@@ -56,3 +56,35 @@ def test_tokenizer_has_one_token_per_world_word(tmp_path):
         assert len(tokenizer(word).input_ids) == 3, word  # start, word, end
     assert tokenizer.model_max_length == 16
     assert len(tokenizer("running blueberry-elephant").input_ids) > 16  # unknown words fall back to bytes
+
+
+def test_eval_scores_the_trajectory_only_where_the_source_moves():
+    """Spinning turns in place: no quantity moves, so no correlation is taken (NaN, skipped by the means, null in
+    the JSON report) instead of a free 1.0; a generated clip that follows a moving source scores 1."""
+    import json
+
+    from memestar.tiny.evaluate import json_safe, mean_scores, trajectory, trajectory_scores
+    from memestar.tiny.recognise import read_clip_frames
+
+    spinning = trajectory(read_clip_frames(render_clip(Sprite("purple", "star"), "spinning")))
+    correlation, distance = trajectory_scores(spinning, spinning)
+    assert np.isnan(correlation) and distance == 0
+    sliding = trajectory(read_clip_frames(render_clip(Sprite("blue", "square"), "sliding")))
+    assert trajectory_scores(sliding, sliding)[0] == pytest.approx(1.0)
+    assert trajectory_scores(sliding, sliding[::-1])[0] < -0.9
+    rows = [{"trajectory_correlation": float("nan")}, {"trajectory_correlation": 0.5}]
+    assert mean_scores(rows, ("trajectory_correlation",)) == {"trajectory_correlation": 0.5}
+    assert np.isnan(mean_scores(rows[:1], ("trajectory_correlation",))["trajectory_correlation"])
+    assert json.loads(json.dumps(json_safe({"a": [float("nan"), 1.0]}), allow_nan=False)) == {"a": [None, 1.0]}
+
+
+def test_the_eval_tunes_from_every_frame_of_a_clip_with_repeated_frames(tmp_path):
+    """Popping holds identical empty frames, which a GIF merges into one: the eval's clip keeps all 16."""
+    from memestar.media.clips import read_clip
+    from memestar.tiny.evaluate import write_world_clip
+
+    frames = render_clip(Sprite("orange", "star"), "popping")
+    clip = write_world_clip(frames, tmp_path, "an orange star popping")
+    assert read_clip(tmp_path / "an-orange-star-popping.gif", 1, frames.shape[1]).source_frames < len(frames)
+    read = read_clip(clip, len(frames), frames.shape[1]).frames
+    assert np.array_equal(read, frames)

@@ -19,7 +19,8 @@ HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob: 
 
 
 def is_page(path: str) -> bool:
-    return path == "/" or (path.startswith(ASSETS) and path[len(ASSETS):] in FILES)
+    """Open without the token: the page and anything under its folder (an unknown name answers 404, not 401)."""
+    return path == "/" or path.startswith(ASSETS)
 
 
 def add_playground(app: FastAPI) -> None:

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 from ..files import atomic_path, slug
 from ..media.writers import write_gif
 from ..runtime import GenRequest, GenSettings, Meme
-from .evaluate import PLAN, METRICS, mean_scores, score_clip, tune_on_world_clip
+from .evaluate import PLAN, METRICS, WORLD_LR, mean_scores, score_clip, tune_on_world_clip
 from .world import Sprite, clip_caption
 
 DEMO_MOTION = "bouncing"
@@ -39,7 +39,7 @@ def contact_sheet(rows: list[tuple[str, np.ndarray]], every: int = 2, scale: int
     return sheet
 
 
-def run_demo(out: Path = DEMO_OUT, steps: int = DEMO_STEPS, lr: float = 3e-3, subjects: int = 4,
+def run_demo(out: Path = DEMO_OUT, steps: int = DEMO_STEPS, lr: float = WORLD_LR, subjects: int = 4,
              quiet: bool = False, log=print) -> dict:
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
