@@ -63,7 +63,7 @@ def test_eval_scores_the_trajectory_only_where_the_source_moves():
     the JSON report) instead of a free 1.0; a generated clip that follows a moving source scores 1."""
     import json
 
-    from memestar.tiny.evaluate import json_safe, mean_scores, trajectory, trajectory_scores
+    from memestar.tiny.evaluate import json_safe, mean_scores, quality, trajectory, trajectory_scores
     from memestar.tiny.recognise import read_clip_frames
 
     spinning = trajectory(read_clip_frames(render_clip(Sprite("purple", "star"), "spinning")))
@@ -76,6 +76,8 @@ def test_eval_scores_the_trajectory_only_where_the_source_moves():
     assert mean_scores(rows, ("trajectory_correlation",)) == {"trajectory_correlation": 0.5}
     assert np.isnan(mean_scores(rows[:1], ("trajectory_correlation",))["trajectory_correlation"])
     assert json.loads(json.dumps(json_safe({"a": [float("nan"), 1.0]}), allow_nan=False)) == {"a": [None, 1.0]}
+    no_motion = {"colour_right": 1.0, "shape_right": 0.5, "trajectory_correlation": float("nan")}
+    assert quality(no_motion) == 0.75 and quality({**no_motion, "shape_right": 1.0}) > quality(no_motion)
 
 
 def test_the_eval_tunes_from_every_frame_of_a_clip_with_repeated_frames(tmp_path):

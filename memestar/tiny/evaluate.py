@@ -264,8 +264,10 @@ def json_safe(value):
 
 
 def quality(scores: dict) -> float:
-    """One number to rank variants: subject right and motion kept, equally."""
-    return (scores["colour_right"] + scores["shape_right"]) / 2 + scores["trajectory_correlation"]
+    """One number to rank variants: subject right and motion kept, equally (by subject alone where no motion has a
+    trajectory: spinning alone)."""
+    trajectory = scores["trajectory_correlation"]
+    return (scores["colour_right"] + scores["shape_right"]) / 2 + (0.0 if np.isnan(trajectory) else trajectory)
 
 
 def markdown(r: dict) -> str:

@@ -6,9 +6,9 @@
 2. a bank of captioned random renders (fixed seed);
 3. the VAE (64x64 <-> 16x16x4): MSE + 1e-4 KL;
 4. the bank encoded once; the latent scale set so latents have unit std;
-5. UNet and CLIP text encoder trained together on SD's epsilon loss and noise schedule, weighted by Min-SNR-gamma
-   (nearly clean timesteps, which decide no shape, weigh less), 10% captions dropped (for guidance), AdamW with
-   cosine decay, EMA of the weights;
+5. UNet and CLIP text encoder trained together on SD's epsilon loss and noise schedule (optionally weighted by
+   Min-SNR-gamma, `--min-snr`, off by default: nearly clean timesteps weigh less), 10% captions dropped (for
+   guidance), AdamW with cosine decay, EMA of the weights;
 6. base quality: every colour x shape drawn and read back by the recogniser, every `--curve-every` steps too;
 7. fp16 weights in diffusers layout plus `recipe.json` (settings, times, losses, quality).
 Everything is seeded: the same command on the same library versions gives the same weights.
