@@ -54,6 +54,31 @@ def test_every_format_round_trips_with_the_right_frames(kind, tmp_path, numbered
         assert strided.fps == pytest.approx(2.0, rel=0.05)
 
 
+@pytest.mark.parametrize("kind", ["gif", "webp"])
+def test_repeated_frames_keep_their_time(kind, tmp_path, numbered_frames, frame_numbers):
+    """An encoder stores a held frame once with a longer delay; reading keeps the clip's timeline (a meme's pause),
+    not the stored frames."""
+    held = numbered_frames(6)[[0, 1, 1, 1, 2, 3, 3, 4]]
+    path = WRITE[kind](held, tmp_path / f"held.{kind}")
+    with Image.open(path) as im:
+        assert im.n_frames < 8  # the writer merged the repeats: the case under test
+    clip = read_clip(path, 8, 32, stride=1)
+    assert frame_numbers(clip.frames) == [0, 1, 1, 1, 2, 3, 3, 4]
+    assert clip.source_frames == 8 and clip.fps == pytest.approx(10, rel=0.05)
+    assert frame_numbers(read_clip(path, 4, 32).frames) == [0, 1, 2, 3]
+
+
+def test_gif_delays_set_the_timeline(tmp_path, numbered_frames, frame_numbers):
+    """Uneven delays (100, 300, 100 ms) and a zero delay (played as 100 ms) are read as ticks of the shortest one."""
+    frames = [Image.fromarray(f) for f in numbered_frames(4)]
+    path = tmp_path / "uneven.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=[100, 300, 100, 0], loop=0)
+    clip = read_clip(path, 6, 32, stride=1)
+    assert frame_numbers(clip.frames) == [0, 1, 1, 1, 2, 3] and clip.fps == pytest.approx(10)
+    with pytest.raises(MemeError, match="6 frames"):
+        read_clip(path, 7, 32, stride=1)
+
+
 def test_frame_indices():
     assert frame_indices(80, 8) == [0, 10, 20, 30, 40, 50, 60, 70]
     assert frame_indices(10, 10) == list(range(10))

@@ -1,7 +1,8 @@
 """Reading a clip into `n` square uint8 frames, streamed so a long 4K clip never sits whole in memory.
 
 Videos (mp4, webm, mov, mkv, avi) go through imageio-ffmpeg's bundled ffmpeg, which crops and scales
-before the frames reach Python; GIFs through Pillow, frame by frame; a folder of PNG/JPEG frames is read
+before the frames reach Python; GIFs and WebPs through Pillow, frame by frame, on their display timeline (a
+frame stored once with a long delay counts as the frames it stands for); a folder of PNG/JPEG frames is read
 in name order, opening only the frames chosen.
 """
 
@@ -97,23 +98,42 @@ def _read_folder(folder: Path, n: int, size: int, start: int, stride: int | None
     return Clip(np.stack(frames), _fps(24.0, indices), len(files), indices)
 
 
+def frame_durations(path: Path) -> list[int]:
+    """Each frame's display time (ms) in a GIF or WebP, as browsers play it: a missing or under-20 ms delay is
+    100 ms."""
+    with Image.open(path) as im:
+        durations = []
+        for frame in ImageSequence.Iterator(im):
+            frame.load()  # WebP sets the frame duration on load
+            d = frame.info.get("duration") or 0
+            durations.append(int(d) if d > 10 else 100)
+    return durations
+
+
+def timeline(durations: list[int]) -> list[int]:
+    """The stored frame shown at each tick of the shortest duration: an encoder that stores a repeated frame once
+    with a longer delay (Pillow, gifsicle) plays it for several ticks, and the clip keeps its timing."""
+    tick = min(durations)
+    return [i for i, d in enumerate(durations) for _ in range(max(1, round(d / tick)))]
+
+
 def _read_animated_image(path: Path, n: int, size: int, start: int, stride: int | None) -> Clip:
     try:
+        durations = frame_durations(path)
+        shown = timeline(durations)
+        indices = frame_indices(len(shown), n, start, stride)
+        wanted = [shown[i] for i in indices]  # stored frame numbers, ascending, repeats allowed
+        by_stored = {}
         with Image.open(path) as im:
-            total = getattr(im, "n_frames", 1)
-            indices = frame_indices(total, n, start, stride)
-            wanted, frames, duration_ms = set(indices), [], None
             for i, frame in enumerate(ImageSequence.Iterator(im)):
-                if duration_ms is None:
-                    frame.load()  # WebP sets the frame duration on load
-                    duration_ms = frame.info.get("duration")
                 if i in wanted:
-                    frames.append(square(frame, size))
-                    if len(frames) == len(indices):
+                    by_stored[i] = square(frame, size)
+                    if i == wanted[-1]:
                         break
+        frames = [by_stored[i] for i in wanted]
     except OSError as e:
         raise MemeError(f"clip {path} is not a readable {path.suffix[1:].upper()}: {e}") from e
-    return Clip(np.stack(frames), _fps(1000.0 / (duration_ms or 100), indices), total, indices)
+    return Clip(np.stack(frames), _fps(1000.0 / min(durations), indices), len(shown), indices)
 
 
 def _read_video(path: Path, n: int, size: int, start: int, stride: int | None) -> Clip:
