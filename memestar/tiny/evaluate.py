@@ -144,8 +144,8 @@ def mean_scores(rows: list[dict], metrics: tuple[str, ...] = METRICS) -> dict:
 
 
 def write_world_clip(frames: np.ndarray, folder: Path, prompt: str) -> Path:
-    """The clip as a GIF to look at and as a folder of PNG frames to tune from (returned): a GIF merges identical
-    consecutive frames (popping's empty ones), so it would read back short."""
+    """The clip as a GIF to look at and as a folder of PNG frames to tune from (returned): PNG keeps the rendered
+    pixels exactly, where the GIF's palette rounds them."""
     write_gif(frames, folder / f"{slug(prompt)}.gif", fps=8)
     clip = folder / f"{slug(prompt)}-frames"
     clip.mkdir(parents=True, exist_ok=True)
