@@ -71,6 +71,14 @@ def _numbers(name: str, text: str) -> tuple[int, ...]:
         raise MemeError(f"{name} {text!r} is not a comma-separated list of whole numbers") from e
 
 
+def _switches(name: str, text: str) -> tuple[bool, ...]:
+    """"on", "off", "on,off" -> (True,), (False,), (True, False)."""
+    words = [w.strip() for w in text.split(",") if w.strip()]
+    if not words or set(words) - {"on", "off"}:
+        raise MemeError(f"{name} {text!r}: use on, off, or on,off to compare both")
+    return tuple(dict.fromkeys(w == "on" for w in words))
+
+
 def _log(quiet: bool):
     return (lambda *a: None) if quiet else (lambda message: typer.echo(message, err=True))
 
@@ -124,6 +132,9 @@ def train(
     checkpoint_every: int = typer.Option(TrainOptions.checkpoint_every, help="Write a resumable checkpoint every N "
                                          "steps (0: only on Ctrl-C)."),
     group_norm: str = typer.Option(TrainOptions.group_norm, help="GroupNorm statistics: per-frame or frames."),
+    frame_positions: bool = typer.Option(TrainOptions.frame_positions, "--frame-positions/--no-frame-positions",
+                                         help="Temporal attention sees each frame's index (AnimateDiff's sinusoidal "
+                                         "encoding), so the meme learns where the subject is when."),
     motion_loss: str = typer.Option(TrainOptions.motion_loss, help="What tuning minimises: mse (every frame), "
                                     "debiased (MotionDirector: appearance shared by frames down-weighted), residual "
                                     "(VMC: frame-to-frame differences), or weighted together: mse=1,debiased=1."),
@@ -146,7 +157,8 @@ def train(
     summary = train_meme(TrainOptions(
         clip=clip, prompt=text, base=base, out=out, frames=frames, size=size, start=start, stride=stride,
         steps=steps, lr=lr, precision=precision, seed=seed, resume=resume, force=force,
-        checkpoint_every=checkpoint_every, group_norm=group_norm, motion_loss=motion_loss, tune=tune,
+        checkpoint_every=checkpoint_every, group_norm=group_norm, frame_positions=frame_positions,
+        motion_loss=motion_loss, tune=tune,
         gradient_checkpointing=gradient_checkpointing,
         inversion_steps=inversion_steps, device=device, base_config=base_config, allow_pickle=allow_pickle,
         quiet=quiet or as_json))
@@ -427,6 +439,8 @@ def eval_(
                                "separated by ';' (each as --motion-loss takes it: mse;debiased;mse=1,residual=1)."),
     tunes: str = typer.Option(",".join(EvalOptions.tunes), help="What tuning changes, compared: all, temporal "
                               "(one tuning run each, for each loss)."),
+    frame_positions: str = typer.Option(",".join("on" if p else "off" for p in EvalOptions.positions),
+                                        help="Tune with frame positions (on), without (off), or both: on,off."),
     starts: str = typer.Option(",".join(EvalOptions.starts), help="Starts to compare: inversion, mix, noise."),
     mix: float = typer.Option(EvalOptions.mix, help="The noise share of the mix start (--variation)."),
     samplers: str = typer.Option(",".join(EvalOptions.samplers), help="Samplers to compare: ddim, dpm++."),
@@ -449,7 +463,8 @@ def eval_(
         return tuple(m.strip() for m in text.split(sep) if m.strip())
 
     options = EvalOptions(motions=names(motions), subjects=subjects, steps=steps, lr=lr, losses=names(losses, ";"),
-                          tunes=names(tunes), starts=names(starts), mix=mix, samplers=names(samplers),
+                          tunes=names(tunes), positions=_switches("--frame-positions", frame_positions),
+                          starts=names(starts), mix=mix, samplers=names(samplers),
                           gen_steps=_numbers("--gen-steps", gen_steps), seeds=seeds, untuned=untuned, base=base,
                           keep=keep)
     _quiet_libraries()

@@ -104,6 +104,7 @@ class MemeManifest:
     training: TrainingRecord | None = None
     versions: dict[str, str] | None = None
     template: str | None = None  # the prompt with its subject as {subject} (memestar/prompts.py); None: guessed
+    frame_positions: bool = False  # temporal attention sees frame indices (models/video_unet.py); absent: made before
     format: str = MEME_FORMAT
 
     def problem(self) -> str | None:

@@ -205,6 +205,9 @@ DAMAGED = {
     "unknown format": (replace("format", "memestar-meme/99"), "memestar-meme/99"),
     "unknown group norm": (replace("group_norm", "sideways"), "field group_norm"),
     "inversion steps 0": (replace("inversion", {"steps": 0, "prompt": ""}), "field inversion.steps"),
+    "frame_positions a string": (replace("frame_positions", "yes"), "field frame_positions"),
+    # read as a meme from before frame positions, which its adapter contradicts
+    "frame_positions dropped": (drop("frame_positions"), "tuned with true"),
 }
 
 

@@ -77,6 +77,25 @@ def test_adapter_with_other_group_norm_is_refused(tiny, tmp_path):
         load_adapter(VideoUNet(fresh.unet, "frames"), path, fresh.reference, fresh.fingerprint)
 
 
+def test_adapter_keeps_its_frame_positions_and_old_adapters_read_as_without(tiny, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = tmp_path / "adapter.safetensors"
+    save_adapter(tuned(tiny), path, tiny.reference, tiny.fingerprint)  # the default: with frame positions
+    fresh = load_base(tiny.reference)
+    with pytest.raises(MemeError, match="frame_positions=true.*frame_positions=false"):
+        load_adapter(VideoUNet(fresh.unet, frame_positions=False), path, fresh.reference, fresh.fingerprint)
+    with safe_open(path, framework="pt") as f:  # an adapter written before frame positions existed
+        metadata = {k: v for k, v in f.metadata().items() if k != "frame_positions"}
+        save_file({k: f.get_tensor(k) for k in f.keys()}, tmp_path / "old.safetensors", metadata)
+    load_adapter(VideoUNet(load_base(tiny.reference).unet, frame_positions=False), tmp_path / "old.safetensors",
+                 fresh.reference, fresh.fingerprint)
+    with pytest.raises(MemeError, match="frame_positions=false"):
+        load_adapter(VideoUNet(load_base(tiny.reference).unet), tmp_path / "old.safetensors", fresh.reference,
+                     fresh.fingerprint)
+
+
 def test_fingerprint_survives_precision_but_not_other_weights(tiny_dir, other_dir):
     fp32 = load_base(str(tiny_dir)).fingerprint
     assert load_base(str(tiny_dir), dtype=torch.float16).fingerprint.matches(fp32)

@@ -81,12 +81,18 @@ def test_eval_scores_the_trajectory_only_where_the_source_moves():
 
 
 def test_the_eval_tunes_from_every_frame_of_a_clip_with_repeated_frames(tmp_path):
-    """Popping holds identical empty frames, which a GIF merges into one: the eval's clip keeps all 16."""
+    """Popping holds identical frames, which the GIF stores once with a longer delay: both the GIF (on its timeline)
+    and the eval's PNG frames read back all 16, the PNGs exactly."""
+    from PIL import Image
+
     from memestar.media.clips import read_clip
     from memestar.tiny.evaluate import write_world_clip
 
     frames = render_clip(Sprite("orange", "star"), "popping")
     clip = write_world_clip(frames, tmp_path, "an orange star popping")
-    assert read_clip(tmp_path / "an-orange-star-popping.gif", 1, frames.shape[1]).source_frames < len(frames)
+    gif = tmp_path / "an-orange-star-popping.gif"
+    with Image.open(gif) as im:
+        assert im.n_frames < len(frames)
+    assert read_clip(gif, len(frames), frames.shape[1], stride=1).source_frames == len(frames)
     read = read_clip(clip, len(frames), frames.shape[1]).frames
     assert np.array_equal(read, frames)

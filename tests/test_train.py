@@ -62,6 +62,20 @@ def test_meme_folder_is_complete_and_loads(meme):
     load_adapter(VideoUNet(base.unet), out / "adapter.safetensors", base.reference, base.fingerprint)
     assert summary["trainable_parameters"] == VideoUNet(load_base("random-tiny").unet).parameter_counts()["trainable"]
     assert summary["seconds"]["tune"] > 0 and summary["peak_memory_bytes"] > 0
+    assert meta.frame_positions is True  # the default, recorded
+
+
+def test_a_meme_without_frame_positions_loads_and_generates_as_one(clip_path, tmp_path, train_options):
+    """`--no-frame-positions` is recorded in meme.json and the adapter, and the runtime builds its UNet without
+    them (the adapter check would refuse a UNet with them)."""
+    from memestar.runtime import Meme
+
+    out = tmp_path / "no-positions"
+    train_meme(train_options(clip_path, out, steps=6, inversion_steps=2, frame_positions=False))
+    assert read_meme(out).frame_positions is False
+    meme = Meme.load(out)
+    assert meme.runtime.video.frame_positions is False
+    assert meme.generate("a red square sliding", steps=2).frames.shape == (8, 64, 64, 3)
 
 
 @pytest.mark.parametrize("tuned", ["all", "temporal"])

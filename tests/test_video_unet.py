@@ -5,7 +5,7 @@ import torch
 from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import Attention
 
-from memestar.models.attention import SparseCausalAttnProcessor
+from memestar.models.attention import SparseCausalAttnProcessor, frame_position_encoding
 from memestar.models.frame_context import FrameContext
 from memestar.models.random_base import _CONFIGS
 from memestar.models.video_unet import VideoUNet
@@ -27,6 +27,30 @@ def test_identical_frames_equal_the_image_unet(tiny, group_norm, text_embedding)
         ref = image_unet(frame[:, :, 0], 321, text).sample
     assert out.shape == clip.shape
     assert (out - ref[:, :, None]).abs().max() < 1e-5
+
+
+def test_frame_positions_are_distinct_bounded_and_start_at_sin0_cos0():
+    p = frame_position_encoding(24, 32, torch.float32, torch.device("cpu"))
+    assert p.shape == (24, 32) and p.abs().max() <= 1
+    assert torch.equal(p[0], torch.tensor([0.0, 1.0] * 16))
+    assert torch.cdist(p, p).add(torch.eye(24)).min() > 0.1  # no two frames alike
+    assert frame_position_encoding(5, 7, torch.float16, torch.device("cpu")).shape == (5, 7)  # odd widths too
+
+
+@pytest.mark.parametrize("positions", [True, False])
+def test_only_frame_positions_let_temporal_attention_tell_identical_frames_apart(tiny, text_embedding, positions):
+    """Tuned temporal attention on a clip of one repeated frame: without positions every frame comes out alike (it
+    cannot learn "where at frame i"); with them the frames differ."""
+    video = VideoUNet(tiny.unet, frame_positions=positions)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in video.unet.named_parameters():
+            if "attn_temp.to_out" in name:
+                p.normal_(std=0.05)
+        clip = video_latents(f=1).expand(-1, -1, 4, -1, -1).contiguous()
+        out = video(clip, 321, text_embedding(tiny))
+    spread = (out - out[:, :, :1]).abs().max()
+    assert (spread > 1e-4) if positions else (spread < 1e-6)
 
 
 def test_inflation_is_deterministic(tiny_dir):

@@ -28,7 +28,7 @@ class EagerFP32Baseline(Backend):
         self.device, self.dtype = device, torch.float32
         self.base = load_base(meme.base.reference, device=device, dtype=torch.float32)
         self.tokenizer = self.base.tokenizer
-        self.video = VideoUNet(self.base.unet, meme.group_norm)
+        self.video = VideoUNet(self.base.unet, meme.group_norm, meme.frame_positions)
         load_adapter(self.video, meme_folder / ADAPTER, self.base.reference, self.base.fingerprint)
 
     def encode_text(self, prompts: list[str]) -> torch.Tensor:

@@ -98,7 +98,8 @@ def make_untrained_meme(base: str, frames: int, size: int, folder: Path) -> Path
                           generator=torch.Generator().manual_seed(0))
     save_inversion(folder / INVERSION, latents, 50)
     write_meme_json(folder, prompt="benchmark", base=BaseRecord(reference=base, id=b.fingerprint.id), frames=frames,
-                    size=size, fps=8.0, group_norm=video.group_norm, inversion=InversionRecord(steps=50, prompt=""),
+                    size=size, fps=8.0, group_norm=video.group_norm,
+                    frame_positions=video.frame_positions, inversion=InversionRecord(steps=50, prompt=""),
                     versions=library_versions())
     return folder
 
@@ -154,7 +155,7 @@ def _train_stage(meme: MemeManifest, device, dtype, o: BenchOptions, peak_flops:
     encode before the first step. Gradient checkpointing on GPUs, as `meme train` (and Tune-A-Video's configs)."""
     t = time.perf_counter()
     b = load_base(meme.base.reference, device=device, dtype=dtype)
-    video = VideoUNet(b.unet)
+    video = VideoUNet(b.unet, meme.group_norm, meme.frame_positions)
     frames = torch.randint(0, 256, (meme.frames, meme.size, meme.size, 3), dtype=torch.uint8)
     latents = encode_frames(b.vae, frames).float()
     text = encode_prompts(b.tokenizer, b.text_encoder, [PROMPT])

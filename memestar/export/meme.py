@@ -89,7 +89,7 @@ def _load(meme: MemeManifest, folder: Path, o: ExportOptions, device: torch.devi
     """The meme's base (fp32) with its video UNet and adapter, and the shapes its graphs take."""
     base = load_base(o.base or meme.base.reference, device=device, dtype=torch.float32, config=o.base_config,
                      allow_pickle=o.allow_pickle)
-    video = VideoUNet(base.unet, meme.group_norm)
+    video = VideoUNet(base.unet, meme.group_norm, meme.frame_positions)
     load_adapter(video, folder / ADAPTER, base.reference, base.fingerprint)
     shapes = Shapes(frames=meme.frames, latent_channels=base.vae.config.latent_channels,
                     latent_side=meme.size // vae_scale_factor(base.vae), text_length=base.tokenizer.model_max_length,

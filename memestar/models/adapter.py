@@ -26,6 +26,7 @@ def save_adapter(video_unet: VideoUNet, path: str | Path, base_reference: str, b
     metadata = {
         "format": ADAPTER_FORMAT,
         "group_norm": video_unet.group_norm,
+        "frame_positions": str(video_unet.frame_positions).lower(),
         "base_reference": base_reference,
         "base_fingerprint": json.dumps(base_fingerprint.to_dict()),
     }
@@ -77,6 +78,10 @@ def read_adapter(video_unet: VideoUNet, path: str | Path, base_reference: str,
     if metadata["group_norm"] != video_unet.group_norm:
         raise MemeError(f"adapter {path} was tuned with group_norm={metadata['group_norm']!r}, but the video UNet "
                         f"uses {video_unet.group_norm!r}")
+    tuned_with = metadata.get("frame_positions", "false")  # adapters from before frame positions had none
+    if tuned_with != str(video_unet.frame_positions).lower():
+        raise MemeError(f"adapter {path} was tuned with frame_positions={tuned_with}, but the video UNet has "
+                        f"frame_positions={str(video_unet.frame_positions).lower()}: load it as its meme.json says")
     params = video_unet.trainable_parameters()
     with safe_open(path, framework="pt") as f:
         names = set(f.keys())

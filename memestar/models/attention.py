@@ -4,8 +4,11 @@
   frame i's queries attend to the keys and values of frame 0 and frame i-1 (frame 0 to itself twice).
 - `add_temporal_attention` gives each `BasicTransformerBlock` a LayerNorm + self-attention over the
   frame axis at every spatial position, added as a residual after the block by a forward hook, with the
-  output projection zeroed so the inflated model starts as the image model.
+  output projection zeroed so the inflated model starts as the image model; with `frame_positions`, each frame's
+  index (a sinusoidal encoding) is added to that attention's input, so it can learn what happens when.
 """
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -57,16 +60,28 @@ class SparseCausalAttnProcessor:
         return out / attn.rescale_output_factor
 
 
+def frame_position_encoding(f: int, c: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """`f c`: the sinusoidal encoding of each frame's index (Transformer's, as AnimateDiff's motion module adds it),
+    so temporal attention can tell frame 3 from frame 9 and learn motion as a function of time."""
+    position = torch.arange(f, device=device, dtype=torch.float32)[:, None]
+    rate = torch.exp(torch.arange(0, c, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / c))
+    angle = position * rate  # f ceil(c/2)
+    return torch.stack([angle.sin(), angle.cos()], dim=-1).flatten(1)[:, :c].to(dtype)  # sin, cos interleaved
+
+
 def _temporal_residual(block: BasicTransformerBlock, args, output: torch.Tensor) -> torch.Tensor:
-    """Forward hook: `output + attn_temp(norm_temp(output))` with attention across frames."""
+    """Forward hook: `output + attn_temp(norm_temp(output) [+ frame positions])` with attention across frames."""
     f = block.frame_context.num_frames
     bf, n, c = output.shape  # (b f) n c
     x = output.view(bf // f, f, n, c).transpose(1, 2).reshape(-1, f, c)  # (b n) f c
-    x = x + block.attn_temp(block.norm_temp(x))
+    h = block.norm_temp(x)
+    if block.frame_positions:
+        h = h + frame_position_encoding(f, c, h.dtype, h.device)
+    x = x + block.attn_temp(h)
     return x.view(bf // f, n, f, c).transpose(1, 2).reshape(bf, n, c)
 
 
-def add_temporal_attention(block: BasicTransformerBlock, ctx: FrameContext) -> None:
+def add_temporal_attention(block: BasicTransformerBlock, ctx: FrameContext, frame_positions: bool = False) -> None:
     """Adds `norm_temp` and `attn_temp` to `block` (keeping SD's weight names) and hooks them in."""
     dim = block.dim
     block.norm_temp = nn.LayerNorm(dim)
@@ -78,4 +93,5 @@ def add_temporal_attention(block: BasicTransformerBlock, ctx: FrameContext) -> N
     block.norm_temp.to(device=param.device, dtype=param.dtype)
     block.attn_temp.to(device=param.device, dtype=param.dtype)
     block.frame_context = ctx
+    block.frame_positions = frame_positions
     block.register_forward_hook(_temporal_residual)

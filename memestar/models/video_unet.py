@@ -2,7 +2,9 @@
 
 The surgery keeps every SD weight name, so SD weights load strictly before or after it:
 - each transformer block's `attn1` gets a `SparseCausalAttnProcessor`;
-- each transformer block gets `norm_temp` + `attn_temp` (temporal attention, zero output projection);
+- each transformer block gets `norm_temp` + `attn_temp` (temporal attention, zero output projection), with
+  `frame_positions` a sinusoidal encoding of the frame index added to its input (AnimateDiff; without it temporal
+  attention cannot tell frames apart, and motion is learned only through what the frames show);
 - with `group_norm="frames"`, the resnets' GroupNorms and `conv_norm_out` pool statistics over frames
   (Tune-A-Video); with `"per-frame"` they stay per frame (AnimateDiff v2).
 2D convolutions already run per frame on `(b f) c h w`.
@@ -23,6 +25,8 @@ from .group_norm import span_frames
 
 GROUP_NORM_MODES = ("frames", "per-frame")
 DEFAULT_GROUP_NORM = "per-frame"  # measured better than "frames" by `meme eval` (README)
+# Memes made before frame positions existed read as False (meme.json, adapter metadata)
+DEFAULT_FRAME_POSITIONS = True  # measured better than without by `meme eval` (README)
 
 # Parameter-name fragments of the tensors one-shot tuning trains (and an adapter holds); everything else stays frozen.
 TRAINABLE_PATTERNS = (".attn1.to_q.", ".attn2.to_q.", ".attn_temp.", ".norm_temp.")
@@ -35,14 +39,16 @@ TUNED = ("all", "temporal")
 class VideoUNet(nn.Module):
     """Runs an inflated UNet on video latents `b c f h w` with one text embedding per clip."""
 
-    def __init__(self, unet: UNet2DConditionModel, group_norm: str = DEFAULT_GROUP_NORM):
+    def __init__(self, unet: UNet2DConditionModel, group_norm: str = DEFAULT_GROUP_NORM,
+                 frame_positions: bool = DEFAULT_FRAME_POSITIONS):
         super().__init__()
         if group_norm not in GROUP_NORM_MODES:
             raise ValueError(f"group_norm must be one of {GROUP_NORM_MODES}, not {group_norm!r}")
         self.unet = unet
         self.group_norm = group_norm
+        self.frame_positions = bool(frame_positions)
         self.frame_context = FrameContext()
-        _inflate(unet, self.frame_context, group_norm)
+        _inflate(unet, self.frame_context, group_norm, self.frame_positions)
 
     @property
     def config(self):
@@ -92,7 +98,7 @@ def is_trainable(name: str) -> bool:
     return any(pattern in name for pattern in TRAINABLE_PATTERNS)
 
 
-def _inflate(unet: UNet2DConditionModel, ctx: FrameContext, group_norm: str) -> None:
+def _inflate(unet: UNet2DConditionModel, ctx: FrameContext, group_norm: str, frame_positions: bool) -> None:
     blocks = [m for m in unet.modules() if isinstance(m, BasicTransformerBlock)]
     if not blocks:
         raise ValueError("the UNet has no transformer blocks to inflate")
@@ -102,7 +108,7 @@ def _inflate(unet: UNet2DConditionModel, ctx: FrameContext, group_norm: str) -> 
             if block.attn1.is_cross_attention or block.only_cross_attention:
                 raise ValueError("sparse-causal attention needs self-attention in attn1")
             block.attn1.set_processor(SparseCausalAttnProcessor(ctx))
-            add_temporal_attention(block, ctx)
+            add_temporal_attention(block, ctx, frame_positions)
     if group_norm == "frames":
         for resnet in [m for m in unet.modules() if isinstance(m, ResnetBlock2D)]:
             span_frames(resnet.norm1, ctx)

@@ -22,7 +22,8 @@ import torch
 from ..checks import check_choice, check_device, check_int
 from ..device import DEFAULT_DEVICE, PRECISIONS, compute_dtype, pick_device
 from ..meme_folder import ADAPTER, MEME_JSON, MemeManifest, load_inversion, read_meme
-from ..models.adapter import read_adapter
+from ..errors import MemeError
+from ..models.adapter import read_adapter, read_adapter_metadata
 from ..models.base import load_base
 from ..models.vae import vae_scale_factor
 from ..models.video_unet import VideoUNet
@@ -152,7 +153,11 @@ class MemeStore:
             s = graphs.manifest.shapes
             shape = (1, s.latent_channels, s.frames, s.latent_side, s.latent_side)
             return Meme(folder, manifest, BaseRuntime(graphs), load_inversion(folder, shape).to(self.device))
-        key = (manifest.base.id, str(self.device), str(self.dtype), manifest.group_norm)
+        tuned_with = read_adapter_metadata(folder / ADAPTER).get("frame_positions", "false")
+        if tuned_with != str(manifest.frame_positions).lower():
+            raise MemeError(f"{folder / MEME_JSON} says frame_positions={str(manifest.frame_positions).lower()}, but "
+                            f"its adapter was tuned with {tuned_with}: the folder is damaged, retrain the meme")
+        key = (manifest.base.id, str(self.device), str(self.dtype), manifest.group_norm, manifest.frame_positions)
         runtime = self.bases.get(key) or self._base_runtime(manifest)
         b, video = runtime.backend.base, runtime.video
         _, tensors = read_adapter(video, folder / ADAPTER, b.reference, b.fingerprint)
@@ -165,6 +170,6 @@ class MemeStore:
     def _base_runtime(self, manifest: MemeManifest) -> BaseRuntime:
         b = load_base(self.base or manifest.base.reference, device=self.device, dtype=self.dtype,
                       config=self.base_config, allow_pickle=self.allow_pickle)
-        video = VideoUNet(b.unet, manifest.group_norm).to(self.dtype).eval()
+        video = VideoUNet(b.unet, manifest.group_norm, manifest.frame_positions).to(self.dtype).eval()
         return BaseRuntime(TorchBackend(b, video, self.device, self.dtype, cuda_graphs=self.cuda_graphs,
                                         compile=self.compile), video)

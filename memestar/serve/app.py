@@ -352,8 +352,9 @@ def create_app(o: ServeOptions) -> FastAPI:
     async def one_meme(mid: str):
         m = manifest(mid)
         loaded = any(x.folder.name == mid for x in store.memes)
-        return {**meme_summary(mid, m), "group_norm": m.group_norm, "training": {"steps": m.training.steps,
-                "final_loss": m.training.final_loss, "seconds": m.training.seconds}, "loaded": loaded}
+        return {**meme_summary(mid, m), "group_norm": m.group_norm, "frame_positions": m.frame_positions,
+                "training": {"steps": m.training.steps, "final_loss": m.training.final_loss,
+                             "seconds": m.training.seconds}, "loaded": loaded}
 
     @app.get("/memes/{mid}/preview.gif", summary="The meme's preview, as tuned", response_class=FileResponse)
     async def preview(mid: str):

@@ -25,7 +25,7 @@ from ..checks import MAX_TRAIN_STEPS, check_int, check_lr, check_steps, check_va
 from ..errors import MemeError
 from ..files import slug
 from ..media.writers import write_gif
-from ..models.video_unet import DEFAULT_GROUP_NORM, GROUP_NORM_MODES, TUNED
+from ..models.video_unet import DEFAULT_FRAME_POSITIONS, DEFAULT_GROUP_NORM, GROUP_NORM_MODES, TUNED
 from ..runtime import Meme
 from ..runtime.backend import SAMPLERS
 from ..runtime.meme import MIX_VARIATION, STARTS, GenRequest, GenSettings
@@ -60,6 +60,7 @@ class EvalOptions:
     lr: float = WORLD_LR
     losses: tuple[str, ...] = (DEFAULT_MOTION_LOSS,)  # one tuning run each: "mse", "debiased", "mse=1,residual=1"
     tunes: tuple[str, ...] = (TuneSettings.tuned,)  # and for each of what tuning changes: "all", "temporal"
+    positions: tuple[bool, ...] = (DEFAULT_FRAME_POSITIONS,)  # and with and/or without frame positions
     starts: tuple[str, ...] = STARTS
     mix: float = MIX_VARIATION  # the noise share of the mix start
     samplers: tuple[str, ...] = (GenSettings.sampler,)
@@ -83,6 +84,8 @@ class EvalOptions:
             raise MemeError("--losses must name at least one tuning loss")
         if not self.tunes or set(self.tunes) - set(TUNED):
             raise MemeError(f"--tunes must name some of {', '.join(TUNED)}")
+        if not self.positions or set(self.positions) - {True, False}:
+            raise MemeError("--frame-positions must be on, off or on,off")
         for loss in self.losses:
             parse_motion_loss(loss)
         if not self.gen_steps:
@@ -157,7 +160,7 @@ def write_world_clip(frames: np.ndarray, folder: Path, prompt: str) -> Path:
 def tune_on_world_clip(motion: str, subject: tuple[str, str], folder: Path, meme_dir: Path, steps: int, lr: float,
                        group_norm: str = DEFAULT_GROUP_NORM, base: str = "tiny", seed: int = 0,
                        inversion_steps: int = 25, quiet: bool = True, motion_loss: str = DEFAULT_MOTION_LOSS,
-                       tune: str = TuneSettings.tuned):
+                       tune: str = TuneSettings.tuned, frame_positions: bool = DEFAULT_FRAME_POSITIONS):
     """Renders the subject's clip of `motion` into `folder` and tunes a meme on it into `meme_dir` (`meme
     train`'s code). Returns train's summary, the clip's caption, its frames and its trajectory as read back."""
     source = Sprite(*subject)
@@ -166,7 +169,8 @@ def tune_on_world_clip(motion: str, subject: tuple[str, str], folder: Path, meme
     clip = write_world_clip(frames, folder, prompt)
     summary = train_meme(TrainOptions(clip=clip, prompt=prompt, base=base, out=meme_dir, frames=len(frames),
                                       size=frames.shape[1], steps=steps, lr=lr, seed=seed, group_norm=group_norm,
-                                      motion_loss=motion_loss, tune=tune, inversion_steps=inversion_steps, force=True,
+                                      motion_loss=motion_loss, tune=tune, frame_positions=frame_positions,
+                                      inversion_steps=inversion_steps, force=True,
                                       quiet=quiet, checkpoint_every=0))
     return summary, prompt, frames, trajectory(read_clip_frames(frames))
 
@@ -198,19 +202,22 @@ def evaluate(o: EvalOptions, log=print) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = o.keep or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
-        runs = [(loss, tune) for loss, tune in itertools.product(o.losses, o.tunes)]
+        runs = list(itertools.product(o.losses, o.tunes, o.positions))
         for motion in o.motions:
             source = PLAN[motion][0]
-            for loss, tune in runs + ([(UNTUNED, "all")] if o.untuned else []):
+            # untuned, the temporal attention adds nothing, with or without frame positions
+            for loss, tune, positions in runs + ([(UNTUNED, "all", DEFAULT_FRAME_POSITIONS)] if o.untuned else []):
                 tuned = loss != UNTUNED
                 tuning = loss if tune == "all" else f"{loss}, {tune} only"
+                if tuned and positions != DEFAULT_FRAME_POSITIONS:
+                    tuning += ", frame positions" if positions else ", no frame positions"
                 log(f"{'tuning' if tuned else 'inverting'} {clip_caption(Sprite(*source), motion)!r} "
                     f"({'loss ' + tuning if tuned else 'untuned'}) ...")
                 meme_dir = root / f"{motion}-{slug(tuning)}"
                 steps, lr = (o.steps, o.lr) if tuned else (1, 0.0)  # one step at lr 0: the untuned weights, saved
                 _, _, _, source_track = tune_on_world_clip(motion, source, root, meme_dir, steps, lr, o.group_norm,
                                                            o.base, o.seed, o.inversion_steps, o.quiet,
-                                                           loss if tuned else DEFAULT_MOTION_LOSS, tune)
+                                                           loss if tuned else DEFAULT_MOTION_LOSS, tune, positions)
                 rows += score_meme(o, Meme.load(meme_dir), motion, tuning, source, source_track, root)
     return report(o, rows)
 

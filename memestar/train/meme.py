@@ -28,7 +28,7 @@ from ..models.base import load_base
 from ..models.text import encode_prompts
 from ..prompts import split_subject
 from ..models.vae import decode_latents, encode_frames
-from ..models.video_unet import DEFAULT_GROUP_NORM, GROUP_NORM_MODES, TUNED, VideoUNet
+from ..models.video_unet import DEFAULT_FRAME_POSITIONS, DEFAULT_GROUP_NORM, GROUP_NORM_MODES, TUNED, VideoUNet
 from ..schedulers.ddim import DDIMSchedule
 from .inversion import invert_clip, sample_from
 from .losses import DEFAULT_MOTION_LOSS, parse_motion_loss
@@ -55,6 +55,7 @@ class TrainOptions:
     force: bool = False
     checkpoint_every: int = TuneSettings.checkpoint_every
     group_norm: str = DEFAULT_GROUP_NORM
+    frame_positions: bool = DEFAULT_FRAME_POSITIONS  # temporal attention sees each frame's index
     motion_loss: str = DEFAULT_MOTION_LOSS  # "mse", "debiased", "residual", or weighted: "mse=1,debiased=1"
     tune: str = TuneSettings.tuned  # "all" (Tune-A-Video's tensors) or "temporal" (the temporal attention alone)
     gradient_checkpointing: bool | None = None  # None: on for GPUs
@@ -145,7 +146,7 @@ def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype,
     clip = read_clip(o.clip, o.frames, o.size, start=o.start, stride=o.stride)
     base = load_base(o.base, device=device, dtype=dtype, config=o.base_config, allow_pickle=o.allow_pickle)
     DDIMSchedule(base.scheduler_config, o.inversion_steps)  # a schedule it cannot run is refused before tuning
-    video = VideoUNet(base.unet, o.group_norm)
+    video = VideoUNet(base.unet, o.group_norm, o.frame_positions)
     seconds["load"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -162,7 +163,8 @@ def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype,
                             gradient_checkpointing=checkpointing, motion_loss=parse_motion_loss(o.motion_loss),
                             tuned=o.tune)
     run_key = {"prompt": prompt, "clip": Path(o.clip).name, "indices": clip.indices, "size": o.size,
-               "base": base.fingerprint.id, "group_norm": o.group_norm, "precision": str(dtype),
+               "base": base.fingerprint.id, "group_norm": o.group_norm,
+               "frame_positions": o.frame_positions, "precision": str(dtype),
                **{k: v for k, v in asdict(settings).items() if k != "checkpoint_every"}}
     result = tune(video, latents, text, base.scheduler_config, settings, dtype=dtype, checkpoint=out / CHECKPOINT,
                   run_key=run_key, resume=o.resume, quiet=o.quiet, on_step=on_step)
@@ -202,6 +204,7 @@ def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype,
         out, prompt=prompt, template=template,
         base=BaseRecord(reference=base.reference, id=base.fingerprint.id, fingerprint=FingerprintRecord(**fingerprint)),
         frames=o.frames, size=o.size, fps=clip.fps, group_norm=o.group_norm,
+        frame_positions=o.frame_positions,
         clip=ClipRecord(name=Path(o.clip).name, source_frames=clip.source_frames, indices=clip.indices),
         training=TrainingRecord(**asdict(settings), precision=summary["precision"], losses=result.losses,
                                 first_loss=summary["first_loss"], final_loss=summary["final_loss"],
