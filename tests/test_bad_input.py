@@ -103,6 +103,14 @@ def test_numbers_out_of_range_are_one_line(case, meme_main, small_meme_dir, slid
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("value", ["maybe", "", "on,sideways"])
+def test_eval_frame_positions_take_on_off_or_both(value, meme_main):
+    from memestar.cli import _switches
+
+    one_error_line(*meme_main("eval", "--frame-positions", value)[::2], "use on, off, or on,off")
+    assert _switches("x", "on, off") == (True, False) and _switches("x", "off,off") == (False,)
+
+
 def test_steps_beyond_the_bases_schedule_are_one_line(meme_main, slide_gif, small_meme_dir, tmp_path):
     """SD's schedule (steps_offset 1) takes 999 DDIM steps and 500 DPM-Solver++ steps: within the general limits,
     beyond the base's; refused before tuning, with nothing written."""
