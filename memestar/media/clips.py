@@ -99,8 +99,8 @@ def _read_folder(folder: Path, n: int, size: int, start: int, stride: int | None
 
 
 def frame_durations(path: Path) -> list[int]:
-    """Each frame's display time (ms) in a GIF or WebP, as browsers play it: a missing or under-20 ms delay is
-    100 ms."""
+    """Each frame's display time (ms) in a GIF or WebP, as browsers play it: a missing delay, or one of 10 ms or
+    less, is 100 ms."""
     with Image.open(path) as im:
         durations = []
         for frame in ImageSequence.Iterator(im):
