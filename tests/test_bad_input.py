@@ -216,6 +216,7 @@ DAMAGED = {
     "frame_positions a string": (replace("frame_positions", "yes"), "field frame_positions"),
     # read as a meme from before frame positions, which its adapter contradicts
     "frame_positions dropped": (drop("frame_positions"), "tuned with true"),
+    "group_norm not the adapter's": (replace("group_norm", "frames"), "tuned with per-frame"),
 }
 
 

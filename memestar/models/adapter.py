@@ -1,7 +1,8 @@
 """Adapter files: only the tuned tensors of a video UNet, tied to the base they were tuned on.
 
 `adapter.safetensors` holds the trainable tensors under their SD-style names (fp16 by default) and, in
-its metadata, the adapter format, the GroupNorm mode and the base model's reference and fingerprint.
+its metadata, the adapter format, how the video UNet was built (GroupNorm mode, frame positions) and the base
+model's reference and fingerprint.
 """
 
 import json
@@ -26,11 +27,23 @@ def save_adapter(video_unet: VideoUNet, path: str | Path, base_reference: str, b
     metadata = {
         "format": ADAPTER_FORMAT,
         "group_norm": video_unet.group_norm,
-        "frame_positions": str(video_unet.frame_positions).lower(),
+        "frame_positions": json.dumps(video_unet.frame_positions),
         "base_reference": base_reference,
         "base_fingerprint": json.dumps(base_fingerprint.to_dict()),
     }
     save_safetensors(tensors, path, metadata)
+
+
+def layout_difference(metadata: dict, group_norm: str, frame_positions: bool) -> tuple[str, str, str] | None:
+    """The first way the video UNet an adapter was tuned on (its metadata) differs from one built with `group_norm`
+    and `frame_positions`: (field, as tuned, as asked), spelled as JSON; None when they agree. Adapters from before
+    frame positions existed have none in their metadata: tuned without."""
+    tuned = {"group_norm": metadata["group_norm"], "frame_positions": metadata.get("frame_positions", "false")}
+    asked = {"group_norm": group_norm, "frame_positions": json.dumps(frame_positions)}
+    for name in tuned:
+        if tuned[name] != asked[name]:
+            return name, tuned[name], asked[name]
+    return None
 
 
 def read_adapter_metadata(path: str | Path) -> dict:
@@ -75,13 +88,11 @@ def read_adapter(video_unet: VideoUNet, path: str | Path, base_reference: str,
         raise MemeError(f"adapter {path} was tuned on base {metadata['base_reference']!r} (fingerprint "
                         f"{trained_on.id}), not on {base_reference!r} (fingerprint {base_fingerprint.id}): "
                         f"load it with the base it was tuned on")
-    if metadata["group_norm"] != video_unet.group_norm:
-        raise MemeError(f"adapter {path} was tuned with group_norm={metadata['group_norm']!r}, but the video UNet "
-                        f"uses {video_unet.group_norm!r}")
-    tuned_with = metadata.get("frame_positions", "false")  # adapters from before frame positions had none
-    if tuned_with != str(video_unet.frame_positions).lower():
-        raise MemeError(f"adapter {path} was tuned with frame_positions={tuned_with}, but the video UNet has "
-                        f"frame_positions={str(video_unet.frame_positions).lower()}: load it as its meme.json says")
+    difference = layout_difference(metadata, video_unet.group_norm, video_unet.frame_positions)
+    if difference:
+        name, tuned, built = difference
+        raise MemeError(f"adapter {path} was tuned with {name}={tuned}, but the video UNet has {name}={built}: load "
+                        f"it as its meme.json says")
     params = video_unet.trainable_parameters()
     with safe_open(path, framework="pt") as f:
         names = set(f.keys())

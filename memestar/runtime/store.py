@@ -21,9 +21,9 @@ import torch
 
 from ..checks import check_choice, check_device, check_int
 from ..device import DEFAULT_DEVICE, PRECISIONS, compute_dtype, pick_device
-from ..meme_folder import ADAPTER, MEME_JSON, MemeManifest, load_inversion, read_meme
 from ..errors import MemeError
-from ..models.adapter import read_adapter, read_adapter_metadata
+from ..meme_folder import ADAPTER, MEME_JSON, MemeManifest, load_inversion, read_meme
+from ..models.adapter import layout_difference, read_adapter, read_adapter_metadata
 from ..models.base import load_base
 from ..models.vae import vae_scale_factor
 from ..models.video_unet import VideoUNet
@@ -153,10 +153,13 @@ class MemeStore:
             s = graphs.manifest.shapes
             shape = (1, s.latent_channels, s.frames, s.latent_side, s.latent_side)
             return Meme(folder, manifest, BaseRuntime(graphs), load_inversion(folder, shape).to(self.device))
-        tuned_with = read_adapter_metadata(folder / ADAPTER).get("frame_positions", "false")
-        if tuned_with != str(manifest.frame_positions).lower():
-            raise MemeError(f"{folder / MEME_JSON} says frame_positions={str(manifest.frame_positions).lower()}, but "
-                            f"its adapter was tuned with {tuned_with}: the folder is damaged, retrain the meme")
+        # before a runtime is built from what meme.json says
+        difference = layout_difference(read_adapter_metadata(folder / ADAPTER), manifest.group_norm,
+                                       manifest.frame_positions)
+        if difference:
+            name, tuned, said = difference
+            raise MemeError(f"{folder / MEME_JSON} says {name}={said}, but its adapter was tuned with {tuned}: the "
+                            f"folder is damaged, retrain the meme")
         key = (manifest.base.id, str(self.device), str(self.dtype), manifest.group_norm, manifest.frame_positions)
         runtime = self.bases.get(key) or self._base_runtime(manifest)
         b, video = runtime.backend.base, runtime.video
