@@ -26,7 +26,7 @@ from .export.meme import ExportOptions
 from .media.look import Look
 from .media.presets import PRESETS
 from .runtime.gen import GenOptions
-from .runtime.meme import MIX_VARIATION, VARIANTS_VARIATION, GenSettings
+from .runtime.meme import LAYOUT_VARIATION, MIX_VARIATION, VARIANTS_VARIATION, GenSettings
 from .serve.options import TOKEN_ENV, ServeOptions
 from .tiny.demo import DEMO_OUT, DEMO_STEPS
 from .tiny.evaluate import EvalOptions
@@ -215,14 +215,17 @@ def gen(
     steps: int = typer.Option(GenSettings.steps, help="Denoising steps."),
     guidance: float = typer.Option(GenSettings.guidance, help="Classifier-free guidance scale; 1 means no guidance."),
     negative: str = typer.Option(GenSettings.negative, help="Negative prompt."),
-    seed: int = typer.Option(GenSettings.seed, help="Seed of the start noise (with --start mix or noise, or a "
-                             "--variation)."),
+    seed: int = typer.Option(GenSettings.seed, help="Seed of the start noise (with --start layout, mix or noise, "
+                             "or a --variation)."),
     sampler: str = typer.Option(GenSettings.sampler, help="ddim or dpm++."),
-    start: str = typer.Option(GenSettings.start, help="inversion (keeps the clip's motion), mix (the seed's noise "
-                              "with some of the inversion) or noise."),
+    start: str = typer.Option(GenSettings.start, help="inversion (keeps the clip's motion), layout (its coarse "
+                              "layout, the detail from the seed's noise: keeps where the subject is, frees its "
+                              "shape), mix (the seed's noise with some of the inversion) or noise."),
     variation: float = typer.Option(GenSettings.variation, help="How much of the seed's noise to blend into the "
                                     "inversion, 0 to 1 (default: 0 for one clip, the same clip for every seed; "
-                                    f"{VARIANTS_VARIATION} with --variants; {MIX_VARIATION} with --start mix)."),
+                                    f"{VARIANTS_VARIATION} with --variants; {MIX_VARIATION} with --start mix; "
+                                    f"{LAYOUT_VARIATION} with --start layout, as a share of the spatial "
+                                    "frequencies)."),
     variants: int = typer.Option(GenOptions.variants, help="Clips per prompt, seeds seed, seed+1, ... (files -v1, "
                                  "-v2, ...)."),
     fps: float = typer.Option(GenSettings.fps, help="Frame rate (default: the clip's, at least 8)."),
@@ -441,8 +444,9 @@ def eval_(
                               "(one tuning run each, for each loss)."),
     frame_positions: str = typer.Option(",".join("on" if p else "off" for p in EvalOptions.positions),
                                         help="Tune with frame positions (on), without (off), or both: on,off."),
-    starts: str = typer.Option(",".join(EvalOptions.starts), help="Starts to compare: inversion, mix, noise."),
+    starts: str = typer.Option(",".join(EvalOptions.starts), help="Starts to compare: inversion, layout, mix, noise."),
     mix: float = typer.Option(EvalOptions.mix, help="The noise share of the mix start (--variation)."),
+    layout: float = typer.Option(EvalOptions.layout, help="The noise share of the layout start (--variation)."),
     samplers: str = typer.Option(",".join(EvalOptions.samplers), help="Samplers to compare: ddim, dpm++."),
     gen_steps: str = typer.Option(",".join(map(str, EvalOptions.gen_steps)), help="Sampling step counts to "
                                   "compare, e.g. 4,8,12,25."),
@@ -464,7 +468,7 @@ def eval_(
 
     options = EvalOptions(motions=names(motions), subjects=subjects, steps=steps, lr=lr, losses=names(losses, ";"),
                           tunes=names(tunes), positions=_switches("--frame-positions", frame_positions),
-                          starts=names(starts), mix=mix, samplers=names(samplers),
+                          starts=names(starts), mix=mix, layout=layout, samplers=names(samplers),
                           gen_steps=_numbers("--gen-steps", gen_steps), seeds=seeds, untuned=untuned, base=base,
                           keep=keep)
     _quiet_libraries()

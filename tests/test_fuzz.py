@@ -82,7 +82,7 @@ def test_fuzz_gen_options(data, meme_main, small_meme_dir, outputs):
         "--seed": number(st.integers(-3, 2 ** 33)),
         "--max-kb": number(st.floats(-1, 200)),
         "--sampler": st.sampled_from(["ddim", "dpm++", "euler", ""]),
-        "--start": st.sampled_from(["inversion", "mix", "noise", "x"]),
+        "--start": st.sampled_from(["inversion", "layout", "mix", "noise", "x"]),
     }
     chosen, args = draw_args(data, option_values)
     if "--steps" not in chosen:

@@ -9,7 +9,7 @@ import torch
 
 from memestar.errors import MemeError
 from memestar.runtime import GenRequest, GenSettings, Meme, MemeStore, variant_requests
-from memestar.runtime.meme import MIX_VARIATION, VARIANTS_VARIATION
+from memestar.runtime.meme import LAYOUT_VARIATION, MIX_VARIATION, VARIANTS_VARIATION
 from memestar.models.batch import bucket
 
 
@@ -86,6 +86,29 @@ def test_the_mix_start_is_seeded_noise_with_some_of_the_inversion(small_meme_dir
     assert [g.settings["variation"] for g in mixed] == [MIX_VARIATION] * 2  # recorded as the share it used
     assert not np.array_equal(mixed[0].frames, mixed[1].frames)  # each seed its own noise
     assert GenSettings(start="noise", variation=0.2).noise_share == 1.0
+
+
+def test_the_layout_start_keeps_each_frames_coarse_layout_and_takes_the_detail_from_the_seed(small_meme_dir):
+    meme = Meme.load(small_meme_dir)
+    inversion = meme.inversion.float()
+    noise = meme.start_latents(GenSettings(seed=4, start="noise"))
+    layout = meme.start_latents(GenSettings(seed=4, start="layout"))
+    h, w = inversion.shape[-2:]
+    spectrum, inverted, noisy = (torch.fft.fft2(x) for x in (layout, inversion, noise))  # over h, w of each frame
+    # each frame's mean, so where its mass is over time, is the inversion's; the finest waves are the seed's
+    assert (spectrum[..., 0, 0] - inverted[..., 0, 0]).abs().max() < 1e-4 * inverted.abs().max()
+    assert (spectrum[..., h // 2, w // 2] - noisy[..., h // 2, w // 2]).abs().max() < 0.02 * noisy.abs().max()
+    other = meme.start_latents(GenSettings(seed=5, start="layout"))
+    assert (other - layout).abs().max() > 0.1  # each seed its own detail
+    # a share of 0 is the inversion as stored, 1 the seed's noise; more noise, less of the inversion
+    assert torch.equal(meme.start_latents(GenSettings(seed=4, start="layout", variation=0.0)), inversion)
+    assert torch.equal(meme.start_latents(GenSettings(seed=4, start="layout", variation=1.0)), noise)
+    light = meme.start_latents(GenSettings(seed=4, start="layout", variation=0.2))
+    heavy = meme.start_latents(GenSettings(seed=4, start="layout", variation=0.8))
+    assert (light - inversion).norm() < (layout - inversion).norm() < (heavy - inversion).norm()
+    made = meme.generate_batch(variant_requests("a blue circle sliding", GenSettings(steps=3, start="layout"), 2))
+    assert [g.settings["variation"] for g in made] == [LAYOUT_VARIATION] * 2
+    assert not np.array_equal(made[0].frames, made[1].frames)
 
 
 def test_memes_share_one_base_and_swap_adapters_in_place(two_memes):

@@ -9,7 +9,6 @@ Many memes on one base: `MemeStore` (`store.py`); `Meme.load` is a store of its 
 """
 
 import importlib.util
-import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -32,9 +31,10 @@ from ..models.batch import MAX_BATCH
 from ..models.text import truncation_warning
 from ..prompts import subject_prompt
 from .backend import SAMPLERS, Backend
+from .starts import layout_start, mix_start
 
 BACKENDS = ("auto", "torch", "ort", "trt")
-STARTS = ("inversion", "mix", "noise")
+STARTS = ("inversion", "layout", "mix", "noise")
 MIN_DEFAULT_FPS = 8.0
 # The variation of variants when none is given: on the tiny world it keeps trajectory correlation at 0.73 (0.83 at
 # 0, 0.68 at 0.5, 0.04 at 1) while variants differ by 4.5 levels per pixel (benchmarks/results/variation-tiny-*).
@@ -42,6 +42,9 @@ VARIANTS_VARIATION = 0.25
 # The variation of `--start mix` when none is given: fresh noise with a little of the inversion in it
 # (MotionDirector's noise prior), chosen by `meme eval` (README).
 MIX_VARIATION = 0.5
+# The variation of `--start layout` when none is given: the inversion below half the latent's Nyquist frequency, the
+# seed's noise above: of the cuts a pilot tried (0.25, 0.5, 0.75) the middle one, motion and shape both (README).
+LAYOUT_VARIATION = 0.5
 
 
 @dataclass
@@ -52,12 +55,13 @@ class GenSettings:
     guidance: float = 7.5  # 1: no guidance
     negative: str = ""
     sampler: str = "ddim"
-    # "inversion": the stored inversion, which keeps the clip's motion; "mix": the seed's noise with some of the
-    # inversion in it; "noise": the seed's noise alone
+    # "inversion": the stored inversion, which keeps the clip's motion; "layout": the inversion's coarse layout with
+    # the seed's noise for the detail (the subject's place kept, its shape free); "mix": the seed's noise with some of
+    # the inversion in it; "noise": the seed's noise alone (`starts.py`)
     start: str = "inversion"
-    # how much of the seed's noise is blended into the inversion; None: 0 for one clip from the inversion (the
-    # inversion as stored), VARIANTS_VARIATION for variants (else they would be one clip N times), MIX_VARIATION for
-    # the mix start
+    # how much comes from the seed's noise (mix: a share of the variance; layout: of the spatial spectrum); None: 0
+    # for one clip from the inversion (the inversion as stored), VARIANTS_VARIATION for variants (else they would be
+    # one clip N times), MIX_VARIATION or LAYOUT_VARIATION for those starts
     variation: float | None = None
     fps: float | None = None  # default: the clip's, at least MIN_DEFAULT_FPS
 
@@ -76,12 +80,13 @@ class GenSettings:
 
     @property
     def noise_share(self) -> float:
-        """The share of the seed's noise in the start latents (their variance): 0 the inversion, 1 fresh noise."""
+        """The share of the seed's noise in the start latents (of their variance, or of their spatial spectrum with
+        the layout start): 0 the inversion, 1 fresh noise."""
         if self.start == "noise":
             return 1.0
         if self.variation is not None:
             return self.variation
-        return MIX_VARIATION if self.start == "mix" else 0.0
+        return {"mix": MIX_VARIATION, "layout": LAYOUT_VARIATION}.get(self.start, 0.0)
 
     @property
     def batch_key(self) -> tuple:
@@ -210,8 +215,8 @@ class Meme:
         return took
 
     def start_latents(self, s: GenSettings) -> torch.Tensor:
-        """`(1, c, f, h, w)` fp32: the stored inversion with a share v of the seed's noise blended in (`noise_share`;
-        variance kept: sqrt(1 - v) * inversion + sqrt(v) * noise, MotionDirector's noise prior)."""
+        """`(1, c, f, h, w)` fp32: the stored inversion with a share v (`noise_share`) of the seed's noise, blended
+        whole or, with the layout start, above a spatial frequency (`starts.py`)."""
         v = s.noise_share
         if v == 0:
             return self.inversion.float()
@@ -219,7 +224,7 @@ class Meme:
         noise = noise.to(self.inversion.device)
         if v == 1:
             return noise
-        return math.sqrt(1 - v) * self.inversion.float() + math.sqrt(v) * noise
+        return (layout_start if s.start == "layout" else mix_start)(self.inversion.float(), noise, v)
 
     def _run_batch(self, requests: list[GenRequest]) -> list[Generation]:
         first = requests[0].settings

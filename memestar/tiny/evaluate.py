@@ -7,9 +7,10 @@ generate new subjects never seen in motion and read every frame back with the re
 - trajectory: per frame centroid (x, y) and size against the source clip's: the mean Pearson correlation
   over the quantities that move in the source, and the mean distance in pixels;
 - variety: the mean pixel difference between the clips of different seeds (0: every seed gives the same clip).
-Compares the tuning losses (`train/losses.py`), the starts (the stored inversion, a mix of it with fresh noise,
-fresh noise) and, optionally, samplers and step counts (with the seconds each clip took), against an untuned meme
-(the inflated base with its temporal output at zero, inverted and sampled the same way: what tuning itself adds).
+Compares the tuning losses (`train/losses.py`), the starts (the stored inversion, its coarse layout with fresh
+detail, a mix of it with fresh noise, fresh noise) and, optionally, samplers and step counts (with the seconds each
+clip took), against an untuned meme (the inflated base with its temporal output at zero, inverted and sampled the
+same way: what tuning itself adds).
 """
 
 import datetime
@@ -28,7 +29,7 @@ from ..media.writers import write_gif
 from ..models.video_unet import DEFAULT_FRAME_POSITIONS, DEFAULT_GROUP_NORM, GROUP_NORM_MODES, TUNED
 from ..runtime import Meme
 from ..runtime.backend import SAMPLERS
-from ..runtime.meme import MIX_VARIATION, STARTS, GenRequest, GenSettings
+from ..runtime.meme import LAYOUT_VARIATION, MIX_VARIATION, STARTS, GenRequest, GenSettings
 from ..train.losses import DEFAULT_MOTION_LOSS, parse_motion_loss
 from ..train.meme import TrainOptions, train_meme
 from ..train.tune import TuneSettings
@@ -63,6 +64,7 @@ class EvalOptions:
     positions: tuple[bool, ...] = (DEFAULT_FRAME_POSITIONS,)  # and with and/or without frame positions
     starts: tuple[str, ...] = STARTS
     mix: float = MIX_VARIATION  # the noise share of the mix start
+    layout: float = LAYOUT_VARIATION  # and of the layout start
     samplers: tuple[str, ...] = (GenSettings.sampler,)
     gen_steps: tuple[int, ...] = (25,)
     guidance: float = 5.0
@@ -98,6 +100,7 @@ class EvalOptions:
         check_steps(self.inversion_steps, "--inversion-steps")
         check_lr(self.lr)
         check_variation(self.mix)
+        check_variation(self.layout)
         if self.group_norm not in GROUP_NORM_MODES:
             raise MemeError(f"--group-norm must be one of {', '.join(GROUP_NORM_MODES)}")
         return self
@@ -189,7 +192,7 @@ def eval_requests(o: EvalOptions, motion: str) -> list[dict]:
                                                                    o.samplers, o.gen_steps):
         for seed in range(o.seed, o.seed + (1 if start == "inversion" else o.seeds)):
             settings = GenSettings(seed=seed, steps=steps, guidance=o.guidance, sampler=sampler, start=start,
-                                   variation=o.mix if start == "mix" else None)
+                                   variation={"mix": o.mix, "layout": o.layout}.get(start))
             out.append({"colour": colour, "shape": shape, "start": start, "sampler": sampler, "steps": steps,
                         "seed": seed, "request": GenRequest(clip_caption(Sprite(colour, shape), motion), settings)})
     return out
