@@ -224,8 +224,8 @@ def gen(
     variation: float = typer.Option(GenSettings.variation, help="How much of the seed's noise to blend into the "
                                     "inversion, 0 to 1 (default: 0 for one clip, the same clip for every seed; "
                                     f"{VARIANTS_VARIATION} with --variants; {MIX_VARIATION} with --start mix; "
-                                    f"{LAYOUT_VARIATION} with --start layout, as a share of the spatial "
-                                    "frequencies)."),
+                                    f"{LAYOUT_VARIATION} with --start layout, where it is the cut: the "
+                                    "inversion is kept below 1 - variation of the Nyquist frequency)."),
     variants: int = typer.Option(GenOptions.variants, help="Clips per prompt, seeds seed, seed+1, ... (files -v1, "
                                  "-v2, ...)."),
     fps: float = typer.Option(GenSettings.fps, help="Frame rate (default: the clip's, at least 8)."),
@@ -446,7 +446,7 @@ def eval_(
                                         help="Tune with frame positions (on), without (off), or both: on,off."),
     starts: str = typer.Option(",".join(EvalOptions.starts), help="Starts to compare: inversion, layout, mix, noise."),
     mix: float = typer.Option(EvalOptions.mix, help="The noise share of the mix start (--variation)."),
-    layout: float = typer.Option(EvalOptions.layout, help="The noise share of the layout start (--variation)."),
+    layout: float = typer.Option(EvalOptions.layout, help="The layout start's --variation (its cut)."),
     samplers: str = typer.Option(",".join(EvalOptions.samplers), help="Samplers to compare: ddim, dpm++."),
     gen_steps: str = typer.Option(",".join(map(str, EvalOptions.gen_steps)), help="Sampling step counts to "
                                   "compare, e.g. 4,8,12,25."),

@@ -45,7 +45,7 @@ def test_samplers_match_diffusers(meme, name, scheduler_class):
 
 def test_same_seed_same_bytes_and_seed_matters(meme_dir, meme):
     again = Meme.load(meme_dir)
-    for start in ("inversion", "noise"):
+    for start in ("inversion", "layout", "noise"):
         a = meme.generate("a blue circle sliding", seed=7, steps=4, start=start).encode("gif")[0]
         b = again.generate("a blue circle sliding", seed=7, steps=4, start=start).encode("gif")[0]
         assert a == b

@@ -10,6 +10,7 @@ import torch
 from memestar.errors import MemeError
 from memestar.runtime import GenRequest, GenSettings, Meme, MemeStore, variant_requests
 from memestar.runtime.meme import LAYOUT_VARIATION, MIX_VARIATION, VARIANTS_VARIATION
+from memestar.runtime.starts import layout_start, spatial_lowpass
 from memestar.models.batch import bucket
 
 
@@ -103,6 +104,10 @@ def test_the_layout_start_keeps_each_frames_coarse_layout_and_takes_the_detail_f
     # a share of 0 is the inversion as stored, 1 the seed's noise; more noise, less of the inversion
     assert torch.equal(meme.start_latents(GenSettings(seed=4, start="layout", variation=0.0)), inversion)
     assert torch.equal(meme.start_latents(GenSettings(seed=4, start="layout", variation=1.0)), noise)
+    assert torch.equal(layout_start(inversion, noise, 0.0), inversion)
+    assert torch.equal(layout_start(inversion, noise, 1.0), noise)
+    lowpass = spatial_lowpass(16, 16, 0.5)  # the cut where the docs put it: half of Nyquist is 4 of 16 bins
+    assert lowpass[0, 0] == 1 and abs(float(lowpass[0, 4]) - 0.5) < 1e-6 and lowpass[8, 8] < 1e-3
     light = meme.start_latents(GenSettings(seed=4, start="layout", variation=0.2))
     heavy = meme.start_latents(GenSettings(seed=4, start="layout", variation=0.8))
     assert (light - inversion).norm() < (layout - inversion).norm() < (heavy - inversion).norm()

@@ -33,7 +33,7 @@ def test_tiny_draws_the_asked_subject():
     assert quality["colour"] >= 0.95 and quality["shape"] >= 0.75, quality
 
 
-def test_reduced_eval_the_inversion_carries_the_motion_and_the_mix_varies_it():
+def test_reduced_eval_the_inversion_carries_the_motion_and_the_mix_and_layout_starts_vary_it():
     """One motion, two new subjects (README: `meme eval`). Started from the stored inversion, tuned or not, the new
     subjects follow the source's trajectory; from fresh noise they do not follow it at all; the mix keeps some of
     it and gives each seed its own clip, and the layout start keeps more of it with less variety. On this base tuning

@@ -45,6 +45,7 @@ MIX_VARIATION = 0.5
 # The variation of `--start layout` when none is given: the inversion below half the latent's Nyquist frequency, the
 # seed's noise above: of the cuts a pilot tried (0.25, 0.5, 0.75) the middle one, motion and shape both (README).
 LAYOUT_VARIATION = 0.5
+DEFAULT_VARIATIONS = {"mix": MIX_VARIATION, "layout": LAYOUT_VARIATION}  # of the starts that take one; others: 0
 
 
 @dataclass
@@ -59,9 +60,9 @@ class GenSettings:
     # the seed's noise for the detail (the subject's place kept, its shape free); "mix": the seed's noise with some of
     # the inversion in it; "noise": the seed's noise alone (`starts.py`)
     start: str = "inversion"
-    # how much comes from the seed's noise (mix: a share of the variance; layout: of the spatial spectrum); None: 0
-    # for one clip from the inversion (the inversion as stored), VARIANTS_VARIATION for variants (else they would be
-    # one clip N times), MIX_VARIATION or LAYOUT_VARIATION for those starts
+    # how much comes from the seed's noise (mix: a share of the variance; layout: the cut, the inversion below 1 - v
+    # of Nyquist); None: 0 for one clip from the inversion (the inversion as stored), VARIANTS_VARIATION for variants
+    # (else they would be one clip N times), DEFAULT_VARIATIONS for the mix and layout starts
     variation: float | None = None
     fps: float | None = None  # default: the clip's, at least MIN_DEFAULT_FPS
 
@@ -80,13 +81,13 @@ class GenSettings:
 
     @property
     def noise_share(self) -> float:
-        """The share of the seed's noise in the start latents (of their variance, or of their spatial spectrum with
-        the layout start): 0 the inversion, 1 fresh noise."""
+        """How much of the start latents comes from the seed's noise: a share of their variance, or with the layout
+        start the cut (the inversion below 1 - v of Nyquist); 0 the inversion, 1 fresh noise."""
         if self.start == "noise":
             return 1.0
         if self.variation is not None:
             return self.variation
-        return {"mix": MIX_VARIATION, "layout": LAYOUT_VARIATION}.get(self.start, 0.0)
+        return DEFAULT_VARIATIONS.get(self.start, 0.0)
 
     @property
     def batch_key(self) -> tuple:

@@ -64,7 +64,7 @@ class EvalOptions:
     positions: tuple[bool, ...] = (DEFAULT_FRAME_POSITIONS,)  # and with and/or without frame positions
     starts: tuple[str, ...] = STARTS
     mix: float = MIX_VARIATION  # the noise share of the mix start
-    layout: float = LAYOUT_VARIATION  # and of the layout start
+    layout: float = LAYOUT_VARIATION  # the layout start's cut (its variation: below 1 - v of Nyquist kept)
     samplers: tuple[str, ...] = (GenSettings.sampler,)
     gen_steps: tuple[int, ...] = (25,)
     guidance: float = 5.0
