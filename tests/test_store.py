@@ -101,7 +101,7 @@ def test_the_layout_start_keeps_each_frames_coarse_layout_and_takes_the_detail_f
     assert (spectrum[..., h // 2, w // 2] - noisy[..., h // 2, w // 2]).abs().max() < 0.02 * noisy.abs().max()
     other = meme.start_latents(GenSettings(seed=5, start="layout"))
     assert (other - layout).abs().max() > 0.1  # each seed its own detail
-    # a share of 0 is the inversion as stored, 1 the seed's noise; more noise, less of the inversion
+    # a variation of 0 is the inversion as stored, 1 the seed's noise; more variation, less of the inversion
     assert torch.equal(meme.start_latents(GenSettings(seed=4, start="layout", variation=0.0)), inversion)
     assert torch.equal(meme.start_latents(GenSettings(seed=4, start="layout", variation=1.0)), noise)
     assert torch.equal(layout_start(inversion, noise, 0.0), inversion)
