@@ -57,3 +57,27 @@ def test_reduced_eval_the_inversion_carries_the_motion_and_the_mix_and_layout_st
     assert layout["trajectory_correlation"] > 0.55
     assert layout["trajectory_correlation"] > noise["trajectory_correlation"] + 0.4
     assert 1 < layout["variety"] < mix["variety"]  # each seed its own detail, on the inversion's layout
+
+
+def test_recipe_retrains_the_unet_on_a_kept_vae(tmp_path):
+    """`--vae`: the recipe keeps an earlier run's VAE as it is (same latent space, bit for bit) and retrains the
+    UNet and text encoder; the result loads as a base and says where its VAE came from."""
+    from safetensors.torch import load_file
+
+    from memestar.tiny.train import main
+
+    out = tmp_path / "base"
+    recipe = main(["--out", str(out), "--vae", str(BUNDLED_TINY / "vae"), "--bank", "64", "--unet-steps", "3",
+                   "--unet-batch", "4", "--curve-every", "0", "--quality-seeds", "1", "--quiet"])
+    kept, bundled = (load_file(folder / "vae/diffusion_pytorch_model.safetensors") for folder in (out, BUNDLED_TINY))
+    assert kept.keys() == bundled.keys() and all(torch.equal(kept[k], bundled[k]) for k in kept)
+    configs = [json.loads((folder / "vae/config.json").read_text()) for folder in (out, BUNDLED_TINY)]
+    assert configs[0] == configs[1]
+    assert recipe["settings"]["vae"] == str(BUNDLED_TINY / "vae") and recipe["vae_loss_last100"] is None
+    assert recipe["quality"]["images"] == 24 and recipe["command"].endswith("--quality-seeds 1 --quiet")
+    base = load_base(str(out))
+    assert base.vae.config.scaling_factor == load_base("tiny").vae.config.scaling_factor
+    assert json.loads((out / "recipe.json").read_text())["settings"]["unet_steps"] == 3
+    with pytest.raises(SystemExit) as exit_:
+        main(["--out", str(tmp_path / "other"), "--vae", str(tmp_path), "--quiet"])
+    assert exit_.value.code == 2 and not (tmp_path / "other").exists()

@@ -1,15 +1,16 @@
 """The recipe that trains the bundled tiny base model on the synthetic world, on a CPU.
 
-    python -m memestar.tiny.train [--out memestar/tiny/weights] [--vae-steps 3000] [--unet-steps 3600]
+    python -m memestar.tiny.train [--out memestar/tiny/weights] [--vae-steps 1800 | --vae FOLDER] [--unet-steps 3600]
 
 1. a tokenizer whose merges make every world word one token (any other text falls back to characters);
 2. a bank of captioned random renders (fixed seed);
-3. the VAE (64x64 <-> 16x16x4): MSE + 1e-4 KL;
+3. the VAE (64x64 <-> 16x16x4): MSE + 1e-4 KL, or the VAE of an earlier run (`--vae`: the UNet alone is retrained);
 4. the bank encoded once; the latent scale set so latents have unit std;
 5. UNet and CLIP text encoder trained together on SD's epsilon loss and noise schedule (optionally weighted by
    Min-SNR-gamma, `--min-snr`, off by default: nearly clean timesteps weigh less), 10% captions dropped (for
-   guidance), AdamW with cosine decay, EMA of the weights;
-6. base quality: every colour x shape drawn and read back by the recogniser, every `--curve-every` steps too;
+   guidance), AdamW with cosine decay, EMA of the weights (`--ema-decay`: a long average lags a short run);
+6. base quality: every colour x shape drawn and read back by the recogniser (`--quality-seeds` 4), every
+   `--curve-every` steps too (two seeds);
 7. fp16 weights in diffusers layout plus `recipe.json` (settings, times, losses, quality).
 Everything is seeded: the same command on the same library versions gives the same weights.
 """
@@ -18,6 +19,7 @@ import argparse
 import copy
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -25,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from safetensors.torch import load_file
 from tqdm import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
@@ -39,6 +42,7 @@ from .world import COLOURS, SHAPES, Sprite, random_sprite, render, vocabulary
 
 WEIGHTS = Path(__file__).parent / "weights"
 MAX_TOKENS = 16
+EMA_DECAY = 0.999
 
 VAE_CONFIG = dict(in_channels=3, out_channels=3, block_out_channels=(16, 32, 32), layers_per_block=1,
                   down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
@@ -112,6 +116,15 @@ def train_vae(images: np.ndarray, steps: int, batch: int, lr: float, seed: int, 
     return vae.eval().requires_grad_(False), losses
 
 
+def load_vae(folder: Path) -> AutoencoderKL:
+    """The VAE an earlier run of this recipe wrote (its weights and latent scale), to keep as it is."""
+    vae = AutoencoderKL(**VAE_CONFIG)
+    weights = load_file(folder / "diffusion_pytorch_model.safetensors")
+    vae.load_state_dict({k: v.float() for k, v in weights.items()})
+    vae.register_to_config(scaling_factor=AutoencoderKL.load_config(folder)["scaling_factor"])
+    return vae.eval().requires_grad_(False)
+
+
 @torch.no_grad()
 def encode_bank(vae: AutoencoderKL, images: np.ndarray, chunk: int = 256) -> torch.Tensor:
     return torch.cat([vae.encode(to_pixels(images[i:i + chunk])).latent_dist.mean
@@ -125,7 +138,7 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 
 def train_unet(latents: torch.Tensor, captions: list[str], tokenizer, steps: int, batch: int, lr: float,
-               seed: int, quiet: bool, drop: float = 0.1, ema_decay: float = 0.999, min_snr: float = 0.0,
+               seed: int, quiet: bool, drop: float = 0.1, ema_decay: float = EMA_DECAY, min_snr: float = 0.0,
                every: int = 0, on_every=None):
     """The UNet and text encoder (their EMA), and the losses; `on_every(step, unet, text_encoder)` is called with
     the EMA weights every `every` steps (the quality curve)."""
@@ -203,15 +216,20 @@ def main(argv=None) -> dict:
     p.add_argument("--vae-steps", type=int, default=1800)
     p.add_argument("--vae-batch", type=int, default=32)
     p.add_argument("--vae-lr", type=float, default=2e-3)
+    p.add_argument("--vae", type=Path, help="a trained VAE folder (diffusers layout) to keep instead of training one")
     p.add_argument("--unet-steps", type=int, default=3600)
     p.add_argument("--unet-batch", type=int, default=32)
     p.add_argument("--unet-lr", type=float, default=1e-3)
+    p.add_argument("--ema-decay", type=float, default=EMA_DECAY, help="EMA of the UNet and text encoder (0: none)")
     p.add_argument("--min-snr", type=float, default=0.0, help="Min-SNR-gamma loss weighting (0: off, plain epsilon MSE)")
+    p.add_argument("--quality-seeds", type=int, default=4, help="seeds of the last quality check (24 drawings each)")
     p.add_argument("--curve-every", type=int, default=600, help="measure the base's quality every N UNet steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
+    if a.vae and not (a.vae / "diffusion_pytorch_model.safetensors").is_file():
+        p.error(f"--vae {a.vae}: no diffusion_pytorch_model.safetensors there; name a VAE folder this recipe wrote")
     if a.threads:
         torch.set_num_threads(a.threads)
     seconds, t = {}, time.perf_counter()
@@ -221,7 +239,10 @@ def main(argv=None) -> dict:
     seconds["bank"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    vae, vae_losses = train_vae(images, a.vae_steps, a.vae_batch, a.vae_lr, a.seed, a.quiet)
+    if a.vae:
+        vae, vae_losses = load_vae(a.vae), []
+    else:
+        vae, vae_losses = train_vae(images, a.vae_steps, a.vae_batch, a.vae_lr, a.seed, a.quiet)
     check = images[:512]
     recon = decode_latents(vae, encode_frames(vae, torch.from_numpy(check)))[0].numpy()
     psnr = float(10 * np.log10(255 ** 2 / np.mean((recon.astype(float) - check) ** 2)))
@@ -229,7 +250,7 @@ def main(argv=None) -> dict:
 
     t = time.perf_counter()
     raw = encode_bank(vae, images)
-    scaling = float(1 / raw.std())
+    scaling = float(vae.config.scaling_factor if a.vae else 1 / raw.std())  # a kept VAE keeps its latent space
     vae.register_to_config(scaling_factor=scaling)
     curve, seconds["curve"] = [], 0.0
 
@@ -242,12 +263,12 @@ def main(argv=None) -> dict:
         seconds["curve"] += time.perf_counter() - start
 
     unet, text_encoder, unet_losses = train_unet(raw * scaling, captions, tokenizer, a.unet_steps, a.unet_batch,
-                                                 a.unet_lr, a.seed, a.quiet, min_snr=a.min_snr,
+                                                 a.unet_lr, a.seed, a.quiet, ema_decay=a.ema_decay, min_snr=a.min_snr,
                                                  every=a.curve_every, on_every=measure)
     seconds["unet"] = time.perf_counter() - t - seconds["curve"]
 
     t = time.perf_counter()
-    quality = base_quality(unet, vae, text_encoder, tokenizer)
+    quality = base_quality(unet, vae, text_encoder, tokenizer, seeds=tuple(range(a.quality_seeds)))
     curve.append({"step": a.unet_steps, **{k: quality[k] for k in ("colour", "shape", "both")}})
     seconds["quality"] = time.perf_counter() - t
 
@@ -260,9 +281,11 @@ def main(argv=None) -> dict:
         "tokenizer": ["transformers", "CLIPTokenizer"], "scheduler": ["diffusers", "DDIMScheduler"],
         "safety_checker": [None, None], "feature_extractor": [None, None], "requires_safety_checker": False},
         indent=2))
-    recipe = {"command": "python -m memestar.tiny.train " + " ".join(argv or []), "settings": vars(a) | {"out": str(a.out)},
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}
+    command = " ".join(["python -m memestar.tiny.train", *(sys.argv[1:] if argv is None else argv)])
+    recipe = {"command": command, "settings": settings,
               "seconds": seconds, "threads": torch.get_num_threads(), "vae_psnr_db": psnr, "latent_scale": scaling,
-              "vae_loss_last100": float(np.mean(vae_losses[-100:])),
+              "vae_loss_last100": float(np.mean(vae_losses[-100:])) if vae_losses else None,
               "unet_loss_last100": float(np.mean(unet_losses[-100:])),
               "quality": {k: v for k, v in quality.items() if k != "rows"}, "curve": curve,
               "versions": library_versions()}
