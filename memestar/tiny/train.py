@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
 from safetensors.torch import load_file
 from tqdm import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
@@ -119,7 +120,7 @@ def train_vae(images: np.ndarray, steps: int, batch: int, lr: float, seed: int, 
 def load_vae(folder: Path) -> AutoencoderKL:
     """The VAE an earlier run of this recipe wrote (its weights and latent scale), to keep as it is."""
     vae = AutoencoderKL(**VAE_CONFIG)
-    weights = load_file(folder / "diffusion_pytorch_model.safetensors")
+    weights = load_file(folder / SAFETENSORS_WEIGHTS_NAME)
     vae.load_state_dict({k: v.float() for k, v in weights.items()})
     vae.register_to_config(scaling_factor=AutoencoderKL.load_config(folder)["scaling_factor"])
     return vae.eval().requires_grad_(False)
@@ -228,8 +229,8 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
-    if a.vae and not (a.vae / "diffusion_pytorch_model.safetensors").is_file():
-        p.error(f"--vae {a.vae}: no diffusion_pytorch_model.safetensors there; name a VAE folder this recipe wrote")
+    if a.vae and not (a.vae / SAFETENSORS_WEIGHTS_NAME).is_file():
+        p.error(f"--vae {a.vae}: no {SAFETENSORS_WEIGHTS_NAME} there; name a VAE folder this recipe wrote")
     if a.threads:
         torch.set_num_threads(a.threads)
     seconds, t = {}, time.perf_counter()
@@ -250,8 +251,9 @@ def main(argv=None) -> dict:
 
     t = time.perf_counter()
     raw = encode_bank(vae, images)
-    scaling = float(vae.config.scaling_factor if a.vae else 1 / raw.std())  # a kept VAE keeps its latent space
-    vae.register_to_config(scaling_factor=scaling)
+    if not a.vae:  # a kept VAE keeps its latent space (`load_vae` set its scale)
+        vae.register_to_config(scaling_factor=float(1 / raw.std()))
+    scaling = float(vae.config.scaling_factor)
     curve, seconds["curve"] = [], 0.0
 
     def measure(step, unet, text_encoder):
