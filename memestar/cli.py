@@ -226,6 +226,9 @@ def gen(
                                     f"{VARIANTS_VARIATION} with --variants; {MIX_VARIATION} with --start mix; "
                                     f"{LAYOUT_VARIATION} with --start layout, where it is the cut: the "
                                     "inversion is kept below 1 - variation of the Nyquist frequency)."),
+    follow: str = typer.Option(GenSettings.follow, help="Hold the subject on the clip's subject track while sampling "
+                               "(one subject on a plain background, as a sticker): on, off, or auto (on where the "
+                               "meme has a track). Costs a VAE decode in each of the first 70% of the steps."),
     variants: int = typer.Option(GenOptions.variants, help="Clips per prompt, seeds seed, seed+1, ... (files -v1, "
                                  "-v2, ...)."),
     fps: float = typer.Option(GenSettings.fps, help="Frame rate (default: the clip's, at least 8)."),
@@ -266,7 +269,7 @@ def gen(
 
     _quiet_libraries()
     settings = GenSettings(seed=seed, steps=steps, guidance=guidance, negative=negative, sampler=sampler,
-                           start=start, variation=variation, fps=fps)
+                           start=start, variation=variation, fps=fps, follow=follow)
     results = run_gen(GenOptions(meme=meme, prompt=prompt, prompts=prompts, out=out, format=format,
                                  settings=settings, variants=variants, max_kb=max_kb, preset=preset, backend=backend,
                                  look=Look(loop=loop, sticker=sticker, shadow=shadow, top=top, bottom=bottom,
@@ -450,6 +453,8 @@ def eval_(
     samplers: str = typer.Option(",".join(EvalOptions.samplers), help="Samplers to compare: ddim, dpm++."),
     gen_steps: str = typer.Option(",".join(map(str, EvalOptions.gen_steps)), help="Sampling step counts to "
                                   "compare, e.g. 4,8,12,25."),
+    follow: str = typer.Option(",".join(EvalOptions.follows), help="Follow the clip's subject track (on), not "
+                               "(off), or compare both: on,off."),
     seeds: int = typer.Option(EvalOptions.seeds, help="Seeds per subject and start (their difference: variety)."),
     untuned: bool = typer.Option(EvalOptions.untuned, "--untuned/--no-untuned", help="Also score an untuned meme: "
                                  "what tuning adds."),
@@ -469,8 +474,8 @@ def eval_(
     options = EvalOptions(motions=names(motions), subjects=subjects, steps=steps, lr=lr, losses=names(losses, ";"),
                           tunes=names(tunes), positions=_switches("--frame-positions", frame_positions),
                           starts=names(starts), mix=mix, layout=layout, samplers=names(samplers),
-                          gen_steps=_numbers("--gen-steps", gen_steps), seeds=seeds, untuned=untuned, base=base,
-                          keep=keep)
+                          gen_steps=_numbers("--gen-steps", gen_steps), follows=names(follow), seeds=seeds,
+                          untuned=untuned, base=base, keep=keep)
     _quiet_libraries()
     report = evaluate(options, log=_log(quiet))
     stem = f"eval-{base}-{len(options.motions)}-motions-{report['date']}"

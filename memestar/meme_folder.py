@@ -2,7 +2,8 @@
 
 ```
 meme.json              format, prompt, base (reference + fingerprint), frames, size, fps, clip, training
-                       settings and results, inversion settings, sha256 of the files below, library versions
+                       settings and results, inversion settings, the clip's subject track (when its background is
+                       plain), sha256 of the files below, library versions
 adapter.safetensors    the tuned tensors (models.adapter)
 inversion.safetensors  "latents": the clip's DDIM-inverted latents, 1 c f h w (fp32)
 preview.gif            the training prompt sampled from the inversion
@@ -82,6 +83,34 @@ class TrainingRecord:
 
 
 @record
+class SubjectTrackRecord:
+    """Where the clip's subject is in each frame (`models/follow.py`): centroid x, y and size in half-widths (the
+    frame spans [-1, 1]), what `meme gen --follow` holds a new subject to."""
+    x: list[float]
+    y: list[float]
+    size: list[float]
+
+    def problem(self) -> str | None:
+        if not len(self.x) == len(self.y) == len(self.size):
+            return "field subject_track: x, y and size must have one value per frame each"
+        if any(abs(v) > 1 for v in self.x + self.y):
+            return "field subject_track: x and y must be from -1 to 1"
+        if any(not 0 < v <= 4 for v in self.size):
+            return "field subject_track.size: must be above 0 and at most 4"
+        return None
+
+    @classmethod
+    def from_tensor(cls, track) -> "SubjectTrackRecord":
+        """From `(f, 3)` (x, y, size per frame)."""
+        x, y, size = (track[:, k].tolist() for k in range(3))
+        return cls(x=x, y=y, size=size)
+
+    def tensor(self) -> torch.Tensor:
+        """`(f, 3)` fp32."""
+        return torch.tensor([self.x, self.y, self.size], dtype=torch.float32).T.contiguous()
+
+
+@record
 class InversionRecord:
     steps: int
     prompt: str
@@ -105,6 +134,8 @@ class MemeManifest:
     versions: dict[str, str] | None = None
     template: str | None = None  # the prompt with its subject as {subject} (memestar/prompts.py); None: guessed
     frame_positions: bool = False  # temporal attention sees frame indices (models/video_unet.py); absent: made before
+    # the clip's subject per frame, for `meme gen --follow`; None: a clip without a plain background, or made before
+    subject_track: SubjectTrackRecord | None = None
     format: str = MEME_FORMAT
 
     def problem(self) -> str | None:
@@ -120,6 +151,8 @@ class MemeManifest:
             return f"field fps: {self.fps} is not from {MIN_FPS} to {MAX_FPS}"
         if self.group_norm not in GROUP_NORM_MODES:
             return f"field group_norm: {self.group_norm!r} is not one of {', '.join(GROUP_NORM_MODES)}"
+        if self.subject_track is not None and len(self.subject_track.x) != self.frames:
+            return f"field subject_track: has {len(self.subject_track.x)} frames, the meme {self.frames}"
         if set(self.files) != {ADAPTER, INVERSION}:
             return f"field files: must list exactly {ADAPTER} and {INVERSION} with their sha256"
         bad = [name for name, digest in self.files.items() if not SHA256.match(digest)]

@@ -61,10 +61,12 @@ def test_ort_generation_matches_torch_from_the_same_latents(meme_dir, exported):
     assert ours.backend.name == "ort"
     texts = [torch.cat([m.text_embedding(""), m.text_embedding(PROMPT)]) for m in (ours, reference)]
     assert relative(*texts) < 1e-3
-    for guidance, text_rows in ((5.0, slice(None)), (1.0, slice(1, None))):  # with and without guidance
-        a, b = (m.backend.sample("ddim", 4, reference.inversion.float(), t[text_rows], guidance)
+    track = reference.manifest.subject_track.tensor()[None]
+    for guidance, text_rows, follow in ((5.0, slice(None), None), (1.0, slice(1, None), None),
+                                        (5.0, slice(None), track)):  # with and without guidance, and following
+        a, b = (m.backend.sample("ddim", 4, reference.inversion.float(), t[text_rows], guidance, follow)
                 for m, t in zip((ours, reference), texts))
-        assert relative(a, b) < 1e-3, guidance
+        assert relative(a, b) < 1e-3, (guidance, follow is not None)
     g_ours = ours.generate(PROMPT, steps=4, guidance=5.0)
     g_ref = reference.generate(PROMPT, steps=4, guidance=5.0)
     assert g_ours.settings["backend"] == "ort"

@@ -58,6 +58,7 @@ def test_probes_metrics_docs_and_listing(server):
     assert [m["id"] for m in listed] == ["slide", "slide-two"]  # not-a-meme has no meme.json
     assert {"prompt", "frames", "size", "base"} <= set(listed[0]) and listed[0]["frames"] == 8
     assert listed[0]["template"] == "{subject} sliding"  # where a gen body's subject goes (guessed: no braces)
+    assert listed[0]["follows"] is True  # a square on grey: its subject track is there to follow
     one = server.get("/memes/slide").json()
     assert one["id"] == "slide" and one["training"]["steps"] == 3
     assert server.get("/memes/slide/preview.gif").headers["content-type"] == "image/gif"
@@ -72,6 +73,8 @@ def test_gen_returns_the_clip_and_variants_as_json(server):
     assert r.status_code == 200 and r.headers["content-type"] == "image/gif", r.text
     frames = gif_frames(r.content)
     assert frames.shape == (8, 64, 64, 3)
+    unfollowed = server.post("/memes/slide/gen", json={**QUICK, "seed": 3, "follow": "off"})
+    assert not np.array_equal(gif_frames(unfollowed.content), frames)  # the meme's subject track, followed by default
     webp = server.post("/memes/slide/gen", json={**QUICK, "format": "webp"})
     assert webp.headers["content-type"] == "image/webp" and webp.content[8:12] == b"WEBP"
     r = server.post("/memes/slide/gen", json={**QUICK, "variants": 3, "variation": 0.5, "seed": 10})
@@ -115,6 +118,7 @@ def test_gen_returns_the_clip_and_variants_as_json(server):
     ({**QUICK, "variants": 9}, 422, "variants"),
     ({**QUICK, "variation": 2}, 422, "variation"),
     ({**QUICK, "seed": -1}, 422, "seed"),
+    ({**QUICK, "follow": "maybe"}, 422, "follow"),
     ({**QUICK, "colour": "red"}, 422, "colour"),
     ([1, 2], 422, "body"),
 ])

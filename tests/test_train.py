@@ -202,6 +202,8 @@ def test_smoke_on_the_real_clip(tmp_path, run_meme, car_clip):
     summary = json.loads(r.stdout)
     assert summary["steps"] == 3 and np.isfinite(summary["final_loss"])
     assert read_meme(tmp_path / "car").clip.indices == [0, 20, 40, 60]
+    assert summary["subject_track"] is False  # a street scene, no plain background: nothing to follow
+    assert read_meme(tmp_path / "car").subject_track is None
 
 
 def test_inversion_and_preview_let_others_in_between_steps(tiny, text_embedding):

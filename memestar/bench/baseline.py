@@ -16,7 +16,8 @@ from ..models.adapter import load_adapter
 from ..models.base import load_base
 from ..models.guidance import guided_output
 from ..models.text import encode_prompts
-from ..models.vae import decode_latents
+from ..errors import MemeError
+from ..models.vae import decode_pixels
 from ..models.video_unet import VideoUNet
 from ..runtime.backend import Backend
 
@@ -39,15 +40,17 @@ class EagerFP32Baseline(Backend):
         return guided_output(self.video, x, t, text, guidance)
 
     @torch.no_grad()
-    def sample(self, sampler: str, steps: int, x, text, guidance):
+    def sample(self, sampler: str, steps: int, x, text, guidance, follow=None):
+        if follow is not None:
+            raise MemeError("the eager baseline samples as Tune-A-Video does: it follows no subject track")
         scheduler = DDIMScheduler.from_config(self.base.scheduler_config)
         scheduler.set_timesteps(steps)
         for t in scheduler.timesteps:
             x = scheduler.step(self.denoise(x, t, text, guidance), t, x).prev_sample
         return x
 
-    def decode(self, latents):
-        return decode_latents(self.base.vae, latents).cpu()
+    def decode_pixels(self, latents):
+        return decode_pixels(self.base.vae, latents)
 
     @staticmethod
     def encode_media(frames, fps: float) -> bytes:

@@ -9,7 +9,8 @@ returns the same shapes and dtypes, whatever it computes in:
 - the text a step is conditioned on: `(2n, L, d)` as (n unconditional, then n conditional) with guidance, or the
   n conditional embeddings alone `(n, L, d)` with no guidance;
 - guidance: one scale for the batch, or one per clip `(n,)`; 1 with `(n, L, d)` text means no guidance;
-- frames: `(n, f, H, W, 3)` uint8 on the CPU.
+- frames: `(n, f, H, W, 3)` uint8 on the CPU (`decode`), or fp32 in [0, 255] on the device (`decode_pixels`);
+- a subject track to follow (`models/follow.py`): `(n, f, 3)` fp32 on the device, or None.
 Each clip of a batch comes out as it would alone (within rounding). What no guidance costs differs: see
 `unet_passes`.
 """
@@ -18,6 +19,8 @@ from abc import ABC, abstractmethod
 
 import torch
 
+from ..models.follow import following
+from ..models.vae import to_uint8
 from ..schedulers.ddim import DDIMSchedule
 from ..schedulers.dpm_solver import DPMSolverPP2M
 
@@ -59,12 +62,24 @@ class Backend(ABC):
         `text` is `(2n, L, d)` (unconditional, conditional) with guidance, or `(n, L, d)` with guidance 1."""
 
     @abstractmethod
-    def sample(self, sampler: str, steps: int, x: torch.Tensor, text: torch.Tensor, guidance) -> torch.Tensor:
-        """The whole denoising loop from start latents `x` `(n, c, f, h, w)`: clean latents, the same shape, fp32."""
+    def sample(self, sampler: str, steps: int, x: torch.Tensor, text: torch.Tensor, guidance,
+               follow: torch.Tensor | None = None) -> torch.Tensor:
+        """The whole denoising loop from start latents `x` `(n, c, f, h, w)`: clean latents, the same shape, fp32.
+        With `follow`, each clip's subject is held on that track (`models/follow.py`)."""
 
     @abstractmethod
+    def decode_pixels(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents `(n, c, f, h, w)` -> fp32 frames `(n, f, H, W, 3)` in [0, 255], not rounded, on the device."""
+
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents `(n, c, f, h, w)` -> uint8 frames `(n, f, H, W, 3)` on the CPU."""
+        return to_uint8(self.decode_pixels(latents)).cpu()
+
+    def following(self, model_fn, follow: torch.Tensor | None, scheduler_config: dict, schedule):
+        """`model_fn(x, t)` for one run of `schedule`, holding each clip's subject on `follow` `(n, f, 3)`; as it is
+        without one."""
+        return model_fn if follow is None else following(model_fn, self.decode_pixels, follow, scheduler_config,
+                                                         schedule.timestep_list)
 
     def unet_passes(self, guided: bool) -> int:
         """UNet evaluations (of one clip) per denoising step: 2 with guidance (one batch of two); without it, 1

@@ -22,7 +22,7 @@ from ..media.writers import media_format, write_bytes
 from ..meme_folder import read_meme
 from ..models.batch import MAX_BATCH
 from ..prompts import subject_prompt
-from .meme import GenSettings, Meme, variant_requests
+from .meme import GenSettings, Meme, follows, variant_requests
 from .styles import Style, apply_style, get_style
 
 MAX_PROMPTS = 10_000
@@ -130,6 +130,7 @@ def run_gen(o: GenOptions, log=print) -> list[dict]:
         lines = [check_prompt(style.prompt_for(line, o.subject)) for line in lines]
         o = with_style(o, style)
     o.settings.check()
+    follows(manifest, o.settings, o.meme.name)  # --follow on with no track: refused before the load
     check_variants(o.variants)
     check_max_kb(o.max_kb)
     fmt = output_format(o)

@@ -1,11 +1,11 @@
 """What the ONNX Runtime and TensorRT backends share: a meme's exported graphs run by their specs.
 
 The export holds the tokenizer and noise schedule too, so these backends load no torch model and no
-base: tokens -> `text_encoder`, the sampler loop on the host calling `unet` (guidance inside the graph),
-`vae_decoder` -> frames rounded to uint8. A subclass only says how to run one graph on a batch (`_run`). A batch
-of clips runs through the UNet together, up to the export's `max_batch` at a time; prompts are encoded and clips
-decoded one at a time, as the torch backend does (a batched decoder would need the memory of every frame at once
-for a few percent of the time).
+base: tokens -> `text_encoder`, the sampler loop on the host calling `unet` (guidance inside the graph;
+following a subject track calls `vae_decoder` in the loop too), `vae_decoder` -> frames rounded to uint8. A
+subclass only says how to run one graph on a batch (`_run`). A batch of clips runs through the UNet together, up
+to the export's `max_batch` at a time; prompts are encoded and clips decoded one at a time, as the torch backend
+does (a batched decoder would need the memory of every frame at once for a few percent of the time).
 """
 
 import json
@@ -18,7 +18,6 @@ from transformers import CLIPTokenizer
 from ..errors import MemeError
 from ..export_folder import SCHEDULER_JSON, TOKENIZER, ExportManifest
 from ..models.graphs import GRAPH_SPECS, TEXT_ENCODER, UNET, VAE_DECODER, GraphSpec
-from ..models.vae import to_uint8
 from .backend import Backend, Schedules, guidance_scales
 
 
@@ -70,15 +69,18 @@ class GraphBackend(Backend):
         pairs, scales = self._pairs(text, guidance_scales(guidance, len(x), self.device))
         return self._call(UNET, x, torch.as_tensor(t), pairs, scales)
 
-    def sample(self, sampler: str, steps: int, x: torch.Tensor, text: torch.Tensor, guidance) -> torch.Tensor:
+    def sample(self, sampler: str, steps: int, x: torch.Tensor, text: torch.Tensor, guidance,
+               follow: torch.Tensor | None = None) -> torch.Tensor:
         schedule = self.sampler(sampler, steps)
         pairs, scales = self._pairs(text, guidance_scales(guidance, len(x), self.device))
         out = []
         for k in range(0, len(x), self.max_batch):
             rows = slice(k, k + self.max_batch)
-            out.append(schedule.sample(x[rows], lambda z, t, e=pairs[rows], g=scales[rows]:
-                                       self._call(UNET, z, torch.as_tensor(t), e, g)))
+            model_fn = self.following(lambda z, t, e=pairs[rows], g=scales[rows]:
+                                      self._call(UNET, z, torch.as_tensor(t), e, g),
+                                      None if follow is None else follow[rows], self.scheduler_config, schedule)
+            out.append(schedule.sample(x[rows], model_fn))
         return torch.cat(out)
 
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        return torch.cat([to_uint8(self._call(VAE_DECODER, z[None])).cpu() for z in latents])
+    def decode_pixels(self, latents: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self._call(VAE_DECODER, z[None]) for z in latents])

@@ -46,6 +46,7 @@ MIX_VARIATION = 0.5
 # seed's noise above: of the cuts a pilot tried (0.25, 0.5, 0.75) the middle one, motion and shape both (README).
 LAYOUT_VARIATION = 0.5
 DEFAULT_VARIATIONS = {"mix": MIX_VARIATION, "layout": LAYOUT_VARIATION}  # of the starts that take one; others: 0
+FOLLOWS = ("auto", "on", "off")
 
 
 @dataclass
@@ -65,6 +66,9 @@ class GenSettings:
     # (else they would be one clip N times), DEFAULT_VARIATIONS for the mix and layout starts
     variation: float | None = None
     fps: float | None = None  # default: the clip's, at least MIN_DEFAULT_FPS
+    # hold the subject on the clip's subject track while sampling (models/follow.py): "on" (an error for a meme with
+    # no track), "off", or "auto": on where the meme has a track
+    follow: str = "auto"
 
     def check(self) -> "GenSettings":
         check_seed(self.seed)
@@ -72,6 +76,7 @@ class GenSettings:
         check_guidance(self.guidance)
         check_choice("--sampler", self.sampler, tuple(SAMPLERS))
         check_choice("--start", self.start, STARTS)
+        check_choice("--follow", self.follow, FOLLOWS)
         if self.variation is not None:
             check_variation(self.variation)
         check_fps(self.fps)
@@ -91,8 +96,16 @@ class GenSettings:
 
     @property
     def batch_key(self) -> tuple:
-        """Requests with the same key can run as one batch: one schedule, guided or not."""
-        return self.sampler, self.steps, self.guidance > 1
+        """Requests with the same key can run as one batch: one schedule, guided or not, following or not."""
+        return self.sampler, self.steps, self.guidance > 1, self.follow
+
+
+def follows(manifest: MemeManifest, s: GenSettings, name: str) -> bool:
+    """Whether `s` holds the subject on the meme's subject track; `--follow on` for a meme without one is an error."""
+    if s.follow == "on" and manifest.subject_track is None:
+        raise MemeError(f"meme {name} has no subject track to follow (its clip has no plain background, or it was "
+                        f"trained before meme-star tracked subjects): use --follow off, or retrain it")
+    return s.follow == "on" or (s.follow == "auto" and manifest.subject_track is not None)
 
 
 @dataclass
@@ -182,17 +195,19 @@ class Meme:
     def generate(self, prompt: str, *, seed: int = GenSettings.seed, steps: int = GenSettings.steps,
                  guidance: float = GenSettings.guidance, negative: str = GenSettings.negative,
                  sampler: str = GenSettings.sampler, start: str = GenSettings.start,
-                 variation: float | None = GenSettings.variation, fps: float | None = GenSettings.fps) -> Generation:
+                 variation: float | None = GenSettings.variation, fps: float | None = GenSettings.fps,
+                 follow: str = GenSettings.follow) -> Generation:
         """One clip for `prompt` with the meme's motion. Same arguments, same backend: the same frames."""
         return self.generate_batch([GenRequest(prompt, GenSettings(seed, steps, guidance, negative, sampler, start,
-                                                                   variation, fps))])[0]
+                                                                   variation, fps, follow))])[0]
 
     def generate_batch(self, requests: list[GenRequest]) -> list[Generation]:
-        """One clip per request, in order. Requests with the same sampler, steps and guided-or-not run together,
+        """One clip per request, in order. Requests with the same sampler, steps, guided-or-not and follow run together,
         up to `MAX_BATCH` clips at a time; each clip equals its own `generate` (within rounding)."""
         for r in requests:
             check_prompt(r.prompt)
             r.settings.check()
+            follows(self.manifest, r.settings, self.folder.name)
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
             groups.setdefault(r.settings.batch_key, []).append(i)
@@ -241,7 +256,10 @@ class Meme:
 
         t = time.perf_counter()
         x = torch.cat([self.start_latents(r.settings) for r in requests])  # n c f h w
-        latents = backend.sample(first.sampler, first.steps, x, text, [r.settings.guidance for r in requests])
+        follow = follows(self.manifest, first, self.folder.name)
+        track = self.manifest.subject_track.tensor().to(backend.device).expand(len(requests), -1, -1) \
+            if follow else None  # n f 3
+        latents = backend.sample(first.sampler, first.steps, x, text, [r.settings.guidance for r in requests], track)
         sync()
         seconds["denoise"] = time.perf_counter() - t
         for r, z in zip(requests, latents):
@@ -258,7 +276,7 @@ class Meme:
             s = r.settings
             warnings = [w for w in (truncation_warning(backend.tokenizer, p) for p in (r.prompt, s.negative)) if w]
             settings = {**asdict(s), "guidance": s.guidance if s.guidance > 1 else "none",
-                        "variation": s.noise_share, "backend": backend.name}
+                        "variation": s.noise_share, "follow": follow, "backend": backend.name}
             settings.pop("fps")
             fps = s.fps or max(self.manifest.fps, MIN_DEFAULT_FPS)
             out.append(Generation(r.prompt, clip, fps, settings, dict(seconds), warnings, len(requests)))

@@ -2,7 +2,8 @@
 
 On a GPU the loop for one (sampler, steps, shape, batch bucket) is captured once as a CUDA graph: later calls
 copy the new start latents, text embeddings and guidance scales into its static inputs and replay it, with no
-Python or kernel-launch work per step. A batch of n clips runs in the graph of the smallest bucket (1, 2, 4, 8)
+Python or kernel-launch work per step (following a subject track, the decodes and warps of the steps it follows
+are in the graph too). A batch of n clips runs in the graph of the smallest bucket (1, 2, 4, 8)
 that holds it, padded with copies of its first clip, so four captures serve every batch size up to 8. Optional
 `torch.compile` of the UNet.
 """
@@ -16,7 +17,7 @@ from ..models.base import BaseModel
 from ..models.batch import bucket, padded
 from ..models.guidance import guided_output
 from ..models.text import encode_prompts
-from ..models.vae import decode_latents
+from ..models.vae import decode_pixels
 from ..models.video_unet import VideoUNet
 from .backend import Backend, Schedules, guidance_scales
 
@@ -57,50 +58,56 @@ class TorchBackend(Backend):
     def denoise(self, x, t, text, guidance):
         return self._model_fn(text, guidance_scales(guidance, len(x), self.device))(x, t)
 
+    def _loop(self, schedule, x, text, scales, track=None):
+        """The whole denoising loop (following `track` when given): what a CUDA graph captures."""
+        model_fn = self.following(self._model_fn(text, scales), track, self.base.scheduler_config, schedule)
+        return schedule.sample(x, model_fn)
+
     @torch.inference_mode()
-    def sample(self, sampler: str, steps: int, x: torch.Tensor, text: torch.Tensor, guidance) -> torch.Tensor:
+    def sample(self, sampler: str, steps: int, x: torch.Tensor, text: torch.Tensor, guidance,
+               follow: torch.Tensor | None = None) -> torch.Tensor:
         n, guided = len(x), len(text) != len(x)
         scales = guidance_scales(guidance, n, self.device)
         schedule = self.sampler(sampler, steps)
         if not self.cuda_graphs:
-            return schedule.sample(x, self._model_fn(text, scales))
+            return self._loop(schedule, x, text, scales, follow)
         rows = bucket(n)
-        x, scales = padded(x, rows), padded(scales, rows)
         text = torch.cat([padded(half, rows) for half in text.chunk(2)]) if guided else padded(text, rows)
-        key = (sampler, steps, tuple(x.shape), tuple(text.shape))
+        inputs = (padded(x, rows), text, padded(scales, rows)) + (() if follow is None else (padded(follow, rows),))
+        key = (sampler, steps, tuple(inputs[0].shape), tuple(text.shape), follow is not None)
         if key in self._graphs:
             self._graphs.move_to_end(key)
         else:
-            captured = self._capture(schedule, x, text, scales)
+            captured = self._capture(schedule, inputs)
             if captured is None:
-                return schedule.sample(x, self._model_fn(text, scales))[:n]
+                return self._loop(schedule, *inputs)[:n]
             while len(self._graphs) >= MAX_GRAPHS:
                 self._graphs.popitem(last=False)
             self._graphs[key] = captured
         graph, static_inputs, static_out = self._graphs[key]
-        for static, new in zip(static_inputs, (x, text, scales)):
+        for static, new in zip(static_inputs, inputs, strict=True):
             static.copy_(new)
         graph.replay()
         return static_out[:n].clone()
 
-    def _capture(self, schedule, x, text, scales):
-        static_x, static_text, static_scales = x.clone(), text.clone(), scales.clone()
+    def _capture(self, schedule, inputs):
+        static = tuple(t.clone() for t in inputs)  # start latents, text, guidance scales (, subject track)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):  # warm-up: allocator pools, cuDNN/cuBLAS plans
-            schedule.sample(static_x.clone(), self._model_fn(static_text, static_scales))
+            self._loop(schedule, static[0].clone(), *static[1:])
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         try:
             with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                static_out = schedule.sample(static_x, self._model_fn(static_text, static_scales))
+                static_out = self._loop(schedule, *static)
         except RuntimeError as e:  # e.g. a compiled UNet whose kernels cannot be captured
             print(f"note: the denoising loop cannot be captured as a CUDA graph ({str(e).splitlines()[0]}); "
                   f"running it step by step", file=sys.stderr)
             self.cuda_graphs = False
             return None
-        return graph, (static_x, static_text, static_scales), static_out
+        return graph, static, static_out
 
     @torch.inference_mode()
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        return decode_latents(self.base.vae, latents).cpu()
+    def decode_pixels(self, latents: torch.Tensor) -> torch.Tensor:
+        return decode_pixels(self.base.vae, latents)

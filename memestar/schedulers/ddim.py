@@ -55,6 +55,7 @@ class DDIMSchedule:
         t = torch.from_numpy(timesteps[::-1].copy()).long()  # high noise first (copy: a negative stride)
         prev = t - n // steps
         self.timesteps = t.to(device)
+        self.timestep_list = t.tolist()  # the same on the host: decisions per step without a device sync
         self.alpha = acp[t].float().to(device)
         self.alpha_prev = torch.where(prev >= 0, acp[prev.clamp(min=0)], final).float().to(device)
 

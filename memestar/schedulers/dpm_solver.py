@@ -38,6 +38,7 @@ class DPMSolverPP2M:
         sigma = sigmas * alpha
         lam = alpha.log() - sigma.log()  # log signal-to-noise; -inf... +inf at the end
         self.timesteps = torch.from_numpy(timesteps.copy()).to(device)
+        self.timestep_list = timesteps.tolist()  # the same on the host: decisions per step without a device sync
         self.alpha, self.sigma, self.lam = (v.to(device) for v in (alpha, sigma, lam))
 
     def __len__(self) -> int:

@@ -48,7 +48,7 @@ from ..media.writers import ENCODERS
 from ..meme_folder import MEME_JSON, PREVIEW, MemeManifest
 from ..models.batch import BATCH_BUCKETS
 from ..prompts import guess_template, subject_prompt
-from ..runtime.meme import STARTS, GenRequest, GenSettings, variant_requests
+from ..runtime.meme import FOLLOWS, STARTS, GenRequest, GenSettings, variant_requests
 from ..runtime.store import MemeStore
 from ..runtime.styles import apply_style, get_style, load_styles
 from ..train.meme import TrainOptions
@@ -89,6 +89,7 @@ class GenBody(BaseModel):
     sampler: Literal["ddim", "dpm++"] = GenSettings.sampler
     start: Literal[STARTS] = GenSettings.start
     variation: float | None = Field(GenSettings.variation, ge=0, le=1, allow_inf_nan=False)
+    follow: Literal[FOLLOWS] = GenSettings.follow
     variants: int = Field(1, ge=1, le=MAX_VARIANTS)
     format: Literal[tuple(ENCODERS)] = "gif"
     max_kb: float | None = Field(None, gt=0, le=1e6, allow_inf_nan=False)
@@ -157,9 +158,11 @@ def read_manifest(memes_dir: Path, mid: str) -> MemeManifest:
 
 
 def meme_summary(mid: str, m: MemeManifest) -> dict:
-    """What a client shows of a meme; `template` is its prompt with `{subject}` where a gen body's subject goes."""
+    """What a client shows of a meme; `template` is its prompt with `{subject}` where a gen body's subject goes,
+    `follows` whether it has a subject track for a gen body's `follow`."""
     return {"id": mid, "prompt": m.prompt, "template": m.template or guess_template(m.prompt), "frames": m.frames,
-            "size": m.size, "fps": m.fps, "base": {"reference": m.base.reference, "id": m.base.id}}
+            "size": m.size, "fps": m.fps, "follows": m.subject_track is not None,
+            "base": {"reference": m.base.reference, "id": m.base.id}}
 
 
 def bearer_auth(token: str | None):

@@ -9,8 +9,9 @@ generate new subjects never seen in motion and read every frame back with the re
 - variety: the mean pixel difference between the clips of different seeds (0: every seed gives the same clip).
 Compares the tuning losses (`train/losses.py`), the starts (the stored inversion, its coarse layout with fresh
 detail, a mix of it with fresh noise, fresh noise) and, optionally, samplers and step counts (with the seconds each
-clip took), against an untuned meme (the inflated base with its temporal output at zero, inverted and sampled the
-same way: what tuning itself adds).
+clip took), and with and without following the source's subject track (`models/follow.py`), against an untuned
+meme (the inflated base with its temporal output at zero, inverted and sampled the same way: what tuning itself
+adds).
 """
 
 import datetime
@@ -67,6 +68,7 @@ class EvalOptions:
     layout: float = LAYOUT_VARIATION  # the layout start's cut (its variation: below 1 - v of Nyquist kept)
     samplers: tuple[str, ...] = (GenSettings.sampler,)
     gen_steps: tuple[int, ...] = (25,)
+    follows: tuple[str, ...] = ("on",)  # following the clip's subject track: "on" and/or "off"
     guidance: float = 5.0
     seeds: int = 2  # clips per (subject, start) from seeds 0, 1, ...: their difference is the variety
     group_norm: str = DEFAULT_GROUP_NORM
@@ -90,6 +92,8 @@ class EvalOptions:
             raise MemeError("--frame-positions must be on, off or on,off")
         for loss in self.losses:
             parse_motion_loss(loss)
+        if not self.follows or set(self.follows) - {"on", "off"}:
+            raise MemeError("--follow must be on, off or on,off")
         if not self.gen_steps:
             raise MemeError("--gen-steps must give at least one step count")
         for n in self.gen_steps:
@@ -185,16 +189,17 @@ def pixel_difference(clips: list[np.ndarray]) -> float:
 
 
 def eval_requests(o: EvalOptions, motion: str) -> list[dict]:
-    """What to generate from each meme of `motion`: every (subject, start, sampler, steps, seed); from the
+    """What to generate from each meme of `motion`: every (subject, start, sampler, steps, follow, seed); from the
     inversion alone every seed gives the same clip, so it runs once."""
     out = []
-    for (colour, shape), start, sampler, steps in itertools.product(PLAN[motion][1][:o.subjects], o.starts,
-                                                                   o.samplers, o.gen_steps):
+    for (colour, shape), start, sampler, steps, follow in itertools.product(PLAN[motion][1][:o.subjects], o.starts,
+                                                                           o.samplers, o.gen_steps, o.follows):
         for seed in range(o.seed, o.seed + (1 if start == "inversion" else o.seeds)):
             settings = GenSettings(seed=seed, steps=steps, guidance=o.guidance, sampler=sampler, start=start,
-                                   variation={"mix": o.mix, "layout": o.layout}.get(start))
+                                   variation={"mix": o.mix, "layout": o.layout}.get(start), follow=follow)
             out.append({"colour": colour, "shape": shape, "start": start, "sampler": sampler, "steps": steps,
-                        "seed": seed, "request": GenRequest(clip_caption(Sprite(colour, shape), motion), settings)})
+                        "follow": follow, "seed": seed,
+                        "request": GenRequest(clip_caption(Sprite(colour, shape), motion), settings)})
     return out
 
 
@@ -232,13 +237,13 @@ def score_meme(o: EvalOptions, meme: Meme, motion: str, tuning: str, source: tup
     clips: dict[tuple, list[np.ndarray]] = {}
     rows = []
     for w, g in zip(wanted, generations):
-        group = (w["colour"], w["shape"], w["start"], w["sampler"], w["steps"])
+        group = (w["colour"], w["shape"], w["start"], w["sampler"], w["steps"], w["follow"])
         clips.setdefault(group, []).append(g.frames)
         if o.keep:
             write_gif(g.frames, root / f"{motion}-{slug(tuning)}-{'-'.join(map(str, group))}-{w['seed']}.gif",
                       fps=8)
         rows.append({"motion": motion, "tuning": tuning, "start": w["start"], "sampler": w["sampler"],
-                     "steps": w["steps"], "prompt": g.prompt, "seed": w["seed"], "group": group,
+                     "steps": w["steps"], "follow": w["follow"], "prompt": g.prompt, "seed": w["seed"], "group": group,
                      "seconds": g.seconds["total"] / g.batch_size,
                      **score_clip(g.frames, w["colour"], w["shape"], source, source_track)})
     for row in rows:
@@ -247,7 +252,7 @@ def score_meme(o: EvalOptions, meme: Meme, motion: str, tuning: str, source: tup
 
 
 def variant_name(row: dict) -> str:
-    return f"{row['tuning']} / {row['start']} / {row['sampler']} {row['steps']}"
+    return f"{row['tuning']} / {row['start']} / {row['sampler']} {row['steps']} / follow {row['follow']}"
 
 
 def report(o: EvalOptions, rows: list[dict]) -> dict:
@@ -284,8 +289,9 @@ def markdown(r: dict) -> str:
     motions = list(next(iter(r["variants"].values()))["motions"])
     lines = [f"# meme eval: motion transfer on the `{r['base']}` base", "",
              f"Date: {r['date']}. Settings: {r['settings']}.", "",
-             "Tuning / start / sampler steps, over every motion and subject (seconds: sampling and decoding one clip "
-             "in batches of up to 8; variety: mean pixel difference between seeds):", "",
+             "Tuning / start / sampler steps / following the subject track, over every motion and subject (seconds: "
+             "sampling and decoding one clip in batches of up to 8; variety: mean pixel difference between seeds):",
+             "",
              "| variant | colour right | shape right | source absent | trajectory corr | trajectory dist px | "
              "variety | s per clip |", "|---|---|---|---|---|---|---|---|"]
     for name, v in r["variants"].items():

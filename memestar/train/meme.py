@@ -1,7 +1,7 @@
 """`meme train`: one (text, clip) pair -> a meme folder (see `memestar.meme_folder`).
 
-read clip -> load base -> encode clip and prompt once -> tune -> save adapter -> DDIM-invert the clip ->
-preview GIF -> meme.json, last.
+read clip (and its subject's track, on a plain background) -> load base -> encode clip and prompt once -> tune ->
+save adapter -> DDIM-invert the clip -> preview GIF -> meme.json, last.
 """
 
 import fcntl
@@ -21,10 +21,11 @@ from ..files import slug, write_error
 from ..media.clips import read_clip
 from ..media.writers import write_gif
 from ..meme_folder import (ADAPTER, CHECKPOINT, INVERSION, MEME_JSON, PREVIEW, BaseRecord, ClipRecord,
-                           FingerprintRecord, InversionRecord, TrainingRecord, library_versions, save_inversion,
-                           write_meme_json)
+                           FingerprintRecord, InversionRecord, SubjectTrackRecord, TrainingRecord, library_versions,
+                           save_inversion, write_meme_json)
 from ..models.adapter import save_adapter
 from ..models.base import load_base
+from ..models.follow import plain_background, subject_track
 from ..models.text import encode_prompts
 from ..prompts import split_subject
 from ..models.vae import decode_latents, encode_frames
@@ -144,13 +145,15 @@ def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype,
 
     t = time.perf_counter()
     clip = read_clip(o.clip, o.frames, o.size, start=o.start, stride=o.stride)
+    frames = torch.from_numpy(clip.frames)
+    track = SubjectTrackRecord.from_tensor(subject_track(frames[None])[0]) if plain_background(frames) else None
     base = load_base(o.base, device=device, dtype=dtype, config=o.base_config, allow_pickle=o.allow_pickle)
     DDIMSchedule(base.scheduler_config, o.inversion_steps)  # a schedule it cannot run is refused before tuning
     video = VideoUNet(base.unet, o.group_norm, o.frame_positions)
     seconds["load"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    latents = encode_frames(base.vae, torch.from_numpy(clip.frames)).float()
+    latents = encode_frames(base.vae, frames).float()
     text, empty = encode_prompts(base.tokenizer, base.text_encoder, [prompt, ""]).chunk(2)
     if device.type == "cuda":  # the loop needs only the UNet on the GPU
         base.vae.to("cpu")
@@ -197,14 +200,14 @@ def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype,
         "meme": str(out), "steps": o.steps, "first_loss": sum(result.losses[:window]) / window,
         "final_loss": sum(result.losses[-window:]) / window, "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "peak_memory_bytes": peak, "trainable_parameters": counts["trainable"], "device": str(device),
-        "precision": str(dtype).removeprefix("torch."),
+        "precision": str(dtype).removeprefix("torch."), "subject_track": track is not None,
     }
     fingerprint = base.fingerprint.to_dict()
     write_meme_json(
         out, prompt=prompt, template=template,
         base=BaseRecord(reference=base.reference, id=base.fingerprint.id, fingerprint=FingerprintRecord(**fingerprint)),
         frames=o.frames, size=o.size, fps=clip.fps, group_norm=o.group_norm,
-        frame_positions=o.frame_positions,
+        frame_positions=o.frame_positions, subject_track=track,
         clip=ClipRecord(name=Path(o.clip).name, source_frames=clip.source_frames, indices=clip.indices),
         training=TrainingRecord(**asdict(settings), precision=summary["precision"], losses=result.losses,
                                 first_loss=summary["first_loss"], final_loss=summary["final_loss"],

@@ -84,6 +84,7 @@ async function loadSchema() {
   const gen = schema.components.schemas.GenBody.properties;
   fillSelect($("set-sampler"), choices(gen.sampler), null, gen.sampler.default);
   fillSelect($("set-start"), choices(gen.start), null, gen.start.default);
+  fillSelect($("set-follow"), choices(gen.follow), null, gen.follow.default);
   fillSelect($("set-loop"), choices(gen.loop), null, gen.loop.default);
   fillSelect($("set-format"), choices(gen.format), null, gen.format.default);
   fillSelect($("set-preset"), choices(gen.preset), "none: a plain file");
@@ -244,9 +245,9 @@ function genBody(text) {
   body.guidance = Number($("set-guidance").value);
   const variants = Number($("set-variants").value);
   if (variants > 1) body.variants = variants;
-  for (const [id, key] of [["set-sampler", "sampler"], ["set-start", "start"], ["set-loop", "loop"],
-                           ["set-preset", "preset"], ["set-style", "style"], ["set-top", "top"],
-                           ["set-bottom", "bottom"]]) {
+  for (const [id, key] of [["set-sampler", "sampler"], ["set-start", "start"], ["set-follow", "follow"],
+                           ["set-loop", "loop"], ["set-preset", "preset"], ["set-style", "style"],
+                           ["set-top", "top"], ["set-bottom", "bottom"]]) {
     const value = $(id).value.trim();
     if (value) body[key] = value;
   }
