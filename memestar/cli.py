@@ -453,8 +453,8 @@ def eval_(
     samplers: str = typer.Option(",".join(EvalOptions.samplers), help="Samplers to compare: ddim, dpm++."),
     gen_steps: str = typer.Option(",".join(map(str, EvalOptions.gen_steps)), help="Sampling step counts to "
                                   "compare, e.g. 4,8,12,25."),
-    follow: str = typer.Option(",".join(EvalOptions.follows), help="Follow the clip's subject track (on), not "
-                               "(off), or compare both: on,off."),
+    follow: str = typer.Option(",".join("on" if f else "off" for f in EvalOptions.follows),
+                               help="Follow the clip's subject track (on), not (off), or compare both: on,off."),
     seeds: int = typer.Option(EvalOptions.seeds, help="Seeds per subject and start (their difference: variety)."),
     untuned: bool = typer.Option(EvalOptions.untuned, "--untuned/--no-untuned", help="Also score an untuned meme: "
                                  "what tuning adds."),
@@ -474,8 +474,8 @@ def eval_(
     options = EvalOptions(motions=names(motions), subjects=subjects, steps=steps, lr=lr, losses=names(losses, ";"),
                           tunes=names(tunes), positions=_switches("--frame-positions", frame_positions),
                           starts=names(starts), mix=mix, layout=layout, samplers=names(samplers),
-                          gen_steps=_numbers("--gen-steps", gen_steps), follows=names(follow), seeds=seeds,
-                          untuned=untuned, base=base, keep=keep)
+                          gen_steps=_numbers("--gen-steps", gen_steps), follows=_switches("--follow", follow),
+                          seeds=seeds, untuned=untuned, base=base, keep=keep)
     _quiet_libraries()
     report = evaluate(options, log=_log(quiet))
     stem = f"eval-{base}-{len(options.motions)}-motions-{report['date']}"

@@ -103,11 +103,12 @@ def test_numbers_out_of_range_are_one_line(case, meme_main, small_meme_dir, slid
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("option", ["--frame-positions", "--follow"])
 @pytest.mark.parametrize("value", ["maybe", "", "on,sideways"])
-def test_eval_frame_positions_take_on_off_or_both(value, meme_main):
+def test_eval_switches_take_on_off_or_both(option, value, meme_main):
     from memestar.cli import _switches
 
-    one_error_line(*meme_main("eval", "--frame-positions", value)[::2], "use on, off, or on,off")
+    one_error_line(*meme_main("eval", option, value)[::2], "use on, off, or on,off")
     assert _switches("x", "on, off") == (True, False) and _switches("x", "off,off") == (False,)
 
 

@@ -41,7 +41,7 @@ def test_reduced_eval_following_the_track_holds_the_motion_from_every_start():
     more, shape 0.77 or more, variety 2.3 / 4.0 / 6.7), but the inversion only at 0.83: at these 15 steps one frame
     of the red square is broken (read at the far edge) with or without following; at 25 steps following reads it
     right (0.99, README). The untuned reference is the full eval's: this test holds what each start does."""
-    report = evaluate(EvalOptions(motions=("sliding",), subjects=2, gen_steps=(15,), follows=("on", "off"),
+    report = evaluate(EvalOptions(motions=("sliding",), subjects=2, gen_steps=(15,), follows=(True, False),
                                   untuned=False), log=lambda *a: None)
     scores = {(name.split(" / ")[1], name.split(" / ")[3]): v["overall"] for name, v in report["variants"].items()}
     print("\n" + ", ".join(f"{start} {follow}: corr {v['trajectory_correlation']:.2f} colour {v['colour_right']:.2f} "

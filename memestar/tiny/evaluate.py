@@ -68,7 +68,7 @@ class EvalOptions:
     layout: float = LAYOUT_VARIATION  # the layout start's cut (its variation: below 1 - v of Nyquist kept)
     samplers: tuple[str, ...] = (GenSettings.sampler,)
     gen_steps: tuple[int, ...] = (25,)
-    follows: tuple[str, ...] = ("on",)  # following the clip's subject track: "on" and/or "off"
+    follows: tuple[bool, ...] = (True,)  # with and/or without following the clip's subject track
     guidance: float = 5.0
     seeds: int = 2  # clips per (subject, start) from seeds 0, 1, ...: their difference is the variety
     group_norm: str = DEFAULT_GROUP_NORM
@@ -92,7 +92,7 @@ class EvalOptions:
             raise MemeError("--frame-positions must be on, off or on,off")
         for loss in self.losses:
             parse_motion_loss(loss)
-        if not self.follows or set(self.follows) - {"on", "off"}:
+        if not self.follows or set(self.follows) - {True, False}:
             raise MemeError("--follow must be on, off or on,off")
         if not self.gen_steps:
             raise MemeError("--gen-steps must give at least one step count")
@@ -192,8 +192,9 @@ def eval_requests(o: EvalOptions, motion: str) -> list[dict]:
     """What to generate from each meme of `motion`: every (subject, start, sampler, steps, follow, seed); from the
     inversion alone every seed gives the same clip, so it runs once."""
     out = []
-    for (colour, shape), start, sampler, steps, follow in itertools.product(PLAN[motion][1][:o.subjects], o.starts,
-                                                                           o.samplers, o.gen_steps, o.follows):
+    for (colour, shape), start, sampler, steps, follows in itertools.product(PLAN[motion][1][:o.subjects], o.starts,
+                                                                            o.samplers, o.gen_steps, o.follows):
+        follow = "on" if follows else "off"
         for seed in range(o.seed, o.seed + (1 if start == "inversion" else o.seeds)):
             settings = GenSettings(seed=seed, steps=steps, guidance=o.guidance, sampler=sampler, start=start,
                                    variation={"mix": o.mix, "layout": o.layout}.get(start), follow=follow)
