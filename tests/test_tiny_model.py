@@ -34,36 +34,25 @@ def test_tiny_draws_the_asked_subject():
 
 
 def test_reduced_eval_following_the_track_holds_the_motion_from_every_start():
-    """One motion, two new subjects, tuned (README: `meme eval`), following the clip's subject track and not.
-    Not following, the stored inversion carries the motion, fresh noise none of it, and the mix and layout starts
-    keep some of it, each seed its own clip (measured here: inversion 0.78, layout 0.67, mix 0.59, noise 0.06).
-    Following, every start holds it, the seeds still differing (layout 1.00, mix 1.00, noise 0.99 at colour 0.94 or
-    more, shape 0.77 or more, variety 2.3 / 4.0 / 6.7), but the inversion only at 0.83: at these 15 steps one frame
-    of the red square is broken (read at the far edge) with or without following; at 25 steps following reads it
-    right (0.99, README). The untuned reference is the full eval's: this test holds what each start does."""
-    report = evaluate(EvalOptions(motions=("sliding",), subjects=2, gen_steps=(15,), follows=(True, False),
+    """One motion, two new subjects, tuned (README: `meme eval`), following the clip's subject track (the default):
+    every start holds the motion with the asked subject, the inversion as one clip whatever the seed, the layout,
+    mix and noise starts each seed its own clip, the more so the more noise (measured here: corr 0.83 / 1.00 / 1.00 /
+    0.99 from the inversion, layout, mix and noise, colour 0.94 or more, shape 0.77 or more, source absent 0.98 or
+    more, variety 0 / 2.3 / 4.0 / 6.7). The inversion's 0.83: at these 15 steps one frame of the red square is
+    broken (read at the far edge); at 25 steps it is read right (0.99, README). What following adds over not
+    following (0.99 against 0.56 from the inversion) and the untuned reference are the full eval's."""
+    report = evaluate(EvalOptions(motions=("sliding",), subjects=2, gen_steps=(15,), follows=(True,),
                                   untuned=False), log=lambda *a: None)
-    scores = {(name.split(" / ")[1], name.split(" / ")[3]): v["overall"] for name, v in report["variants"].items()}
-    print("\n" + ", ".join(f"{start} {follow}: corr {v['trajectory_correlation']:.2f} colour {v['colour_right']:.2f} "
-                           f"shape {v['shape_right']:.2f} variety {v['variety']:.1f}"
-                           for (start, follow), v in scores.items()))
-    tuned, layout, mix, noise = (scores[start, "follow off"] for start in ("inversion", "layout", "mix", "noise"))
-    assert tuned["trajectory_correlation"] > 0.65
-    assert tuned["trajectory_correlation"] > noise["trajectory_correlation"] + 0.3
-    assert mix["trajectory_correlation"] > noise["trajectory_correlation"] + 0.4
-    assert tuned["colour_right"] > 0.9 and tuned["shape_right"] > 0.75
-    assert tuned["variety"] == 0 and mix["variety"] > 1  # the inversion: one clip whatever the seed
-    assert noise["variety"] > mix["variety"]
-    assert layout["trajectory_correlation"] > 0.55
-    assert layout["trajectory_correlation"] > noise["trajectory_correlation"] + 0.4
-    assert 1 < layout["variety"] < mix["variety"]  # each seed its own detail, on the inversion's layout
-    for start in ("inversion", "layout", "mix", "noise"):
-        followed = scores[start, "follow on"]
+    scores = {name.split(" / ")[1]: v["overall"] for name, v in report["variants"].items()}
+    print("\n" + ", ".join(f"{start}: corr {v['trajectory_correlation']:.2f} colour {v['colour_right']:.2f} "
+                           f"shape {v['shape_right']:.2f} source absent {v['source_absent']:.2f} "
+                           f"variety {v['variety']:.1f}" for start, v in scores.items()))
+    for start, followed in scores.items():
         assert followed["trajectory_correlation"] > (0.75 if start == "inversion" else 0.9), start
-        assert followed["trajectory_correlation"] >= scores[start, "follow off"]["trajectory_correlation"], start
-        assert followed["colour_right"] > 0.85 and followed["shape_right"] > 0.7, start
-        assert followed["variety"] > 1 or start == "inversion", start
-    assert scores["noise", "follow on"]["trajectory_correlation"] > noise["trajectory_correlation"] + 0.5
+        assert followed["colour_right"] > 0.9 and followed["shape_right"] > 0.7, start
+        assert followed["source_absent"] > 0.9, start
+    assert scores["inversion"]["variety"] == 0  # one clip whatever the seed
+    assert 1 < scores["layout"]["variety"] < scores["mix"]["variety"] < scores["noise"]["variety"]
 
 
 def test_recipe_retrains_the_unet_on_a_kept_vae(tmp_path):
