@@ -328,6 +328,7 @@ def test_a_second_train_on_the_same_folder_is_refused(run_meme, slide_gif, tmp_p
 # 17: identical runs, identical bytes
 def test_identical_runs_write_identical_files_and_export_keys(slide_gif, tmp_path, train_options):
     from memestar.export.meme import ExportOptions, export_meme
+    from memestar.export_folder import EXPORT_DIR
 
     runs = []
     for name in ("a", "b"):
@@ -336,9 +337,11 @@ def test_identical_runs_write_identical_files_and_export_keys(slide_gif, tmp_pat
     assert runs[0].files == runs[1].files
     for file in ("adapter.safetensors", "inversion.safetensors"):
         assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
-    keys = [export_meme(ExportOptions(meme=tmp_path / name, precision="fp32", device="cpu", quiet=True))["key"]
-            for name in ("a", "b")]
-    assert keys[0] == keys[1]
+    first = export_meme(ExportOptions(meme=tmp_path / "a", precision="fp32", device="cpu", quiet=True))
+    # b's key, from its own meme.json, must find a's export: one build, not two
+    shutil.copytree(tmp_path / "a" / EXPORT_DIR, tmp_path / "b" / EXPORT_DIR)
+    second = export_meme(ExportOptions(meme=tmp_path / "b", precision="fp32", device="cpu", quiet=True))
+    assert not first["cached"] and second["cached"] and second["key"] == first["key"]
 
 
 def test_safetensors_bytes_do_not_depend_on_the_process(tmp_path, run_meme):
