@@ -23,33 +23,33 @@ def test_tiny_loads_offline_and_is_small():
 
 
 def test_tiny_draws_the_asked_subject():
-    """Every colour x shape pair drawn once and read back (the recipe measured colour 100%, shape 85% with two
-    seeds at 25 steps; this draw, one seed at 20 steps, read 100% / 88%)."""
+    """Every colour x shape pair drawn once and read back (the recipe measured colour 100%, shape 97% over four
+    seeds at 25 steps; this draw, one seed at 20 steps, read 100% / 100%; the previous base 100% / 88%)."""
     base = load_base("tiny")
     with torch.no_grad():
         quality = base_quality(base.unet, base.vae, base.text_encoder, base.tokenizer, seeds=(0,), steps=20)
     print(f"\ntiny base, one seed: colour {quality['colour']:.2f}, shape {quality['shape']:.2f}")
     assert quality["images"] == 24
-    assert quality["colour"] >= 0.95 and quality["shape"] >= 0.75, quality
+    assert quality["colour"] >= 0.95 and quality["shape"] >= 0.85, quality
 
 
 def test_reduced_eval_following_the_track_holds_the_motion_from_every_start():
-    """One motion, two new subjects, tuned (README: `meme eval`), following the clip's subject track (the default):
-    every start holds the motion with the asked subject, the inversion as one clip whatever the seed, the layout,
-    mix and noise starts each seed its own clip, the more so the more noise (measured here: corr 0.83 / 1.00 / 1.00 /
-    0.99 from the inversion, layout, mix and noise, colour 0.94 or more, shape 0.77 or more, source absent 0.98 or
-    more, variety 0 / 2.3 / 4.0 / 6.7). The inversion's 0.83: at these 15 steps one frame of the red square is
-    broken (read at the far edge); at 25 steps it is read right (0.99, README). What following adds over not
-    following (0.99 against 0.56 from the inversion) and the untuned reference are the full eval's."""
-    report = evaluate(EvalOptions(motions=("sliding",), subjects=2, gen_steps=(15,), follows=(True,),
+    """One motion, two new subjects, tuned 100 steps as in the demo (README: `meme eval`), following the clip's
+    subject track (the default): every start holds the motion with the asked subject, the inversion as one clip
+    whatever the seed, the layout, mix and noise starts each seed its own clip, the more so the more noise (measured
+    here: corr 1.00 from every start, colour 1.00, shape 0.98 or more, source absent 1.00, variety 0 / 2.6 / 3.5 /
+    6.2 from the inversion, layout, mix and noise; on the previous base the inversion's corr was 0.83, one frame of
+    the red square read at the far edge). What following adds over not following and the untuned reference are the
+    full eval's."""
+    report = evaluate(EvalOptions(motions=("sliding",), subjects=2, steps=100, gen_steps=(15,), follows=(True,),
                                   untuned=False), log=lambda *a: None)
     scores = {name.split(" / ")[1]: v["overall"] for name, v in report["variants"].items()}
     print("\n" + ", ".join(f"{start}: corr {v['trajectory_correlation']:.2f} colour {v['colour_right']:.2f} "
                            f"shape {v['shape_right']:.2f} source absent {v['source_absent']:.2f} "
                            f"variety {v['variety']:.1f}" for start, v in scores.items()))
     for start, followed in scores.items():
-        assert followed["trajectory_correlation"] > (0.75 if start == "inversion" else 0.9), start
-        assert followed["colour_right"] > 0.9 and followed["shape_right"] > 0.7, start
+        assert followed["trajectory_correlation"] > 0.9, start
+        assert followed["colour_right"] > 0.9 and followed["shape_right"] > 0.85, start
         assert followed["source_absent"] > 0.9, start
     assert scores["inversion"]["variety"] == 0  # one clip whatever the seed
     assert 1 < scores["layout"]["variety"] < scores["mix"]["variety"] < scores["noise"]["variety"]
