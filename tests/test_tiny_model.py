@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from memestar.models.base import BUNDLED_TINY, load_base
+from memestar.tiny.demo import DEMO_STEPS
 from memestar.tiny.evaluate import EvalOptions, evaluate
 from memestar.tiny.train import base_quality
 
@@ -34,15 +35,15 @@ def test_tiny_draws_the_asked_subject():
 
 
 def test_reduced_eval_following_the_track_holds_the_motion_from_every_start():
-    """One motion, two new subjects, tuned 100 steps as in the demo (README: `meme eval`), following the clip's
+    """One motion, two new subjects, tuned as many steps as the demo (README: `meme eval`), following the clip's
     subject track (the default): every start holds the motion with the asked subject, the inversion as one clip
     whatever the seed, the layout, mix and noise starts each seed its own clip, the more so the more noise (measured
     here: corr 1.00 from every start, colour 1.00, shape 0.98 or more, source absent 1.00, variety 0 / 2.6 / 3.5 /
     6.2 from the inversion, layout, mix and noise; on the previous base the inversion's corr was 0.83, one frame of
     the red square read at the far edge). What following adds over not following and the untuned reference are the
     full eval's."""
-    report = evaluate(EvalOptions(motions=("sliding",), subjects=2, steps=100, gen_steps=(15,), follows=(True,),
-                                  untuned=False), log=lambda *a: None)
+    report = evaluate(EvalOptions(motions=("sliding",), subjects=2, steps=DEMO_STEPS, gen_steps=(15,),
+                                  follows=(True,), untuned=False), log=lambda *a: None)
     scores = {name.split(" / ")[1]: v["overall"] for name, v in report["variants"].items()}
     print("\n" + ", ".join(f"{start}: corr {v['trajectory_correlation']:.2f} colour {v['colour_right']:.2f} "
                            f"shape {v['shape_right']:.2f} source absent {v['source_absent']:.2f} "
