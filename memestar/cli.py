@@ -64,11 +64,12 @@ def _emit(summary: dict, as_json: bool) -> None:
             typer.echo(f"{key:<{width}}  {value}")
 
 
-def _numbers(name: str, text: str) -> tuple[int, ...]:
+def _numbers(name: str, text: str, kind: type = int) -> tuple:
     try:
-        return tuple(int(c) for c in text.split(",") if c.strip())
+        return tuple(kind(c) for c in text.split(",") if c.strip())
     except ValueError as e:
-        raise MemeError(f"{name} {text!r} is not a comma-separated list of whole numbers") from e
+        what = "whole numbers" if kind is int else "numbers"
+        raise MemeError(f"{name} {text!r} is not a comma-separated list of {what}") from e
 
 
 def _switches(name: str, text: str) -> tuple[bool, ...]:
@@ -455,6 +456,8 @@ def eval_(
                                   "compare, e.g. 4,8,12,25."),
     follow: str = typer.Option(",".join("on" if f else "off" for f in EvalOptions.follows),
                                help="Follow the clip's subject track (on), not (off), or compare both: on,off."),
+    guidance: str = typer.Option(",".join(f"{g:g}" for g in EvalOptions.guidances), help="Guidance scales to "
+                                 "compare, e.g. 3,5."),
     seeds: int = typer.Option(EvalOptions.seeds, help="Seeds per subject and start (their difference: variety)."),
     untuned: bool = typer.Option(EvalOptions.untuned, "--untuned/--no-untuned", help="Also score an untuned meme: "
                                  "what tuning adds."),
@@ -475,7 +478,8 @@ def eval_(
                           tunes=names(tunes), positions=_switches("--frame-positions", frame_positions),
                           starts=names(starts), mix=mix, layout=layout, samplers=names(samplers),
                           gen_steps=_numbers("--gen-steps", gen_steps), follows=_switches("--follow", follow),
-                          seeds=seeds, untuned=untuned, base=base, keep=keep)
+                          guidances=_numbers("--guidance", guidance, float), seeds=seeds, untuned=untuned, base=base,
+                          keep=keep)
     _quiet_libraries()
     report = evaluate(options, log=_log(quiet))
     stem = f"eval-{base}-{len(options.motions)}-motions-{report['date']}"

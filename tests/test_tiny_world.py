@@ -96,3 +96,22 @@ def test_the_eval_tunes_from_every_frame_of_a_clip_with_repeated_frames(tmp_path
     assert read_clip(gif, len(frames), frames.shape[1], stride=1).source_frames == len(frames)
     read = read_clip(clip, len(frames), frames.shape[1]).frames
     assert np.array_equal(read, frames)
+
+
+def test_eval_compares_every_guidance_scale_as_its_own_variant():
+    """`meme eval --guidance 3,5`: each scale gets each subject's requests (the inversion once, the mix once per
+    seed), carried into the request's settings and the variant's name; a scale below 1 is refused."""
+    from memestar.errors import MemeError
+    from memestar.tiny.evaluate import EvalOptions, eval_requests, variant_name
+
+    o = EvalOptions(motions=("sliding",), subjects=2, starts=("inversion", "mix"), gen_steps=(12,),
+                    guidances=(3.0, 5.0))
+    wanted = eval_requests(o, "sliding")
+    assert len(wanted) == 2 * 2 * (1 + o.seeds)
+    for g in o.guidances:
+        mine = [w for w in wanted if w["guidance"] == g]
+        assert len(mine) == 2 * (1 + o.seeds) and {w["request"].settings.guidance for w in mine} == {g}
+    names = {variant_name({"tuning": "mse", **w}) for w in wanted}
+    assert names == {f"mse / {s} / ddim 12 / follow on / guidance {g}" for s in ("inversion", "mix") for g in (3, 5)}
+    with pytest.raises(MemeError, match="below 1"):
+        EvalOptions(guidances=(0.5,)).check()

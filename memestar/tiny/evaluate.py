@@ -9,9 +9,9 @@ generate new subjects never seen in motion and read every frame back with the re
 - variety: the mean pixel difference between the clips of different seeds (0: every seed gives the same clip).
 Compares the tuning losses (`train/losses.py`), the starts (the stored inversion, its coarse layout with fresh
 detail, a mix of it with fresh noise, fresh noise) and, optionally, samplers and step counts (with the seconds each
-clip took), and with and without following the source's subject track (`models/follow.py`), against an untuned
-meme (the inflated base with its temporal output at zero, inverted and sampled the same way: what tuning itself
-adds).
+clip took) and guidance scales, and with and without following the source's subject track (`models/follow.py`),
+against an untuned meme (the inflated base with its temporal output at zero, inverted and sampled the same way: what
+tuning itself adds).
 """
 
 import datetime
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..checks import MAX_TRAIN_STEPS, check_int, check_lr, check_steps, check_variation
+from ..checks import MAX_TRAIN_STEPS, check_guidance, check_int, check_lr, check_steps, check_variation
 from ..errors import MemeError
 from ..files import slug
 from ..media.writers import write_gif
@@ -69,7 +69,7 @@ class EvalOptions:
     samplers: tuple[str, ...] = (GenSettings.sampler,)
     gen_steps: tuple[int, ...] = (25,)
     follows: tuple[bool, ...] = (True,)  # with and/or without following the clip's subject track
-    guidance: float = 5.0
+    guidances: tuple[float, ...] = (5.0,)  # classifier-free guidance scales compared
     seeds: int = 2  # clips per (subject, start) from seeds 0, 1, ...: their difference is the variety
     group_norm: str = DEFAULT_GROUP_NORM
     inversion_steps: int = 25
@@ -98,6 +98,10 @@ class EvalOptions:
             raise MemeError("--gen-steps must give at least one step count")
         for n in self.gen_steps:
             check_steps(n, "--gen-steps")
+        if not self.guidances:
+            raise MemeError("--guidance must give at least one scale")
+        for g in self.guidances:
+            check_guidance(g)
         check_int("--subjects", self.subjects, 1, min(len(t) for _, t in PLAN.values()))
         check_int("--seeds", self.seeds, 1, 8)
         check_steps(self.steps, "--steps", MAX_TRAIN_STEPS)
@@ -189,17 +193,17 @@ def pixel_difference(clips: list[np.ndarray]) -> float:
 
 
 def eval_requests(o: EvalOptions, motion: str) -> list[dict]:
-    """What to generate from each meme of `motion`: every (subject, start, sampler, steps, follow, seed); from the
-    inversion alone every seed gives the same clip, so it runs once."""
+    """What to generate from each meme of `motion`: every (subject, start, sampler, steps, follow, guidance, seed);
+    from the inversion alone every seed gives the same clip, so it runs once."""
     out = []
-    for (colour, shape), start, sampler, steps, follows in itertools.product(PLAN[motion][1][:o.subjects], o.starts,
-                                                                            o.samplers, o.gen_steps, o.follows):
+    for (colour, shape), start, sampler, steps, follows, guidance in itertools.product(
+            PLAN[motion][1][:o.subjects], o.starts, o.samplers, o.gen_steps, o.follows, o.guidances):
         follow = "on" if follows else "off"
         for seed in range(o.seed, o.seed + (1 if start == "inversion" else o.seeds)):
-            settings = GenSettings(seed=seed, steps=steps, guidance=o.guidance, sampler=sampler, start=start,
+            settings = GenSettings(seed=seed, steps=steps, guidance=guidance, sampler=sampler, start=start,
                                    variation={"mix": o.mix, "layout": o.layout}.get(start), follow=follow)
             out.append({"colour": colour, "shape": shape, "start": start, "sampler": sampler, "steps": steps,
-                        "follow": follow, "seed": seed,
+                        "follow": follow, "guidance": guidance, "seed": seed,
                         "request": GenRequest(clip_caption(Sprite(colour, shape), motion), settings)})
     return out
 
@@ -238,13 +242,14 @@ def score_meme(o: EvalOptions, meme: Meme, motion: str, tuning: str, source: tup
     clips: dict[tuple, list[np.ndarray]] = {}
     rows = []
     for w, g in zip(wanted, generations):
-        group = (w["colour"], w["shape"], w["start"], w["sampler"], w["steps"], w["follow"])
+        group = (w["colour"], w["shape"], w["start"], w["sampler"], w["steps"], w["follow"], w["guidance"])
         clips.setdefault(group, []).append(g.frames)
         if o.keep:
             write_gif(g.frames, root / f"{motion}-{slug(tuning)}-{'-'.join(map(str, group))}-{w['seed']}.gif",
                       fps=8)
         rows.append({"motion": motion, "tuning": tuning, "start": w["start"], "sampler": w["sampler"],
-                     "steps": w["steps"], "follow": w["follow"], "prompt": g.prompt, "seed": w["seed"], "group": group,
+                     "steps": w["steps"], "follow": w["follow"], "guidance": w["guidance"], "prompt": g.prompt,
+                     "seed": w["seed"], "group": group,
                      "seconds": g.seconds["total"] / g.batch_size,
                      **score_clip(g.frames, w["colour"], w["shape"], source, source_track)})
     for row in rows:
@@ -253,7 +258,8 @@ def score_meme(o: EvalOptions, meme: Meme, motion: str, tuning: str, source: tup
 
 
 def variant_name(row: dict) -> str:
-    return f"{row['tuning']} / {row['start']} / {row['sampler']} {row['steps']} / follow {row['follow']}"
+    return (f"{row['tuning']} / {row['start']} / {row['sampler']} {row['steps']} / follow {row['follow']} / "
+            f"guidance {row['guidance']:g}")
 
 
 def report(o: EvalOptions, rows: list[dict]) -> dict:
@@ -290,8 +296,9 @@ def markdown(r: dict) -> str:
     motions = list(next(iter(r["variants"].values()))["motions"])
     lines = [f"# meme eval: motion transfer on the `{r['base']}` base", "",
              f"Date: {r['date']}. Settings: {r['settings']}.", "",
-             "Tuning / start / sampler steps / following the subject track, over every motion and subject (seconds: "
-             "sampling and decoding one clip in batches of up to 8; variety: mean pixel difference between seeds):",
+             "Tuning / start / sampler steps / following the subject track / guidance, over every motion and subject "
+             "(seconds: sampling and decoding one clip in batches of up to 8; variety: mean pixel difference between "
+             "seeds):",
              "",
              "| variant | colour right | shape right | source absent | trajectory corr | trajectory dist px | "
              "variety | s per clip |", "|---|---|---|---|---|---|---|---|"]
