@@ -51,6 +51,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     strengths = [float(s) for s in args.strengths.split(",")]
     e = EvalOptions()
+    guidance = e.guidances[0]  # the eval's default scale
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for motion in args.motions.split(","):
@@ -61,7 +62,7 @@ def main(argv=None) -> int:
             meme = Meme.load(Path(tmp) / motion)
             for (colour, shape), strength in itertools.product(targets[:args.subjects], strengths):
                 prompt = clip_caption(Sprite(colour, shape), motion)
-                settings = GenSettings(steps=e.gen_steps[0], guidance=e.guidance, variation=strength)
+                settings = GenSettings(steps=e.gen_steps[0], guidance=guidance, variation=strength)
                 clips = [g.frames for g in meme.generate_batch(variant_requests(prompt, settings, args.variants))]
                 scores = [score_clip(c, colour, shape, source, track) for c in clips]
                 rows.append({"motion": motion, "prompt": prompt, "variation": strength, **variety(clips),
@@ -72,12 +73,12 @@ def main(argv=None) -> int:
         table[str(strength)] = {k: float(np.nanmean([r[k] for r in chosen])) for k in chosen[0]
                                 if k not in ("motion", "prompt", "variation")}
     report = {"benchmark": "variation strength", "date": datetime.date.today().isoformat(), "base": e.base,
-              "settings": {**vars(args), "tune_steps": e.steps, "gen_steps": e.gen_steps, "guidance": e.guidance},
+              "settings": {**vars(args), "tune_steps": e.steps, "gen_steps": e.gen_steps, "guidance": guidance},
               "strengths": table, "rows": rows}
     lines = ["# Variation strength on the tiny model: motion kept against variety", "",
              f"Date: {report['date']}. Motions {args.motions}, {args.subjects} new subjects each, {args.variants} "
              f"variants (seeds 0..{args.variants - 1}) per subject and strength; tuned {e.steps} steps, "
-             f"{e.gen_steps} DDIM steps, guidance {e.guidance}.", "",
+             f"{e.gen_steps} DDIM steps, guidance {guidance}.", "",
              "| variation | trajectory corr | colour right | shape right | source absent | pixel difference between "
              "variants | variant pairs whose motion differs |", "|---|---|---|---|---|---|---|"]
     for strength, t in table.items():
