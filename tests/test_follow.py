@@ -94,7 +94,7 @@ def test_following_warps_the_predicted_clean_latents_in_the_first_steps_only(pre
         eps = (x - a.sqrt() * centre) / (1 - a).sqrt()
         return eps if prediction == "epsilon" else a.sqrt() * eps - (1 - a).sqrt() * centre
 
-    fn = following(model_fn, as_pixels, track, config, schedule.timestep_list)
+    fn = following(model_fn, lambda x0: subject_track(as_pixels(x0)), track, config, schedule.timestep_list)
     for i, t in enumerate(schedule.timesteps):
         out = fn(x, t)
         x0, _ = schedule._x0_eps(out, x, schedule.alpha[i])
