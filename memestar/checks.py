@@ -19,6 +19,7 @@ MAX_STEPS = 500  # denoising steps (a clip sampled sparsely from a long video wo
 MAX_TRAIN_STEPS = 100_000
 MAX_INVERSION_STEPS = 1000
 MAX_VARIANTS = 8  # one batch
+MAX_CACHE_INTERVAL = 8  # deep features older than this many steps are far from the step that reuses them
 MAX_PROMPT_CHARS = 1000  # CLIP reads 77 tokens; a longer text is a mistake or an attack, not a prompt
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -64,6 +65,15 @@ def check_guidance(guidance: float) -> float:
         raise MemeError(f"--guidance {guidance:g} is below 1: use 1 for no guidance (the prompt alone) or a scale "
                         f"above 1 such as 7.5")
     return check_float("--guidance", guidance, 1.0, MAX_GUIDANCE, " (1 means no guidance; 5 to 10 is usual)")
+
+
+def check_guidance_until(until: float) -> float:
+    return check_float("--guidance-until", until, 0.0, 1.0, " (0 guides every step; 0.5 the steps above half the "
+                       "noise schedule)")
+
+
+def check_cache_interval(interval: int) -> int:
+    return check_int("--cache-interval", interval, 1, MAX_CACHE_INTERVAL, " (1 runs every step whole)")
 
 
 def check_lr(lr: float) -> float:

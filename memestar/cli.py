@@ -229,7 +229,16 @@ def gen(
                                     "inversion is kept below 1 - variation of the Nyquist frequency)."),
     follow: str = typer.Option(GenSettings.follow, help="Hold the subject on the clip's subject track while sampling "
                                "(one subject on a plain background, as a sticker): on, off, or auto (on where the "
-                               "meme has a track). Costs a VAE decode in each of the first 70% of the steps."),
+                               "meme has a track)."),
+    follow_measure: str = typer.Option(GenSettings.follow_measure, help="Where a followed subject is measured: "
+                                       "latents (no decoder in the loop) or pixels (a VAE decode in each of the "
+                                       "first 70% of the steps)."),
+    guidance_until: float = typer.Option(GenSettings.guidance_until, help="Guide only the steps whose timestep is "
+                                         "at or above this share of the noise schedule, 0 to 1; later steps run "
+                                         "the prompt alone, at half the work (0: every step)."),
+    cache_interval: int = typer.Option(GenSettings.cache_interval, help="Compute the UNet's deep features every "
+                                       "this many steps and reuse them between (torch backend), 1 to 8 (1: "
+                                       "every step whole)."),
     variants: int = typer.Option(GenOptions.variants, help="Clips per prompt, seeds seed, seed+1, ... (files -v1, "
                                  "-v2, ...)."),
     fps: float = typer.Option(GenSettings.fps, help="Frame rate (default: the clip's, at least 8)."),
@@ -270,7 +279,8 @@ def gen(
 
     _quiet_libraries()
     settings = GenSettings(seed=seed, steps=steps, guidance=guidance, negative=negative, sampler=sampler,
-                           start=start, variation=variation, fps=fps, follow=follow)
+                           start=start, variation=variation, fps=fps, follow=follow, follow_measure=follow_measure,
+                           guidance_until=guidance_until, cache_interval=cache_interval)
     results = run_gen(GenOptions(meme=meme, prompt=prompt, prompts=prompts, out=out, format=format,
                                  settings=settings, variants=variants, max_kb=max_kb, preset=preset, backend=backend,
                                  look=Look(loop=loop, sticker=sticker, shadow=shadow, top=top, bottom=bottom,
@@ -333,6 +343,8 @@ def bench(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the table."),
     batch_sizes: str = typer.Option(",".join(map(str, BenchOptions.batch_sizes)), help="Batch sizes whose "
                                     "throughput (clips/s) to time per backend; empty: none."),
+    work_only: bool = typer.Option(False, "--work-only", help="Only the work per clip (FLOPs of the default path "
+                                   "beside the previous default's), counted in seconds on any machine."),
     serve: bool = typer.Option(False, "--serve", help="Instead: drive `meme serve` on loopback with concurrent "
                                "clients (throughput, latency percentiles, batch sizes, 503s)."),
     clients: str = typer.Option(",".join(map(str, LoadOptions.clients)), help="With --serve: client counts."),
@@ -360,7 +372,8 @@ def bench(
     chosen = None if backends == "auto" else tuple(b.strip() for b in backends.split(",") if b.strip())
     report = run_bench(BenchOptions(preset=preset, frames=frames, size=size, steps=steps, guidance=guidance,
                                     backends=chosen, train=train, repeat=repeat, device=device, precision=precision,
-                                    baseline=not no_baseline, batch_sizes=_numbers("--batch-sizes", batch_sizes)),
+                                    baseline=not no_baseline, batch_sizes=_numbers("--batch-sizes", batch_sizes),
+                                    work_only=work_only),
                        log=_log(quiet))
     paths = write_report(report, json_path, markdown_path)
     typer.echo(markdown(report))
@@ -458,6 +471,12 @@ def eval_(
                                help="Follow the clip's subject track (on), not (off), or compare both: on,off."),
     guidance: str = typer.Option(",".join(f"{g:g}" for g in EvalOptions.guidances), help="Guidance scales to "
                                  "compare, e.g. 3,5."),
+    follow_measure: str = typer.Option(",".join(EvalOptions.follow_measures), help="Where a followed subject is "
+                                       "measured, compared: latents, pixels."),
+    guidance_until: str = typer.Option(",".join(f"{g:g}" for g in EvalOptions.guidance_untils), help="Shares of "
+                                       "the noise schedule below which guidance stops, compared, e.g. 0,0.5."),
+    cache_interval: str = typer.Option(",".join(map(str, EvalOptions.cache_intervals)), help="Deep-feature cache "
+                                       "intervals to compare, e.g. 1,2,3."),
     seeds: int = typer.Option(EvalOptions.seeds, help="Seeds per subject and start (their difference: variety)."),
     untuned: bool = typer.Option(EvalOptions.untuned, "--untuned/--no-untuned", help="Also score an untuned meme: "
                                  "what tuning adds."),
@@ -478,8 +497,10 @@ def eval_(
                           tunes=names(tunes), positions=_switches("--frame-positions", frame_positions),
                           starts=names(starts), mix=mix, layout=layout, samplers=names(samplers),
                           gen_steps=_numbers("--gen-steps", gen_steps), follows=_switches("--follow", follow),
-                          guidances=_numbers("--guidance", guidance, float), seeds=seeds, untuned=untuned, base=base,
-                          keep=keep)
+                          guidances=_numbers("--guidance", guidance, float), follow_measures=names(follow_measure),
+                          guidance_untils=_numbers("--guidance-until", guidance_until, float),
+                          cache_intervals=_numbers("--cache-interval", cache_interval), seeds=seeds,
+                          untuned=untuned, base=base, keep=keep)
     _quiet_libraries()
     report = evaluate(options, log=_log(quiet))
     stem = f"eval-{base}-{len(options.motions)}-motions-{report['date']}"

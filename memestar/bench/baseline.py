@@ -17,7 +17,7 @@ from ..models.base import load_base
 from ..models.guidance import guided_output
 from ..models.text import encode_prompts
 from ..errors import MemeError
-from ..models.vae import decode_pixels
+from ..models.vae import decode_pixels, vae_scale_factor
 from ..models.video_unet import VideoUNet
 from ..runtime.backend import Backend
 
@@ -29,6 +29,7 @@ class EagerFP32Baseline(Backend):
         self.device, self.dtype = device, torch.float32
         self.base = load_base(meme.base.reference, device=device, dtype=torch.float32)
         self.tokenizer = self.base.tokenizer
+        self.scheduler_config, self.vae_scale = self.base.scheduler_config, vae_scale_factor(self.base.vae)
         self.video = VideoUNet(self.base.unet, meme.group_norm, meme.frame_positions)
         load_adapter(self.video, meme_folder / ADAPTER, self.base.reference, self.base.fingerprint)
 
@@ -40,9 +41,11 @@ class EagerFP32Baseline(Backend):
         return guided_output(self.video, x, t, text, guidance)
 
     @torch.no_grad()
-    def sample(self, sampler: str, steps: int, x, text, guidance, follow=None):
-        if follow is not None:
-            raise MemeError("the eager baseline samples as Tune-A-Video does: it follows no subject track")
+    def sample(self, sampler: str, steps: int, x, text, guidance, follow=None, *, guidance_until: float = 0.0,
+               cache_interval: int = 1, follow_measure: str = "latents"):
+        if follow is not None or guidance_until or cache_interval != 1:
+            raise MemeError("the eager baseline samples as Tune-A-Video does: every step whole and guided, no "
+                            "subject track")
         scheduler = DDIMScheduler.from_config(self.base.scheduler_config)
         scheduler.set_timesteps(steps)
         for t in scheduler.timesteps:

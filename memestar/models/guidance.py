@@ -13,3 +13,12 @@ def guided_output(model, x: torch.Tensor, t, text: torch.Tensor, guidance) -> to
         guidance = guidance.view(-1, *[1] * (x.dim() - 1))  # n 1 1 1 1
     u, c = model(torch.cat([x, x]), t, text).chunk(2)
     return u + guidance * (c - u)
+
+
+def guided_steps(timesteps: list[int], scheduler_config: dict, until: float) -> list[bool]:
+    """Per step of a schedule (its timesteps, high noise first), whether it runs guidance: while the timestep is at or
+    above `until` of training's (0: every step). The steps past it run the conditional half alone, at half the
+    UNet's work: guidance shapes the subject early, and late steps draw detail (a guidance interval, Kynkäänniemi et
+    al. 2024, truncated at its low end)."""
+    first = until * scheduler_config.get("num_train_timesteps", 1000)
+    return [t >= first for t in timesteps]

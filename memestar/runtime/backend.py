@@ -13,13 +13,21 @@ returns the same shapes and dtypes, whatever it computes in:
 - a subject track to follow (`models/follow.py`): `(n, f, 3)` fp32 on the device, or None.
 Each clip of a batch comes out as it would alone (within rounding). What no guidance costs differs: see
 `unet_passes`.
+
+The loop's work savers, the same for every clip of a batch (`sample`'s keywords; their defaults are the plain
+loop, `GenSettings` holds the product's): guidance only while the timestep is at or above `guidance_until` of
+training's (`models/guidance.py`), the UNet's deep features reused for `cache_interval - 1` steps after each full
+one (`models/deep_cache.py`; the torch backend only: the exported UNet graph is whole), and where a followed
+subject is measured (`follow_measure`: on the latents, or on their decoded frames).
 """
 
 from abc import ABC, abstractmethod
 
 import torch
 
-from ..models.follow import following
+from ..models.deep_cache import cache_plan
+from ..models.follow import following, latent_subject_track, subject_track
+from ..models.guidance import guided_steps
 from ..models.vae import to_uint8
 from ..schedulers.ddim import DDIMSchedule
 from ..schedulers.dpm_solver import DPMSolverPP2M
@@ -51,6 +59,9 @@ class Backend(ABC):
     name: str
     device: torch.device
     tokenizer: object  # the base's CLIPTokenizer (prompt length, truncation notes)
+    scheduler_config: dict  # the base's noise schedule
+    vae_scale: int  # pixels per latent cell along a side
+    caches_deep_features = False  # whether `cache_interval` saves work here (else every step is whole)
 
     @abstractmethod
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
@@ -63,7 +74,8 @@ class Backend(ABC):
 
     @abstractmethod
     def sample(self, sampler: str, steps: int, x: torch.Tensor, text: torch.Tensor, guidance,
-               follow: torch.Tensor | None = None) -> torch.Tensor:
+               follow: torch.Tensor | None = None, *, guidance_until: float = 0.0, cache_interval: int = 1,
+               follow_measure: str = "latents") -> torch.Tensor:
         """The whole denoising loop from start latents `x` `(n, c, f, h, w)`: clean latents, the same shape, fp32.
         With `follow`, each clip's subject is held on that track (`models/follow.py`)."""
 
@@ -75,11 +87,31 @@ class Backend(ABC):
         """Latents `(n, c, f, h, w)` -> uint8 frames `(n, f, H, W, 3)` on the CPU."""
         return to_uint8(self.decode_pixels(latents)).cpu()
 
-    def following(self, model_fn, follow: torch.Tensor | None, scheduler_config: dict, schedule):
+    def step_plan(self, schedule, guided: bool, guidance_until: float = 0.0,
+                  cache_interval: int = 1) -> list[tuple[bool, str | None]]:
+        """Per step of `schedule`: whether it runs guidance, and its deep-feature cache mode (`models/deep_cache.py`;
+        None on backends that do not cache)."""
+        steps = schedule.timestep_list
+        guiding = guided_steps(steps, self.scheduler_config, guidance_until) if guided else [False] * len(steps)
+        caching = cache_plan(guiding, cache_interval if self.caches_deep_features else 1)
+        return list(zip(guiding, caching))
+
+    def subject_measure(self, follow_measure: str):
+        """`measure(x0)` -> `(n, f, 3)`: where the subject is in predicted clean latents `(n, c, f, h, w)`, on the
+        latents themselves or on their decoded frames."""
+        if follow_measure == "pixels":
+            return lambda x0: subject_track(self.decode_pixels(x0))
+        if follow_measure == "latents":
+            return lambda x0: latent_subject_track(x0, self.vae_scale)
+        raise ValueError(f"unknown follow measure {follow_measure!r}")
+
+    def following(self, model_fn, follow: torch.Tensor | None, schedule, follow_measure: str = "latents"):
         """`model_fn(x, t)` for one run of `schedule`, holding each clip's subject on `follow` `(n, f, 3)`; as it is
         without one."""
-        return model_fn if follow is None else following(model_fn, self.decode_pixels, follow, scheduler_config,
-                                                         schedule.timestep_list)
+        if follow is None:
+            return model_fn
+        return following(model_fn, self.subject_measure(follow_measure), follow, self.scheduler_config,
+                         schedule.timestep_list)
 
     def unet_passes(self, guided: bool) -> int:
         """UNet evaluations (of one clip) per denoising step: 2 with guidance (one batch of two); without it, 1

@@ -33,6 +33,7 @@ class GraphBackend(Backend):
             raise MemeError(f"export {self.folder} is damaged ({str(e).splitlines()[0]}): run `meme export MEME "
                             f"--force`") from e
         self.sampler = Schedules(self.scheduler_config, device)
+        self.vae_scale = manifest.shapes.pixel_side // manifest.shapes.latent_side
 
     @abstractmethod
     def _run(self, spec: GraphSpec, feeds: dict[str, torch.Tensor], n: int) -> torch.Tensor:
@@ -70,15 +71,20 @@ class GraphBackend(Backend):
         return self._call(UNET, x, torch.as_tensor(t), pairs, scales)
 
     def sample(self, sampler: str, steps: int, x: torch.Tensor, text: torch.Tensor, guidance,
-               follow: torch.Tensor | None = None) -> torch.Tensor:
+               follow: torch.Tensor | None = None, *, guidance_until: float = 0.0, cache_interval: int = 1,
+               follow_measure: str = "latents") -> torch.Tensor:
         schedule = self.sampler(sampler, steps)
         pairs, scales = self._pairs(text, guidance_scales(guidance, len(x), self.device))
+        plan = self.step_plan(schedule, len(text) != len(x), guidance_until, cache_interval)
         out = []
         for k in range(0, len(x), self.max_batch):
             rows = slice(k, k + self.max_batch)
-            model_fn = self.following(lambda z, t, e=pairs[rows], g=scales[rows]:
-                                      self._call(UNET, z, torch.as_tensor(t), e, g),
-                                      None if follow is None else follow[rows], self.scheduler_config, schedule)
+            steps = iter(plan)
+
+            def unet(z, t, e=pairs[rows], g=scales[rows]):
+                guided, _ = next(steps)
+                return self._call(UNET, z, torch.as_tensor(t), e, g if guided else torch.ones_like(g))
+            model_fn = self.following(unet, None if follow is None else follow[rows], schedule, follow_measure)
             out.append(schedule.sample(x[rows], model_fn))
         return torch.cat(out)
 

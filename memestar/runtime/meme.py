@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checks import (MAX_SEED, check_choice, check_fps, check_guidance, check_max_kb, check_prompt, check_seed,
-                      check_steps, check_variants, check_variation)
+from ..checks import (MAX_SEED, check_cache_interval, check_choice, check_fps, check_guidance, check_guidance_until,
+                      check_max_kb, check_prompt, check_seed, check_steps, check_variants, check_variation)
 from ..device import DEFAULT_DEVICE
 from ..errors import MemeError
 from ..export_folder import (EXPORT_JSON, EXPORT_PRECISIONS, ExportManifest, engine_identity, engines_for,
@@ -28,6 +28,7 @@ from ..media.presets import get_preset
 from ..media.writers import ENCODERS, encode_media, fit_to_kb
 from ..meme_folder import MemeManifest
 from ..models.batch import MAX_BATCH
+from ..models.follow import FOLLOW_MEASURES
 from ..models.text import truncation_warning
 from ..prompts import subject_prompt
 from .backend import SAMPLERS, Backend
@@ -53,7 +54,10 @@ FOLLOWS = ("auto", "on", "off")
 class GenSettings:
     """How one clip is sampled: the defaults of `Meme.generate`, `meme gen`, `meme serve` and the bench."""
     seed: int = 0
-    steps: int = 25
+    # DDIM 10, guidance down to timestep 200, deep features every other step, the subject measured on the latents:
+    # of the points `meme eval` measured, the least work (0.14 of DDIM 25's at SD1.5 size, 256 px) within 0.02 of
+    # every quality figure of DDIM 12 from the inversion and the mix (benchmarks/results/eval-tiny-work-savers-*)
+    steps: int = 10
     guidance: float = 7.5  # 1: no guidance
     negative: str = ""
     sampler: str = "ddim"
@@ -69,6 +73,13 @@ class GenSettings:
     # hold the subject on the clip's subject track while sampling (models/follow.py): "on" (an error for a meme with
     # no track), "off", or "auto": on where the meme has a track
     follow: str = "auto"
+    # where a followed subject is measured: "latents" (no decoder in the loop) or "pixels" (a VAE decode per step)
+    follow_measure: str = "latents"
+    # guidance only while the timestep is at or above this share of training's; the later steps run the conditional
+    # half alone (models/guidance.py). 0: every step guided
+    guidance_until: float = 0.2
+    # the UNet's deep features computed every this many steps and reused between (models/deep_cache.py); 1: off
+    cache_interval: int = 2
 
     def check(self) -> "GenSettings":
         check_seed(self.seed)
@@ -77,6 +88,9 @@ class GenSettings:
         check_choice("--sampler", self.sampler, tuple(SAMPLERS))
         check_choice("--start", self.start, STARTS)
         check_choice("--follow", self.follow, FOLLOWS)
+        check_choice("--follow-measure", self.follow_measure, FOLLOW_MEASURES)
+        check_guidance_until(self.guidance_until)
+        check_cache_interval(self.cache_interval)
         if self.variation is not None:
             check_variation(self.variation)
         check_fps(self.fps)
@@ -96,8 +110,10 @@ class GenSettings:
 
     @property
     def batch_key(self) -> tuple:
-        """Requests with the same key can run as one batch: one schedule, guided or not, following or not."""
-        return self.sampler, self.steps, self.guidance > 1, self.follow
+        """Requests with the same key can run as one batch: one schedule with the same steps guided and cached,
+        following (measured alike) or not."""
+        return (self.sampler, self.steps, self.guidance > 1, self.follow, self.follow_measure, self.guidance_until,
+                self.cache_interval)
 
 
 def follows(manifest: MemeManifest, s: GenSettings, name: str) -> bool:
@@ -196,14 +212,18 @@ class Meme:
                  guidance: float = GenSettings.guidance, negative: str = GenSettings.negative,
                  sampler: str = GenSettings.sampler, start: str = GenSettings.start,
                  variation: float | None = GenSettings.variation, fps: float | None = GenSettings.fps,
-                 follow: str = GenSettings.follow) -> Generation:
+                 follow: str = GenSettings.follow, follow_measure: str = GenSettings.follow_measure,
+                 guidance_until: float = GenSettings.guidance_until,
+                 cache_interval: int = GenSettings.cache_interval) -> Generation:
         """One clip for `prompt` with the meme's motion. Same arguments, same backend: the same frames."""
         return self.generate_batch([GenRequest(prompt, GenSettings(seed, steps, guidance, negative, sampler, start,
-                                                                   variation, fps, follow))])[0]
+                                                                   variation, fps, follow, follow_measure,
+                                                                   guidance_until, cache_interval))])[0]
 
     def generate_batch(self, requests: list[GenRequest]) -> list[Generation]:
-        """One clip per request, in order. Requests with the same sampler, steps, guided-or-not and follow run together,
-        up to `MAX_BATCH` clips at a time; each clip equals its own `generate` (within rounding)."""
+        """One clip per request, in order. Requests with the same `batch_key` (sampler, steps, guided-or-not, following
+        and the work savers) run together, up to `MAX_BATCH` clips at a time; each clip equals its own `generate`
+        (within rounding)."""
         for r in requests:
             check_prompt(r.prompt)
             r.settings.check()
@@ -259,7 +279,9 @@ class Meme:
         follow = follows(self.manifest, first, self.folder.name)
         track = self.manifest.subject_track.tensor().to(backend.device).expand(len(requests), -1, -1) \
             if follow else None  # n f 3
-        latents = backend.sample(first.sampler, first.steps, x, text, [r.settings.guidance for r in requests], track)
+        latents = backend.sample(first.sampler, first.steps, x, text, [r.settings.guidance for r in requests], track,
+                                 guidance_until=first.guidance_until, cache_interval=first.cache_interval,
+                                 follow_measure=first.follow_measure)
         sync()
         seconds["denoise"] = time.perf_counter() - t
         for r, z in zip(requests, latents):
@@ -276,7 +298,10 @@ class Meme:
             s = r.settings
             warnings = [w for w in (truncation_warning(backend.tokenizer, p) for p in (r.prompt, s.negative)) if w]
             settings = {**asdict(s), "guidance": s.guidance if s.guidance > 1 else "none",
-                        "variation": s.noise_share, "follow": follow, "backend": backend.name}
+                        "variation": s.noise_share, "follow": follow, "backend": backend.name,
+                        "follow_measure": s.follow_measure if follow else None,
+                        "guidance_until": s.guidance_until if s.guidance > 1 else None,
+                        "cache_interval": s.cache_interval if backend.caches_deep_features else 1}
             settings.pop("fps")
             fps = s.fps or max(self.manifest.fps, MIN_DEFAULT_FPS)
             out.append(Generation(r.prompt, clip, fps, settings, dict(seconds), warnings, len(requests)))

@@ -34,8 +34,9 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from ..checks import (MAX_FPS, MAX_FRAMES, MAX_GUIDANCE, MAX_INVERSION_STEPS, MAX_LR, MAX_PROMPT_CHARS, MAX_SEED,
-                      MAX_SIZE, MAX_STEPS, MAX_TRAIN_STEPS, MAX_VARIANTS, MIN_FPS, check_prompt)
+from ..checks import (MAX_CACHE_INTERVAL, MAX_FPS, MAX_FRAMES, MAX_GUIDANCE, MAX_INVERSION_STEPS, MAX_LR,
+                      MAX_PROMPT_CHARS, MAX_SEED, MAX_SIZE, MAX_STEPS, MAX_TRAIN_STEPS, MAX_VARIANTS, MIN_FPS,
+                      check_prompt)
 from ..device import device_name
 from ..errors import MemeError, one_line
 from ..files import slug
@@ -47,6 +48,7 @@ from ..media.presets import PRESETS
 from ..media.writers import ENCODERS
 from ..meme_folder import MEME_JSON, PREVIEW, MemeManifest
 from ..models.batch import BATCH_BUCKETS
+from ..models.follow import FOLLOW_MEASURES
 from ..prompts import guess_template, subject_prompt
 from ..runtime.meme import FOLLOWS, STARTS, GenRequest, GenSettings, variant_requests
 from ..runtime.store import MemeStore
@@ -90,6 +92,9 @@ class GenBody(BaseModel):
     start: Literal[STARTS] = GenSettings.start
     variation: float | None = Field(GenSettings.variation, ge=0, le=1, allow_inf_nan=False)
     follow: Literal[FOLLOWS] = GenSettings.follow
+    follow_measure: Literal[FOLLOW_MEASURES] = GenSettings.follow_measure
+    guidance_until: float = Field(GenSettings.guidance_until, ge=0, le=1, allow_inf_nan=False)
+    cache_interval: int = Field(GenSettings.cache_interval, ge=1, le=MAX_CACHE_INTERVAL)
     variants: int = Field(1, ge=1, le=MAX_VARIANTS)
     format: Literal[tuple(ENCODERS)] = "gif"
     max_kb: float | None = Field(None, gt=0, le=1e6, allow_inf_nan=False)
