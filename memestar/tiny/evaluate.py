@@ -9,9 +9,10 @@ generate new subjects never seen in motion and read every frame back with the re
 - variety: the mean pixel difference between the clips of different seeds (0: every seed gives the same clip).
 Compares the tuning losses (`train/losses.py`), the starts (the stored inversion, its coarse layout with fresh
 detail, a mix of it with fresh noise, fresh noise) and, optionally, samplers and step counts (with the seconds each
-clip took) and guidance scales, and with and without following the source's subject track (`models/follow.py`),
-against an untuned meme (the inflated base with its temporal output at zero, inverted and sampled the same way: what
-tuning itself adds).
+clip took) and guidance scales, with and without following the source's subject track (`models/follow.py`, measured
+on the latents or on decoded frames), the loop's work savers (guidance only on the early steps, deep features
+reused between steps), against an untuned meme (the inflated base with its temporal output at zero, inverted and
+sampled the same way: what tuning itself adds).
 """
 
 import datetime
@@ -23,10 +24,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..checks import MAX_TRAIN_STEPS, check_guidance, check_int, check_lr, check_steps, check_variation
+from ..checks import (MAX_TRAIN_STEPS, check_cache_interval, check_guidance, check_guidance_until, check_int, check_lr,
+                      check_steps, check_variation)
 from ..errors import MemeError
 from ..files import slug
 from ..media.writers import write_gif
+from ..models.follow import FOLLOW_MEASURES
 from ..models.video_unet import DEFAULT_FRAME_POSITIONS, DEFAULT_GROUP_NORM, GROUP_NORM_MODES, TUNED
 from ..runtime import Meme
 from ..runtime.backend import SAMPLERS
@@ -67,9 +70,12 @@ class EvalOptions:
     mix: float = MIX_VARIATION  # the noise share of the mix start
     layout: float = LAYOUT_VARIATION  # the layout start's cut (its variation: below 1 - v of Nyquist kept)
     samplers: tuple[str, ...] = (GenSettings.sampler,)
-    gen_steps: tuple[int, ...] = (25,)
+    gen_steps: tuple[int, ...] = (GenSettings.steps,)
     follows: tuple[bool, ...] = (True,)  # with and/or without following the clip's subject track
     guidances: tuple[float, ...] = (5.0,)  # classifier-free guidance scales compared
+    follow_measures: tuple[str, ...] = (GenSettings.follow_measure,)  # where a followed subject is measured
+    guidance_untils: tuple[float, ...] = (GenSettings.guidance_until,)  # guidance on the steps above this share
+    cache_intervals: tuple[int, ...] = (GenSettings.cache_interval,)  # deep features recomputed every N steps
     seeds: int = 2  # clips per (subject, start) from seeds 0, 1, ...: their difference is the variety
     group_norm: str = DEFAULT_GROUP_NORM
     inversion_steps: int = 25
@@ -102,6 +108,14 @@ class EvalOptions:
             raise MemeError("--guidance must give at least one scale")
         for g in self.guidances:
             check_guidance(g)
+        if not self.follow_measures or set(self.follow_measures) - set(FOLLOW_MEASURES):
+            raise MemeError(f"--follow-measure must name some of {', '.join(FOLLOW_MEASURES)}")
+        if not self.guidance_untils or not self.cache_intervals:
+            raise MemeError("--guidance-until and --cache-interval must give at least one value each")
+        for until in self.guidance_untils:
+            check_guidance_until(until)
+        for interval in self.cache_intervals:
+            check_cache_interval(interval)
         check_int("--subjects", self.subjects, 1, min(len(t) for _, t in PLAN.values()))
         check_int("--seeds", self.seeds, 1, 8)
         check_steps(self.steps, "--steps", MAX_TRAIN_STEPS)
@@ -192,18 +206,26 @@ def pixel_difference(clips: list[np.ndarray]) -> float:
     return float(np.mean([np.abs(a.astype(np.int16) - b).mean() for a, b in pairs])) if pairs else 0.0
 
 
+# The generation settings each row of the report names (with the tuning), in order.
+AXES = ("start", "sampler", "steps", "follow", "follow_measure", "guidance", "guidance_until", "cache_interval")
+
+
 def eval_requests(o: EvalOptions, motion: str) -> list[dict]:
-    """What to generate from each meme of `motion`: every (subject, start, sampler, steps, follow, guidance, seed);
-    from the inversion alone every seed gives the same clip, so it runs once."""
+    """What to generate from each meme of `motion`: every (subject, start, sampler, steps, follow and its measure,
+    guidance and its last guided share, cache interval, seed); from the inversion alone every seed gives the same
+    clip, so it runs once. Without following, the measure has nothing to change: it runs once."""
     out = []
-    for (colour, shape), start, sampler, steps, follows, guidance in itertools.product(
-            PLAN[motion][1][:o.subjects], o.starts, o.samplers, o.gen_steps, o.follows, o.guidances):
-        follow = "on" if follows else "off"
+    for (colour, shape), start, sampler, steps, follows, measure, guidance, until, interval in itertools.product(
+            PLAN[motion][1][:o.subjects], o.starts, o.samplers, o.gen_steps, o.follows, o.follow_measures,
+            o.guidances, o.guidance_untils, o.cache_intervals):
+        if not follows and measure != o.follow_measures[0]:
+            continue
         for seed in range(o.seed, o.seed + (1 if start == "inversion" else o.seeds)):
             settings = GenSettings(seed=seed, steps=steps, guidance=guidance, sampler=sampler, start=start,
-                                   variation={"mix": o.mix, "layout": o.layout}.get(start), follow=follow)
-            out.append({"colour": colour, "shape": shape, "start": start, "sampler": sampler, "steps": steps,
-                        "follow": follow, "guidance": guidance, "seed": seed,
+                                   variation={"mix": o.mix, "layout": o.layout}.get(start),
+                                   follow="on" if follows else "off", follow_measure=measure, guidance_until=until,
+                                   cache_interval=interval)
+            out.append({"colour": colour, "shape": shape, "seed": seed, **{a: getattr(settings, a) for a in AXES},
                         "request": GenRequest(clip_caption(Sprite(colour, shape), motion), settings)})
     return out
 
@@ -242,13 +264,12 @@ def score_meme(o: EvalOptions, meme: Meme, motion: str, tuning: str, source: tup
     clips: dict[tuple, list[np.ndarray]] = {}
     rows = []
     for w, g in zip(wanted, generations):
-        group = (w["colour"], w["shape"], w["start"], w["sampler"], w["steps"], w["follow"], w["guidance"])
+        group = (w["colour"], w["shape"], *(w[a] for a in AXES))
         clips.setdefault(group, []).append(g.frames)
         if o.keep:
             write_gif(g.frames, root / f"{motion}-{slug(tuning)}-{'-'.join(map(str, group))}-{w['seed']}.gif",
                       fps=8)
-        rows.append({"motion": motion, "tuning": tuning, "start": w["start"], "sampler": w["sampler"],
-                     "steps": w["steps"], "follow": w["follow"], "guidance": w["guidance"], "prompt": g.prompt,
+        rows.append({"motion": motion, "tuning": tuning, **{a: w[a] for a in AXES}, "prompt": g.prompt,
                      "seed": w["seed"], "group": group,
                      "seconds": g.seconds["total"] / g.batch_size,
                      **score_clip(g.frames, w["colour"], w["shape"], source, source_track)})
@@ -258,8 +279,10 @@ def score_meme(o: EvalOptions, meme: Meme, motion: str, tuning: str, source: tup
 
 
 def variant_name(row: dict) -> str:
-    return (f"{row['tuning']} / {row['start']} / {row['sampler']} {row['steps']} / follow {row['follow']} / "
-            f"guidance {row['guidance']:g}")
+    follow = f"follow {row['follow']}" + (f" ({row['follow_measure']})" if row["follow"] == "on" else "")
+    guidance = f"guidance {row['guidance']:g}" + (f" until {row['guidance_until']:g}" if row["guidance_until"] else "")
+    cache = f" / cache {row['cache_interval']}" if row["cache_interval"] > 1 else ""
+    return f"{row['tuning']} / {row['start']} / {row['sampler']} {row['steps']} / {follow} / {guidance}{cache}"
 
 
 def report(o: EvalOptions, rows: list[dict]) -> dict:
@@ -296,7 +319,8 @@ def markdown(r: dict) -> str:
     motions = list(next(iter(r["variants"].values()))["motions"])
     lines = [f"# meme eval: motion transfer on the `{r['base']}` base", "",
              f"Date: {r['date']}. Settings: {r['settings']}.", "",
-             "Tuning / start / sampler steps / following the subject track / guidance, over every motion and subject "
+             "Tuning / start / sampler steps / following the subject track (measured on) / guidance (until the "
+             "timestep share where it stops) / deep-cache interval, over every motion and subject "
              "(seconds: sampling and decoding one clip in batches of up to 8; variety: mean pixel difference between "
              "seeds):",
              "",
