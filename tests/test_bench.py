@@ -7,8 +7,10 @@ from diffusers import UNet2DConditionModel
 
 from memestar.bench.measure import count_flops
 from memestar.bench.run import STAGES, BenchOptions, run_bench, write_report
+from memestar.bench.work import clip_work, count_step_costs
 from memestar.models.random_base import _CONFIGS
 from memestar.models.video_unet import VideoUNet
+from memestar.runtime import GenSettings, Meme
 
 
 def test_bench_tiny_writes_every_stage(tmp_path):
@@ -22,9 +24,15 @@ def test_bench_tiny_writes_every_stage(tmp_path):
         for stage, m in backend["stages"].items():
             assert m["p10_s"] <= m["median_s"] <= m["p90_s"], (name, stage)
             assert m["peak_memory_bytes"] > 0
-        assert backend["stages"]["loop"]["flops"] == 3 * backend["stages"]["unet_step"]["flops"] > 0
     ort, ours = saved["backends"]["ort"]["stages"], saved["backends"]["torch"]["stages"]
-    assert ort["unet_step"]["flops"] == ours["unet_step"]["flops"]
+    baseline = saved["backends"]["baseline"]["stages"]
+    assert baseline["loop"]["flops"] == 3 * baseline["unet_step"]["flops"] > 0  # every step whole and guided
+    assert ort["unet_step"]["flops"] == ours["unet_step"]["flops"] == baseline["unet_step"]["flops"]
+    assert 0 < ours["end_to_end"]["flops"] <= ort["end_to_end"]["flops"]  # the exported UNet is always whole
+    work = saved["work"]
+    assert work["previous default"]["share_of_previous"] == 1
+    assert 0 < work["default"]["total"] <= work["previous default"]["total"]
+    assert "Work per clip" in md_path.read_text()
     assert saved["backends"]["torch"]["stages"]["train_step"]["steps_per_s"] > 0
     assert set(saved["backends"]["torch"]["speedup"]) == set(STAGES) | {"train_step"}
     assert set(saved["backends"]["ort"]["speedup"]) == set(STAGES)
@@ -70,3 +78,41 @@ def test_sd15_flops_match_the_published_counts():
         video = count_flops(lambda: VideoUNet(unet)(torch.randn(1, 4, 4, 32, 32), 10, text)) / 4
     assert image / 1e9 == pytest.approx(180.11, rel=1e-3)
     assert video / 1e9 == pytest.approx(200.7, rel=1e-2)
+
+
+@pytest.mark.parametrize("settings", [
+    GenSettings(steps=4, guidance=5.0, follow_measure="pixels"),
+    GenSettings(steps=4, guidance=5.0, follow_measure="latents"),
+    GenSettings(steps=5, guidance=5.0, guidance_until=0.5),
+    GenSettings(steps=5, guidance=5.0, cache_interval=2),
+    GenSettings(steps=6, guidance=5.0, sampler="dpm++", guidance_until=0.3, cache_interval=3, follow_measure="pixels"),
+    GenSettings(steps=3, guidance=1.0, cache_interval=2),
+], ids=["pixels", "latents", "guidance-until", "cache", "all", "unguided"])
+def test_the_work_per_clip_is_what_the_loop_runs(settings, small_meme_dir):
+    """`clip_work`'s plan (costs counted once on the meta device) equals FlopCounterMode over a real loop of the
+    torch backend with the same settings, following the meme's track."""
+    meme = Meme.load(small_meme_dir)
+    backend, m = meme.backend, meme.manifest
+    costs = count_step_costs(m.base.reference, m.frames, m.size)
+    x, track = meme.inversion.float(), m.subject_track.tensor()[None]
+    text = torch.cat([backend.encode_text([""]), backend.encode_text(["a blue circle"])])
+    text = text if settings.guidance > 1 else text[1:]
+    counted = count_flops(lambda: backend.sample(settings.sampler, settings.steps, x, text, settings.guidance, track,
+                                                 guidance_until=settings.guidance_until,
+                                                 cache_interval=settings.cache_interval,
+                                                 follow_measure=settings.follow_measure))
+    work = clip_work(costs, settings, follows=True)
+    assert counted == work["unet"] + work["follow"] > 0
+    assert costs.decode == count_flops(lambda: backend.decode_pixels(x))
+    assert costs.text == count_flops(lambda: backend.encode_text(["a blue circle"]))
+
+
+def test_work_only_reports_the_default_beside_the_previous_default(run_meme, tmp_path):
+    r = run_meme("bench", "--work-only", "--preset", "tiny", "--json", tmp_path / "w.json", "--markdown",
+                 tmp_path / "w.md", "--quiet")
+    assert r.returncode == 0, r.stderr
+    work = json.loads((tmp_path / "w.json").read_text())["work"]
+    assert list(work)[0] == "previous default" and list(work)[-1] == "default"
+    assert work["previous default"]["follow"] > 0 and work["default"]["follow"] == 0  # no decoder in the loop
+    assert all(0 < w["share_of_previous"] <= 1 for w in work.values())
+    assert "| default |" in (tmp_path / "w.md").read_text()

@@ -63,9 +63,10 @@ def test_install_goes_to_a_target_folder_without_the_index():
     assert "/.whl/" in ignored and "/.gpu-site/" in ignored
 
 
-def test_the_steps_cover_the_gpu_tests_and_both_bench_sizes():
+def test_the_steps_cover_the_gpu_tests_the_default_path_and_both_bench_sizes():
     steps = gpu_check.plan("python", "NVIDIA H100 80GB HBM3", "2026-11-25")
-    assert list(steps) == ["tests", "bench-256", "bench-128", "serve"]
+    assert list(steps) == ["tests", "default", "bench-256", "bench-128", "serve"]
+    assert steps["default"][1].endswith("default_path.py") and "sd15" in steps["default"]
     assert steps["serve"][steps["serve"].index("--preset") + 1] == "sd15" and "--serve" in steps["serve"]
     assert steps["tests"][:5] == ["python", "-m", "pytest", "-m", "gpu"]
     for size in (256, 128):
@@ -93,7 +94,7 @@ def test_the_summary_compares_with_the_targets(tmp_path, monkeypatch):
     import json
 
     monkeypatch.setattr(gpu_check, "RESULTS", tmp_path)
-    stage = {"median_s": 0.4, "peak_memory_bytes": 3 * 2 ** 30, "peak_share": 0.25}
+    stage = {"median_s": 0.2, "peak_memory_bytes": 3 * 2 ** 30, "peak_share": 0.25}
     train = {"median_s": 0.2, "peak_memory_bytes": 6 * 2 ** 30, "precision": "bfloat16",
              "gradient_checkpointing": True, "load_s": 15.0}
     batches = {k: {"clips_per_s": 2.0 * int(k), "median_s": 0.5} for k in "1248"}
@@ -103,7 +104,25 @@ def test_the_summary_compares_with_the_targets(tmp_path, monkeypatch):
     stem = gpu_check.report_stem("GPU X", "2026-11-25")
     (tmp_path / f"{stem}-bench-256.json").write_text(json.dumps(report))
     text = gpu_check.summary("GPU X", "2026-11-25", tests_line="9 passed")
-    assert "| 256 | torch (bfloat16) | 0.400 | 0.400 | 0.5 | yes |" in text
+    assert "| 256 | torch (bfloat16) | 0.200 | 0.200 | 0.25 | yes |" in text
     assert "| 256 | torch (bfloat16) | 0.200 | 15.0 | 55.0 | 6.00 | True | yes |" in text
     assert "STEP=bench-128" in text and "9 passed" in text
     assert "| 256 | torch (bfloat16) | 2.00 | 4.00 | 8.00 | 16.00 | 4.00 |" in text
+
+
+def test_the_default_path_times_cold_and_warm_clips_in_two_processes(tmp_path):
+    """`benchmarks/default_path.py` on the CPU with the tiny preset: each process loads the meme, times its first
+    clip and warm ones with following on and off, and the report holds both processes."""
+    import json
+
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "default_path.py"), "--preset", "tiny", "--sizes",
+                        "32", "--device", "cpu", "--json", tmp_path / "d.json", "--markdown", tmp_path / "d.md"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "d.json").read_text())
+    processes = report["sizes"][0]["processes"]
+    assert len(processes) == 2
+    for p in processes:
+        assert p["first_clip_s"] > 0 and p["warm_s"] > 0 and p["warm_follow_off_s"] > 0 and p["load_s"] > 0
+        assert p["settings"]["follow"] is True  # the bench's meme has a track: no flags follow it
+    assert "| 32 | 2 |" in (tmp_path / "d.md").read_text()

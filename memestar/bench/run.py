@@ -1,8 +1,11 @@
 """`meme bench`: every stage of generation (and, with --train, tuning) against the eager fp32 baseline.
 
-One run builds an untrained meme on the preset's base (timing does not depend on the values), measures
-the device's peak FLOP/s with a large matrix product in each precision used, then times each stage for
-the baseline and for each of our backends, counting its FLOPs.
+One run builds an untrained meme on the preset's base (timing does not depend on the values) with a subject track,
+so that our backends run the default path (following on, and every work saver `GenSettings` turns on), measures the
+device's peak FLOP/s with a large matrix product in each precision used, then times each stage for the baseline and
+for each of our backends. FLOPs come from `work.py`: each kind of step counted once on the meta device, times how
+many of each the settings run; the work table sets the default's FLOPs per clip beside the previous default's and
+each saver's alone.
 """
 
 import datetime
@@ -24,8 +27,8 @@ from ..errors import MemeError
 from ..export.meme import ExportOptions, export_meme
 from ..files import slug
 from ..media.writers import encode_gif
-from ..meme_folder import (ADAPTER, INVERSION, BaseRecord, InversionRecord, MemeManifest, library_versions,
-                           load_inversion, read_meme, save_inversion, write_meme_json)
+from ..meme_folder import (ADAPTER, INVERSION, BaseRecord, InversionRecord, MemeManifest, SubjectTrackRecord,
+                           library_versions, load_inversion, read_meme, save_inversion, write_meme_json)
 from ..models.adapter import save_adapter
 from ..models.batch import MAX_BATCH
 from ..models.base import load_base
@@ -39,15 +42,15 @@ from ..train.tune import TuneSettings, tune
 from .baseline import EagerFP32Baseline
 from .targets import GEN_TARGETS_S, TUNE_STEPS
 from .measure import count_flops, matmul_peak_flops, quantile, time_stage
+from .work import StepCosts, clip_work, count_step_costs, work_table
 
 PRESETS = {"tiny": dict(base="random-tiny", frames=8, size=64), "sd15": dict(base="random-sd15", frames=16, size=256)}
 # torch: CUDA graphs of the loop on a GPU (the default); torch-eager: without them; torch-compile: the UNet through
-# torch.compile, in a CUDA graph. The same work in each: FLOPs are counted once, on torch's run (and the baseline's).
+# torch.compile, in a CUDA graph. The same work in each.
 TORCH_VARIANTS = {"torch": {}, "torch-eager": {"cuda_graphs": False}, "torch-compile": {"compile": True}}
 GRAPH_BACKENDS = ("ort", "trt")  # run the meme's export
 OUR_BACKENDS = (*TORCH_VARIANTS, *GRAPH_BACKENDS)
 BATCHED = ("torch", *GRAPH_BACKENDS)  # throughput per batch size (torch-eager and -compile: in the per-call stages)
-COUNTED = ("baseline", "torch")  # FlopCounterMode runs these; the others do the same work
 TRAINED = ("baseline", "torch")  # tuning does not depend on the sampling variant
 STAGES = ("text", "unet_step", "loop", "decode", "media", "end_to_end")
 PROMPT = "running blueberry-elephant"
@@ -68,6 +71,7 @@ class BenchOptions:
     precision: str = "auto"
     baseline: bool = True
     batch_sizes: tuple[int, ...] = (1, 2, 4, 8)  # throughput of batched generation, per backend
+    work_only: bool = False  # only the work table (FLOPs per clip), no timing: seconds on a CPU, SD1.5 included
 
     def check(self) -> None:
         check_choice("--preset", self.preset, tuple(PRESETS))
@@ -87,8 +91,14 @@ class BenchOptions:
             raise MemeError(f"unknown backend(s) {', '.join(unknown)}: use {', '.join(OUR_BACKENDS)}")
 
 
+def bench_track(frames: int) -> SubjectTrackRecord:
+    """A subject sliding across the frame, as a sticker clip's: what the bench's meme follows."""
+    x = torch.linspace(-0.5, 0.5, frames)
+    return SubjectTrackRecord(x=x.tolist(), y=[0.0] * frames, size=[0.4] * frames)
+
+
 def make_untrained_meme(base: str, frames: int, size: int, folder: Path) -> Path:
-    """A meme folder with the tuned tensors at their initial values and random start latents."""
+    """A meme folder with the tuned tensors at their initial values, random start latents and a subject track."""
     folder.mkdir(parents=True)
     b = load_base(base)
     video = VideoUNet(b.unet)
@@ -100,7 +110,7 @@ def make_untrained_meme(base: str, frames: int, size: int, folder: Path) -> Path
     write_meme_json(folder, prompt="benchmark", base=BaseRecord(reference=base, id=b.fingerprint.id), frames=frames,
                     size=size, fps=8.0, group_norm=video.group_norm,
                     frame_positions=video.frame_positions, inversion=InversionRecord(steps=50, prompt=""),
-                    versions=library_versions())
+                    subject_track=bench_track(frames), versions=library_versions())
     return folder
 
 
@@ -117,25 +127,31 @@ def available_backends(device: torch.device) -> tuple[str, ...]:
 
 
 def _generation_stages(backend, o: BenchOptions, x: torch.Tensor, fps: float, end_to_end, encode_media,
-                       known_flops: dict | None):
-    """Stage name -> (callable, its FLOPs) for one backend; `known_flops` for backends torch cannot count."""
+                       costs: StepCosts, track: torch.Tensor | None):
+    """Stage name -> (callable, its FLOPs) for one backend: ours sample the default path (`GenSettings` at the
+    bench's steps and guidance, following `track`), the baseline every step whole and guided."""
+    s = GenSettings(steps=o.steps, guidance=o.guidance)
+    baseline = backend.name == "baseline"
+    if baseline:
+        s = GenSettings(steps=o.steps, guidance=o.guidance, sampler="ddim", guidance_until=0.0, cache_interval=1)
+    savers = {} if baseline else dict(guidance_until=s.guidance_until, cache_interval=s.cache_interval,
+                                      follow_measure=s.follow_measure)
     text = torch.cat([backend.encode_text([""]), backend.encode_text([PROMPT])])
     t = torch.tensor(500, device=x.device)
-    latents = backend.sample("ddim", o.steps, x, text, o.guidance)
+    latents = backend.sample(s.sampler, s.steps, x, text, s.guidance, track, **savers)
     frames = backend.decode(latents)[0].numpy()
     calls = {
         "text": lambda: backend.encode_text([PROMPT]),
         "unet_step": lambda: backend.denoise(x, t, text, o.guidance),
-        "loop": lambda: backend.sample("ddim", o.steps, x, text, o.guidance),
+        "loop": lambda: backend.sample(s.sampler, s.steps, x, text, s.guidance, track, **savers),
         "decode": lambda: backend.decode(latents),
         "media": lambda: encode_media(frames, fps),
         "end_to_end": end_to_end,
     }
-    counted = ("text", "unet_step", "decode")
-    flops = {name: known_flops[name] if known_flops else count_flops(calls[name]) for name in counted}
-    flops["loop"] = o.steps * flops["unet_step"]
-    flops["media"] = 0
-    flops["end_to_end"] = flops["text"] + flops["loop"] + flops["decode"]
+    work = clip_work(costs, s, follows=track is not None, caches=backend.caches_deep_features,
+                     halves_unguided=backend.unet_passes(False) == 1)
+    flops = {"text": costs.text, "unet_step": backend.unet_passes(o.guidance > 1) * costs.unet,
+             "loop": work["unet"] + work["follow"], "decode": costs.decode, "media": 0, "end_to_end": work["total"]}
     return {name: (calls[name], flops[name]) for name in STAGES}
 
 
@@ -197,7 +213,7 @@ def _train_stage(meme: MemeManifest, device, dtype, o: BenchOptions, peak_flops:
 
 
 def _time_backend(name: str, folder: Path, meme_manifest: MemeManifest, device, o: BenchOptions, peak_flops: float,
-                  known_flops: dict | None, log) -> tuple[dict, dict]:
+                  costs: StepCosts, log) -> tuple[dict, dict]:
     """Loads one backend (or the baseline), times its stages and, for `BATCHED` backends, its batches on the same
     store; lets it go when it returns. Returns the stages and the batch figures (empty when not timed)."""
     if name == "baseline":
@@ -209,7 +225,7 @@ def _time_backend(name: str, folder: Path, meme_manifest: MemeManifest, device, 
             return backend.encode_media(backend.decode(backend.sample("ddim", o.steps, x, text, o.guidance))[0].numpy(),
                                         8.0)
 
-        encode_media = backend.encode_media
+        encode_media, track = backend.encode_media, None
     else:
         precision = "auto" if name in GRAPH_BACKENDS else o.precision  # graph backends: the bench's export
         store = MemeStore(device=str(device), precision=precision,
@@ -222,7 +238,8 @@ def _time_backend(name: str, folder: Path, meme_manifest: MemeManifest, device, 
             return meme.generate(PROMPT, steps=o.steps, guidance=o.guidance).encode("gif")
 
         encode_media = encode_gif
-    stages = _generation_stages(backend, o, x, 8.0, end_to_end, encode_media, known_flops)
+        track = meme.manifest.subject_track.tensor().to(device)[None]  # 1 f 3
+    stages = _generation_stages(backend, o, x, 8.0, end_to_end, encode_media, costs, track)
     measured = _measure(stages, device, o.repeat, peak_flops)
     if name not in BATCHED or not o.batch_sizes:
         return measured, {}
@@ -279,6 +296,12 @@ def run_bench(o: BenchOptions, log=print) -> dict:
     report = {"benchmark": "meme bench", "preset": o.preset, "base": preset["base"], "device": device_name(device),
               "date": datetime.date.today().isoformat(), "frames": frames, "size": size, "steps": o.steps,
               "guidance": o.guidance, "repeat": o.repeat, "versions": library_versions(), "backends": {}}
+    log(f"counting the work per clip ({preset['base']}, {frames} frames, {size} px) ...")
+    costs = count_step_costs(preset["base"], frames, size)
+    report["step_flops"] = {k: v for k, v in vars(costs).items() if k != "scheduler_config"}
+    report["work"] = work_table(costs)
+    if o.work_only:
+        return report
     graph_dtype = torch.float32 if dtype == torch.float32 else torch.float16  # exports are fp32 or fp16
     graphs = set(backends) & set(GRAPH_BACKENDS)
     peaks = {str(t).removeprefix("torch."): matmul_peak_flops(device, t)
@@ -296,16 +319,11 @@ def run_bench(o: BenchOptions, log=print) -> dict:
                                                          precision="fp32" if graph_dtype == torch.float32 else "fp16",
                                                          device=str(device), quiet=True))
         runs = [(name, graph_dtype if name in GRAPH_BACKENDS else dtype) for name in backends]
-        runs = sorted(runs + ([("baseline", torch.float32)] if o.baseline else []),
-                      key=lambda run: run[0] not in COUNTED)  # the others take the FLOPs counted for the same work
-        known_flops = None
-        for name, run_dtype in runs:
+        for name, run_dtype in runs + ([("baseline", torch.float32)] if o.baseline else []):
             precision = str(run_dtype).removeprefix("torch.")
             log(f"timing {name} ({precision}) ...")
-            stages, batches = _time_backend(name, folder, meme, device, o, peaks[precision],
-                                            None if name in COUNTED else known_flops, log)
+            stages, batches = _time_backend(name, folder, meme, device, o, peaks[precision], costs, log)
             report["backends"][name] = {"precision": precision, "stages": stages, **batches}
-            known_flops = known_flops or {s: m["flops"] for s, m in stages.items()}
             _free(device)
             if o.train and name in TRAINED:
                 log(f"timing tuning steps ({name}) ...")
@@ -325,7 +343,22 @@ def run_bench(o: BenchOptions, log=print) -> dict:
     return report
 
 
+def work_markdown(r: dict) -> list[str]:
+    """The work table: FLOPs per clip of the default path (following on) beside the previous default's."""
+    lines = ["", f"Work per clip ({r['base']}, {r['frames']} frames, {r['size']} px, following a subject track; "
+             f"FLOPs of matrix products, convolutions and attention, counted per step kind on the meta device):", "",
+             "| settings | GFLOP per clip | UNet | follow decodes | share of the previous default |",
+             "|---|---|---|---|---|"]
+    for name, w in r["work"].items():
+        lines.append(f"| {name} | {w['total'] / 1e9:.1f} | {w['unet'] / 1e9:.1f} | {w['follow'] / 1e9:.1f} | "
+                     f"{w['share_of_previous']:.3f} |")
+    return lines
+
+
 def markdown(r: dict) -> str:
+    if "peak_tflops_per_s" not in r:  # --work-only
+        return "\n".join([f"# meme bench --work-only: {r['base']}, {r['frames']} frames, {r['size']} px", "",
+                          f"Date: {r['date']}."] + work_markdown(r)) + "\n"
     peaks = ", ".join(f"{k} {v:.2f}" for k, v in r["peak_tflops_per_s"].items())
     lines = [f"# meme bench: {r['base']}, {r['frames']} frames, {r['size']} px, {r['steps']} steps, "
              f"guidance {r['guidance']}", "",
@@ -362,6 +395,7 @@ def markdown(r: dict) -> str:
                          f"{TUNE_STEPS} steps with loading {t['load_s'] + TUNE_STEPS * t['median_s']:.1f} s.")
         if "train_error" in b:
             lines.append(f"\nTuning ({name}): {b['train_error']}.")
+    lines += work_markdown(r)
     target = GEN_TARGETS_S.get(r["size"]) if r["preset"] == "sd15" else None
     for name, b in r["backends"].items():
         if target is None or name == "baseline":
@@ -376,5 +410,7 @@ def markdown(r: dict) -> str:
 
 
 def write_report(report: dict, json_path: Path | None, markdown_path: Path | None) -> tuple[Path, Path]:
-    stem = f"bench-{report['preset']}-{report['frames']}f-{report['size']}px-{slug(report['device'])}-{report['date']}"
+    shape = f"{report['preset']}-{report['frames']}f-{report['size']}px"
+    stem = f"work-{shape}-{report['date']}" if "peak_tflops_per_s" not in report else \
+        f"bench-{shape}-{slug(report['device'])}-{report['date']}"  # FLOPs are the same on every device
     return files.write_report(report, markdown(report), stem, json_path, markdown_path)
