@@ -100,6 +100,43 @@ def test_gif_has_one_palette_loops_and_keeps_time(tmp_path):
         assert im.n_frames == 6 and im.info["loop"] == 0 and im.info["duration"] == 40
 
 
+def _gif_read(data: bytes) -> tuple[np.ndarray, list[tuple[int, int, int, int]], list[int]]:
+    """The frames as a player shows them (RGBA), each stored frame's box (x0, y0, x1, y1) and milliseconds."""
+    import io
+
+    from PIL import ImageSequence
+
+    with Image.open(io.BytesIO(data)) as im:
+        frames, boxes, durations = [], [], []
+        for frame in ImageSequence.Iterator(im):
+            boxes.append(frame.dispose_extent)
+            durations.append(frame.info["duration"])
+            frames.append(np.asarray(frame.convert("RGBA")))
+    return np.stack(frames), boxes, durations
+
+
+def test_gif_frames_store_only_what_changed_and_read_back_exactly():
+    """A flat clip (the palette holds every colour) reads back pixel for pixel, each frame stored as the box that
+    changed, a repeated frame as a longer delay; a sticker's frames (holes) keep their transparency with only their
+    opaque box stored, an empty one as one pixel."""
+    from memestar.media.writers import encode_gif
+
+    flat = np.full((5, 40, 40, 3), 240, np.uint8)
+    for i, x in enumerate((3, 7, 11, 11, 15)):
+        flat[i, 10:20, x:x + 10] = (20, 30, 200)
+    back, boxes, durations = _gif_read(encode_gif(flat, 8))
+    assert np.array_equal(back[..., :3], flat[[0, 1, 2, 4]]) and (back[..., 3] == 255).all()
+    assert boxes == [(0, 0, 40, 40), (3, 10, 17, 20), (7, 10, 21, 20), (11, 10, 25, 20)]
+    assert durations == [120, 120, 250, 120]  # 125 ms in hundredths of a second; the held frame twice that
+    sticker = np.zeros((4, 40, 40, 4), np.uint8)
+    for i in (0, 1, 3):  # frame 2 is empty
+        sticker[i, 10:20, 3 + 6 * i:13 + 6 * i] = (0, 0, 0, 255)  # black: the colour a padded palette holds
+    back, boxes, _ = _gif_read(encode_gif(sticker, 8))
+    assert np.array_equal(back[..., 3] > 0, sticker[..., 3] > 0)
+    assert np.array_equal(back[..., :3][sticker[..., 3] > 0], sticker[..., :3][sticker[..., 3] > 0])
+    assert boxes[1:] == [(9, 10, 19, 20), (0, 0, 1, 1), (21, 10, 31, 20)]
+
+
 def _local_colour_tables(gif: bytes) -> int:
     """Counts image descriptors (0x2C) whose local-colour-table flag is set, walking the GIF blocks."""
     pos = 13 + (3 * 2 ** ((gif[10] & 7) + 1) if gif[10] & 0x80 else 0)

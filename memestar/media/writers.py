@@ -5,11 +5,12 @@ write never leaves a half file under the real name.
 """
 
 import io
+import struct
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import GifImagePlugin, Image
 
 from ..errors import MemeError
 from ..files import atomic_path
@@ -25,25 +26,36 @@ def _check_frames(frames: np.ndarray, alpha: bool = False) -> np.ndarray:
 
 
 TRANSPARENT_BELOW = 128  # GIF's 1-bit transparency: alpha under this is a hole
+# Pixels the octree palette is built from (a stride over the clip). 16 frames of 256 px: 0.7 ms here, where 262,144
+# (the whole of 16 frames of 128 px) took 62 ms with the same dithered error (benchmarks/results/media-encode-*).
+PALETTE_SAMPLE = 16_384
 
 
-PALETTE_SAMPLE = 262_144  # pixels the palette is built from (a stride over the clip)
+def _exact_palette(frames: np.ndarray, colors: int) -> Image.Image | None:
+    """A palette of the clip's own colours (sorted) when it has no more than `colors`, else None; one pass of
+    Pillow's colour counter over every frame (it stops as soon as there are more)."""
+    f, h, w, _ = frames.shape
+    counted = Image.fromarray(frames.reshape(f * h, w, 3)).getcolors(colors)  # one tall image, no copy
+    if counted is None:
+        return None
+    palette = Image.new("P", (1, 1))
+    palette.putpalette(bytes(v for _, colour in sorted(counted, key=lambda c: c[1]) for v in colour))
+    return palette
 
 
 def shared_palette(frames: np.ndarray, colors: int = 256) -> Image.Image:
     """One palette for the whole clip, so a colour keeps its index and GIF frames do not flicker: the clip's own
     colours when it has no more than `colors` (flat memes, stickers: exact), else Pillow's fast octree over a
-    sample. On 16 noise-like frames of 256 px the GIF takes 0.09 s where median cut over every pixel took 0.72 s
-    (the largest stage of a GPU generation), with lower error after dithering (noise 12.6 against 12.9 levels
-    per pixel, gradients 5.8 against 6.5, blocks 13.5 against 17.6)."""
-    f, h, w, _ = frames.shape
-    pixels = frames.reshape(-1, 3)[::max(1, f * h * w // PALETTE_SAMPLE)]
-    packed = np.unique((pixels[:, 0].astype(np.uint32) << 16) | (pixels[:, 1].astype(np.uint32) << 8) | pixels[:, 2])
-    if len(packed) <= colors:
-        exact = np.stack([packed >> 16, (packed >> 8) & 255, packed & 255], axis=1).astype(np.uint8)
-        palette = Image.new("P", (1, 1))
-        palette.putpalette(exact.tobytes())
-        return palette
+    sample of `PALETTE_SAMPLE` pixels."""
+    return _exact_palette(frames, colors) or _octree_palette(frames, colors)
+
+
+def _octree_palette(frames: np.ndarray, colors: int) -> Image.Image:
+    """Pillow's fast octree over `PALETTE_SAMPLE` pixels drawn at random (a fixed seed: the same clip, the same
+    palette); a regular stride would see the same few columns of every frame."""
+    pixels = frames.reshape(-1, 3)
+    if len(pixels) > PALETTE_SAMPLE:
+        pixels = pixels[np.random.default_rng(0).integers(0, len(pixels), PALETTE_SAMPLE)]
     side = int(np.ceil(np.sqrt(len(pixels))))
     sheet = np.zeros((side * side, 3), np.uint8)
     sheet[: len(pixels)] = pixels
@@ -52,37 +64,79 @@ def shared_palette(frames: np.ndarray, colors: int = 256) -> Image.Image:
                                                                    dither=Image.Dither.NONE)
 
 
+def _palette_indices(rgb: np.ndarray, palette: Image.Image, dither: bool) -> np.ndarray:
+    """`f h w 3` frames -> `f h w` indices into `palette`, all frames in one call (one tall image); Floyd-Steinberg
+    dithering where the palette does not hold every colour."""
+    f, h, w, _ = rgb.shape
+    mode = Image.Dither.FLOYDSTEINBERG if dither else Image.Dither.NONE
+    tall = Image.fromarray(rgb.reshape(f * h, w, 3)).quantize(palette=palette, dither=mode)
+    return np.asarray(tall).reshape(f, h, w)
+
+
+def _changed_box(changed: np.ndarray) -> tuple[int, int, int, int]:
+    """The smallest box (x0, y0, x1, y1) holding every True of `changed` `(h, w)`; a 1-px box at the corner when
+    none is (GIF wants an image for every frame's delay)."""
+    rows, cols = np.flatnonzero(changed.any(1)), np.flatnonzero(changed.any(0))
+    if not len(rows):
+        return 0, 0, 1, 1
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def _gif_container(indices: np.ndarray, entries: bytes, fps: float, holes: np.ndarray | None) -> bytes:
+    """A looping GIF89a of `f h w` palette indices with one global colour table (`entries`, RGB triplets). A frame
+    equal to the one before lengthens its delay instead of being stored again; each stored frame is a graphic
+    control block (its delay; with `holes`, the last entry is transparent and each frame is cleared before the next)
+    and Pillow's LZW-coded image (`GifImagePlugin.getdata`) of the box that changed: where it differs from the frame
+    before, or with holes where it is opaque."""
+    f, h, w = indices.shape
+    bits = max(1, int(np.ceil(np.log2(max(2, len(entries) // 3)))))
+    frame_ms = round(1000 / fps)
+    kept, durations = [], []  # stored frames and their milliseconds
+    for i in range(f):
+        if kept and np.array_equal(indices[i], indices[kept[-1]]) and \
+                (holes is None or np.array_equal(holes[i], holes[kept[-1]])):
+            durations[-1] += frame_ms
+        else:
+            kept.append(i)
+            durations.append(frame_ms)
+    hole = len(entries) // 3 - 1
+    flags = (2 << 2 | 1) if holes is not None else 1 << 2  # disposal 2 (clear) and transparency, or 1 (keep)
+    out = [b"GIF89a", struct.pack("<HHBBB", w, h, 0x80 | (bits - 1), 0, 0), entries.ljust(3 << bits, b"\0"),
+           b"!\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"]  # loop forever
+    for k, (i, ms) in enumerate(zip(kept, durations)):
+        if holes is not None:
+            x0, y0, x1, y1 = _changed_box(~holes[i])
+        else:
+            x0, y0, x1, y1 = (0, 0, w, h) if k == 0 else _changed_box(indices[i] != indices[kept[k - 1]])
+        delay = min(int(ms / 10), 0xFFFF)  # hundredths of a second, as Pillow writes a duration in milliseconds
+        out.append(b"!\xf9\x04" + struct.pack("<BHBB", flags, delay, hole if holes is not None else 0, 0))
+        out.extend(GifImagePlugin.getdata(Image.fromarray(np.ascontiguousarray(indices[i, y0:y1, x0:x1]), "L"),
+                                          offset=(x0, y0)))
+    out.append(b";")
+    return b"".join(out)
+
+
 def encode_gif(frames: np.ndarray, fps: float, colors: int = 256, dither: bool = True) -> bytes:
-    """A looping GIF with one palette across all frames and Floyd-Steinberg dithering. RGBA frames get GIF's
-    1-bit transparency: one palette entry is the hole, every frame cleared before the next (disposal 2)."""
+    """A looping GIF with one palette across all frames and Floyd-Steinberg dithering (none needed when the palette
+    holds every colour). RGBA frames get GIF's 1-bit transparency: one palette entry is the hole, every frame cleared
+    before the next (disposal 2)."""
     frames = _check_frames(frames, alpha=True)
     holes = frames[..., 3] < TRANSPARENT_BELOW if frames.shape[-1] == 4 else None
     rgb = np.ascontiguousarray(frames[..., :3])
     if holes is not None and not holes.any():
         holes = None
-    if holes is None:
-        palette = shared_palette(rgb, colors)
-    else:
-        opaque = rgb[~holes] if (~holes).any() else rgb.reshape(-1, 3)[:1]
-        palette = shared_palette(opaque[None, None], colors - 1)  # 1 h w 3: the opaque pixels only
-    mode = Image.Dither.FLOYDSTEINBERG if dither else Image.Dither.NONE
-    images = [Image.fromarray(f).quantize(palette=palette, dither=mode) for f in rgb]
+    colored = rgb if holes is None else (rgb[~holes] if (~holes).any() else rgb.reshape(-1, 3)[:1])[None, None]
+    colors -= holes is not None  # with holes, the last entry is the hole
+    palette = _exact_palette(colored, colors)
+    exact = palette is not None
+    palette = palette or _octree_palette(colored, colors)
     entries = bytes(palette.getpalette())
-    options = {"disposal": 1}
-    if holes is not None:
-        hole = colors - 1
-        entries = entries[:3 * hole].ljust(3 * hole, b"\0") + b"\0\0\0"
-        for i, image in enumerate(images):
-            index = np.asarray(image).copy()
-            index[holes[i]] = hole
-            images[i] = Image.fromarray(index, "P")
-            images[i].putpalette(entries)
-        options = {"disposal": 2, "transparency": hole}
-    buffer = io.BytesIO()
-    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], loop=0,
-                   duration=round(1000 / fps), optimize=False, palette=entries,  # the global colour table
-                   **options)
-    return buffer.getvalue()
+    indices = _palette_indices(rgb, palette, dither and not exact)
+    if holes is None:
+        return _gif_container(indices, entries, fps, None)
+    indices = indices.copy()
+    indices[holes] = colors  # the entry after the palette's: the hole
+    return _gif_container(indices, entries[:3 * colors].ljust(3 * colors, b"\0") + b"\0\0\0", fps, holes)
 
 
 def encode_webp(frames: np.ndarray, fps: float, quality: int = 80) -> bytes:
