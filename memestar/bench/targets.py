@@ -3,7 +3,6 @@
 
 GEN_TARGETS_S = {256: 0.25, 128: 0.08}  # end to end: 16 frames, the default path (following on), GIF written
 FIRST_CLIP_EXTRA_S = 2.0  # the first clip after loading a meme, over a warm one
-WORK_SHARE_TARGET = 0.25  # the default path's FLOPs per clip over the previous default's (bench/work.py)
 TUNE_TARGET_S = 60.0  # 200 tuning steps of 16 frames at 256 px, loading included
 TUNE_STEPS = 200
 TUNE_PEAK_GIB = 8.0

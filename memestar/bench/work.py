@@ -12,12 +12,11 @@ from dataclasses import dataclass, fields, replace
 import torch
 
 from ..models.base import load_base
-from ..models.deep_cache import DeepCache, cache_plan
+from ..models.deep_cache import DeepCache
 from ..models.follow import followed_steps
-from ..models.guidance import guided_steps
 from ..models.vae import decode_pixels, vae_scale_factor
 from ..models.video_unet import VideoUNet
-from ..runtime.backend import SAMPLERS
+from ..runtime.backend import SAMPLERS, loop_plan
 from ..runtime.meme import GenSettings
 from .measure import count_flops
 
@@ -67,11 +66,10 @@ def clip_work(costs: StepCosts, s: GenSettings, follows: bool, caches: bool = Tr
     decode, total. On a backend that caches deep features or not (`caches`), and whose unguided steps run one UNet
     pass or, as the exported graphs, two (`halves_unguided`)."""
     timesteps = SAMPLERS[s.sampler](costs.scheduler_config, s.steps).timestep_list
-    guided = guided_steps(timesteps, costs.scheduler_config, s.guidance_until) if s.guidance > 1 \
-        else [False] * len(timesteps)
-    plan = cache_plan(guided, s.cache_interval if caches else 1)
-    passes = [2 if g or not halves_unguided else 1 for g in guided]
-    unet = sum(n * (costs.unet_reuse if mode == "reuse" else costs.unet) for n, mode in zip(passes, plan))
+    plan = loop_plan(timesteps, costs.scheduler_config, s.guidance > 1, s.guidance_until,
+                     s.cache_interval if caches else 1)
+    unet = sum((2 if guided or not halves_unguided else 1) * (costs.unet_reuse if mode == "reuse" else costs.unet)
+               for guided, mode in plan)
     follow = followed_steps(timesteps, costs.scheduler_config) * costs.decode \
         if follows and s.follow_measure == "pixels" else 0
     work = {"text": costs.text * (2 if s.guidance > 1 else 1), "unet": unet, "follow": follow, "decode": costs.decode}
@@ -92,8 +90,9 @@ def work_points(default: GenSettings | None = None) -> dict[str, GenSettings]:
 
 def work_table(costs: StepCosts, follows: bool = True) -> dict[str, dict]:
     """FLOPs per clip of each of `work_points`, and its share of the previous default's."""
-    rows = {name: clip_work(costs, s, follows) for name, s in work_points().items()}
+    points = work_points()
+    rows = {name: clip_work(costs, s, follows) for name, s in points.items()}
     before = rows["previous default"]["total"]
-    return {name: {**w, "share_of_previous": w["total"] / before,
+    return {name: {**rows[name], "share_of_previous": rows[name]["total"] / before,
                    "settings": {f.name: getattr(s, f.name) for f in fields(s) if f.name in ("guidance", *SAVERS)}}
-            for (name, w), s in zip(rows.items(), work_points().values())}
+            for name, s in points.items()}

@@ -37,11 +37,15 @@ LATENT_UPSAMPLE = 2
 FOLLOW_MEASURES = ("latents", "pixels")
 
 
-def _difference(pixels: torch.Tensor) -> torch.Tensor:
-    """`(n, f, H, W, 3)` frames in [0, 255] -> `(n f, H, W)`: each pixel's RGB distance from its frame's median."""
-    x = pixels.float().flatten(0, 1).permute(0, 3, 1, 2)  # (n f) 3 H W
+def _distance_from_median(x: torch.Tensor) -> torch.Tensor:
+    """`(m, c, h, w)` -> `(m, h, w)`: each cell's distance, over the channels, from its image's median."""
     background = x.flatten(2).median(dim=2).values[:, :, None, None]
     return (x - background).norm(dim=1)
+
+
+def _difference(pixels: torch.Tensor) -> torch.Tensor:
+    """`(n, f, H, W, 3)` frames in [0, 255] -> `(n f, H, W)`: each pixel's RGB distance from its frame's median."""
+    return _distance_from_median(pixels.float().flatten(0, 1).permute(0, 3, 1, 2))  # (n f) 3 H W
 
 
 def _track(e: torch.Tensor, cell_px: float, frame_px: int) -> torch.Tensor:
@@ -70,8 +74,7 @@ def latent_subject_track(latents: torch.Tensor, vae_scale: int) -> torch.Tensor:
     n, c, f, h, w = latents.shape
     z = latents.float().transpose(1, 2).flatten(0, 1)  # (n f) c h w
     z = F.interpolate(z, scale_factor=LATENT_UPSAMPLE, mode="bilinear", align_corners=False)
-    e = (z - z.flatten(2).median(dim=2).values[:, :, None, None]).norm(dim=1)  # (n f) 2h 2w
-    return _track(e, vae_scale / LATENT_UPSAMPLE, w * vae_scale).view(n, f, 3)
+    return _track(_distance_from_median(z), vae_scale / LATENT_UPSAMPLE, w * vae_scale).view(n, f, 3)
 
 
 def plain_background(frames: torch.Tensor) -> bool:

@@ -47,6 +47,14 @@ class Schedules:
         return self._built[kind, steps]
 
 
+def loop_plan(timesteps: list[int], scheduler_config: dict, guided: bool, guidance_until: float = 0.0,
+              cache_interval: int = 1) -> list[tuple[bool, str | None]]:
+    """Per step of a schedule (its timesteps, high noise first): whether it runs guidance, and its deep-feature
+    cache mode (`models/deep_cache.py`). What a backend runs (`Backend.step_plan`) and what `bench/work.py` counts."""
+    guiding = guided_steps(timesteps, scheduler_config, guidance_until) if guided else [False] * len(timesteps)
+    return list(zip(guiding, cache_plan(guiding, cache_interval)))
+
+
 def guidance_scales(guidance, n: int, device: torch.device) -> torch.Tensor:
     """One guidance scale per clip, `(n,)` fp32 on `device`, from a float or a sequence/tensor of n."""
     g = torch.as_tensor(guidance, dtype=torch.float32).reshape(-1).to(device)
@@ -89,12 +97,9 @@ class Backend(ABC):
 
     def step_plan(self, schedule, guided: bool, guidance_until: float = 0.0,
                   cache_interval: int = 1) -> list[tuple[bool, str | None]]:
-        """Per step of `schedule`: whether it runs guidance, and its deep-feature cache mode (`models/deep_cache.py`;
-        None on backends that do not cache)."""
-        steps = schedule.timestep_list
-        guiding = guided_steps(steps, self.scheduler_config, guidance_until) if guided else [False] * len(steps)
-        caching = cache_plan(guiding, cache_interval if self.caches_deep_features else 1)
-        return list(zip(guiding, caching))
+        """`loop_plan` of `schedule` on this backend (cache mode None on backends that do not cache)."""
+        return loop_plan(schedule.timestep_list, self.scheduler_config, guided, guidance_until,
+                         cache_interval if self.caches_deep_features else 1)
 
     def subject_measure(self, follow_measure: str):
         """`measure(x0)` -> `(n, f, 3)`: where the subject is in predicted clean latents `(n, c, f, h, w)`, on the
