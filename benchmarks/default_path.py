@@ -1,17 +1,21 @@
 """The clip a chat app gets with no flags, timed as it gets it: cold (the first clip after `Meme.load`, in a fresh
 process, twice, so that the second process shows what on-disk caches save) and warm, following the meme's subject
-track and not, GIF written.
+track and not, GIF written; with `--compile`, the same with the UNet through `torch.compile`, whose kernels the
+first process compiles into an empty on-disk cache and the second finds there (`runtime/compile_cache.py`).
 
-    python benchmarks/default_path.py [--preset sd15] [--sizes 256,128] [--device cuda] [--json F] [--markdown F]
+    python benchmarks/default_path.py [--preset sd15] [--sizes 256,128] [--device cuda] [--compile] [--json F]
+                                      [--markdown F]
 
 Each (size) gets an untrained meme on the preset's base with a subject track (`meme bench`'s), then two worker
 processes in turn load it and time: load, the first clip (end to end, GIF bytes in hand), three warm clips with the
-defaults (median), three without following. `make gpu-check STEP=default` runs it at SD1.5 size.
+defaults (median), three without following. `make gpu-check STEP=default` runs it at SD1.5 size, and
+`STEP=compile` with `--compile` at 256 px.
 """
 
 import argparse
 import datetime
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -26,7 +30,7 @@ PROMPT = "running blueberry-elephant"
 WARM_RUNS = 3
 
 
-def worker(folder: str, device: str) -> dict:
+def worker(folder: str, device: str, compile: bool) -> dict:
     """One process's figures for the meme in `folder`."""
     import torch
 
@@ -44,7 +48,7 @@ def worker(folder: str, device: str) -> dict:
         return time.perf_counter() - t
 
     t = time.perf_counter()
-    meme = Meme.load(folder, device=device)
+    meme = Meme.load(folder, device=device, compile=compile)
     sync()
     load_s = time.perf_counter() - t
     first = clip()
@@ -56,16 +60,21 @@ def worker(folder: str, device: str) -> dict:
             "warm_follow_off_s": statistics.median(unfollowed), "seconds": last.seconds, "settings": last.settings}
 
 
-def measure(preset: str, size: int, device: str, log) -> dict:
+def measure(preset: str, size: int, device: str, compile: bool, log) -> dict:
     from memestar.bench.run import PRESETS, make_untrained_meme
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_untrained_meme(PRESETS[preset]["base"], 16, size, Path(tmp) / "meme")
+        env = dict(os.environ)
+        if compile:  # an empty compile cache for the first process, the one it filled for the second
+            env["MEMESTAR_CACHE"] = str(Path(tmp) / "cache")
+            env.pop("TORCHINDUCTOR_CACHE_DIR", None), env.pop("TRITON_CACHE_DIR", None)
         runs = []
         for n in (1, 2):
-            log(f"default path, {size} px, process {n} ...")
-            r = subprocess.run([sys.executable, __file__, "worker", str(folder), "--device", device],
-                               capture_output=True, text=True, cwd=ROOT)
+            log(f"default path{', compiled' if compile else ''}, {size} px, process {n} ...")
+            r = subprocess.run([sys.executable, __file__, "worker", str(folder), "--device", device,
+                                *(["--compile"] if compile else [])], capture_output=True, text=True, cwd=ROOT,
+                               env=env)
             if r.returncode:
                 raise SystemExit(f"error: the worker failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
             runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
@@ -75,9 +84,13 @@ def measure(preset: str, size: int, device: str, log) -> dict:
 def markdown(report: dict) -> str:
     from memestar.bench.targets import FIRST_CLIP_EXTRA_S, GEN_TARGETS_S
 
-    lines = [f"# The default path: {report['preset']}, 16 frames, {report['device']}, {report['date']}", "",
-             "No flags: `Meme.load` then `generate(prompt).encode('gif')`, following the meme's subject track (the "
-             f"default wherever it has one). Warm: median of {WARM_RUNS}. Each size in two fresh processes.", "",
+    compiled = report.get("compile", False)
+    lines = [f"# The default path{', compiled' if compiled else ''}: {report['preset']}, 16 frames, "
+             f"{report['device']}, {report['date']}", "",
+             f"{'`Meme.load(compile=True)`' if compiled else 'No flags: `Meme.load`'} then "
+             "`generate(prompt).encode('gif')`, following the meme's subject track (the default wherever it has one). "
+             f"Warm: median of {WARM_RUNS}. Each size in two fresh processes"
+             f"{' (the first compiles into an empty cache, the second reads it)' if compiled else ''}.", "",
              "| size | process | load s | first clip s | warm s | target s | first - warm s (<= "
              f"{FIRST_CLIP_EXTRA_S:g}) | warm, follow off s |", "|---|---|---|---|---|---|---|---|"]
     for r in report["sizes"]:
@@ -97,18 +110,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="sd15", choices=("tiny", "sd15"))
     parser.add_argument("--sizes", default="256,128")
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--compile", action="store_true", help="the UNet through torch.compile, cached on disk")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--markdown", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.action == "worker":
-        print(json.dumps(worker(args.folder, args.device)))
+        print(json.dumps(worker(args.folder, args.device, args.compile)))
         return 0
     from memestar.device import device_name, pick_device
 
     report = {"benchmark": "default path", "preset": args.preset, "device": device_name(pick_device(args.device)),
-              "date": datetime.date.today().isoformat(),
-              "sizes": [measure(args.preset, int(s), args.device, lambda m: print(m, file=sys.stderr, flush=True))
-                        for s in args.sizes.split(",")]}
+              "date": datetime.date.today().isoformat(), "compile": args.compile,
+              "sizes": [measure(args.preset, int(s), args.device, args.compile,
+                                lambda m: print(m, file=sys.stderr, flush=True)) for s in args.sizes.split(",")]}
     text = markdown(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -2,8 +2,8 @@
 
     python benchmarks/gpu_check.py download      # on a machine with a package index: wheels the GPU box lacks -> .whl/
     python benchmarks/gpu_check.py install       # on the GPU box: .whl/ -> .gpu-site/ (a target dir, not site-packages)
-    python benchmarks/gpu_check.py run [--step S] # on the GPU box: S = tests, default, bench-256, bench-128, serve,
-                                                  # summary or all
+    python benchmarks/gpu_check.py run [--step S] # on the GPU box: S = tests, default, compile, bench-256,
+                                                  # bench-128, serve, summary or all
 
 The GPU box is expected to hold its own CUDA build of torch and transformers (used as they are) and nothing
 else of ours: `download` fetches the pure-Python and cp312 wheels it lacks (diffusers, pydantic, typer, the
@@ -15,6 +15,8 @@ minutes on an H100 (about twenty in all):
              without gradient checkpointing, peak memory, generation through the CLI);
 - default:   `benchmarks/default_path.py`: the clip with no flags at 256 and 128 px, cold (the first after
              `Meme.load`, in two fresh processes) and warm, following the subject track and not, GIF written;
+- compile:   the same at 256 px with the UNet through `torch.compile`: the first process compiles into an empty
+             on-disk cache, the second reads it (what a compiled default would cost cold);
 - bench-256, bench-128: `meme bench --preset sd15 --train` at that size: the eager fp32 baseline against torch
              eager bf16, bf16 + CUDA graphs, and + torch.compile;
   (each also times batches of 1, 2, 4 and 8 clips: clips/s, and the adapter swap between two memes);
@@ -135,6 +137,8 @@ def plan(python: str, device: str, date: str | None = None) -> dict[str, list[st
                        str(ROOT / "tests" / "test_gpu.py")]}
     steps["default"] = [python, str(ROOT / "benchmarks" / "default_path.py"), "--preset", "sd15", "--json",
                         f"{stem}-default.json", "--markdown", f"{stem}-default.md"]
+    steps["compile"] = [*steps["default"][:4], "--sizes", "256", "--compile", "--json", f"{stem}-compile.json",
+                        "--markdown", f"{stem}-compile.md"]
     for size in (256, 128):
         steps[f"bench-{size}"] = [python, "-m", "memestar.cli", "bench", "--preset", "sd15", "--size", str(size),
                                   "--train", "--backends", TORCH_VARIANTS, "--json", f"{stem}-bench-{size}.json",
@@ -176,9 +180,10 @@ def summary(device: str, date: str | None = None, tests_line: str | None = None)
             cells = [f"{b['throughput'][k]['clips_per_s']:.2f}" if k in b["throughput"] else "" for k in "1248"]
             lines.append(f"| {size} | {name} ({b['precision']}) | " + " | ".join(cells) +
                          f" | {1000 * b.get('swap_s', float('nan')):.2f} |")
-    default = Path(f"{stem}-default.md")
-    if default.is_file():
-        lines += ["", *default.read_text().splitlines()[2:]]
+    for part in ("default", "compile"):
+        path = Path(f"{stem}-{part}.md")
+        if path.is_file():
+            lines += ["", *path.read_text().splitlines()[2:]]
     serve = Path(f"{stem}-serve.json")
     if serve.is_file():
         t = json.loads(serve.read_text())["target"]
@@ -246,8 +251,8 @@ def run(step: str, python: str, date: str | None = None) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("download", "install", "run"))
-    parser.add_argument("--step", default="all", choices=("all", "tests", "default", "bench-256", "bench-128",
-                                                           "serve", "summary"))
+    parser.add_argument("--step", default="all", choices=("all", "tests", "default", "compile", "bench-256",
+                                                           "bench-128", "serve", "summary"))
     parser.add_argument("--python", default=os.environ.get("GPU_PYTHON") or sys.executable,
                         help="The Python with the GPU's CUDA torch (default: this one).")
     parser.add_argument("--date", default=None, help="The date in the report names (default: today), so steps "

@@ -270,7 +270,8 @@ def gen(
     base: str = MOVED_BASE,
     base_config: str = BASE_CONFIG,
     allow_pickle: bool = ALLOW_PICKLE,
-    compile: bool = typer.Option(GenOptions.compile, help="torch.compile the UNet (slow first call)."),
+    compile: bool = typer.Option(GenOptions.compile, help="torch.compile the UNet: the first process compiles each "
+                                 "shape, later ones read the kernels from the cache."),
     quiet: bool = QUIET,
     as_json: bool = JSON,
 ):

@@ -65,8 +65,11 @@ def test_install_goes_to_a_target_folder_without_the_index():
 
 def test_the_steps_cover_the_gpu_tests_the_default_path_and_both_bench_sizes():
     steps = gpu_check.plan("python", "NVIDIA H100 80GB HBM3", "2026-11-25")
-    assert list(steps) == ["tests", "default", "bench-256", "bench-128", "serve"]
+    assert list(steps) == ["tests", "default", "compile", "bench-256", "bench-128", "serve"]
     assert steps["default"][1].endswith("default_path.py") and "sd15" in steps["default"]
+    assert steps["compile"][1].endswith("default_path.py") and "--compile" in steps["compile"]
+    assert steps["compile"][steps["compile"].index("--sizes") + 1] == "256" and "sd15" in steps["compile"]
+    assert steps["compile"][steps["compile"].index("--json") + 1].endswith("-compile.json")
     assert steps["serve"][steps["serve"].index("--preset") + 1] == "sd15" and "--serve" in steps["serve"]
     assert steps["tests"][:5] == ["python", "-m", "pytest", "-m", "gpu"]
     for size in (256, 128):

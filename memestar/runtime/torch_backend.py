@@ -6,7 +6,8 @@ Python or kernel-launch work per step (following a subject track, the measures a
 are in the graph too). A batch of n clips runs in the graph of the smallest bucket (1, 2, 4, 8)
 that holds it, padded with copies of its first clip, so four captures serve every batch size up to 8. The steps
 past `guidance_until` run the conditional half alone; with `cache_interval` above 1 the UNet's deep features are
-reused between steps (`models/deep_cache.py`). Optional `torch.compile` of the UNet.
+reused between steps (`models/deep_cache.py`). Optional `torch.compile` of the UNet, cached on disk
+(`compile_cache.py`).
 """
 
 import sys
@@ -22,6 +23,7 @@ from ..models.text import encode_prompts
 from ..models.vae import decode_pixels, vae_scale_factor
 from ..models.video_unet import VideoUNet
 from .backend import Backend, Schedules, guidance_scales
+from .compile_cache import compile_unet
 
 MAX_GRAPHS = 8  # captured loops kept (e.g. the four buckets, with and without guidance)
 
@@ -39,8 +41,8 @@ class TorchBackend(Backend):
         if device.type == "cuda":
             video.unet.to(memory_format=torch.channels_last)
             base.vae.to(memory_format=torch.channels_last)
-        if compile:  # in place: the parameters keep their names, so adapters still load and swap into them
-            video.unet.compile(dynamic=False)
+        if compile:
+            compile_unet(video.unet)
         self.sampler = Schedules(base.scheduler_config, device)
         self._graphs = OrderedDict()  # most recently used last; each holds its own memory pool
 
