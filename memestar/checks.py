@@ -20,6 +20,16 @@ MAX_TRAIN_STEPS = 100_000
 MAX_INVERSION_STEPS = 1000
 MAX_VARIANTS = 8  # one batch
 MAX_CACHE_INTERVAL = 8  # deep features older than this many steps are far from the step that reuses them
+# What a clip or animation from a user may declare, held before decoding (media/source.py):
+MAX_SOURCE_PIXELS = 4096 * 4096  # one frame's canvas: above 4K UHD (3840 x 2160)
+MAX_SOURCE_SECONDS = 600.0  # display time: a meme's motion is seconds long; cut a longer video first
+MAX_SOURCE_FRAMES = 36_000  # stored frames: 10 minutes at 60 fps
+# canvas x frames a whole decode produces: Pillow (GIF, WebP, APNG) on one core decodes noise at 72 / 31 M pixels
+# a second (GIF / WebP, 1024 px, this CPU, 2026-12-04), so 15 / 35 s at most; ffmpeg's threaded decoders (videos)
+# take 2 min of 1080p at 60 fps
+MAX_DECODE_PIXELS = 2 ** 30
+MAX_VIDEO_DECODE_PIXELS = 2 ** 34
+MAX_STYLES_BYTES = 256 * 1024  # a styles file (the bundled one is 1.4 KB): read whole, so capped
 MAX_PROMPT_CHARS = 1000  # CLIP reads 77 tokens; a longer text is a mistake or an attack, not a prompt
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -107,9 +117,20 @@ def check_choice(name: str, value, choices) -> str:
 def check_prompt(prompt: str, how: str = "say what the meme should show, e.g. \"running blueberry-elephant\"") -> str:
     if not isinstance(prompt, str) or not prompt.strip():
         raise MemeError(f"the prompt is empty: {how}")
-    if "\x00" in prompt:
-        raise MemeError("the prompt holds a NUL character: pass plain text")
+    plain_text(prompt, "the prompt")
     if len(prompt) > MAX_PROMPT_CHARS:
         raise MemeError(f"the prompt is {len(prompt)} characters, over {MAX_PROMPT_CHARS}: CLIP reads about 77 "
                         f"tokens, so shorten it")
     return prompt
+
+
+def plain_text(text: str, what: str) -> str:
+    """Refuses text with a NUL, or with bytes that were not UTF-8 (a shell's `$'a cat \\xff'` reaches Python as a
+    lone surrogate, which no tokenizer, font or JSON encoder takes)."""
+    if "\x00" in text:
+        raise MemeError(f"{what} holds a NUL character: pass plain text")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise MemeError(f"{what} is not valid UTF-8 (character {e.start + 1}): pass UTF-8 text") from None
+    return text

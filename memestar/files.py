@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -120,3 +121,22 @@ def write_report(report: dict, markdown: str, stem: str, json_path: str | Path |
 def slug(text: str) -> str:
     """A file name from a prompt: "Running apple-cat!" -> "running-apple-cat"."""
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "meme"
+
+
+def read_small_file(path: Path, cap: int, what: str) -> bytes:
+    """The bytes of the regular file at `path`, at most `cap`: a FIFO, a device (/dev/zero) or a folder is refused
+    at once (opened without blocking, checked on the open file, so it cannot be swapped between)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        raise MemeError(f"cannot read {what} {path}: {e.strerror or e}") from e
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise MemeError(f"{what} {path} is not a regular file (a pipe, a device or a folder): name a file")
+        if info.st_size > cap:
+            raise MemeError(f"{what} {path} is {info.st_size:,} bytes, over the cap of {cap:,}: is it the right file?")
+        with open(fd, "rb", closefd=False) as f:
+            return f.read(cap)
+    finally:
+        os.close(fd)

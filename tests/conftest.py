@@ -196,3 +196,99 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _patch_png(data: bytes, kind: bytes, patch, nth: int = 0) -> bytes:
+    """The PNG `data` with its `nth` chunk of `kind` rewritten by `patch(body) -> body` (its CRC made right)."""
+    import struct
+
+    out, at, seen = bytearray(data[:8]), 8, 0
+    while at < len(data):
+        length, = struct.unpack(">I", data[at:at + 4])
+        chunk_kind, body = data[at + 4:at + 8], data[at + 8:at + 8 + length]
+        if chunk_kind == kind:
+            body = patch(body) if seen == nth else body
+            seen += 1
+        out += _png_chunk(chunk_kind, body)
+        at += 12 + length
+    assert seen > nth, kind
+    return bytes(out)
+
+
+@pytest.fixture(scope="session")
+def hostile_media(tmp_path_factory, numbered_frames) -> dict:
+    """Files that declare far more than their bytes hold, or are damaged (issue 30's review, rebuilt): name -> path.
+    Every one must be refused in one line, at once, without decoding what it declares."""
+    import struct
+
+    from PIL import Image
+
+    from memestar.media.writers import write_gif, write_webp
+
+    root = tmp_path_factory.mktemp("hostile")
+    files = {}
+
+    def gif_with_screen(name: str, frames: int, width: int, height: int) -> None:
+        small = [Image.new("RGB", (2, 2), (i * 37 % 256, i * 91 % 256, i * 13 % 256)) for i in range(frames)]
+        path = root / name
+        small[0].save(path, save_all=True, append_images=small[1:], duration=100)
+        data = bytearray(path.read_bytes())
+        data[6:10] = struct.pack("<HH", width, height)  # the logical screen: Pillow's canvas
+        path.write_bytes(bytes(data))
+        files[name] = path
+
+    gif_with_screen("bomb-30000.gif", 1, 30000, 30000)  # 85 bytes in the review
+    gif_with_screen("bomb-9000x20.gif", 20, 9000, 9000)  # 20 distinct frames
+    gif_with_screen("warn-4100.gif", 1, 4100, 4100)  # over the cap, under twice it: Pillow's warning, not its error
+    gif_with_screen("decode-2000x300.gif", 300, 2000, 2000)  # each frame fine, the whole decode over the cap
+
+    # the display timeline: one 20 ms frame, then 999 frames of 655 s
+    frames = [Image.new("RGB", (2, 2), (i % 2 * 255, 0, 0)) for i in range(1000)]
+    for suffix in ("gif", "webp"):
+        path = root / f"timeline.{suffix}"
+        frames[0].save(path, save_all=True, append_images=frames[1:], duration=[20] + [655_350] * 999, lossless=True)
+        files[path.name] = path
+
+    # an APNG whose second frame is wider than its canvas, also named .webp; one declaring 2^31 - 1 frames
+    apng = root / "ok.png"
+    Image.new("RGB", (8, 8), "red").save(apng, save_all=True, append_images=[Image.new("RGB", (8, 8), "blue")])
+    ok = apng.read_bytes()
+    wide = _patch_png(ok, b"fcTL", lambda body: body[:4] + struct.pack(">I", 64) + body[8:], nth=1)  # width 64
+    for name in ("wide-frame.png", "wide-frame.webp"):
+        (root / name).write_bytes(wide)
+        files[name] = root / name
+    many = _patch_png(ok, b"acTL", lambda body: struct.pack(">I", 2 ** 31 - 1) + body[4:])
+    (root / "many-frames.png").write_bytes(many)
+    files["many-frames.png"] = root / "many-frames.png"
+
+    # WebM (VP9) cut in half, cut after 2000 bytes, and with a run of garbage in its clusters
+    import imageio_ffmpeg
+
+    webm = root / "whole.webm"
+    writer = imageio_ffmpeg.write_frames(str(webm), (64, 48), fps=10, codec="libvpx-vp9", macro_block_size=2,
+                                         quality=None, output_params=["-crf", "10", "-b:v", "0", "-g", "4"])
+    writer.send(None)
+    rng = np.random.default_rng(0)
+    for f in numbered_frames(16, 48, 64):  # noise, so that each frame takes kilobytes and 2000 bytes cut one short
+        writer.send(np.ascontiguousarray(f // 2 + rng.integers(0, 128, f.shape, dtype=np.uint8)))
+    writer.close()
+    whole = webm.read_bytes()
+    garbage = bytearray(whole)
+    middle = len(whole) // 2
+    garbage[middle:middle + 400] = rng.integers(0, 256, 400, dtype=np.uint8).tobytes()
+    for name, data in {"half.webm": whole[:len(whole) // 2], "cut-2000.webm": whole[:2000],
+                       "garbage.webm": bytes(garbage)}.items():
+        (root / name).write_bytes(data)
+        files[name] = root / name
+    files["whole.webm"] = webm
+    write_gif(numbered_frames(8, 16, 16), root / "fine.gif", fps=10)
+    write_webp(numbered_frames(8, 16, 16), root / "fine.webp", fps=10)
+    files["fine.gif"], files["fine.webp"] = root / "fine.gif", root / "fine.webp"
+    return files

@@ -358,3 +358,26 @@ def test_safetensors_bytes_do_not_depend_on_the_process(tmp_path, run_meme):
     assert data[0] == data[1] == data[2]
     loaded = load_file(tmp_path / "0.safetensors")
     assert torch.equal(loaded["a"], torch.zeros(3)) and torch.equal(loaded["b"], torch.ones(2))
+
+
+# issue 30, 8: text that is not UTF-8 (a shell's $'a cat \xff' reaches Python as a lone surrogate)
+@pytest.mark.parametrize("args, what", [
+    (["a cat \udcff"], "the prompt is not valid UTF-8 (character 7)"),
+    (["--subject", "cat \udcff"], "is not valid UTF-8"),
+    ([PROMPT, "--negative", "bad \udcfe"], "the negative prompt is not valid UTF-8"),
+    ([PROMPT, "--top", "hi \udcfe"], "the top caption is not valid UTF-8"),
+    ([PROMPT, "--bottom", "x\x00"], "the bottom caption holds a NUL"),
+])
+def test_text_that_is_not_utf8_is_one_line(args, what, meme_main, small_meme_dir, tmp_path):
+    code, _, err = meme_main("gen", *args, "--meme", small_meme_dir, "-o", tmp_path / "x.gif", "--quiet")
+    one_error_line(code, err, what)
+    assert not (tmp_path / "x.gif").exists()
+
+
+def test_a_prompt_of_raw_bytes_from_the_shell_is_one_line(small_meme_dir, tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "memestar.cli", "gen", b"a cat \xff", "--meme", str(small_meme_dir),
+                        "-o", str(tmp_path / "x.gif")], capture_output=True)
+    one_error_line(r.returncode, r.stderr.decode(), "the prompt is not valid UTF-8")

@@ -2,6 +2,8 @@
 guidance, chat-app preset and look wherever the user left them alone."""
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -79,6 +81,34 @@ def test_a_users_styles_file_adds_and_overrides_and_is_checked(tmp_path):
             load_styles(mine)
     with pytest.raises(MemeError, match="--style 'vapor' is not a style: use one of plain"):
         get_style("vapor")
+
+
+@pytest.mark.parametrize("template", ["{prompt:{subject}}", "{subject:{prompt}} {prompt}", "{prompt:>99999999999}",
+                                      "{prompt.__init__.__globals__}", "{prompt[0]}", "{prompt!r}", "{0}", "{}",
+                                      "{prompt", "x }"])
+def test_templates_take_only_prompt_and_subject(template, tmp_path):
+    """Issue 30, 9: a format spec, conversion, attribute or index in a template could read the process's memory
+    or build a string of gigabytes; only {prompt} and {subject} are filled, and a brace is {{ or }}."""
+    mine = tmp_path / "styles.toml"
+    mine.write_text(f'[x]\nprompt = "{template}"\n')
+    with pytest.raises(MemeError, match="is not allowed|do not pair|single '}'") as e:
+        load_styles(mine)
+    assert "\n" not in str(e.value)
+    mine.write_text('[x]\nprompt = "{{literal}} {subject}, not {prompt}"\n')
+    assert get_style("x", mine).prompt_for("a {prompt} cat", "{subject}") == "{literal} {subject}, not a {prompt} cat"
+
+
+def test_styles_file_must_be_a_small_regular_file(tmp_path):
+    """A FIFO would hang, /dev/zero would fill memory, a TOML nested 50,000 deep would overflow the parser: each is
+    one line, at once."""
+    os.mkfifo(tmp_path / "fifo.toml")
+    (tmp_path / "deep.toml").write_text("a = " + "[" * 50_000)
+    (tmp_path / "big.toml").write_text("# padding\n" * 30_000)
+    for path, words in [(tmp_path / "fifo.toml", "not a regular file"), (Path("/dev/zero"), "not a regular file"),
+                        (tmp_path, "not a regular file"), (tmp_path / "deep.toml", "nests too deep"),
+                        (tmp_path / "big.toml", "over the cap of 262,144"), (tmp_path / "none.toml", "cannot read")]:
+        with pytest.raises(MemeError, match=words):
+            load_styles(path)
 
 
 def test_cli_style_writes_its_preset(small_meme_dir, tmp_path, meme_main, monkeypatch):

@@ -2,17 +2,17 @@
 
 GIF, animated WebP and APNG are read with Pillow (every frame's duration, the canvas, the colour mode); WebM
 with the bundled ffmpeg (container, codec, canvas, frame rate, the VP9 alpha flag, audio streams) and its
-frame count from a decode. What is reported is what the file holds, not what meme-star meant to write.
+frame count from a decode. Both are opened through `source.py`: the caps first, and damage reported as damage. What is reported is what the file holds, not what meme-star meant to write.
 """
 
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from PIL import Image, ImageSequence
+from PIL import Image
 
 from ..errors import MemeError
 from .presets import AppPreset
+from .source import decode_video, frame_durations_ms, open_image, video_header
 
 
 @dataclass
@@ -34,7 +34,8 @@ class MediaReport:
 
 
 def probe(path: str | Path) -> MediaReport:
-    """What the file at `path` holds, or a one-line error when it is no animation meme-star can read."""
+    """What the file at `path` holds, or a one-line error when it is no animation meme-star can read or it is damaged
+    (every frame is decoded: a file cut short, or with a frame outside its canvas, is reported, not measured)."""
     path = Path(path)
     if not path.is_file():
         raise MemeError(f"{path} not found: pass a file written by `meme gen`")
@@ -43,23 +44,19 @@ def probe(path: str | Path) -> MediaReport:
         head = f.read(16)
     if head.startswith(b"\x1a\x45\xdf\xa3"):  # EBML: Matroska / WebM
         return _probe_ffmpeg(path, size)
-    try:
-        with Image.open(path) as image:
-            return _probe_pillow(image, size)
-    except (OSError, ValueError) as e:
-        raise MemeError(f"{path} is not a GIF, WebP, PNG/APNG or WebM file meme-star can read ({e})") from e
+    with open_image(path, "a GIF, WebP, PNG/APNG or WebM file") as image:
+        return _probe_pillow(image, size)
 
 
 def _probe_pillow(image: Image.Image, size: int) -> MediaReport:
     fmt = image.format.lower()
     animated = getattr(image, "n_frames", 1) > 1
     container = "apng" if fmt == "png" and animated else fmt
-    durations, alpha = [], "none"
-    for frame in ImageSequence.Iterator(image):
-        frame.load()  # WebP and APNG set a frame's duration as they load it
-        durations.append(float(frame.info.get("duration", 0) or 0))
-        see_through = "A" in frame.mode or frame.info.get("transparency") is not None
-        if see_through:
+    durations = frame_durations_ms(image)
+    alpha = "none"
+    for i in range(len(durations)):
+        image.seek(i)
+        if "A" in image.mode or image.info.get("transparency") is not None:
             alpha = "binary" if fmt == "gif" else "full"  # GIF holds one transparent index, never more
     total_s = sum(durations) / 1000
     return MediaReport(container=container, codec=container, width=image.width, height=image.height,
@@ -69,25 +66,14 @@ def _probe_pillow(image: Image.Image, size: int) -> MediaReport:
 
 
 def _probe_ffmpeg(path: Path, size: int) -> MediaReport:
-    import subprocess
-
-    import imageio_ffmpeg
-
-    info = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
-                          text=True, errors="replace").stderr
-    container = re.search(r"Input #0, ([^,]+(?:,[^,\s]+)*), from", info)
-    video = re.search(r"Stream #0:\d+.*?: Video: (\w+).*?, (\d+)x(\d+)", info)
-    if not container or not video:
-        raise MemeError(f"{path} is not a video ffmpeg can read ({(info.strip().splitlines() or ['?'])[-1]})")
-    rate = re.search(r"(\d+(?:\.\d+)?) fps", info) or re.search(r"(\d+(?:\.\d+)?) tbr", info)
-    frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(path))
-    fps = float(rate.group(1)) if rate else (frames / seconds if seconds else 0.0)
-    duration = frames / fps if fps else seconds
-    return MediaReport(container="webm" if "webm" in container.group(1) else container.group(1),
-                       codec=video.group(1), width=int(video.group(2)), height=int(video.group(3)), frames=frames,
-                       duration_s=round(duration, 4), fps=round(fps, 3), bytes=size,
-                       alpha="full" if re.search(r"alpha_mode\s*:\s*1", info, re.IGNORECASE) else "none",
-                       min_frame_ms=round(1000 / fps, 3) if fps else 0.0, audio=" Audio: " in info)
+    header = video_header(path)
+    frames = decode_video(path, header)
+    fps = header.fps or (frames / header.seconds if header.seconds else 0.0)
+    duration = frames / fps if fps else header.seconds
+    return MediaReport(container=header.container, codec=header.codec, width=header.width, height=header.height,
+                       frames=frames, duration_s=round(duration, 4), fps=round(fps, 3), bytes=size,
+                       alpha="full" if header.alpha else "none", min_frame_ms=round(1000 / fps, 3) if fps else 0.0,
+                       audio=header.audio)
 
 
 def breaches(report: MediaReport, preset: AppPreset) -> list[str]:

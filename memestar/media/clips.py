@@ -3,7 +3,8 @@
 Videos (mp4, webm, mov, mkv, avi) go through imageio-ffmpeg's bundled ffmpeg, which crops and scales
 before the frames reach Python; GIFs and WebPs through Pillow, frame by frame, on their display timeline (a
 frame stored once with a long delay counts as the frames it stands for); a folder of PNG/JPEG frames is read
-in name order, opening only the frames chosen.
+in name order, opening only the frames chosen. Every file is opened through `source.py`, which holds what it
+declares (canvas, frames, display time, decoded pixels) to the caps before a frame is decoded.
 """
 
 import logging
@@ -12,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageSequence
+from PIL import Image
 
 from ..checks import MAX_FPS, MIN_FPS, check_frames, check_size
 from ..errors import MemeError
+from .source import check_declared, decode_video, frame_durations_ms, open_image, video_header
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".avi", ".m4v")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -90,59 +92,42 @@ def _read_folder(folder: Path, n: int, size: int, start: int, stride: int | None
     indices = frame_indices(len(files), n, start, stride)
     frames = []
     for i in indices:
-        try:
-            with Image.open(files[i]) as im:
-                frames.append(square(im, size))
-        except OSError as e:
-            raise MemeError(f"frame {files[i]} is not a readable image: {e}") from e
+        with open_image(files[i], "a PNG or JPEG frame") as im:
+            frames.append(square(im, size))
     return Clip(np.stack(frames), _fps(24.0, indices), len(files), indices)
-
-
-def frame_durations(path: Path) -> list[int]:
-    """Each frame's display time (ms) in a GIF or WebP, as browsers play it: a missing delay, or one of 10 ms or
-    less, is 100 ms."""
-    with Image.open(path) as im:
-        durations = []
-        for frame in ImageSequence.Iterator(im):
-            frame.load()  # WebP sets the frame duration on load
-            d = frame.info.get("duration") or 0
-            durations.append(int(d) if d > 10 else 100)
-    return durations
 
 
 def timeline(durations: list[int]) -> list[int]:
     """The stored frame shown at each tick of the shortest duration: an encoder that stores a repeated frame once
-    with a longer delay (Pillow, gifsicle) plays it for several ticks, and the clip keeps its timing."""
+    with a longer delay (Pillow, gifsicle) plays it for several ticks, and the clip keeps its timing. Its length is
+    bounded: the display time is capped and the tick is over 10 ms."""
     tick = min(durations)
     return [i for i, d in enumerate(durations) for _ in range(max(1, round(d / tick)))]
 
 
 def _read_animated_image(path: Path, n: int, size: int, start: int, stride: int | None) -> Clip:
-    try:
-        durations = frame_durations(path)
-        shown = timeline(durations)
-        indices = frame_indices(len(shown), n, start, stride)
-        wanted = [shown[i] for i in indices]  # stored frame numbers, ascending, repeats allowed
-        by_stored = {}
-        with Image.open(path) as im:
-            for i, frame in enumerate(ImageSequence.Iterator(im)):
-                if i in wanted:
-                    by_stored[i] = square(frame, size)
-                    if i == wanted[-1]:
-                        break
-        frames = [by_stored[i] for i in wanted]
-    except OSError as e:
-        raise MemeError(f"clip {path} is not a readable {path.suffix[1:].upper()}: {e}") from e
+    what = f"a {path.suffix[1:].upper()}"
+    with open_image(path, what) as im:
+        # as browsers play it: a missing delay, or one of 10 ms or less, is 100 ms
+        durations = [d if d > 10 else 100 for d in frame_durations_ms(im)]
+        width, height = im.size
+    check_declared(path.name, width, height, len(durations), sum(durations) / 1000)
+    shown = timeline(durations)
+    indices = frame_indices(len(shown), n, start, stride)
+    by_stored = {}
+    with open_image(path, what) as im:
+        for i in sorted({shown[i] for i in indices}):  # stored frame numbers, ascending
+            im.seek(i)
+            by_stored[i] = square(im, size)
+    frames = [by_stored[shown[i]] for i in indices]
     return Clip(np.stack(frames), _fps(1000.0 / min(durations), indices), len(shown), indices)
 
 
 def _read_video(path: Path, n: int, size: int, start: int, stride: int | None) -> Clip:
     import imageio_ffmpeg  # only videos need ffmpeg
 
-    try:
-        total, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
-    except (RuntimeError, OSError) as e:
-        raise MemeError(f"clip {path} is not a video ffmpeg can read: pass {CLIP_HELP}") from e
+    header = video_header(path)
+    total = decode_video(path, header)  # counts the frames, and reports a damaged file as damaged
     indices = frame_indices(total, n, start, stride)
     crop_scale = f"crop='min(iw,ih)':'min(iw,ih)',scale={size}:{size}:flags=area"
     reader = imageio_ffmpeg.read_frames(str(path), output_params=["-vf", crop_scale])

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from ..checks import plain_text
 from ..errors import MemeError
 from .captions import draw_captions, layout
 from .fit import to_canvas
@@ -41,7 +42,9 @@ class Look:
             raise MemeError("an MP4 has no transparency: use gif or webp (or a preset) for a sticker")
         if self.pixel is not None and not PIXEL_COLOURS[0] <= self.pixel <= PIXEL_COLOURS[1]:
             raise MemeError(f"the pixel style takes {PIXEL_COLOURS[0]} to {PIXEL_COLOURS[1]} colours, not {self.pixel}")
-        for text in (self.top, self.bottom):
+        for text, where in ((self.top, "the top caption"), (self.bottom, "the bottom caption")):
+            if text:
+                plain_text(text, where)
             if text and side:
                 layout(text.strip(), side)  # a caption that cannot fit is refused before any sampling
         return self

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from ..checks import check_max_kb, check_prompt, check_variants
 from ..device import DEFAULT_DEVICE
 from ..errors import MemeError
-from ..files import check_target, slug, write_error
+from ..files import check_target, read_small_file, slug, write_error
 from ..media.look import Look
 from ..media.loops import make_loop, seam_score
 from ..media.presets import get_preset
@@ -59,12 +59,8 @@ def read_prompts(prompt: str | None, prompts: Path | None) -> list[str]:
         raise MemeError("give one prompt, or --prompts FILE with one prompt per line (not both)")
     if prompts is None:
         return [check_prompt(prompt)]
-    if not prompts.is_file():
-        raise MemeError(f"prompts file {prompts} not found")
-    if prompts.stat().st_size > MAX_PROMPTS_FILE_BYTES:
-        raise MemeError(f"prompts file {prompts} is over {MAX_PROMPTS_FILE_BYTES // 2 ** 20} MiB: split it")
     try:
-        text = prompts.read_text(encoding="utf-8")
+        text = read_small_file(prompts, MAX_PROMPTS_FILE_BYTES, "the prompts file").decode("utf-8")
     except UnicodeDecodeError as e:
         raise MemeError(f"prompts file {prompts} is not UTF-8 text: write one prompt per line") from e
     lines = [line.strip() for line in text.splitlines() if line.strip()]

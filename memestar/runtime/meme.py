@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from ..checks import (MAX_SEED, check_cache_interval, check_choice, check_fps, check_guidance, check_guidance_until,
-                      check_max_kb, check_prompt, check_seed, check_steps, check_variants, check_variation)
+                      check_max_kb, check_prompt, check_seed, check_steps, check_variants, check_variation,
+                      plain_text)
 from ..device import DEFAULT_DEVICE
 from ..errors import MemeError
 from ..export_folder import (EXPORT_JSON, EXPORT_PRECISIONS, ExportManifest, engine_identity, engines_for,
@@ -94,8 +95,9 @@ class GenSettings:
         if self.variation is not None:
             check_variation(self.variation)
         check_fps(self.fps)
-        if not isinstance(self.negative, str) or "\x00" in self.negative:
-            raise MemeError("the negative prompt must be plain text, without NUL characters")
+        if not isinstance(self.negative, str):
+            raise MemeError("the negative prompt must be plain text")
+        plain_text(self.negative, "the negative prompt")
         return self
 
     @property

@@ -2,12 +2,14 @@
 `styles.toml` beside this file, extended or overridden by a user's file of the same shape (`--styles FILE`)."""
 
 import functools
+import string
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from ..checks import check_guidance
+from ..checks import MAX_STYLES_BYTES, check_guidance
 from ..errors import MemeError
+from ..files import read_small_file
 from ..media.look import Look
 from ..media.loops import LOOPS
 from ..media.presets import PRESETS
@@ -31,12 +33,12 @@ class Style:
         def bad(field: str, why: str) -> MemeError:
             return MemeError(f"{where}: style {self.name!r}, {field}: {why}")
 
-        if "{prompt}" not in self.prompt and "{subject}" not in self.prompt:
-            raise bad("prompt", "must hold {prompt} or {subject}")
         try:
-            self.prompt.format(prompt="", subject="")
-        except (KeyError, IndexError, ValueError) as e:
-            raise bad("prompt", f"only {{prompt}} and {{subject}} may appear in braces ({e})") from e
+            fields_used = {name for _, name, _, _ in template_parts(self.prompt) if name}
+        except ValueError as e:
+            raise bad("prompt", f"{e}: write {{prompt}} or {{subject}}, and {{{{ }}}} for a brace") from None
+        if not fields_used:
+            raise bad("prompt", "must hold {prompt} or {subject}")
         if self.preset is not None and self.preset not in PRESETS:
             raise bad("preset", f"{self.preset!r} is not one of {', '.join(PRESETS)}")
         if self.loop is not None and self.loop not in LOOPS:
@@ -47,7 +49,25 @@ class Style:
         return self
 
     def prompt_for(self, prompt: str, subject: str | None = None) -> str:
-        return self.prompt.format(prompt=prompt, subject=subject or prompt)
+        values = {"prompt": prompt, "subject": subject or prompt}
+        return "".join(literal + (values[name] if name else "") for literal, name, _, _ in template_parts(self.prompt))
+
+
+def template_parts(template: str) -> list[tuple[str, str | None, str, str | None]]:
+    """`string.Formatter().parse(template)`, with only `{prompt}` and `{subject}` allowed in braces: no format spec
+    (`{prompt:>99999999999}`), no conversion, no attribute or index (`{prompt.__init__}`), nothing nested; a
+    ValueError names what is not allowed."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as e:
+        raise ValueError(f"the braces do not pair ({e})") from None
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if name not in ("prompt", "subject") or spec or conversion:
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ValueError(f"{shown[:40]} is not allowed")
+    return parts
 
 
 TYPES = {f.name: f.type for f in fields(Style) if f.name != "name"}
@@ -67,11 +87,11 @@ def apply_style(style: Style, settings: GenSettings, look: Look, preset: str | N
 
 def _read(path: Path) -> dict[str, Style]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise MemeError(f"cannot read the styles file {path}: {e.strerror or e}") from e
+        data = tomllib.loads(read_small_file(path, MAX_STYLES_BYTES, "the styles file").decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise MemeError(f"{path} is not TOML ({e}): write one [name] table per style") from e
+    except RecursionError:
+        raise MemeError(f"{path} nests too deep to be a styles file: write one [name] table per style") from None
     styles = {}
     for name, table in data.items():
         if not isinstance(table, dict):
