@@ -1,9 +1,20 @@
 """The exceptions that reach users: a one-line message naming the problem and the fix."""
 
+import re
+
+# an absolute path of two or more parts, not inside a word or a URL (a route of one part, "GET /memes", is kept)
+ABSOLUTE_PATH = re.compile(r"(?<![\w/.:~-])/(?:[^\s/'\"()]+/)+[^\s/'\"(),:;]*")
+
 
 def one_line(text) -> str:
     """`text` with its line breaks and runs of spaces folded into single spaces: how every error is shown."""
     return " ".join(str(text).split())
+
+
+def without_paths(text: str) -> str:
+    """`text` with each absolute path cut to its last part: what a server tells a client names the input, never
+    the server's file system ("/srv/memes/.jobs/3f.../clip.mp4 is damaged" -> "clip.mp4 is damaged")."""
+    return ABSOLUTE_PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
 
 
 class MemeError(Exception):

@@ -260,3 +260,87 @@ def test_options_are_checked(tmp_path):
         ServeOptions(memes=tmp_path, token="short").check()
     with pytest.raises(MemeError, match="--max-queue"):
         replace(ServeOptions(memes=tmp_path), max_queue=0).check()
+
+
+# issue 30: ids matched whole, one upload per id, auth before the body, no server paths in answers, bombs as 422
+def test_ids_are_matched_whole(server, memes_dir, slide_gif):
+    for bad in ("nl%0A", "slide%0A", "a%00", "x" * 129, "-lead"):
+        assert "meme id" in one_line_error(server.get(f"/memes/{bad}"), 400)
+    form = {"prompt": "a red square sliding", "id": "nl\n"}
+    assert "meme id" in one_line_error(server.post("/memes", data=form, files={
+        "clip": ("s.gif", slide_gif.read_bytes(), "image/gif")}), 400)
+    from memestar.serve.app import list_memes, slug_id
+
+    (memes_dir / "nl\n").mkdir(exist_ok=True)
+    (memes_dir / "nl\n" / "meme.json").write_text("{}")
+    try:
+        assert all("\n" not in mid for mid, _ in list_memes(memes_dir))
+        assert "nl\n" not in [m["id"] for m in server.get("/memes").json()["memes"]]
+    finally:
+        (memes_dir / "nl\n" / "meme.json").unlink()
+        (memes_dir / "nl\n").rmdir()
+    assert slug_id("running cat\n") == "running-cat"
+
+
+def test_concurrent_uploads_of_one_id_get_one_202_and_409s(memes_dir, slide_gif, monkeypatch):
+    import threading
+
+    import memestar.serve.jobs as jobs_module
+
+    release = threading.Event()
+    monkeypatch.setattr(jobs_module, "train_meme", lambda *a, **k: release.wait(30) and None)  # the job holds
+    form = {"prompt": "a red square sliding", "id": "raced", "steps": "1", "frames": "4", "size": "32",
+            "inversion_steps": "1"}
+    with running(ServeOptions(memes=memes_dir, train_base="no-such-base")) as client:
+        def upload(_):
+            return client.post("/memes", data=form, files={"clip": ("s.gif", slide_gif.read_bytes(), "image/gif")})
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(upload, range(4)))
+        statuses = sorted(r.status_code for r in answers)
+        assert statuses == [202, 409, 409, 409], [r.text for r in answers]
+        for r in answers:
+            if r.status_code == 409:
+                assert "'raced' exists or is being trained" in one_line_error(r, 409)
+        release.set()
+
+
+def raw_request(port: int, head: str) -> bytes:
+    """Sends only `head` (the request line and headers, no body) and returns what the server answers."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(head.encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+
+
+def test_a_stranger_is_refused_before_the_body_is_read(memes_dir):
+    """An unauthenticated upload declaring 4 MB gets its 401 as soon as its headers arrive: the test never sends
+    the body, and the answer comes anyway (under the old dependency it waited for the body)."""
+    with running(ServeOptions(memes=memes_dir, token=TOKEN)) as client:
+        port = int(str(client.base_url).rsplit(":", 1)[1].strip("/"))
+        answer = raw_request(port, "POST /memes HTTP/1.1\r\nHost: x\r\nContent-Length: 4000000\r\n"
+                                   "Content-Type: multipart/form-data; boundary=b\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 401") and b'"error":"missing or wrong token' in answer, answer[:300]
+        assert client.get("/docs").status_code == 200 and client.get("/openapi.json").status_code == 200
+
+
+def test_upload_bombs_are_422_naming_the_clients_file_and_keep_alive_holds(memes_dir, hostile_media):
+    """The review's 85-byte bomb answered 500 and dropped the connection; every hostile file is now a 422 whose
+    one line names the client's file name, never the server's folders, on a connection that stays open."""
+    form = {"prompt": "a red square sliding", "steps": "1", "frames": "4", "size": "32"}
+    with running(ServeOptions(memes=memes_dir, train_base="no-such-base")) as client:
+        for name in ("bomb-30000.gif", "bomb-9000x20.gif", "timeline.gif", "timeline.webp", "wide-frame.webp",
+                     "half.webm", "garbage.webm"):
+            sent = f"my {name}"
+            r = client.post("/memes", data=form, files={"clip": (sent, hostile_media[name].read_bytes(), "x/y")})
+            message = one_line_error(r, 422)
+            assert sent in message and ".jobs" not in message and str(memes_dir) not in message, message
+            assert r.headers.get("connection") != "close"
+        assert client.get("/healthz").status_code == 200
+        assert not any((memes_dir / ".jobs").iterdir())  # nothing of the refused uploads is left

@@ -27,7 +27,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable, Literal
 
-from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -38,7 +38,7 @@ from ..checks import (MAX_CACHE_INTERVAL, MAX_FPS, MAX_FRAMES, MAX_GUIDANCE, MAX
                       MAX_PROMPT_CHARS, MAX_SEED, MAX_SIZE, MAX_STEPS, MAX_TRAIN_STEPS, MAX_VARIANTS, MIN_FPS,
                       check_prompt)
 from ..device import device_name
-from ..errors import MemeError, one_line
+from ..errors import MemeError, one_line, without_paths
 from ..files import slug
 from ..media.clips import read_clip
 from ..media.captions import MAX_CAPTION_CHARS
@@ -61,12 +61,13 @@ from .page import add_playground, is_page
 from .worker import BatchWorker, DeadlineExceeded, GenJob, QueueFull
 
 log = logging.getLogger("memestar.serve")
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
-JOB_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")  # matched whole (fullmatch): no trailing newline
+JOB_PATTERN = re.compile(r"[0-9a-f]{32}")
 MEDIA_TYPES = {"gif": "image/gif", "mp4": "video/mp4", "webp": "image/webp"}
 CLIP_SUFFIXES = (".mp4", ".gif", ".webm", ".mov", ".mkv", ".avi", ".webp")
 MAX_JSON_BYTES = 64 * 1024
-OPEN_PATHS = ("/healthz", "/readyz")  # probes; the docs and the playground page are open too (they hold no data)
+# open without the token (they hold no data): the probes and the API docs; the playground page too (page.is_page)
+OPEN_PATHS = ("/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
 
 
 @dataclass
@@ -134,11 +135,12 @@ class GenBody(BaseModel):
 
 
 def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": one_line(message)}, status_code=status, headers=headers)
+    """The one-line JSON error a client gets; any absolute path in it cut to its last part."""
+    return JSONResponse({"error": one_line(without_paths(message))}, status_code=status, headers=headers)
 
 
 def meme_id(value: str) -> str:
-    if not ID_PATTERN.match(value):
+    if not ID_PATTERN.fullmatch(value):
         raise HTTPException(400, "a meme id is 1 to 128 letters, digits, '-' or '_', starting with a letter or digit")
     return value
 
@@ -146,7 +148,7 @@ def meme_id(value: str) -> str:
 def list_memes(memes_dir: Path) -> list[tuple[str, float]]:
     """(id, meme.json's modification time) of every meme folder in `memes_dir`."""
     return [(path.name, (path / MEME_JSON).stat().st_mtime) for path in memes_dir.iterdir()
-            if ID_PATTERN.match(path.name) and (path / MEME_JSON).is_file()]
+            if ID_PATTERN.fullmatch(path.name) and (path / MEME_JSON).is_file()]
 
 
 def meme_folder(memes_dir: Path, mid: str) -> Path:
@@ -170,17 +172,23 @@ def meme_summary(mid: str, m: MemeManifest) -> dict:
             "base": {"reference": m.base.reference, "id": m.base.id}}
 
 
-def bearer_auth(token: str | None):
-    """A dependency that, with a token, refuses requests without `Authorization: Bearer TOKEN` (constant-time
-    compare); the probes stay open."""
-    async def authorized(request: Request):
-        if token is None or request.url.path in OPEN_PATHS or is_page(request.url.path):
-            return
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token.encode()):
-            raise HTTPException(401, "missing or wrong token: send the header 'Authorization: Bearer TOKEN'",
-                                headers={"WWW-Authenticate": "Bearer"})
-    return authorized
+class BearerAuth:
+    """With a token, refuses requests without `Authorization: Bearer TOKEN` (constant-time compare) as soon as the
+    headers are read, before any of the body; the probes, the docs and the playground page stay open."""
+
+    def __init__(self, app, token: str | None):
+        self.app, self.token = app, token
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or self.token is None or path in OPEN_PATHS or is_page(path):
+            return await self.app(scope, receive, send)
+        scheme, _, value = dict(scope["headers"]).get(b"authorization", b"").partition(b" ")
+        if scheme.lower() != b"bearer" or not hmac.compare_digest(value, self.token.encode()):
+            response = error(401, "missing or wrong token: send the header 'Authorization: Bearer TOKEN'",
+                             {"WWW-Authenticate": "Bearer", "Connection": "close"})  # its body is never read
+            return await response(scope, receive, send)
+        return await self.app(scope, receive, send)
 
 
 def add_error_handlers(app: FastAPI) -> None:
@@ -323,9 +331,10 @@ def create_app(o: ServeOptions) -> FastAPI:
         await run_in_threadpool(worker.stop)
 
     app = FastAPI(title="meme-star", version="1", description="Memes for chat apps: one-shot tuned video "
-                  "diffusion, as GIF/MP4/WebP.", dependencies=[Depends(bearer_auth(o.token))], lifespan=lifespan)
+                  "diffusion, as GIF/MP4/WebP.", lifespan=lifespan)
     app.state.store, app.state.worker, app.state.jobs, app.state.metrics = store, worker, jobs, metrics
     app.add_middleware(BodyLimit, upload_bytes=int(o.max_upload_mb * 2 ** 20))
+    app.add_middleware(BearerAuth, token=o.token)  # outside the body limit: a stranger learns nothing of it
     app.add_middleware(Timed, metrics=metrics)
 
     add_error_handlers(app)
@@ -423,16 +432,17 @@ def create_app(o: ServeOptions) -> FastAPI:
                     inversion_steps: int = Form(TrainOptions.inversion_steps, ge=1, le=MAX_INVERSION_STEPS)):
         check_prompt(prompt, "say what the clip shows")
         mid = meme_id(id) if id else slug_id(prompt)
-        if (memes_dir / mid).exists() or mid in jobs.busy_meme_ids():
-            raise HTTPException(409, f"meme {mid!r} exists or is being trained: choose another id")
         suffix = Path(clip.filename or "").suffix.lower()
         if suffix not in CLIP_SUFFIXES:
             raise HTTPException(415, f"the clip's name must end in one of {', '.join(CLIP_SUFFIXES)}")
+        if (memes_dir / mid).exists() or not jobs.reserve(mid):  # held from here: a second upload gets 409 at once
+            raise HTTPException(409, f"meme {mid!r} exists or is being trained: choose another id")
         job_id = jobs.new_id()
         folder = jobs.folder(job_id)
-        folder.mkdir(parents=True)
         path = folder / f"clip{suffix}"
+        shown = uploaded_name(clip.filename, suffix)
         try:
+            folder.mkdir(parents=True)
             with path.open("wb") as f:
                 while chunk := await clip.read(2 ** 20):
                     f.write(chunk)
@@ -440,25 +450,36 @@ def create_app(o: ServeOptions) -> FastAPI:
                                    frames=frames, size=size, steps=steps, lr=lr, seed=seed,
                                    inversion_steps=inversion_steps, device=o.device, quiet=True)
             options.check()
-            await run_in_threadpool(read_clip, path, frames, size)  # a clip the trainer cannot read fails now
+            try:
+                await run_in_threadpool(read_clip, path, frames, size)  # a clip the trainer cannot read fails now
+            except MemeError as e:  # it names our copy: name the client's file instead
+                raise MemeError(str(e).replace(str(path), shown).replace(path.name, shown)) from None
             job = jobs.submit(job_id, mid, options)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
+        finally:
+            jobs.release(mid)  # submitted, the job holds the id
         return JSONResponse({**job.public(), "url": f"/jobs/{job_id}"}, status_code=202)
 
     @app.get("/jobs/{job_id}", summary="A training job's state and progress")
     async def job_state(job_id: str):
-        if not JOB_PATTERN.match(job_id) or job_id not in jobs.jobs:
+        if not JOB_PATTERN.fullmatch(job_id) or job_id not in jobs.jobs:
             raise HTTPException(404, f"no job {job_id!r}")
         return jobs.jobs[job_id].public()
 
     return app
 
 
+def uploaded_name(filename: str | None, suffix: str) -> str:
+    """The client's name for its upload, as errors show it: its last part, printable, at most 64 characters."""
+    name = "".join(c for c in Path(filename or "").name if c.isprintable())[-64:]
+    return name or f"the uploaded clip{suffix}"
+
+
 def slug_id(prompt: str) -> str:
     mid = slug(prompt)[:128].strip("-_") or "meme"
-    return mid if ID_PATTERN.match(mid) else "meme"
+    return mid if ID_PATTERN.fullmatch(mid) else "meme"
 
 
 def serve(o: ServeOptions) -> None:

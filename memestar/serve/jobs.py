@@ -10,7 +10,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..errors import MemeError
+from ..errors import MemeError, without_paths
 from ..train.meme import TrainOptions, train_meme
 from .worker import DeviceGate
 
@@ -34,7 +34,7 @@ class TrainingJob:
         return {"id": self.id, "meme": self.meme_id, "state": self.state,
                 "progress": {"step": self.step, "steps": self.options.steps,
                              "fraction": round(self.step / self.options.steps, 4), "loss": self.loss},
-                "error": self.error, "seconds": self.seconds}
+                "error": without_paths(self.error) if self.error else None, "seconds": self.seconds}
 
 
 class TrainingJobs:
@@ -42,6 +42,7 @@ class TrainingJobs:
         self.memes_dir, self.gate, self.on_done, self.max_waiting = memes_dir, gate, on_done, max_waiting
         self.jobs: OrderedDict[str, TrainingJob] = OrderedDict()
         self._waiting: deque[TrainingJob] = deque()
+        self._reserved: set[str] = set()  # meme ids of uploads being received and checked
         self._cond = threading.Condition()
         self._stopped = False
         self.thread = threading.Thread(target=self._loop, name="memestar-training", daemon=True)
@@ -56,6 +57,18 @@ class TrainingJobs:
     def busy_meme_ids(self) -> set[str]:
         with self._cond:
             return {j.meme_id for j in self.jobs.values() if j.state in ("queued", "running")}
+
+    def reserve(self, meme_id: str) -> bool:
+        """Holds `meme_id` for an upload being checked, or False when another upload or a job holds it."""
+        with self._cond:
+            if meme_id in self._reserved or meme_id in self.busy_meme_ids():
+                return False
+            self._reserved.add(meme_id)
+            return True
+
+    def release(self, meme_id: str) -> None:
+        with self._cond:
+            self._reserved.discard(meme_id)
 
     def submit(self, job_id: str, meme_id: str, options: TrainOptions) -> TrainingJob:
         """Queues a job whose clip is already in `folder(job_id)`; `options.out` is set here."""

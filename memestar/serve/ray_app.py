@@ -17,14 +17,14 @@ import time
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from ray import serve
 
 from ..models.batch import MAX_BATCH
 from ..runtime.meme import GenRequest, Generation, Meme
 from ..runtime.store import MemeStore
-from .app import (GenBody, add_error_handlers, bearer_auth, clips_response, list_memes, meme_folder, meme_summary,
+from .app import (BearerAuth, GenBody, add_error_handlers, clips_response, list_memes, meme_folder, meme_summary,
                   read_manifest)
 from .options import ServeOptions
 
@@ -79,7 +79,8 @@ class MemeGenerator:
 
 
 def ingress_app(options: ServeOptions) -> FastAPI:
-    app = FastAPI(title="meme-star on Ray Serve", dependencies=[Depends(bearer_auth(options.token))])
+    app = FastAPI(title="meme-star on Ray Serve")
+    app.add_middleware(BearerAuth, token=options.token)
     add_error_handlers(app)
     memes_dir = Path(options.memes).absolute()
 
