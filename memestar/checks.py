@@ -32,6 +32,9 @@ MAX_VIDEO_DECODE_PIXELS = 2 ** 34
 MAX_STYLES_BYTES = 256 * 1024  # a styles file (the bundled one is 1.4 KB): read whole, so capped
 MAX_PROMPT_CHARS = 1000  # CLIP reads 77 tokens; a longer text is a mistake or an attack, not a prompt
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+# a server's ids, matched whole (fullmatch: "$" would let a trailing newline through): a meme's, a training job's
+MEME_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+JOB_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 
 
 def check_int(name: str, value, low: int, high: int, hint: str = "") -> int:

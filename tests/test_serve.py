@@ -225,7 +225,8 @@ def test_training_job_runs_beside_generation_and_its_meme_appears(memes_dir, sli
         assert client.post("/memes/trained/gen", json=QUICK).status_code == 200
         assert "exists" in one_line_error(client.post("/memes", data=form, files={
             "clip": ("slide.gif", slide_gif.read_bytes(), "image/gif")}), 409)
-        assert not any((memes_dir / ".jobs").iterdir())  # the job's folder is gone
+        kept = [p.name for p in (memes_dir / ".jobs" / job["id"]).iterdir()]
+        assert kept == ["job.json"]  # the clip and the working copy are gone; the journal answers after a restart
 
 
 def test_training_uploads_are_checked_and_failed_jobs_say_why(memes_dir, slide_gif):
@@ -334,6 +335,7 @@ def test_upload_bombs_are_422_naming_the_clients_file_and_keep_alive_holds(memes
     """The review's 85-byte bomb answered 500 and dropped the connection; every hostile file is now a 422 whose
     one line names the client's file name, never the server's folders, on a connection that stays open."""
     form = {"prompt": "a red square sliding", "steps": "1", "frames": "4", "size": "32"}
+    jobs_before = set((memes_dir / ".jobs").iterdir()) if (memes_dir / ".jobs").exists() else set()
     with running(ServeOptions(memes=memes_dir, train_base="no-such-base")) as client:
         for name in ("bomb-30000.gif", "bomb-9000x20.gif", "timeline.gif", "timeline.webp", "wide-frame.webp",
                      "half.webm", "garbage.webm"):
@@ -343,4 +345,4 @@ def test_upload_bombs_are_422_naming_the_clients_file_and_keep_alive_holds(memes
             assert sent in message and ".jobs" not in message and str(memes_dir) not in message, message
             assert r.headers.get("connection") != "close"
         assert client.get("/healthz").status_code == 200
-        assert not any((memes_dir / ".jobs").iterdir())  # nothing of the refused uploads is left
+        assert set((memes_dir / ".jobs").iterdir()) == jobs_before  # nothing of the refused uploads is left

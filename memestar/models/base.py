@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -93,14 +94,20 @@ class BaseModel:
         return self
 
 
+LOAD_LOCK = threading.Lock()
+
+
 def load_base(reference: str, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
               config: str | None = None, allow_pickle: bool = False) -> BaseModel:
-    """Loads every component of base `reference`, in eval mode with gradients off."""
-    source = _resolve(str(reference), allow_pickle)
-    if isinstance(source, Path) and source.is_file():
-        parts = _load_single_file(source, config, dtype, allow_pickle)
-    else:
-        parts = _load_diffusers(source, dtype, allow_pickle, local=isinstance(source, Path))
+    """Loads every component of base `reference`, in eval mode with gradients off. One load at a time per process:
+    diffusers and transformers build models under a process-wide patch (weights on the meta device, then filled),
+    and a second thread loading meanwhile gets empty tensors (a server warming up while a resumed job starts)."""
+    with LOAD_LOCK:
+        source = _resolve(str(reference), allow_pickle)
+        if isinstance(source, Path) and source.is_file():
+            parts = _load_single_file(source, config, dtype, allow_pickle)
+        else:
+            parts = _load_diffusers(source, dtype, allow_pickle, local=isinstance(source, Path))
     models = {k: parts[k] for k in ("unet", "vae", "text_encoder")}
     for model in models.values():
         model.requires_grad_(False).eval().to(device)

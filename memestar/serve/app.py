@@ -19,8 +19,8 @@ import base64
 import functools
 import hmac
 import logging
-import re
 import shutil
+import signal
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
@@ -34,9 +34,9 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from ..checks import (MAX_CACHE_INTERVAL, MAX_FPS, MAX_FRAMES, MAX_GUIDANCE, MAX_INVERSION_STEPS, MAX_LR,
-                      MAX_PROMPT_CHARS, MAX_SEED, MAX_SIZE, MAX_STEPS, MAX_TRAIN_STEPS, MAX_VARIANTS, MIN_FPS,
-                      check_prompt)
+from ..checks import (JOB_ID_PATTERN, MAX_CACHE_INTERVAL, MAX_FPS, MAX_FRAMES, MAX_GUIDANCE, MAX_INVERSION_STEPS,
+                      MAX_LR, MAX_PROMPT_CHARS, MAX_SEED, MAX_SIZE, MAX_STEPS, MAX_TRAIN_STEPS, MAX_VARIANTS,
+                      MEME_ID_PATTERN, MIN_FPS, check_prompt)
 from ..device import device_name
 from ..errors import MemeError, one_line, without_paths
 from ..files import slug
@@ -61,8 +61,6 @@ from .page import add_playground, is_page
 from .worker import BatchWorker, DeadlineExceeded, GenJob, QueueFull
 
 log = logging.getLogger("memestar.serve")
-ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")  # matched whole (fullmatch): no trailing newline
-JOB_PATTERN = re.compile(r"[0-9a-f]{32}")
 MEDIA_TYPES = {"gif": "image/gif", "mp4": "video/mp4", "webp": "image/webp"}
 CLIP_SUFFIXES = (".mp4", ".gif", ".webm", ".mov", ".mkv", ".avi", ".webp")
 MAX_JSON_BYTES = 64 * 1024
@@ -140,7 +138,7 @@ def error(status: int, message: str, headers: dict | None = None) -> JSONRespons
 
 
 def meme_id(value: str) -> str:
-    if not ID_PATTERN.fullmatch(value):
+    if not MEME_ID_PATTERN.fullmatch(value):
         raise HTTPException(400, "a meme id is 1 to 128 letters, digits, '-' or '_', starting with a letter or digit")
     return value
 
@@ -148,7 +146,7 @@ def meme_id(value: str) -> str:
 def list_memes(memes_dir: Path) -> list[tuple[str, float]]:
     """(id, meme.json's modification time) of every meme folder in `memes_dir`."""
     return [(path.name, (path / MEME_JSON).stat().st_mtime) for path in memes_dir.iterdir()
-            if ID_PATTERN.fullmatch(path.name) and (path / MEME_JSON).is_file()]
+            if MEME_ID_PATTERN.fullmatch(path.name) and (path / MEME_JSON).is_file()]
 
 
 def meme_folder(memes_dir: Path, mid: str) -> Path:
@@ -327,7 +325,7 @@ def create_app(o: ServeOptions) -> FastAPI:
     async def lifespan(app):
         asyncio.get_running_loop().run_in_executor(None, warm)
         yield
-        jobs.stop()
+        await run_in_threadpool(jobs.stop)  # drains: the running job checkpoints, and resumes on the next start
         await run_in_threadpool(worker.stop)
 
     app = FastAPI(title="meme-star", version="1", description="Memes for chat apps: one-shot tuned video "
@@ -464,7 +462,7 @@ def create_app(o: ServeOptions) -> FastAPI:
 
     @app.get("/jobs/{job_id}", summary="A training job's state and progress")
     async def job_state(job_id: str):
-        if not JOB_PATTERN.fullmatch(job_id) or job_id not in jobs.jobs:
+        if not JOB_ID_PATTERN.fullmatch(job_id) or job_id not in jobs.jobs:
             raise HTTPException(404, f"no job {job_id!r}")
         return jobs.jobs[job_id].public()
 
@@ -479,12 +477,17 @@ def uploaded_name(filename: str | None, suffix: str) -> str:
 
 def slug_id(prompt: str) -> str:
     mid = slug(prompt)[:128].strip("-_") or "meme"
-    return mid if ID_PATTERN.fullmatch(mid) else "meme"
+    return mid if MEME_ID_PATTERN.fullmatch(mid) else "meme"
 
 
 def serve(o: ServeOptions) -> None:
-    """Runs the server until Ctrl-C."""
+    """Runs the server until Ctrl-C or SIGTERM, which drain it (answers in flight, the training job checkpointed)
+    and exit 0."""
     import uvicorn
 
     app = create_app(o)
+    # uvicorn drains on SIGINT/SIGTERM, then raises the signal again under the handlers it found: these, which
+    # let the drained process end normally rather than as killed
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: None)
     uvicorn.run(app, host=o.host, port=o.port, log_level="warning", access_log=False)

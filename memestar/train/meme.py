@@ -125,9 +125,10 @@ def locked_folder(out: Path):
         os.close(fd)
 
 
-def train_meme(o: TrainOptions, on_step=None, between_steps=None) -> dict:
+def train_meme(o: TrainOptions, on_step=None, between_steps=None, stop=None) -> dict:
     """Runs the whole of `meme train`; returns the summary that `--json` prints. `on_step(step, loss)` follows the
-    tuning; `between_steps()` runs between the inversion's and the preview's steps (a server's device gate)."""
+    tuning; `between_steps()` runs between the inversion's and the preview's steps (a server's device gate);
+    `stop` (a threading.Event), once set, ends the tuning at its next step with a checkpoint (Interrupted)."""
     o.check()
     out = Path(o.out) if o.out else default_out(split_subject(o.prompt)[0])
     check_out_folder(out, o.resume, o.force)
@@ -135,10 +136,11 @@ def train_meme(o: TrainOptions, on_step=None, between_steps=None) -> dict:
     dtype = compute_dtype(o.precision, device)
     with locked_folder(out):
         check_out_folder(out, o.resume, o.force)  # again, now that no other run can change it
-        return _train(o, out, device, dtype, on_step, between_steps)
+        return _train(o, out, device, dtype, on_step, between_steps, stop)
 
 
-def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype, on_step, between_steps) -> dict:
+def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype, on_step, between_steps,
+           stop) -> dict:
     checkpointing = device.type == "cuda" if o.gradient_checkpointing is None else o.gradient_checkpointing
     prompt, template = split_subject(o.prompt)  # braces mark the subject: "running {apple-cat}"
     seconds = {}
@@ -170,7 +172,7 @@ def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype,
                "frame_positions": o.frame_positions, "precision": str(dtype),
                **{k: v for k, v in asdict(settings).items() if k != "checkpoint_every"}}
     result = tune(video, latents, text, base.scheduler_config, settings, dtype=dtype, checkpoint=out / CHECKPOINT,
-                  run_key=run_key, resume=o.resume, quiet=o.quiet, on_step=on_step)
+                  run_key=run_key, resume=o.resume, quiet=o.quiet, on_step=on_step, stop=stop)
     seconds["tune"] = result.seconds
     peak = peak_memory_bytes(device)
     if result.interrupted:

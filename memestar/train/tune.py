@@ -61,9 +61,10 @@ def noised(latents, noise, t, acp, prediction_type):
 
 
 @contextmanager
-def stop_on_sigint():
-    """Turns the first Ctrl-C into a flag the loop checks between steps; a second one stops at once."""
-    stop = threading.Event()
+def stop_on_sigint(stop: threading.Event | None = None):
+    """Turns the first Ctrl-C into a flag the loop checks between steps (`stop`, which a server sets to drain); a
+    second one stops at once. Off the main thread there are no signals: only `stop`."""
+    stop = stop or threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
@@ -82,8 +83,9 @@ def stop_on_sigint():
 
 def tune(video: VideoUNet, latents: torch.Tensor, text: torch.Tensor, scheduler_config: dict, s: TuneSettings,
          *, dtype: torch.dtype, checkpoint: Path, run_key: dict, resume: bool = False, quiet: bool = False,
-         on_step=None) -> TuneResult:
-    """Tunes `video` in place on one clip's `latents` (1 c f h w) and prompt embedding `text` (1 L d)."""
+         on_step=None, stop: threading.Event | None = None) -> TuneResult:
+    """Tunes `video` in place on one clip's `latents` (1 c f h w) and prompt embedding `text` (1 L d); `stop`, once
+    set, ends the run after the current step with a checkpoint, as Ctrl-C does."""
     device = latents.device
     params = video.trainable_parameters(s.tuned)
     video.unet.requires_grad_(False)
@@ -108,7 +110,7 @@ def tune(video: VideoUNet, latents: torch.Tensor, text: torch.Tensor, scheduler_
     bar = tqdm(total=s.steps, initial=start, desc="tuning", unit="step", disable=quiet, dynamic_ncols=True)
     # the bar closes before any error line; the frame count holds over forward and backward (checkpointing
     # recomputes in backward)
-    with bar, stop_on_sigint() as stop, video.frames(latents.shape[2]):
+    with bar, stop_on_sigint(stop) as stop, video.frames(latents.shape[2]):
         for step in range(start, s.steps):
             g = step_generator(s.seed, step, device)
             t = torch.randint(0, n_train, (1,), generator=g, device=device)

@@ -1,0 +1,82 @@
+"""The server's journal of training jobs: `job.json` in each job's folder under `memes/.jobs/`, rewritten
+(atomically) whenever the job changes state. A job answered 202 outlives the process: on start the server reads
+the journal back, resumes each unfinished job from its last checkpoint, answers for the finished ones, and removes
+the folders it cannot read."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..checks import JOB_ID_PATTERN, MEME_ID_PATTERN
+from ..records import read_record, record, write_record
+
+JOB_JSON = "job.json"
+JOB_FORMAT = "memestar-job/1"
+STATES = ("queued", "running", "done", "failed")
+UNREADABLE = "a server's job journal: remove the job's folder"
+
+
+@record
+class JobRecord:
+    """One training job as accepted: the upload's settings (the clip is `clip` in the job's folder) and its state."""
+    format: str
+    id: str
+    meme_id: str
+    clip: str
+    prompt: str
+    base: str
+    base_config: str | None
+    device: str
+    frames: int
+    size: int
+    steps: int
+    lr: float
+    seed: int
+    inversion_steps: int
+    state: str
+    step: int
+    loss: float | None
+    error: str | None
+    created: float
+    seconds: float | None
+
+    def problem(self) -> str | None:
+        if not JOB_ID_PATTERN.fullmatch(self.id):
+            return f"id {self.id!r} is not a job id"
+        if not MEME_ID_PATTERN.fullmatch(self.meme_id):
+            return f"meme_id {self.meme_id!r} is not a meme id"
+        if Path(self.clip).name != self.clip or not self.clip.startswith("clip."):
+            return f"clip {self.clip!r} is not a clip's name in the job's folder"
+        if self.state not in STATES:
+            return f"state {self.state!r} is not one of {', '.join(STATES)}"
+        return None
+
+
+@dataclass
+class JournalEntry:
+    """A job folder found on start: its record, or why it could not be read."""
+    folder: Path
+    job: JobRecord | None
+    problem: str | None
+
+
+def write_job(folder: Path, job: JobRecord) -> None:
+    write_record(job, folder / JOB_JSON)
+
+
+def read_journal(jobs_root: Path) -> list[JournalEntry]:
+    """Every job folder under `jobs_root`, oldest first (as accepted)."""
+    entries = []
+    for folder in sorted(jobs_root.iterdir()) if jobs_root.is_dir() else []:
+        if not folder.is_dir() or folder.is_symlink():
+            entries.append(JournalEntry(folder, None, "not a job folder"))
+            continue
+        try:
+            job = read_record(JobRecord, folder / JOB_JSON, JOB_FORMAT, UNREADABLE)
+        except Exception as e:  # noqa: BLE001 (RecordError, or a folder the process cannot read: removed)
+            entries.append(JournalEntry(folder, None, str(e)))
+            continue
+        if job.id != folder.name:
+            entries.append(JournalEntry(folder, None, f"its journal names job {job.id}"))
+            continue
+        entries.append(JournalEntry(folder, job, None))
+    return sorted(entries, key=lambda e: e.job.created if e.job else 0.0)
