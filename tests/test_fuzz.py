@@ -187,3 +187,81 @@ def test_fuzz_meme_json(data, meme_main, small_meme_dir, tmp_path_factory):
         return
     code, out, err = meme_main("gen", PROMPT, "--meme", folder, "-o", folder / "out.gif", "--steps", "1", "--quiet")
     check_outcome(code, out, err, folder / "out.gif" if code == 0 else None)
+
+
+# issue 30: container bytes and declared sizes, for `meme check` and the server's upload endpoint
+SEEDS = ("fine.gif", "fine.webp", "whole.webm", "wide-frame.png", "bomb-9000x20.gif")
+SIZE_FIELDS = {".gif": [(6, "<H"), (8, "<H")], ".png": [(16, ">I"), (20, ">I")], ".webp": [(24, "<I")]}
+
+
+@st.composite
+def container_bytes(draw, hostile_media) -> tuple[str, bytes]:
+    """A real file's bytes, bent: declared sizes rewritten (canvas, frame header), bytes flipped or spliced,
+    the file cut short; (its name, the bytes)."""
+    import struct
+
+    name = draw(st.sampled_from(SEEDS))
+    data = bytearray(hostile_media[name].read_bytes())
+    suffix = "." + name.rsplit(".", 1)[1]
+    for _ in range(draw(st.integers(0, 3))):
+        kind = draw(st.sampled_from(["size", "flip", "splice", "cut"]))
+        if kind == "size" and suffix in SIZE_FIELDS:
+            at, fmt = draw(st.sampled_from(SIZE_FIELDS[suffix]))
+            big = 0xFFFF if fmt.endswith("H") else 0xFFFFFFFF
+            data[at:at + struct.calcsize(fmt)] = struct.pack(fmt, draw(st.integers(0, 64) | st.integers(0, big)))
+        elif kind == "flip" and data:
+            at = draw(st.integers(0, len(data) - 1))
+            data[at] = draw(st.integers(0, 255))
+        elif kind == "splice":
+            at = draw(st.integers(0, len(data)))
+            data[at:at] = draw(st.binary(min_size=1, max_size=64))
+        elif kind == "cut":
+            data = data[:draw(st.integers(0, len(data)))]
+    return name, bytes(data)
+
+
+@fuzz(60)
+@given(data=st.data())
+def test_fuzz_meme_check_over_container_bytes(data, hostile_media, tmp_path_factory):
+    """`meme check` reads any bytes into a report or refuses them in one line; never another exception."""
+    from memestar.media.check import probe
+
+    name, content = data.draw(container_bytes(hostile_media))
+    path = tmp_path_factory.mktemp("check") / name
+    path.write_bytes(content)
+    try:
+        report = probe(path)
+    except MemeError as e:
+        event("refused")
+        assert "\n" not in str(e) and "internal error" not in str(e), str(e)
+        return
+    event("read")
+    assert report.width * report.height <= 4096 * 4096 and report.frames >= 1
+
+
+@pytest.fixture(scope="module")
+def upload_server(tmp_path_factory):
+    from live_server import running
+
+    from memestar.serve.options import ServeOptions
+
+    with running(ServeOptions(memes=tmp_path_factory.mktemp("uploads"), train_base="no-such-base")) as client:
+        yield client
+
+
+@fuzz(30)
+@given(data=st.data())
+def test_fuzz_upload_endpoint(data, hostile_media, upload_server):
+    """POST /memes with bent container bytes: 202 (a job, which fails on its missing base) or a 4xx with a
+    one-line JSON error, never a 500, on a connection that stays open."""
+    name, content = data.draw(container_bytes(hostile_media))
+    form = {"prompt": "a red square sliding", "id": f"fuzz-{data.draw(st.integers(0, 10 ** 9))}", "steps": "1",
+            "frames": str(data.draw(st.integers(1, 8))), "size": "16"}
+    r = upload_server.post("/memes", data=form, files={"clip": (name, content, "application/octet-stream")})
+    event(f"{r.status_code}")
+    assert r.status_code in (202, 409, 413, 415, 422), (r.status_code, r.text)
+    if r.status_code != 202:
+        body = r.json()
+        assert set(body) == {"error"} and "\n" not in body["error"] and "internal error" not in body["error"], body
+        assert "/.jobs/" not in body["error"]
+    assert upload_server.get("/healthz").status_code == 200

@@ -2,6 +2,7 @@
 the tiny world's true matte, the outline, and all of it through `meme gen` and the checker."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -38,6 +39,56 @@ def test_captions_are_drawn_in_latin_cyrillic_and_greek(text):
     white = (top[..., :3] == 255).all(axis=-1) & (top[..., 3] == 255)
     black = (top[..., :3] == 0).all(axis=-1) & (top[..., 3] == 255)
     assert white.sum() > 200 and black.sum() > 200  # white letters, black stroke
+
+
+@pytest.fixture
+def emoji_font():
+    from memestar.media.captions import emoji_font_path
+
+    path = emoji_font_path()
+    if path is None or not path.is_file():
+        pytest.skip("no emoji font: apt-get install fonts-noto-color-emoji (.ci/run does)")
+    return path
+
+
+@pytest.mark.parametrize("text", ["when the build is green 🎉🚀", "me 👍🏽 🇫🇷 ❤️ 👨‍👩‍👧", "שלום 😀"])
+def test_emoji_in_captions_are_drawn_in_colour(text, emoji_font):
+    """Issue 30, 10: emoji (with skin tones, flags, ZWJ families, VS16) come out in colour from Noto Color Emoji,
+    not as the text font's empty boxes or its black-and-white faces."""
+    layer = np.asarray(caption_overlay(256, text, None)).astype(int)
+    top = layer[: 256 // 3]
+    opaque = top[..., 3] == 255
+    spread = top[..., :3].max(axis=-1) - top[..., :3].min(axis=-1)  # 0 for white, black and greys
+    assert (opaque & (spread > 60)).sum() > 100, "no colour where the emoji should be"
+    plain = np.asarray(caption_overlay(256, "when the build is green", None)).astype(int)
+    assert (plain[..., :3].max(axis=-1) - plain[..., :3].min(axis=-1))[plain[..., 3] == 255].max() == 0
+
+
+@pytest.mark.parametrize("text, words", [
+    ("你好 world", "你 (U+4F60 Cjk Unified Ideograph-4F60), which no bundled font draws"),
+    ("こんにちは", "U+3053 Hiragana Letter Ko"),
+    ("bell\x07", "U+0007 (Cc"),
+    ("private \ue000", "U+E000 (Co"),
+    ("flip \u202eit", "U+202E (Cf"),
+])
+def test_captions_refuse_what_no_font_draws(text, words):
+    with pytest.raises(MemeError, match=re.escape(words)) as e:
+        layout(text, 256)
+    assert "\n" not in str(e.value)
+
+
+def test_emoji_without_an_emoji_font_is_one_line_naming_the_fix(monkeypatch, tmp_path):
+    monkeypatch.setenv("MEMESTAR_EMOJI_FONT", str(tmp_path / "missing.ttf"))
+    with pytest.raises(MemeError, match="no emoji font is installed: apt-get install fonts-noto-color-emoji"):
+        layout("party 🎉", 256)
+    assert layout("no emoji here", 256)  # text alone needs no emoji font
+
+
+def test_cli_refuses_an_undrawable_caption_before_sampling(small_meme_dir, tmp_path, meme_main):
+    code, _, err = meme_main("gen", "a red square sliding", "--meme", small_meme_dir, "--top", "你好",
+                             "-o", tmp_path / "x.gif", "--quiet")
+    assert code == 2 and "no bundled font draws" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "x.gif").exists()
 
 
 def test_captions_wrap_shrink_and_refuse_what_cannot_fit():

@@ -9,10 +9,12 @@
 
 `meme serve --ray` starts it on a local Ray instance; `serve run deploy/ray-serve.yaml` (or KubeRay's RayService
 with that file's `applications`) runs it on a cluster. Training jobs stay with the single-node server
-(`meme serve`), which owns its device.
+(`meme serve`), which owns its device. A replica that dies under a request loses nothing: the ingress asks
+another (`ask_replicas`), and answers 503 with Retry-After only when replicas keep failing.
 """
 
 import asyncio
+import logging
 import time
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -20,6 +22,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from ray import serve
+from starlette.exceptions import HTTPException
 
 from ..models.batch import MAX_BATCH
 from ..runtime.meme import GenRequest, Generation, Meme
@@ -29,7 +32,9 @@ from .app import (BearerAuth, GenBody, add_error_handlers, clips_response, list_
 from .options import ServeOptions
 
 AUTOSCALING = {"min_replicas": 1, "max_replicas": 8, "target_ongoing_requests": 4}
+REPLICA_TRIES = 3  # a request whose replica died is asked of another; the third loss is a 503
 MEMES_PER_REPLICA = 16
+log = logging.getLogger("memestar.serve")
 
 
 @serve.deployment(max_ongoing_requests=32)
@@ -78,6 +83,24 @@ class MemeGenerator:
                 "memes": sorted(m.folder.name for m in self.store.memes)}
 
 
+async def ask_replicas(generator, mid: str, requests: list[GenRequest]) -> tuple[dict, int]:
+    """A generator replica's answer, and how many replicas were asked: a replica that dies under a request (killed,
+    out of memory, its node gone) loses it, so the request is asked again, of a live replica, up to
+    REPLICA_TRIES times; then it is a 503 the client may retry. Generation is deterministic: a retry returns what
+    the dead replica would have."""
+    from ray.exceptions import ActorUnavailableError, RayActorError
+    from ray.serve.exceptions import DeploymentUnavailableError, ReplicaUnavailableError
+
+    for tries in range(1, REPLICA_TRIES + 1):
+        try:
+            return await generator.options(multiplexed_model_id=mid).generate.remote(requests), tries
+        except (RayActorError, ActorUnavailableError, ReplicaUnavailableError, DeploymentUnavailableError) as e:
+            log.warning("replica lost a request for %s (try %d of %d): %s", mid, tries, REPLICA_TRIES,
+                        type(e).__name__)
+    raise HTTPException(503, f"the generator replicas failed {REPLICA_TRIES} times: retry in a few seconds",
+                        headers={"Retry-After": "5"})
+
+
 def ingress_app(options: ServeOptions) -> FastAPI:
     app = FastAPI(title="meme-star on Ray Serve")
     app.add_middleware(BearerAuth, token=options.token)
@@ -117,9 +140,9 @@ def build(options: ServeOptions, replicas: int | None = None, gpus: float | None
             meme_folder(memes_dir, mid)
             plan = body.plan(lambda: read_manifest(memes_dir, mid))  # refused here, before any replica is asked
             t = time.perf_counter()
-            handle = self.generator.options(multiplexed_model_id=mid)
-            result = await handle.generate.remote(plan.requests)
+            result, tries = await ask_replicas(self.generator, mid, plan.requests)
             response = await run_in_threadpool(clips_response, mid, body, plan, result["generations"])
+            response.headers["X-Replica-Tries"] = str(tries)
             response.headers["X-Replica"] = result["replica"]
             response.headers["X-Replica-Memes"] = ",".join(result["memes"])
             response.headers["X-Meme-Was-Loaded"] = "1" if result["held"] else "0"
