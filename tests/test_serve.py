@@ -4,6 +4,7 @@ clients that left, auth, and training jobs next to generation."""
 
 import base64
 import io
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -121,9 +122,15 @@ def test_gen_returns_the_clip_and_variants_as_json(server):
     ({**QUICK, "follow": "maybe"}, 422, "follow"),
     ({**QUICK, "colour": "red"}, 422, "colour"),
     ([1, 2], 422, "body"),
+    ({**QUICK, "prompt": "a cat \udcff"}, 422, "prompt: Input should be a valid string"),  # JSON's "\udcff"
+    ({**QUICK, "negative": "dogs \ud800"}, 422, "negative: Input should be a valid string"),
+    ({**QUICK, "top": "hi \udcff"}, 422, "top: Input should be a valid string"),
+    ({**QUICK, "top": "你好"}, 422, "which no bundled font draws"),
 ])
 def test_bad_gen_requests_get_one_line_json_errors(server, body, status, words):
-    assert words in one_line_error(server.post("/memes/slide/gen", json=body), status)
+    sent = json.dumps(body)  # ASCII, so a lone surrogate travels as JSON's own escape, as a hostile client sends it
+    r = server.post("/memes/slide/gen", content=sent, headers={"content-type": "application/json"})
+    assert words in one_line_error(r, status)
 
 
 def test_bad_ids_paths_and_bodies(server):
