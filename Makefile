@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 GPU_PYTHON ?= python3
 STEP ?= all
 
-.PHONY: demo test install clean gpu-check gpu-wheels
+.PHONY: demo test check install clean gpu-check gpu-wheels
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# the inner loop: lint, then the tests that need no training, export or other process (a few minutes)
+check: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q -m "not gpu and not slow"
 
 gpu-wheels: $(STAMP)
 	$(PY) benchmarks/gpu_check.py download

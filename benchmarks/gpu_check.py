@@ -193,7 +193,8 @@ def summary(device: str, date: str | None = None, tests_line: str | None = None)
     if tuning:
         lines += ["", f"Tuning, {TUNE_STEPS} steps (DESIGN.md: <= {TUNE_TARGET_S:g} s with loading at 256 px, peak <= "
                   f"{TUNE_PEAK_GIB:g} GiB):", "",
-                  f"| size | variant | step s | load s | {TUNE_STEPS} steps with loading s | peak GiB | checkpointing | met |",
+                  f"| size | variant | step s | load s | {TUNE_STEPS} steps with loading s | peak GiB "
+                  f"| checkpointing | met |",
                   "|---|---|---|---|---|---|---|---|"]
         for size, name, b in tuning:
             if "train_error" in b:

@@ -188,8 +188,19 @@ def car_clip() -> Path:
     return path
 
 
+# `make check` (the inner loop) leaves out what trains, exports, compiles or starts other processes: these fixtures
+# tune a meme, these modules do the rest (`make test` runs everything)
+SLOW_FIXTURES = {"small_meme_dir", "make_small_meme", "meme_variant", "tiny_dir", "tiny"}
+SLOW_MODULES = {"test_bench", "test_compile_cache", "test_export", "test_gpu", "test_gpu_check", "test_playground",
+                "test_ray", "test_serve_restart", "test_tiny_model", "test_train", "test_fuzz"}
+
+
 def pytest_collection_modifyitems(config, items):
-    """`-m gpu` selects the GPU tests; without CUDA they skip with the reason (README: make gpu-check)."""
+    """Marks the slow tests (`-m "not slow"`: `make check`); `-m gpu` selects the GPU tests, and without CUDA they
+    skip with the reason (README: make gpu-check)."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.module.__name__ in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs an NVIDIA GPU with CUDA: run `make gpu-check` on one")

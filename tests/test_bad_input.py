@@ -326,6 +326,7 @@ def test_a_second_train_on_the_same_folder_is_refused(run_meme, slide_gif, tmp_p
 
 
 # 17: identical runs, identical bytes
+@pytest.mark.slow  # trains twice and exports
 def test_identical_runs_write_identical_files_and_export_keys(slide_gif, tmp_path, train_options):
     from memestar.export.meme import ExportOptions, export_meme
     from memestar.export_folder import EXPORT_DIR

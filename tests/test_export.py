@@ -112,8 +112,8 @@ def test_an_exporter_that_fixes_the_batch_size_is_refused(tmp_path):
             return torch.stack([row * 2 for row in latents])
 
     with pytest.raises(ExportFailed, match="fixed axis 0 of .*input latents to 2"):
-        export_onnx.export_graph(OneRowAtATime().eval(), {"latents": torch.randn(2, 3)}, ["out"], tmp_path / "loop.onnx",
-                                 18, ({0: torch.export.Dim("batch", min=1, max=8)},))
+        export_onnx.export_graph(OneRowAtATime().eval(), {"latents": torch.randn(2, 3)}, ["out"],
+                                 tmp_path / "loop.onnx", 18, ({0: torch.export.Dim("batch", min=1, max=8)},))
 
 
 def test_tensorrt_profiles_are_one_static_shape_per_batch_bucket():

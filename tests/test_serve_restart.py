@@ -11,7 +11,6 @@ import sys
 import time
 
 import httpx
-import pytest
 
 STEPS = 400  # random-tiny at 32 px, 4 frames: about 45 steps a second on the CI machine's two cores
 
@@ -85,11 +84,13 @@ def test_jobs_survive_sigint_and_sigkill(tmp_path, slide_gif):
     try:
         with httpx.Client(base_url=base, timeout=30) as client:
             seen = []
-            done = wait_for(client, url, lambda s: seen.append(s["progress"]["step"]) or s["state"] in ("done", "failed"))
+            done = wait_for(client, url,
+                            lambda s: seen.append(s["progress"]["step"]) or s["state"] in ("done", "failed"))
             assert min(seen) >= 150, seen  # from the checkpoint at step 150, written before the kill
             assert done["state"] == "done" and done["progress"]["step"] == STEPS, done
             assert "kept" in [m["id"] for m in client.get("/memes").json()["memes"]]
-            assert client.post("/memes/kept/gen", json={"prompt": "a red square sliding", "steps": 2}).status_code == 200
+            gen = client.post("/memes/kept/gen", json={"prompt": "a red square sliding", "steps": 2})
+            assert gen.status_code == 200, gen.text
             assert os.listdir(folder) == ["job.json"]  # the clip and the unfinished meme are gone; the journal stays
         server.send_signal(signal.SIGTERM)
         server.communicate(timeout=120)

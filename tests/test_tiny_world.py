@@ -12,7 +12,8 @@ def test_world_is_deterministic():
     assert np.array_equal(a_images, b_images) and a_captions == b_captions
     c_images, _ = make_bank(30, seed=5)
     assert not np.array_equal(a_images, c_images)
-    assert np.array_equal(render_clip(Sprite("red", "star"), "spinning"), render_clip(Sprite("red", "star"), "spinning"))
+    star = Sprite("red", "star")
+    assert np.array_equal(render_clip(star, "spinning"), render_clip(star, "spinning"))
 
 
 def test_world_covers_colours_shapes_and_captions():

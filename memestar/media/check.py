@@ -2,7 +2,8 @@
 
 GIF, animated WebP and APNG are read with Pillow (every frame's duration, the canvas, the colour mode); WebM
 with the bundled ffmpeg (container, codec, canvas, frame rate, the VP9 alpha flag, audio streams) and its
-frame count from a decode. Both are opened through `source.py`: the caps first, and damage reported as damage. What is reported is what the file holds, not what meme-star meant to write.
+frame count from a decode. Both are opened through `source.py`: the caps first, and damage reported as damage.
+What is reported is what the file holds, not what meme-star meant to write.
 """
 
 from dataclasses import asdict, dataclass

@@ -15,7 +15,7 @@ All other sizes are static per meme (`Shapes`).
 """
 
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

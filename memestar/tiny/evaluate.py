@@ -43,7 +43,8 @@ from .world import MOTIONS, Sprite, clip_caption, render_clip
 # (source subject, new subjects) per motion: new colour, new shape, both, and a third colour and shape.
 PLAN = {
     "bouncing": (("red", "circle"), [("blue", "circle"), ("red", "square"), ("green", "triangle"), ("yellow", "star")]),
-    "sliding": (("blue", "square"), [("red", "square"), ("blue", "star"), ("yellow", "circle"), ("purple", "triangle")]),
+    "sliding": (("blue", "square"),
+                [("red", "square"), ("blue", "star"), ("yellow", "circle"), ("purple", "triangle")]),
     "growing": (("green", "triangle"), [("orange", "triangle"), ("green", "circle"), ("blue", "square"),
                                         ("red", "star")]),
     "spinning": (("purple", "star"), [("green", "star"), ("purple", "square"), ("red", "triangle"),

@@ -97,7 +97,8 @@ def cosine_lr(step: int, total: int, peak: float, warmup: int = 100) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
 
 
-def train_vae(images: np.ndarray, steps: int, batch: int, lr: float, seed: int, quiet: bool) -> tuple[AutoencoderKL, list]:
+def train_vae(images: np.ndarray, steps: int, batch: int, lr: float, seed: int,
+              quiet: bool) -> tuple[AutoencoderKL, list]:
     torch.manual_seed(seed)
     vae = AutoencoderKL(**VAE_CONFIG)
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
@@ -222,7 +223,8 @@ def main(argv=None) -> dict:
     p.add_argument("--unet-batch", type=int, default=32)
     p.add_argument("--unet-lr", type=float, default=2e-3)
     p.add_argument("--ema-decay", type=float, default=EMA_DECAY, help="EMA of the UNet and text encoder (0: none)")
-    p.add_argument("--min-snr", type=float, default=0.0, help="Min-SNR-gamma loss weighting (0: off, plain epsilon MSE)")
+    p.add_argument("--min-snr", type=float, default=0.0,
+                   help="Min-SNR-gamma loss weighting (0: off, plain epsilon MSE)")
     p.add_argument("--quality-seeds", type=int, default=4, help="seeds of the last quality check (24 drawings each)")
     p.add_argument("--curve-every", type=int, default=600, help="measure the base's quality every N UNet steps")
     p.add_argument("--seed", type=int, default=0)

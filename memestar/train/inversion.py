@@ -1,7 +1,7 @@
 """DDIM inversion of the tuned clip, and sampling from it (the preview, and the check that tuning helped)."""
 
 from functools import partial
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from tqdm import tqdm
