@@ -6,9 +6,9 @@ core, in every format a chat app takes (GIF, WebP, APNG, WebM), for four kinds o
 Content: `noise` (every pixel random: the worst case for a palette), `gradients` (smooth colour fields that drift,
 with a little grain: what a diffusion model draws), `blocks` (16-px squares of random colours), `flat` (a sticker:
 a few colours on a plain background, which the palette holds exactly). Error: the mean absolute difference between
-the frames and the file read back, in levels (0-255) per pixel and channel. The GIF encoder of 2026-12-04 (Pillow's
-GIF writer over frames quantised one by one, the octree over a 262,144-pixel sample) runs beside today's in the same
-run, so each figure has its comparison.
+the frames and the file read back, in levels (0-255) per pixel and channel. Two earlier GIF encoders run beside
+today's in the same run, so each figure has its comparison: the same palette and container over Floyd-Steinberg
+dithering (2026-12-04 to 2026-12-06), and Pillow's GIF writer over frames quantised one by one (before 2026-12-04).
 """
 
 import argparse
@@ -28,7 +28,8 @@ from PIL import Image, ImageSequence
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from memestar.media.writers import encode_apng, encode_gif, encode_webm, encode_webp  # noqa: E402
+from memestar.media.writers import (_exact_palette, _gif_container, encode_apng, encode_gif,  # noqa: E402
+                                    encode_webm, encode_webp, shared_palette)
 
 FRAMES = 16
 
@@ -81,8 +82,19 @@ def previous_gif(frames: np.ndarray, fps: float) -> bytes:
     return buffer.getvalue()
 
 
-ENCODERS = {"gif": encode_gif, "gif (2026-12-04)": previous_gif, "webp": encode_webp, "apng": encode_apng,
-            "webm": encode_webm}
+def floyd_steinberg_gif(frames: np.ndarray, fps: float) -> bytes:
+    """Today's palette and container over Floyd-Steinberg dithering: the GIF encoder from 2026-12-04 to 2026-12-06,
+    before the ordered dither, for comparison (RGB frames)."""
+    exact = _exact_palette(frames, 256)
+    palette = exact or shared_palette(frames)
+    f, h, w, _ = frames.shape
+    dither = Image.Dither.NONE if exact else Image.Dither.FLOYDSTEINBERG
+    indices = np.asarray(Image.fromarray(frames.reshape(f * h, w, 3)).quantize(palette=palette, dither=dither))
+    return _gif_container(indices.reshape(f, h, w), bytes(palette.getpalette()), fps, None)
+
+
+ENCODERS = {"gif": encode_gif, "gif (Floyd-Steinberg)": floyd_steinberg_gif, "gif (2026-12-04)": previous_gif,
+            "webp": encode_webp, "apng": encode_apng, "webm": encode_webm}
 
 
 def read_back(data: bytes, kind: str) -> np.ndarray | None:
@@ -120,8 +132,9 @@ def markdown(report: dict) -> str:
     lines = [f"# The media stage: {FRAMES} frames on one CPU core", "",
              f"Date: {report['date']}. Machine: {report['machine']}, pinned to one core. Median of {report['repeat']} "
              "encodings after one. Error: mean absolute difference of the file read back, levels per pixel and "
-             "channel (lossy WebP's for reference; WebM not read back). `gif (2026-12-04)`: the encoder before, in "
-             "the same run.", "",
+             "channel (lossy WebP's for reference; WebM not read back). `gif`: today's (ordered dither); "
+             "`gif (Floyd-Steinberg)`: the same palette and container over error diffusion (2026-12-04 to 12-06); "
+             "`gif (2026-12-04)`: Pillow's GIF writer as before then; all in the same run.", "",
              "| px | content | format | ms | KiB | error |", "|---|---|---|---|---|---|"]
     for r in report["rows"]:
         error = "-" if r["error"] is None else f"{r['error']:.2f}"

@@ -137,6 +137,26 @@ def test_gif_frames_store_only_what_changed_and_read_back_exactly():
     assert boxes[1:] == [(9, 10, 19, 20), (0, 0, 1, 1), (21, 10, 31, 20)]
 
 
+def test_gif_dither_holds_still_where_the_clip_does():
+    """A smooth field (far more colours than a palette holds) is dithered, and what does not move keeps its indices
+    from frame to frame: only the box around the moving square is stored again. (Floyd-Steinberg diffuses each
+    change down and right, so its frames differ everywhere after the square.)"""
+    from memestar.media.writers import encode_gif
+
+    y, x = np.mgrid[0:64, 0:64]
+    field = np.stack([x * 4, y * 4, (x + y) * 2], -1).astype(np.uint8)
+    frames = np.repeat(field[None], 4, 0)
+    for i in range(4):
+        frames[i, 8:16, 8 + 4 * i:16 + 4 * i] = (250, 20, 20)
+    back, boxes, _ = _gif_read(encode_gif(frames, 8))
+    assert boxes[1:] == [(8, 8, 20, 16), (12, 8, 24, 16), (16, 8, 28, 16)]  # the square's old and new places
+    still = np.ones((64, 64), bool)
+    still[8:16, 8:28] = False
+    assert all(np.array_equal(back[i][still], back[0][still]) for i in range(4))
+    error = np.abs(back[0, ..., :3].astype(int) - field).mean()
+    assert error < 10 and len(np.unique(back[0, 20:, 20:, :3].reshape(-1, 3), axis=0)) > 64  # dithered, close
+
+
 def _local_colour_tables(gif: bytes) -> int:
     """Counts image descriptors (0x2C) whose local-colour-table flag is set, walking the GIF blocks."""
     pos = 13 + (3 * 2 ** ((gif[10] & 7) + 1) if gif[10] & 0x80 else 0)
