@@ -30,9 +30,10 @@ TRANSPARENT_BELOW = 128  # GIF's 1-bit transparency: alpha under this is a hole
 # Pixels the octree palette is built from (a stride over the clip). 16 frames of 256 px: 0.7 ms here, where 262,144
 # (the whole of 16 frames of 128 px) took 62 ms with the same dithered error (benchmarks/results/media-encode-*).
 PALETTE_SAMPLE = 16_384
-# The ordered dither's amplitude, in levels: at 24 the mean error is below Floyd-Steinberg's (16 frames, 256 px:
-# gradients 10.6 against 11.6, blocks 11.6 against 13.3; 16 gave 10.0 and 11.0 with more banding, 32 gave 11.4
-# and 12.5), and the whole GIF takes 17 to 21 ms where it took 31 to 43 (one core, media-encode-2026-12-06)
+# The ordered dither's amplitude, in levels: about half the spacing of 256 colours spread evenly (256 / 6.35 / 2),
+# the usual choice, since the mean error cannot see banding. At 24 that error stays below Floyd-Steinberg's (16
+# frames, 256 px: gradients 10.6 against 11.6, blocks 11.6 against 13.3; 16 gives 10.0 / 11.0, 32 gives 11.4 /
+# 12.5), and the whole GIF takes 17 to 21 ms where it took 31 to 43 (one core, media-encode-2026-12-06)
 DITHER_LEVELS = 24
 
 
