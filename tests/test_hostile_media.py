@@ -93,3 +93,27 @@ def test_refused_within_a_small_memory_limit(name, hostile_media):
                        timeout=120)
     assert r.returncode == 0 and r.stdout.startswith("refused:"), (r.stdout, r.stderr[-500:])
     assert resource.getrlimit(resource.RLIMIT_AS)[0] != LIMIT  # the limit was the child's alone
+
+
+def test_a_concealed_decoder_error_lets_a_training_clip_through_not_meme_check(hostile_media, monkeypatch):
+    """A phone clip trimmed without re-encoding starts mid-GOP: H.264 complains while it decodes every frame. A clip
+    to tune on goes through; a file about to be sent (`meme check`) is reported. A container error never passes."""
+    import memestar.media.source as source
+
+    real_run = subprocess.run
+
+    def run(args, said, **kw):
+        if "-progress" not in args:  # the header: as it is
+            return real_run(args, **kw)
+        return subprocess.CompletedProcess(args, 0, "frame=16\nprogress=end\n", said)
+
+    for said, tuned in [("[h264 @ 0x55d1c0] mmco: unref short failure\n", True),
+                        ("[in#0/matroska,webm @ 0x55d1c0] Element at 0x8dc2 exceeds its master\n", False)]:
+        monkeypatch.setattr(source.subprocess, "run", lambda args, said=said, **kw: run(args, said=said, **kw))
+        with pytest.raises(MemeError, match="whole.webm is damaged: ffmpeg says"):
+            probe(hostile_media["whole.webm"])
+        if tuned:
+            assert read_clip(hostile_media["whole.webm"], 4, 16).frames.shape == (4, 16, 16, 3)
+        else:
+            with pytest.raises(MemeError, match="Element at 0x8dc2"):
+                read_clip(hostile_media["whole.webm"], 4, 16)

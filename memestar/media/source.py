@@ -23,6 +23,9 @@ from ..errors import MemeError
 # Pillow's own guard at our cap: past it `Image.open` warns, past twice it raises; both become our one line.
 Image.MAX_IMAGE_PIXELS = MAX_SOURCE_PIXELS
 SHORTER = "cut it shorter or scale it down first (e.g. ffmpeg -t 5 -vf scale=512:-2)"
+# an ffmpeg message from a video decoder ("[h264 @ 0x...]", "[vist#0:0/h264 @ 0x...]"), not from the input
+DECODER_LINE = re.compile(r"\[(?:vist#\d+:\d+/)?(?:h264|hevc|vp8|vp9|libvpx[-\w]*|av1|libdav1d|mpeg4|mpeg2video|mjpeg|"
+                          r"prores) @ 0x[0-9a-f]+\] ")
 
 
 def check_declared(name: str, width: int, height: int, frames: int, seconds: float | None,
@@ -126,17 +129,21 @@ def video_header(path: Path) -> VideoHeader:
     return header
 
 
-def decode_video(path: Path, header: VideoHeader) -> int:
-    """Decodes every frame of the video at `path` (whose `header` passed the caps) and returns how many there were;
-    any decoder error, or fewer frames than the header declares, is reported as damage."""
+def decode_video(path: Path, header: VideoHeader, strict: bool = True) -> int:
+    """Decodes every frame of the video at `path` (whose `header` passed the caps) and returns how many there were.
+    Damage is reported: a container error (a cut or garbled file), fewer frames than the header declares, and,
+    when `strict` (`meme check`: a file about to be sent), any decoder error too. Not strict (a clip to tune on),
+    errors the decoder concealed are let through: a phone clip trimmed without re-encoding starts mid-GOP, and
+    H.264 says so while it decodes every frame."""
     r = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0",
                         "-f", "null", "-progress", "pipe:1", "-"], capture_output=True, text=True, errors="replace",
                        timeout=600)
     counted = re.findall(r"^frame=(\d+)$", r.stdout, re.MULTILINE)
     frames = int(counted[-1]) if counted else 0
-    problem = (r.stderr.strip().splitlines() or [""])[0]
-    if r.returncode or problem:
-        raise MemeError(f"{path.name} is damaged: ffmpeg says {problem.split('] ')[-1] or f'exit {r.returncode}'}")
+    problems = [line for line in r.stderr.strip().splitlines() if strict or not DECODER_LINE.match(line)]
+    if r.returncode or problems:
+        said = problems[0].split("] ")[-1] if problems else f"exit {r.returncode}"
+        raise MemeError(f"{path.name} is damaged: ffmpeg says {said}")
     return check_frame_count(path.name, header, frames)
 
 
