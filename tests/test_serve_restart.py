@@ -5,34 +5,18 @@ killed with SIGKILL (no chance to drain), and restarted again: the job finishes 
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 import httpx
 
+from memestar.bench.load import ServerProcess
+
 STEPS = 400  # random-tiny at 32 px, 4 frames: about 45 steps a second on the CI machine's two cores
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(memes, port) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "memestar.cli", "serve", str(memes), "--port", str(port),
-                                "--train-base", "random-tiny"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.1)
+def serving(memes) -> ServerProcess:
+    """`meme serve` in its own process (a free loopback port each start), ready when entered, ended on exit."""
+    return ServerProcess(memes, "cpu", train_base="random-tiny")
 
 
 def wait_for(client, url, until, seconds=120) -> dict:
@@ -44,45 +28,38 @@ def wait_for(client, url, until, seconds=120) -> dict:
 
 
 def test_jobs_survive_sigint_and_sigkill(tmp_path, slide_gif):
-    memes, port = tmp_path / "memes", free_port()
+    memes = tmp_path / "memes"
     memes.mkdir()
     (memes / ".jobs" / "left-over").mkdir(parents=True)  # a folder with no journal: removed on start
-    base = f"http://127.0.0.1:{port}"
     form = {"prompt": "a red square sliding", "id": "kept", "steps": str(STEPS), "frames": "4", "size": "32",
             "inversion_steps": "2"}
 
-    server = start(memes, port)
-    try:
-        with httpx.Client(base_url=base, timeout=30) as client:
+    with serving(memes) as server:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
             assert not (memes / ".jobs" / "left-over").exists()
             job = client.post("/memes", data=form, files={"clip": ("slide.gif", slide_gif.read_bytes(), "image/gif")})
             assert job.status_code == 202, job.text
             url = job.json()["url"]
             wait_for(client, url, lambda s: s["progress"]["step"] >= 60)
-        server.send_signal(signal.SIGINT)
-        _, err = server.communicate(timeout=120)
-    finally:
-        server.kill()
-    assert server.returncode == 0, err
+        server.process.send_signal(signal.SIGINT)
+        _, err = server.process.communicate(timeout=120)
+    assert server.process.returncode == 0, err
     assert "terminate called" not in err and "Traceback" not in err, err
     folder = memes / ".jobs" / url.rsplit("/", 1)[1]
     journal = json.loads((folder / "job.json").read_text())
     assert journal["state"] == "queued" and 60 <= journal["step"] < STEPS, journal
     assert (folder / "meme" / "checkpoint.safetensors").is_file()  # drained: checkpointed at the step it stopped
 
-    server = start(memes, port)
-    try:
-        with httpx.Client(base_url=base, timeout=30) as client:
+    with serving(memes) as server:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
             seen = []  # the steps reported: a job started over would report 1, 2, ... again
             wait_for(client, url, lambda s: seen.append(s["progress"]["step"]) or s["progress"]["step"] >= 160)
             assert min(seen) >= journal["step"], seen  # resumed from the checkpoint
-    finally:
-        server.send_signal(signal.SIGKILL)
-        server.communicate(timeout=60)
+        server.process.send_signal(signal.SIGKILL)  # past the checkpoint at 150: no chance to drain
+        server.process.communicate(timeout=60)
 
-    server = start(memes, port)
-    try:
-        with httpx.Client(base_url=base, timeout=30) as client:
+    with serving(memes) as server:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
             seen = []
             done = wait_for(client, url,
                             lambda s: seen.append(s["progress"]["step"]) or s["state"] in ("done", "failed"))
@@ -92,15 +69,9 @@ def test_jobs_survive_sigint_and_sigkill(tmp_path, slide_gif):
             gen = client.post("/memes/kept/gen", json={"prompt": "a red square sliding", "steps": 2})
             assert gen.status_code == 200, gen.text
             assert os.listdir(folder) == ["job.json"]  # the clip and the unfinished meme are gone; the journal stays
-        server.send_signal(signal.SIGTERM)
-        server.communicate(timeout=120)
-        assert server.returncode == 0
-    finally:
-        server.kill()
+        server.process.send_signal(signal.SIGTERM)
+        server.process.communicate(timeout=120)
+    assert server.process.returncode == 0
 
-    server = start(memes, port)  # a finished job still answers after a restart
-    try:
-        assert httpx.get(base + url).json()["state"] == "done"
-    finally:
-        server.kill()
-        server.communicate()
+    with serving(memes) as server:  # a finished job still answers after a restart
+        assert httpx.get(server.url + url).json()["state"] == "done"
