@@ -53,10 +53,9 @@ def _probe_pillow(image: Image.Image, size: int) -> MediaReport:
     fmt = image.format.lower()
     animated = getattr(image, "n_frames", 1) > 1
     container = "apng" if fmt == "png" and animated else fmt
-    durations = frame_durations_ms(image)
-    alpha = "none"
-    for i in range(len(durations)):
-        image.seek(i)
+    durations, alpha = [], "none"
+    for duration in frame_durations_ms(image):  # one pass: `image` is each frame in turn
+        durations.append(duration)
         if "A" in image.mode or image.info.get("transparency") is not None:
             alpha = "binary" if fmt == "gif" else "full"  # GIF holds one transparent index, never more
     total_s = sum(durations) / 1000

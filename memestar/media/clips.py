@@ -106,16 +106,13 @@ def timeline(durations: list[int]) -> list[int]:
 
 
 def _read_animated_image(path: Path, n: int, size: int, start: int, stride: int | None) -> Clip:
-    what = f"a {path.suffix[1:].upper()}"
-    with open_image(path, what) as im:
+    by_stored = {}
+    with open_image(path, f"a {path.suffix[1:].upper()}") as im:
         # as browsers play it: a missing delay, or one of 10 ms or less, is 100 ms
         durations = [d if d > 10 else 100 for d in frame_durations_ms(im)]
-        width, height = im.size
-    check_declared(path.name, width, height, len(durations), sum(durations) / 1000)
-    shown = timeline(durations)
-    indices = frame_indices(len(shown), n, start, stride)
-    by_stored = {}
-    with open_image(path, what) as im:
+        check_declared(path.name, im.width, im.height, len(durations), sum(durations) / 1000)
+        shown = timeline(durations)
+        indices = frame_indices(len(shown), n, start, stride)
         for i in sorted({shown[i] for i in indices}):  # stored frame numbers, ascending
             im.seek(i)
             by_stored[i] = square(im, size)

@@ -11,6 +11,7 @@ import contextlib
 import re
 import subprocess
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,18 +73,18 @@ def open_image(path: Path, what: str = "an image"):
             from e
 
 
-def frame_durations_ms(image: Image.Image) -> list[float]:
-    """Each stored frame's declared duration (ms; 0 where none), the display time held to the cap as it adds up."""
-    durations, total = [], 0.0
+def frame_durations_ms(image: Image.Image) -> Iterator[float]:
+    """Seeks to each stored frame in turn, loads it and yields its declared duration (ms; 0 where none), the display
+    time held to the cap as it adds up; between yields, `image` is that frame."""
+    total = 0.0
     for i in range(getattr(image, "n_frames", 1)):
         image.seek(i)
         image.load()  # WebP and APNG set a frame's duration as they load it
         d = float(image.info.get("duration", 0) or 0)
-        durations.append(d)
         total += d
         if total > MAX_SOURCE_SECONDS * 1000:
             check_declared(Path(image.filename or "the file").name, image.width, image.height, i + 1, total / 1000)
-    return durations
+        yield d
 
 
 @dataclass
