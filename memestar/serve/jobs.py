@@ -19,7 +19,7 @@ from pathlib import Path
 from ..errors import Interrupted, MemeError, without_paths
 from ..meme_folder import CHECKPOINT, MEME_JSON
 from ..train.meme import TrainOptions, train_meme
-from .journal import JOB_FORMAT, JOB_JSON, JobRecord, read_journal, write_job
+from .journal import JOB_FORMAT, JOB_JSON, JOURNALLED_OPTIONS, JobRecord, read_journal, write_job
 from .worker import DeviceGate
 
 log = logging.getLogger("memestar.serve")
@@ -47,18 +47,15 @@ class TrainingJob:
                 "error": without_paths(self.error) if self.error else None, "seconds": self.seconds}
 
     def record(self) -> JobRecord:
-        o = self.options
-        return JobRecord(format=JOB_FORMAT, id=self.id, meme_id=self.meme_id, clip=Path(o.clip).name,
-                         prompt=o.prompt, base=o.base, base_config=o.base_config, device=o.device, frames=o.frames,
-                         size=o.size, steps=o.steps, lr=float(o.lr), seed=o.seed, inversion_steps=o.inversion_steps,
+        return JobRecord(format=JOB_FORMAT, id=self.id, meme_id=self.meme_id, clip=Path(self.options.clip).name,
+                         **{name: getattr(self.options, name) for name in JOURNALLED_OPTIONS},
                          state=self.state, step=self.step, loss=self.loss, error=self.error, created=self.created,
                          seconds=self.seconds)
 
     @classmethod
     def from_record(cls, r: JobRecord, folder: Path) -> "TrainingJob":
-        options = TrainOptions(clip=folder / r.clip, prompt=r.prompt, base=r.base, base_config=r.base_config,
-                               out=folder / "meme", frames=r.frames, size=r.size, steps=r.steps, lr=r.lr, seed=r.seed,
-                               inversion_steps=r.inversion_steps, device=r.device, quiet=True)
+        options = TrainOptions(clip=folder / r.clip, out=folder / "meme", quiet=True,
+                               **{name: getattr(r, name) for name in JOURNALLED_OPTIONS})
         return cls(r.id, r.meme_id, options, r.state, r.step, r.loss, r.error, r.created, r.seconds)
 
 

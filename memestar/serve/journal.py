@@ -13,6 +13,9 @@ JOB_JSON = "job.json"
 JOB_FORMAT = "memestar-job/1"
 STATES = ("queued", "running", "done", "failed")
 UNREADABLE = "a server's job journal: remove the job's folder"
+# the TrainOptions a job keeps, under the same names in JobRecord (the rest are the server's or the job folder's)
+JOURNALLED_OPTIONS = ("prompt", "base", "base_config", "device", "frames", "size", "steps", "lr", "seed",
+                      "inversion_steps")
 
 
 @record
