@@ -23,8 +23,8 @@ from memestar.media.check import probe  # noqa: E402
 from memestar.media.look import Look  # noqa: E402
 from memestar.media.presets import PRESETS  # noqa: E402
 from memestar.runtime import Meme  # noqa: E402
-from memestar.runtime.gen import GenOptions, run_gen  # noqa: E402
-from memestar.runtime.meme import GenSettings  # noqa: E402
+from memestar.runtime.command import GenOptions, run_gen  # noqa: E402
+from memestar.runtime.settings import GenSettings  # noqa: E402
 from memestar.runtime.styles import load_styles  # noqa: E402
 
 TILE, LABEL = 160, 34

@@ -1,7 +1,7 @@
 """The clip a chat app gets with no flags, timed as it gets it: cold (the first clip after `Meme.load`, in a fresh
 process, twice, so that the second process shows what on-disk caches save) and warm, following the meme's subject
 track and not, GIF written; with `--compile`, the same with the UNet through `torch.compile`, whose kernels the
-first process compiles into an empty on-disk cache and the second finds there (`runtime/compile_cache.py`).
+first process compiles into an empty on-disk cache and the second finds there (`runtime/backends/compile_cache.py`).
 
     python benchmarks/default_path.py [--preset sd15] [--sizes 256,128] [--device cuda] [--compile] [--json F]
                                       [--markdown F]
@@ -61,7 +61,7 @@ def worker(folder: str, device: str, compile: bool) -> dict:
 
 
 def measure(preset: str, size: int, device: str, compile: bool, log) -> dict:
-    from memestar.bench.run import PRESETS, make_untrained_meme
+    from memestar.bench.command import PRESETS, make_untrained_meme
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_untrained_meme(PRESETS[preset]["base"], 16, size, Path(tmp) / "meme")

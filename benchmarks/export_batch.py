@@ -23,14 +23,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from memestar import files  # noqa: E402
-from memestar.bench.run import PRESETS, make_untrained_meme  # noqa: E402
+from memestar.bench.command import PRESETS, make_untrained_meme  # noqa: E402
 from memestar.device import device_name  # noqa: E402
-from memestar.export.meme import ExportOptions, _load  # noqa: E402
+from memestar.export.command import ExportOptions, _load  # noqa: E402
 from memestar.export.onnx import export_graph  # noqa: E402
-from memestar.export_folder import ort_session  # noqa: E402
-from memestar.meme_folder import read_meme  # noqa: E402
-from memestar.models.batch import BATCH_BUCKETS  # noqa: E402
+from memestar.formats.meme_folder import read_meme  # noqa: E402
+from memestar.graph_runtimes import ort_session  # noqa: E402
 from memestar.models.graphs import EXPORT_BATCH, GRAPH_SPECS, UNET  # noqa: E402
+from memestar.sampling.batch import BATCH_BUCKETS  # noqa: E402
 
 
 def timed(run, repeat: int) -> float:

@@ -19,6 +19,7 @@ MAX_STEPS = 500  # denoising steps (a clip sampled sparsely from a long video wo
 MAX_TRAIN_STEPS = 100_000
 MAX_INVERSION_STEPS = 1000
 MAX_VARIANTS = 8  # one batch
+MIN_KB, MAX_KB = 0.01, 1e6  # --max-kb: a byte budget
 MAX_CACHE_INTERVAL = 8  # deep features older than this many steps are far from the step that reuses them
 # What a clip or animation from a user may declare, held before decoding (media/source.py):
 MAX_SOURCE_PIXELS = 4096 * 4096  # one frame's canvas: above 4K UHD (3840 x 2160)
@@ -102,7 +103,7 @@ def check_variants(variants: int) -> int:
 
 
 def check_max_kb(max_kb: float | None) -> float | None:
-    return None if max_kb is None else check_float("--max-kb", max_kb, 0.01, 1e6)
+    return None if max_kb is None else check_float("--max-kb", max_kb, MIN_KB, MAX_KB)
 
 
 def check_device(device: str | None) -> str | None:

@@ -116,7 +116,7 @@ def sliding_square():
 @pytest.fixture(scope="session")
 def train_options():
     """`train_options(clip, out, **changes)`: `meme train` on random-tiny, 8 frames of 64 px, 60 steps."""
-    from memestar.train.meme import TrainOptions
+    from memestar.train.command import TrainOptions
 
     def options(clip_path, out, **kw):
         base = dict(clip=clip_path, prompt=TRAIN_PROMPT, base="random-tiny", out=out, frames=8, size=64, steps=60,
@@ -130,7 +130,7 @@ def make_small_meme(sliding_square, train_options):
     """`make_small_meme(root)`: a meme on random-tiny tuned for 3 steps on the sliding square (its temporal layers
     are no longer zero), in `root/meme`."""
     from memestar.media.writers import write_gif
-    from memestar.train.meme import train_meme
+    from memestar.train.command import train_meme
 
     def make(root: Path) -> Path:
         clip = write_gif(sliding_square(), root / "slide.gif", fps=8)
@@ -162,7 +162,7 @@ def meme_variant():
     from safetensors import safe_open
 
     from memestar.files import save_safetensors
-    from memestar.meme_folder import ADAPTER, read_meme, write_meme_json
+    from memestar.formats.meme_folder import ADAPTER, read_meme, write_meme_json
 
     def make(src: Path, dst: Path, seed: int) -> Path:
         shutil.copytree(src, dst)

@@ -16,8 +16,8 @@ from safetensors.torch import load_file
 import memestar.files as files_module
 from memestar.errors import MemeError
 from memestar.files import check_target
-from memestar.meme_folder import MEME_JSON, read_meme, sha256
-from memestar.train.meme import locked_folder, train_meme
+from memestar.formats.meme_folder import MEME_JSON, read_meme, sha256
+from memestar.train.command import locked_folder, train_meme
 
 PROMPT = "a blue circle sliding"
 
@@ -84,8 +84,8 @@ NUMBERS = {
 
 @pytest.mark.parametrize("case", list(NUMBERS))
 def test_numbers_out_of_range_are_one_line(case, meme_main, small_meme_dir, slide_gif, tmp_path, monkeypatch):
-    import memestar.runtime.store as runtime_module
-    import memestar.train.meme as train_module
+    import memestar.runtime.runtimes as runtime_module
+    import memestar.train.command as train_module
 
     for module in (runtime_module, train_module):  # refused before any model loads
         monkeypatch.setattr(module, "load_base", None)
@@ -106,10 +106,12 @@ def test_numbers_out_of_range_are_one_line(case, meme_main, small_meme_dir, slid
 @pytest.mark.parametrize("option", ["--frame-positions", "--follow"])
 @pytest.mark.parametrize("value", ["maybe", "", "on,sideways"])
 def test_eval_switches_take_on_off_or_both(option, value, meme_main):
-    from memestar.cli import _switches
+    from memestar.options import from_cli
+    from memestar.tiny.evaluate import EvalOptions
 
     one_error_line(*meme_main("eval", option, value)[::2], "use on, off, or on,off")
-    assert _switches("x", "on, off") == (True, False) and _switches("x", "off,off") == (False,)
+    assert from_cli(EvalOptions, {"positions": "on, off"}).positions == (True, False)
+    assert from_cli(EvalOptions, {"follows": "off,off"}).follows == (False,)
 
 
 def test_steps_beyond_the_bases_schedule_are_one_line(meme_main, slide_gif, small_meme_dir, tmp_path):
@@ -240,7 +242,7 @@ def test_a_number_too_long_for_python_is_a_damaged_field_not_a_crash(meme_main, 
 
 
 def test_ctrl_c_is_one_line_with_exit_130(meme_main, small_meme_dir, tmp_path, monkeypatch):
-    import memestar.runtime.gen as gen_module
+    import memestar.runtime.command as gen_module
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -271,7 +273,7 @@ def test_wrong_shaped_adapter_and_inversion_are_refused(meme_main, small_meme_di
     from safetensors import safe_open
 
     from memestar.files import save_safetensors
-    from memestar.meme_folder import save_inversion
+    from memestar.formats.meme_folder import save_inversion
 
     adapter_case = copy_meme(small_meme_dir, tmp_path / "a")
     tensors = load_file(adapter_case / "adapter.safetensors")
@@ -328,8 +330,8 @@ def test_a_second_train_on_the_same_folder_is_refused(run_meme, slide_gif, tmp_p
 # 17: identical runs, identical bytes
 @pytest.mark.slow  # trains twice and exports
 def test_identical_runs_write_identical_files_and_export_keys(slide_gif, tmp_path, train_options):
-    from memestar.export.meme import ExportOptions, export_meme
-    from memestar.export_folder import EXPORT_DIR
+    from memestar.export.command import ExportOptions, export_meme
+    from memestar.formats.export_folder import EXPORT_DIR
 
     runs = []
     for name in ("a", "b"):

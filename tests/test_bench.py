@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
 
+from memestar.bench.command import STAGES, BenchOptions, run_bench, write_report
 from memestar.bench.measure import count_flops
-from memestar.bench.run import STAGES, BenchOptions, run_bench, write_report
 from memestar.bench.work import clip_work, count_step_costs
 from memestar.models.random_base import _CONFIGS
 from memestar.models.video_unet import VideoUNet

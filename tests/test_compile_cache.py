@@ -8,7 +8,7 @@ import sys
 COMPILE_TWICE = """
 import json, torch
 from torch._dynamo.utils import counters
-from memestar.runtime.compile_cache import compile_unet
+from memestar.runtime.backends.compile_cache import compile_unet
 
 class Net(torch.nn.Module):  # defined here: dynamo does not compile frames of torch's own modules
     def __init__(self):

@@ -9,20 +9,21 @@ import numpy as np
 import pytest
 import torch
 
-import memestar.export.meme as export_stage
+import memestar.export.command as export_stage
 import memestar.export.onnx as export_onnx
 from memestar.errors import ExportFailed, MemeError
-from memestar.export.meme import ExportOptions, export_meme
-from memestar.export_folder import (EXPORT_JSON, INSTALL_HINT, EngineIdentity, EnginesInputs, EnginesManifest,
-                                   ExportManifest, list_exports, ort_session, stale_reason)
-from memestar.meme_folder import read_meme
-from memestar.media.writers import write_gif
+from memestar.export.command import ExportOptions, export_meme
 from memestar.export.trt import engine_profiles
-from memestar.models.batch import BATCH_BUCKETS, MAX_BATCH
+from memestar.formats.export_folder import (EXPORT_JSON, EngineIdentity, EnginesInputs, EnginesManifest,
+                                            ExportManifest, list_exports, stale_reason)
+from memestar.formats.meme_folder import read_meme
+from memestar.graph_runtimes import INSTALL_HINT, ort_session
+from memestar.media.writers import write_gif
 from memestar.models.graphs import GRAPH_SPECS, Shapes
 from memestar.runtime import GenSettings, Meme
-from memestar.runtime.meme import choose_backend
-from memestar.train.meme import train_meme
+from memestar.runtime.backends.choice import choose_backend
+from memestar.sampling.batch import BATCH_BUCKETS, MAX_BATCH
+from memestar.train.command import train_meme
 
 PROMPT = "a blue circle sliding"
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None

@@ -1,4 +1,4 @@
-"""Following the clip's subject track while sampling (`models/follow.py`, `meme gen --follow`)."""
+"""Following the clip's subject track while sampling (`sampling/follow.py`, `meme gen --follow`)."""
 
 import json
 import shutil
@@ -8,11 +8,10 @@ import pytest
 import torch
 
 from memestar.errors import MemeError
-from memestar.meme_folder import MEME_JSON, SubjectTrackRecord, read_meme, write_meme_json
-from memestar.models.follow import (FOLLOW_UNTIL, following, moving, plain_background, subject_track,
-                                    warp_to_track)
+from memestar.formats.meme_folder import MEME_JSON, SubjectTrackRecord, read_meme, write_meme_json
 from memestar.runtime import Meme
-from memestar.schedulers.ddim import DDIMSchedule
+from memestar.sampling.ddim import DDIMSchedule
+from memestar.sampling.follow import FOLLOW_UNTIL, following, moving, plain_background, subject_track, warp_to_track
 
 PROMPT = "a blue circle sliding"
 CONFIG = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000,

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from memestar.errors import MemeError
+from memestar.formats.meme_folder import MEME_JSON, read_meme
 from memestar.media.clips import read_clip
-from memestar.meme_folder import MEME_JSON, read_meme
 
 SCALE = int(os.environ.get("MEMESTAR_FUZZ", "1"))
 PROMPT = "a blue circle sliding"

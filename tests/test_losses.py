@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from memestar.errors import MemeError
-from memestar.meme_folder import read_meme
+from memestar.formats.meme_folder import read_meme
+from memestar.train.command import train_meme
 from memestar.train.losses import debiased_loss, motion_loss, parse_motion_loss, residual_loss
-from memestar.train.meme import train_meme
 
 
 def errors():

@@ -5,8 +5,8 @@ import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
 from memestar.models.random_base import SD_SCHEDULER
-from memestar.schedulers.ddim import DDIMSchedule
-from memestar.schedulers.dpm_solver import DPMSolverPP2M
+from memestar.sampling.ddim import DDIMSchedule
+from memestar.sampling.dpm_solver import DPMSolverPP2M
 
 
 def toy_model(x, t):

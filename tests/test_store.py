@@ -9,9 +9,9 @@ import torch
 
 from memestar.errors import MemeError
 from memestar.runtime import GenRequest, GenSettings, Meme, MemeStore, variant_requests
-from memestar.runtime.meme import LAYOUT_VARIATION, MIX_VARIATION, VARIANTS_VARIATION
-from memestar.runtime.starts import layout_start, spatial_lowpass
-from memestar.models.batch import bucket
+from memestar.runtime.settings import LAYOUT_VARIATION, MIX_VARIATION, VARIANTS_VARIATION
+from memestar.sampling.batch import bucket
+from memestar.sampling.starts import layout_start, spatial_lowpass
 
 
 def relative(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from memestar.errors import MemeError
+from memestar.formats.meme_folder import read_meme
 from memestar.media.look import Look
-from memestar.meme_folder import read_meme
 from memestar.prompts import split_subject, subject_prompt
-from memestar.runtime.gen import GenOptions, with_style
-from memestar.runtime.meme import GenSettings
+from memestar.runtime.command import GenOptions, with_style
+from memestar.runtime.settings import GenSettings
 from memestar.runtime.styles import get_style, load_styles
-from memestar.train.meme import train_meme
+from memestar.train.command import train_meme
 
 
 @pytest.mark.parametrize("text, prompt, template", [

@@ -8,16 +8,16 @@ import torch
 from safetensors.torch import load_file
 
 from memestar.errors import Interrupted, MemeError, TrainingFailed
+from memestar.formats.meme_folder import load_inversion, read_meme
 from memestar.media.clips import read_clip
 from memestar.media.writers import write_gif
-from memestar.meme_folder import load_inversion, read_meme
 from memestar.models.adapter import load_adapter
 from memestar.models.base import load_base
 from memestar.models.text import encode_prompts
 from memestar.models.vae import encode_frames
 from memestar.models.video_unet import VideoUNet
+from memestar.train.command import train_meme
 from memestar.train.inversion import invert_clip, sample_from
-from memestar.train.meme import train_meme
 from memestar.train.tune import TuneSettings, tune
 
 PROMPT = "a red square sliding"

@@ -1,6 +1,6 @@
 """The denoising loop's work savers, each held to what it stands for: guidance only on the early steps
-(`models/guidance.py`), deep features reused between steps (`models/deep_cache.py`), and the subject measured on the
-latents instead of decoded frames (`models/follow.py`)."""
+(`sampling/guidance.py`), deep features reused between steps (`sampling/deep_cache.py`), and the subject measured on the
+latents instead of decoded frames (`sampling/follow.py`)."""
 
 import itertools
 
@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from memestar.errors import MemeError
-from memestar.models.deep_cache import DeepCache, cache_plan
-from memestar.models.follow import latent_subject_track, subject_track
-from memestar.models.guidance import guided_steps
 from memestar.models.video_unet import VideoUNet
 from memestar.runtime import Meme
+from memestar.sampling.deep_cache import DeepCache, cache_plan
+from memestar.sampling.follow import latent_subject_track, subject_track
+from memestar.sampling.guidance import guided_steps
 
 PROMPT = "a blue circle sliding"
 CONFIG = {"num_train_timesteps": 1000}
@@ -117,7 +117,7 @@ def test_a_cached_step_stands_for_the_whole_one_on_the_tiny_base():
     within 10% (relative L2) of the whole UNet's at that step (measured: 1.3% to 8.7%, the last step the farthest)."""
     from memestar.models.base import load_base
     from memestar.models.text import encode_prompts
-    from memestar.schedulers.ddim import DDIMSchedule
+    from memestar.sampling.ddim import DDIMSchedule
 
     base = load_base("tiny")
     video = VideoUNet(base.unet)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from memestar.runtime.meme import GenRequest, GenSettings
+from memestar.runtime.settings import GenRequest, GenSettings
 from memestar.serve.worker import BatchWorker, DeadlineExceeded, DeviceGate, GenJob, QueueFull
 
 

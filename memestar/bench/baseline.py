@@ -11,15 +11,15 @@ import imageio.v2 as imageio
 import torch
 from diffusers import DDIMScheduler
 
-from ..meme_folder import ADAPTER, MemeManifest
+from ..errors import MemeError
+from ..formats.meme_folder import ADAPTER, MemeManifest
 from ..models.adapter import load_adapter
 from ..models.base import load_base
-from ..models.guidance import guided_output
 from ..models.text import encode_prompts
-from ..errors import MemeError
 from ..models.vae import decode_pixels, vae_scale_factor
 from ..models.video_unet import VideoUNet
-from ..runtime.backend import Backend
+from ..runtime.backends.base import Backend
+from ..sampling.guidance import guided_output
 
 
 class EagerFP32Baseline(Backend):

@@ -24,19 +24,22 @@ import numpy as np
 from .. import files
 from ..checks import check_choice, check_int, check_steps
 from ..errors import MemeError
-from .run import PRESETS, BenchOptions, make_untrained_meme
+from ..options import option
+from .command import PRESETS, BenchOptions, make_untrained_meme
 
 TARGET_CLIENTS, TARGET_SPEEDUP = 16, 2.0
 BURST_QUEUE = 4
 READY_TIMEOUT_S = 300
+MAX_CLIENTS, MAX_MEMES, MAX_REQUESTS_PER_CLIENT = 256, 64, 100  # a load test stays bounded
 
 
 @dataclass
 class LoadOptions:
     preset: str = "tiny"
-    clients: tuple[int, ...] = (1, 4, 16, 64)
-    memes: int = 3
-    requests_per_client: int = 3
+    clients: tuple[int, ...] = option((1, 4, 16, 64), "With --serve: client counts.", low=1, high=MAX_CLIENTS)
+    memes: int = option(3, "With --serve: memes the clients take in turn.", low=1, high=MAX_MEMES)
+    requests_per_client: int = option(3, "With --serve: requests each client sends, one after another.", low=1,
+                                      high=MAX_REQUESTS_PER_CLIENT)
     steps: int = BenchOptions.steps
     device: str = "auto"
     quiet: bool = False
@@ -44,9 +47,9 @@ class LoadOptions:
     def check(self) -> "LoadOptions":
         check_choice("--preset", self.preset, tuple(PRESETS))
         for c in self.clients:
-            check_int("--clients", c, 1, 256)
-        check_int("--memes", self.memes, 1, 64)
-        check_int("--requests-per-client", self.requests_per_client, 1, 100)
+            check_int("--clients", c, 1, MAX_CLIENTS)
+        check_int("--memes", self.memes, 1, MAX_MEMES)
+        check_int("--requests-per-client", self.requests_per_client, 1, MAX_REQUESTS_PER_CLIENT)
         check_steps(self.steps)
         return self
 

@@ -12,12 +12,12 @@ from dataclasses import dataclass, fields, replace
 import torch
 
 from ..models.base import load_base
-from ..models.deep_cache import DeepCache
-from ..models.follow import followed_steps
 from ..models.vae import decode_pixels, vae_scale_factor
 from ..models.video_unet import VideoUNet
-from ..runtime.backend import SAMPLERS, loop_plan
-from ..runtime.meme import GenSettings
+from ..runtime.settings import GenSettings
+from ..sampling.deep_cache import DeepCache
+from ..sampling.follow import followed_steps
+from ..sampling.plan import SAMPLERS, loop_plan
 from .measure import count_flops
 
 # The default path before issue 29 (2026-12-04): DDIM 25, guidance 7.5 on every step, following by a VAE decode per

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from ..errors import ExportFailed, MemeError
-from ..export_folder import cuda_provider, ort_session
 from ..files import make_ordinary
+from ..graph_runtimes import cuda_provider, ort_session
 
 MIN_OPSET = 18  # the dynamo exporter writes opset 18 and up
 PROTOBUF_LIMIT = 2 * 1024 ** 3  # one ONNX file holds at most 2 GB; larger graphs keep their weights beside it

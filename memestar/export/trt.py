@@ -23,9 +23,10 @@ from pathlib import Path
 import torch
 
 from ..errors import MemeError
-from ..export_folder import (ENGINES_JSON, EnginesInputs, EnginesManifest, ExportManifest, build_key,
-                             engine_identity, list_engines, require_tensorrt, stale_reason)
 from ..files import atomic_path, replace_folder, write_error, write_json
+from ..formats.export_folder import (ENGINES_JSON, EnginesInputs, EnginesManifest, ExportManifest, build_key,
+                                     list_engines, stale_reason)
+from ..graph_runtimes import engine_identity, require_tensorrt
 from ..models.base import cache_dir
 from ..models.graphs import GRAPHS, UNET, GraphSpec, Shapes
 

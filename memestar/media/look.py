@@ -13,7 +13,8 @@ from PIL import Image
 
 from ..checks import plain_text
 from ..errors import MemeError
-from .captions import draw_captions, layout
+from ..options import option
+from .captions import MAX_CAPTION_CHARS, draw_captions, layout
 from .fit import to_canvas
 from .loops import LOOPS, make_loop
 from .matte import add_outline, add_shadow, outline_width, with_matte
@@ -24,12 +25,16 @@ PIXEL_COLOURS = (2, 64)  # the pixel style's palette sizes allowed
 
 @dataclass
 class Look:
-    loop: str = "forward"  # forward, pingpong, crossfade
-    sticker: bool = False  # a transparent background and a white outline
-    shadow: bool = False  # with sticker: a soft drop shadow under it
-    top: str | None = None  # captions, in the classic meme look
-    bottom: str | None = None
-    pixel: int | None = None  # pixel art: this many colours, scaled up nearest-neighbour
+    loop: str = option("forward", "forward, pingpong (there and back) or crossfade (the end fades into the start).",
+                       choices=LOOPS, body=True)
+    sticker: bool = option(False, "A transparent background (cut from the frames' border colour) and a white "
+                           "outline.", body=True)
+    shadow: bool = option(False, "With --sticker: a soft drop shadow under it.", body=True)
+    top: str | None = option(None, "Caption at the top, in the classic meme look.", max_length=MAX_CAPTION_CHARS,
+                             body=True)
+    bottom: str | None = option(None, "Caption at the bottom.", max_length=MAX_CAPTION_CHARS, body=True)
+    pixel: int | None = option(None, "Pixel-art style: this many colours, scaled up without smoothing.",
+                               low=PIXEL_COLOURS[0], high=PIXEL_COLOURS[1])
 
     def check(self, side: int | None = None, fmt: str | None = None) -> "Look":
         """Refuses what cannot be: a bad loop or palette, a shadow or sticker with nowhere transparent to go (`fmt`,

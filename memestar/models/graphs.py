@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..records import record
-from .batch import BATCH_BUCKETS, MAX_BATCH
+from ..sampling.batch import BATCH_BUCKETS, MAX_BATCH
 from .vae import decode_pixels
 from .video_unet import VideoUNet
 

@@ -13,7 +13,7 @@ from ..files import read_small_file
 from ..media.look import Look
 from ..media.loops import LOOPS
 from ..media.presets import PRESETS
-from .meme import GenSettings
+from .settings import GenSettings
 
 STYLES_TOML = Path(__file__).with_name("styles.toml")
 

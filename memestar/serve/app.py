@@ -20,41 +20,35 @@ import functools
 import hmac
 import logging
 import shutil
-import signal
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 from collections.abc import Callable
 
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, create_model
 from starlette.exceptions import HTTPException
 
-from ..checks import (JOB_ID_PATTERN, MAX_CACHE_INTERVAL, MAX_FPS, MAX_FRAMES, MAX_GUIDANCE, MAX_INVERSION_STEPS,
-                      MAX_LR, MAX_PROMPT_CHARS, MAX_SEED, MAX_SIZE, MAX_STEPS, MAX_TRAIN_STEPS, MAX_VARIANTS,
-                      MEME_ID_PATTERN, MIN_FPS, check_prompt)
+from ..checks import (JOB_ID_PATTERN, MAX_PROMPT_CHARS, MEME_ID_PATTERN, check_prompt)
 from ..device import device_name
 from ..errors import MemeError, one_line, without_paths
 from ..files import slug
+from ..formats.meme_folder import MEME_JSON, PREVIEW, MemeManifest
 from ..media.clips import read_clip
-from ..media.captions import MAX_CAPTION_CHARS
 from ..media.look import Look
-from ..media.loops import LOOPS
 from ..media.presets import PRESETS
-from ..media.writers import ENCODERS
-from ..meme_folder import MEME_JSON, PREVIEW, MemeManifest
-from ..models.batch import BATCH_BUCKETS
-from ..models.follow import FOLLOW_MEASURES
+from ..options import body_fields, body_limits, declared
 from ..prompts import guess_template, subject_prompt
-from ..runtime.meme import FOLLOWS, STARTS, GenRequest, GenSettings, variant_requests
+from ..runtime.command import GenOptions
+from ..runtime.settings import GenRequest, GenSettings, variant_requests
 from ..runtime.store import MemeStore
-from ..runtime.styles import apply_style, get_style, load_styles
-from ..train.meme import TrainOptions
+from ..runtime.styles import apply_style, get_style
+from ..sampling.batch import BATCH_BUCKETS
+from ..train.command import TrainOptions
 from .jobs import TrainingJobs
 from .metrics import Metrics
 from .options import ServeOptions
@@ -78,33 +72,10 @@ class GenPlan:
     preset: str | None
 
 
-class GenBody(BaseModel):
-    """The settings of one generation request; defaults as `meme gen`'s (GenSettings)."""
+class GenBodyBase(BaseModel):
+    """What every gen body does; its fields are the options `GenOptions`, `GenSettings` and `Look` declare for a
+    body (`GenBody`, below), with their defaults, ranges and choices."""
     model_config = ConfigDict(extra="forbid", strict=True)
-    prompt: str | None = Field(None, min_length=1, max_length=MAX_PROMPT_CHARS)
-    subject: str | None = Field(None, min_length=1, max_length=MAX_PROMPT_CHARS)  # instead of a prompt
-    style: Literal[tuple(load_styles())] | None = None
-    seed: int = Field(GenSettings.seed, ge=0, le=MAX_SEED)
-    steps: int = Field(GenSettings.steps, ge=1, le=MAX_STEPS)
-    guidance: float = Field(GenSettings.guidance, ge=1, le=MAX_GUIDANCE, allow_inf_nan=False)
-    negative: str = Field(GenSettings.negative, max_length=MAX_PROMPT_CHARS)
-    sampler: Literal["ddim", "dpm++"] = GenSettings.sampler
-    start: Literal[STARTS] = GenSettings.start
-    variation: float | None = Field(GenSettings.variation, ge=0, le=1, allow_inf_nan=False)
-    follow: Literal[FOLLOWS] = GenSettings.follow
-    follow_measure: Literal[FOLLOW_MEASURES] = GenSettings.follow_measure
-    guidance_until: float = Field(GenSettings.guidance_until, ge=0, le=1, allow_inf_nan=False)
-    cache_interval: int = Field(GenSettings.cache_interval, ge=1, le=MAX_CACHE_INTERVAL)
-    variants: int = Field(1, ge=1, le=MAX_VARIANTS)
-    format: Literal[tuple(ENCODERS)] = "gif"
-    max_kb: float | None = Field(None, gt=0, le=1e6, allow_inf_nan=False)
-    preset: Literal[tuple(PRESETS)] | None = None  # a chat app's format: fixes format and size
-    loop: Literal[LOOPS] = "forward"
-    sticker: bool = False
-    shadow: bool = False
-    top: str | None = Field(None, max_length=MAX_CAPTION_CHARS)
-    bottom: str | None = Field(None, max_length=MAX_CAPTION_CHARS)
-    fps: float | None = Field(GenSettings.fps, ge=MIN_FPS, le=MAX_FPS, allow_inf_nan=False)
 
     def plan(self, manifest: Callable[[], MemeManifest]) -> GenPlan:
         """The clips asked for (the variants of one prompt), the look and the preset, with the meme's subject
@@ -120,8 +91,8 @@ class GenBody(BaseModel):
         if self.subject is not None:
             m = manifest()
             prompt = subject_prompt(m.prompt, m.template, self.subject)
-        settings = GenSettings(**{f.name: getattr(self, f.name) for f in fields(GenSettings)})
-        look = Look(loop=self.loop, sticker=self.sticker, shadow=self.shadow, top=self.top, bottom=self.bottom)
+        settings = GenSettings(**{d.name: getattr(self, d.name) for d in declared(GenSettings)})
+        look = Look(**{d.name: getattr(self, d.name) for d in declared(Look) if d.spec.body})
         preset = self.preset
         if self.style is not None:
             style = get_style(self.style)
@@ -131,6 +102,13 @@ class GenBody(BaseModel):
         side = (PRESETS[preset].side if preset else manifest().size) if look.top or look.bottom else None
         look.check(side, None if preset else self.format)  # a caption that cannot fit: refused before any work
         return GenPlan(prompt, variant_requests(prompt, settings.check(), self.variants), look, preset)
+
+
+# the settings of one generation request, defaults as `meme gen`'s
+GenBody = create_model("GenBody", __base__=GenBodyBase, **body_fields(GenOptions, GenSettings, Look))
+# the training options a clip upload takes, as `meme train` declares them
+TRAIN_FORM = {d.name: Form(d.default, **body_limits(d)) for d in declared(TrainOptions)
+              if d.name in ("steps", "frames", "size", "lr", "seed", "inversion_steps")}
 
 
 def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
@@ -423,12 +401,9 @@ def create_app(o: ServeOptions) -> FastAPI:
     async def train(clip: UploadFile = File(..., description="The clip: MP4, GIF, WebM, MOV, MKV, AVI or WebP"),
                     prompt: str = Form(..., min_length=1, max_length=MAX_PROMPT_CHARS),
                     id: str | None = Form(None, description="The meme's id (default: from the prompt)"),
-                    steps: int = Form(TrainOptions.steps, ge=1, le=MAX_TRAIN_STEPS),
-                    frames: int = Form(TrainOptions.frames, ge=1, le=MAX_FRAMES),
-                    size: int = Form(TrainOptions.size, ge=8, le=MAX_SIZE),
-                    lr: float = Form(TrainOptions.lr, gt=0, le=MAX_LR),
-                    seed: int = Form(TrainOptions.seed, ge=0, le=MAX_SEED),
-                    inversion_steps: int = Form(TrainOptions.inversion_steps, ge=1, le=MAX_INVERSION_STEPS)):
+                    steps: int = TRAIN_FORM["steps"], frames: int = TRAIN_FORM["frames"],
+                    size: int = TRAIN_FORM["size"], lr: float = TRAIN_FORM["lr"], seed: int = TRAIN_FORM["seed"],
+                    inversion_steps: int = TRAIN_FORM["inversion_steps"]):
         check_prompt(prompt, "say what the clip shows")
         mid = meme_id(id) if id else slug_id(prompt)
         suffix = Path(clip.filename or "").suffix.lower()
@@ -479,16 +454,3 @@ def uploaded_name(filename: str | None, suffix: str) -> str:
 def slug_id(prompt: str) -> str:
     mid = slug(prompt)[:128].strip("-_") or "meme"
     return mid if MEME_ID_PATTERN.fullmatch(mid) else "meme"
-
-
-def serve(o: ServeOptions) -> None:
-    """Runs the server until Ctrl-C or SIGTERM, which drain it (answers in flight, the training job checkpointed)
-    and exit 0."""
-    import uvicorn
-
-    app = create_app(o)
-    # uvicorn drains on SIGINT/SIGTERM, then raises the signal again under the handlers it found: these, which
-    # let the drained process end normally rather than as killed
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, frame: None)
-    uvicorn.run(app, host=o.host, port=o.port, log_level="warning", access_log=False)

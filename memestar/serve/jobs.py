@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import Interrupted, MemeError, without_paths
-from ..meme_folder import CHECKPOINT, MEME_JSON
-from ..train.meme import TrainOptions, train_meme
+from ..formats.meme_folder import CHECKPOINT, MEME_JSON
+from ..train.command import TrainOptions, train_meme
 from .journal import JOB_FORMAT, JOB_JSON, JOURNALLED_OPTIONS, JobRecord, read_journal, write_job
 from .worker import DeviceGate
 

@@ -4,32 +4,39 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..device import DEFAULT_DEVICE
+from ..device import DEFAULT_DEVICE, PRECISIONS
 from ..errors import MemeError
+from ..options import declared, option
+from ..runtime.backends.choice import BACKENDS
 from ..runtime.store import DEFAULT_MAX_BYTES, DEFAULT_MAX_MEMES
-from ..train.meme import DEFAULT_BASE
+from ..train.command import DEFAULT_BASE
 
 TOKEN_ENV = "MEMESTAR_TOKEN"
 
 
 @dataclass
 class ServeOptions:
-    memes: Path = Path("memes")
-    host: str = "127.0.0.1"
-    port: int = 8000
-    token: str | None = None  # None: $MEMESTAR_TOKEN if set, else no auth (the default bind is loopback only)
-    device: str = DEFAULT_DEVICE
-    precision: str = "auto"
-    backend: str = "auto"
-    max_memes: int = DEFAULT_MAX_MEMES
-    max_bytes: int = DEFAULT_MAX_BYTES
-    window_ms: float = 10.0
-    max_batch: int = 8
-    max_queue: int = 64
-    deadline_s: float = 60.0
-    max_upload_mb: float = 50.0
-    train_base: str = DEFAULT_BASE
-    train_base_config: str | None = None
+    memes: Path = option(Path("memes"), "Folder of memes (one sub-folder each, as `meme train` writes them); trained "
+                         "memes land here too.", argument=True)
+    host: str = option("127.0.0.1", "Address to bind: loopback by default; 0.0.0.0 exposes it.")
+    port: int = option(8000, "Port (0: any free one).", low=0, high=65535)
+    # None: $MEMESTAR_TOKEN if set, else no auth (the default bind is loopback only)
+    token: str | None = option(None, f"Require 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV} if set, else no "
+                               "auth).")
+    device: str = option(DEFAULT_DEVICE, "auto, cpu, cuda or cuda:N.")
+    precision: str = option("auto", "auto, bf16, fp16 or fp32.", choices=PRECISIONS)
+    backend: str = option("auto", "auto, torch, ort or trt.", choices=BACKENDS)
+    max_memes: int = option(DEFAULT_MAX_MEMES, "Memes kept in memory (least recently used go).", low=1, high=100_000)
+    max_bytes: int = option(DEFAULT_MAX_BYTES, "Bytes of adapters and inversions kept in memory.", low=1,
+                            high=2 ** 50)
+    window_ms: float = option(10.0, "How long a request waits for others to batch with.", low=0, high=1000)
+    max_batch: int = option(8, "Clips per batch at most.", low=1, high=64)
+    max_queue: int = option(64, "Requests waiting at most; more get 503.", low=1, high=100_000)
+    deadline_s: float = option(60.0, "Seconds a request may take; then 504.", low=0.1, high=3600,
+                               flags=("--deadline",))
+    max_upload_mb: float = option(50.0, "Largest clip upload for training.", low=0.01, high=4096)
+    train_base: str = option(DEFAULT_BASE, "Base that POST /memes tunes on.")
+    train_base_config: str | None = option(None, "Diffusers folder with the configs for a single-file base.")
     cuda_graphs: bool = True
 
     def check(self) -> "ServeOptions":
@@ -38,11 +45,10 @@ class ServeOptions:
         if not self.memes.is_dir():
             raise MemeError(f"memes folder {self.memes} not found: pass a folder of memes made by `meme train` "
                             f"(it may be empty)")
-        for name, low, high in (("window_ms", 0, 1000), ("max_batch", 1, 64), ("max_queue", 1, 100_000),
-                                ("deadline_s", 0.1, 3600), ("max_upload_mb", 0.01, 4096), ("port", 0, 65535)):
-            value = getattr(self, name)
-            if not low <= value <= high:
-                raise MemeError(f"--{name.replace('_', '-')} is {value}: it must be from {low} to {high}")
+        for d in declared(ServeOptions):
+            value = getattr(self, d.name)
+            if d.spec.low is not None and not d.spec.low <= value <= d.spec.high:
+                raise MemeError(f"{d.flag} is {value}: it must be from {d.spec.low} to {d.spec.high}")
         if self.token is not None and len(self.token) < 16:
             raise MemeError("--token is shorter than 16 characters: use a long random token (e.g. `openssl rand "
                             "-hex 32`)")

@@ -24,9 +24,11 @@ from fastapi.concurrency import run_in_threadpool
 from ray import serve
 from starlette.exceptions import HTTPException
 
-from ..models.batch import MAX_BATCH
-from ..runtime.meme import GenRequest, Generation, Meme
+from ..runtime.generation import Generation
+from ..runtime.meme import Meme
+from ..runtime.settings import GenRequest
 from ..runtime.store import MemeStore
+from ..sampling.batch import MAX_BATCH
 from .app import (BearerAuth, GenBody, add_error_handlers, clips_response, list_memes, meme_folder, meme_summary,
                   read_manifest)
 from .options import ServeOptions

@@ -18,7 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from collections.abc import Callable
 
-from ..runtime.meme import GenRequest, Generation
+from ..runtime.generation import Generation
+from ..runtime.settings import GenRequest
 
 
 class QueueFull(Exception):

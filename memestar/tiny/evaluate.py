@@ -9,7 +9,7 @@ generate new subjects never seen in motion and read every frame back with the re
 - variety: the mean pixel difference between the clips of different seeds (0: every seed gives the same clip).
 Compares the tuning losses (`train/losses.py`), the starts (the stored inversion, its coarse layout with fresh
 detail, a mix of it with fresh noise, fresh noise) and, optionally, samplers and step counts (with the seconds each
-clip took) and guidance scales, with and without following the source's subject track (`models/follow.py`, measured
+clip took) and guidance scales, with and without following the source's subject track (`sampling/follow.py`, measured
 on the latents or on decoded frames), the loop's work savers (guidance only on the early steps, deep features
 reused between steps), against an untuned meme (the inflated base with its temporal output at zero, inverted and
 sampled the same way: what tuning itself adds).
@@ -24,18 +24,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..checks import (MAX_TRAIN_STEPS, check_cache_interval, check_guidance, check_guidance_until, check_int, check_lr,
-                      check_steps, check_variation)
+from ..checks import (MAX_CACHE_INTERVAL, MAX_GUIDANCE, MAX_STEPS, MAX_TRAIN_STEPS, check_cache_interval,
+                      check_guidance, check_guidance_until, check_int, check_lr, check_steps, check_variation)
 from ..errors import MemeError
 from ..files import slug
 from ..media.writers import write_gif
-from ..models.follow import FOLLOW_MEASURES
 from ..models.video_unet import DEFAULT_FRAME_POSITIONS, DEFAULT_GROUP_NORM, GROUP_NORM_MODES, TUNED
+from ..options import option
 from ..runtime import Meme
-from ..runtime.backend import SAMPLERS
-from ..runtime.meme import LAYOUT_VARIATION, MIX_VARIATION, STARTS, GenRequest, GenSettings
+from ..runtime.settings import LAYOUT_VARIATION, MIX_VARIATION, STARTS, GenRequest, GenSettings
+from ..sampling.follow import FOLLOW_MEASURES
+from ..sampling.plan import SAMPLERS
+from ..train.command import TrainOptions, train_meme
 from ..train.losses import DEFAULT_MOTION_LOSS, parse_motion_loss
-from ..train.meme import TrainOptions, train_meme
 from ..train.tune import TuneSettings
 from .recognise import read_clip_frames
 from .world import MOTIONS, Sprite, clip_caption, render_clip
@@ -60,31 +61,46 @@ UNTUNED = "untuned"  # the tuning label of the untuned reference
 
 @dataclass
 class EvalOptions:
-    motions: tuple[str, ...] = MOTIONS
-    subjects: int = 4
-    steps: int = 150  # tuning steps
-    lr: float = WORLD_LR
-    losses: tuple[str, ...] = (DEFAULT_MOTION_LOSS,)  # one tuning run each: "mse", "debiased", "mse=1,residual=1"
-    tunes: tuple[str, ...] = (TuneSettings.tuned,)  # and for each of what tuning changes: "all", "temporal"
-    positions: tuple[bool, ...] = (DEFAULT_FRAME_POSITIONS,)  # and with and/or without frame positions
-    starts: tuple[str, ...] = STARTS
-    mix: float = MIX_VARIATION  # the noise share of the mix start
-    layout: float = LAYOUT_VARIATION  # the layout start's cut (its variation: below 1 - v of Nyquist kept)
-    samplers: tuple[str, ...] = (GenSettings.sampler,)
-    gen_steps: tuple[int, ...] = (GenSettings.steps,)
-    follows: tuple[bool, ...] = (True,)  # with and/or without following the clip's subject track
-    guidances: tuple[float, ...] = (5.0,)  # classifier-free guidance scales compared
-    follow_measures: tuple[str, ...] = (GenSettings.follow_measure,)  # where a followed subject is measured
-    guidance_untils: tuple[float, ...] = (GenSettings.guidance_until,)  # guidance on the steps above this share
-    cache_intervals: tuple[int, ...] = (GenSettings.cache_interval,)  # deep features recomputed every N steps
-    seeds: int = 2  # clips per (subject, start) from seeds 0, 1, ...: their difference is the variety
+    motions: tuple[str, ...] = option(MOTIONS, "Motions, comma-separated (bouncing, sliding, growing, spinning, "
+                                      "popping).", choices=MOTIONS)
+    subjects: int = option(4, "New subjects per motion (at most 4).", low=1, high=4)
+    steps: int = option(150, "Tuning steps per meme.", low=1, high=MAX_TRAIN_STEPS)
+    lr: float = option(WORLD_LR, "Tuning learning rate.", low=0, high=1)
+    losses: tuple[str, ...] = option((DEFAULT_MOTION_LOSS,), "Tuning losses to compare, one tuning run each, "
+                                     "separated by ';' (each as --motion-loss takes it: "
+                                     "mse;debiased;mse=1,residual=1).", separator=";")
+    tunes: tuple[str, ...] = option((TuneSettings.tuned,), "What tuning changes, compared: all, temporal (one tuning "
+                                    "run each, for each loss).", choices=TUNED)
+    positions: tuple[bool, ...] = option((DEFAULT_FRAME_POSITIONS,), "Tune with frame positions (on), without (off), "
+                                         "or both: on,off.", flags=("--frame-positions",))
+    starts: tuple[str, ...] = option(STARTS, "Starts to compare: inversion, layout, mix, noise.", choices=STARTS)
+    mix: float = option(MIX_VARIATION, "The noise share of the mix start (--variation).", low=0, high=1)
+    layout: float = option(LAYOUT_VARIATION, "The layout start's --variation (its cut).", low=0, high=1)
+    samplers: tuple[str, ...] = option((GenSettings.sampler,), "Samplers to compare: ddim, dpm++.",
+                                       choices=tuple(SAMPLERS))
+    gen_steps: tuple[int, ...] = option((GenSettings.steps,), "Sampling step counts to compare, e.g. 4,8,12,25.",
+                                        low=1, high=MAX_STEPS)
+    follows: tuple[bool, ...] = option((True,), "Follow the clip's subject track (on), not (off), or compare both: "
+                                       "on,off.", flags=("--follow",))
+    guidances: tuple[float, ...] = option((5.0,), "Guidance scales to compare, e.g. 3,5.", low=1, high=MAX_GUIDANCE,
+                                          flags=("--guidance",))
+    follow_measures: tuple[str, ...] = option((GenSettings.follow_measure,), "Where a followed subject is measured, "
+                                              "compared: latents, pixels.", choices=FOLLOW_MEASURES,
+                                              flags=("--follow-measure",))
+    guidance_untils: tuple[float, ...] = option((GenSettings.guidance_until,), "Shares of the noise schedule below "
+                                                "which guidance stops, compared, e.g. 0,0.5.", low=0, high=1,
+                                                flags=("--guidance-until",))
+    cache_intervals: tuple[int, ...] = option((GenSettings.cache_interval,), "Deep-feature cache intervals to "
+                                              "compare, e.g. 1,2,3.", low=1, high=MAX_CACHE_INTERVAL,
+                                              flags=("--cache-interval",))
+    seeds: int = option(2, "Seeds per subject and start (their difference: variety).", low=1, high=8)
     group_norm: str = DEFAULT_GROUP_NORM
     inversion_steps: int = 25
-    untuned: bool = True  # also score an untuned meme (the inflated base, inverted the same way)
-    base: str = "tiny"
+    untuned: bool = option(True, "Also score an untuned meme: what tuning adds.", flags=("--untuned/--no-untuned",))
+    base: str = option("tiny", "Base model (the tiny world's).")
     seed: int = 0
     quiet: bool = True
-    keep: Path | None = None  # where to keep memes and GIFs (default: a temporary folder)
+    keep: Path | None = option(None, "Keep the memes and GIFs in this folder (default: a temporary folder).")
 
     def check(self) -> "EvalOptions":
         for name, chosen, allowed in (("--motions", self.motions, tuple(PLAN)), ("--starts", self.starts, STARTS),

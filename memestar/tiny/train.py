@@ -32,12 +32,12 @@ from safetensors.torch import load_file
 from tqdm import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from ..meme_folder import library_versions
-from ..models.guidance import guided_output
+from ..formats.meme_folder import library_versions
 from ..models.random_base import SD_SCHEDULER, bytes_to_unicode
 from ..models.text import encode_prompts
 from ..models.vae import decode_latents, encode_frames
-from ..schedulers.ddim import DDIMSchedule, alphas_cumprod
+from ..sampling.ddim import DDIMSchedule, alphas_cumprod
+from ..sampling.guidance import guided_output
 from .recognise import read_frame
 from .world import COLOURS, SHAPES, Sprite, random_sprite, render, vocabulary
 

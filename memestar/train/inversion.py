@@ -6,9 +6,9 @@ from collections.abc import Callable
 import torch
 from tqdm import tqdm
 
-from ..models.guidance import guided_output
 from ..models.video_unet import VideoUNet
-from ..schedulers.ddim import DDIMSchedule
+from ..sampling.ddim import DDIMSchedule
+from ..sampling.guidance import guided_output
 
 
 def guided(video: VideoUNet, text: torch.Tensor, uncond: torch.Tensor | None = None, guidance: float = 1.0):

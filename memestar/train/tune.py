@@ -21,7 +21,7 @@ from tqdm import tqdm
 from ..errors import MemeError, TrainingFailed
 from ..files import save_safetensors
 from ..models.video_unet import VideoUNet
-from ..schedulers.ddim import alphas_cumprod
+from ..sampling.ddim import alphas_cumprod
 from .losses import DEFAULT_MOTION_LOSS, motion_loss, parse_motion_loss
 
 

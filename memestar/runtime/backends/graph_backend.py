@@ -15,10 +15,11 @@ from pathlib import Path
 import torch
 from transformers import CLIPTokenizer
 
-from ..errors import MemeError
-from ..export_folder import SCHEDULER_JSON, TOKENIZER, ExportManifest
-from ..models.graphs import GRAPH_SPECS, TEXT_ENCODER, UNET, VAE_DECODER, GraphSpec
-from .backend import Backend, Schedules, guidance_scales
+from ...errors import MemeError
+from ...formats.export_folder import SCHEDULER_JSON, TOKENIZER, ExportManifest
+from ...models.graphs import GRAPH_SPECS, TEXT_ENCODER, UNET, VAE_DECODER, GraphSpec
+from ...sampling.plan import Schedules, guidance_scales
+from .base import Backend
 
 
 class GraphBackend(Backend):

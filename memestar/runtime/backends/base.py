@@ -10,14 +10,14 @@ returns the same shapes and dtypes, whatever it computes in:
   n conditional embeddings alone `(n, L, d)` with no guidance;
 - guidance: one scale for the batch, or one per clip `(n,)`; 1 with `(n, L, d)` text means no guidance;
 - frames: `(n, f, H, W, 3)` uint8 on the CPU (`decode`), or fp32 in [0, 255] on the device (`decode_pixels`);
-- a subject track to follow (`models/follow.py`): `(n, f, 3)` fp32 on the device, or None.
+- a subject track to follow (`sampling/follow.py`): `(n, f, 3)` fp32 on the device, or None.
 Each clip of a batch comes out as it would alone (within rounding). What no guidance costs differs: see
 `unet_passes`.
 
 The loop's work savers, the same for every clip of a batch (`sample`'s keywords; their defaults are the plain
 loop, `GenSettings` holds the product's): guidance only while the timestep is at or above `guidance_until` of
-training's (`models/guidance.py`), the UNet's deep features reused for `cache_interval - 1` steps after each full
-one (`models/deep_cache.py`; the torch backend only: the exported UNet graph is whole), and where a followed
+training's (`sampling/guidance.py`), the UNet's deep features reused for `cache_interval - 1` steps after each full
+one (`sampling/deep_cache.py`; the torch backend only: the exported UNet graph is whole), and where a followed
 subject is measured (`follow_measure`: on the latents, or on their decoded frames).
 """
 
@@ -25,43 +25,9 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from ..models.deep_cache import cache_plan
-from ..models.follow import following, latent_subject_track, subject_track
-from ..models.guidance import guided_steps
-from ..models.vae import to_uint8
-from ..schedulers.ddim import DDIMSchedule
-from ..schedulers.dpm_solver import DPMSolverPP2M
-
-SAMPLERS = {"ddim": DDIMSchedule, "dpm++": DPMSolverPP2M}
-
-
-class Schedules:
-    """A backend's sampler schedules by (kind, steps): built once on its device, then reused."""
-
-    def __init__(self, scheduler_config: dict, device: torch.device):
-        self.config, self.device, self._built = scheduler_config, device, {}
-
-    def __call__(self, kind: str, steps: int):
-        if (kind, steps) not in self._built:
-            self._built[kind, steps] = SAMPLERS[kind](self.config, steps, self.device)
-        return self._built[kind, steps]
-
-
-def loop_plan(timesteps: list[int], scheduler_config: dict, guided: bool, guidance_until: float = 0.0,
-              cache_interval: int = 1) -> list[tuple[bool, str | None]]:
-    """Per step of a schedule (its timesteps, high noise first): whether it runs guidance, and its deep-feature
-    cache mode (`models/deep_cache.py`). What a backend runs (`Backend.step_plan`) and what `bench/work.py` counts."""
-    guiding = guided_steps(timesteps, scheduler_config, guidance_until) if guided else [False] * len(timesteps)
-    return list(zip(guiding, cache_plan(guiding, cache_interval)))
-
-
-def guidance_scales(guidance, n: int, device: torch.device) -> torch.Tensor:
-    """One guidance scale per clip, `(n,)` fp32 on `device`, from a float or a sequence/tensor of n."""
-    g = torch.as_tensor(guidance, dtype=torch.float32).reshape(-1).to(device)
-    if len(g) not in (1, n):
-        raise ValueError(f"{len(g)} guidance scales for {n} clips")
-    return g.expand(n).clone()
-
+from ...models.vae import to_uint8
+from ...sampling.follow import following, latent_subject_track, subject_track
+from ...sampling.plan import loop_plan
 
 class Backend(ABC):
     name: str
@@ -85,7 +51,7 @@ class Backend(ABC):
                follow: torch.Tensor | None = None, *, guidance_until: float = 0.0, cache_interval: int = 1,
                follow_measure: str = "latents") -> torch.Tensor:
         """The whole denoising loop from start latents `x` `(n, c, f, h, w)`: clean latents, the same shape, fp32.
-        With `follow`, each clip's subject is held on that track (`models/follow.py`)."""
+        With `follow`, each clip's subject is held on that track (`sampling/follow.py`)."""
 
     @abstractmethod
     def decode_pixels(self, latents: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ Python or kernel-launch work per step (following a subject track, the measures a
 are in the graph too). A batch of n clips runs in the graph of the smallest bucket (1, 2, 4, 8)
 that holds it, padded with copies of its first clip, so four captures serve every batch size up to 8. The steps
 past `guidance_until` run the conditional half alone; with `cache_interval` above 1 the UNet's deep features are
-reused between steps (`models/deep_cache.py`). Optional `torch.compile` of the UNet, cached on disk
+reused between steps (`sampling/deep_cache.py`). Optional `torch.compile` of the UNet, cached on disk
 (`compile_cache.py`).
 """
 
@@ -15,14 +15,15 @@ from collections import OrderedDict
 
 import torch
 
-from ..models.base import BaseModel
-from ..models.batch import bucket, padded
-from ..models.deep_cache import DeepCache
-from ..models.guidance import guided_output
-from ..models.text import encode_prompts
-from ..models.vae import decode_pixels, vae_scale_factor
-from ..models.video_unet import VideoUNet
-from .backend import Backend, Schedules, guidance_scales
+from ...models.base import BaseModel
+from ...models.text import encode_prompts
+from ...models.vae import decode_pixels, vae_scale_factor
+from ...models.video_unet import VideoUNet
+from ...sampling.batch import bucket, padded
+from ...sampling.deep_cache import DeepCache
+from ...sampling.guidance import guided_output
+from ...sampling.plan import Schedules, guidance_scales
+from .base import Backend
 from .compile_cache import compile_unet
 
 MAX_GRAPHS = 8  # captured loops kept (e.g. the four buckets, with and without guidance)

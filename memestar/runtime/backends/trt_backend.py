@@ -12,11 +12,11 @@ from pathlib import Path
 
 import torch
 
-from ..errors import MemeError
-from ..export_folder import (ExportManifest, engine_identity, engines_for, list_engines, require_tensorrt,
-                             stale_reason)
-from ..models.batch import padded
-from ..models.graphs import GRAPHS, UNET, GraphSpec
+from ...errors import MemeError
+from ...formats.export_folder import ExportManifest, engines_for, list_engines, stale_reason
+from ...graph_runtimes import engine_identity, require_tensorrt
+from ...models.graphs import GRAPHS, UNET, GraphSpec
+from ...sampling.batch import padded
 from .graph_backend import GraphBackend
 
 

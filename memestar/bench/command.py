@@ -21,27 +21,29 @@ from pathlib import Path
 import torch
 
 from .. import files
-from ..checks import check_choice, check_device, check_frames, check_guidance, check_int, check_size, check_steps
+from ..checks import (MAX_FRAMES, MAX_GUIDANCE, MAX_SIZE, MAX_STEPS, check_choice, check_device, check_frames,
+                      check_guidance, check_int, check_size, check_steps)
 from ..device import DEFAULT_DEVICE, PRECISIONS, compute_dtype, device_name, peak_memory_bytes, pick_device
 from ..errors import MemeError
-from ..export.meme import ExportOptions, export_meme
+from ..export.command import ExportOptions, export_meme
 from ..files import slug
+from ..formats.meme_folder import (ADAPTER, INVERSION, BaseRecord, InversionRecord, MemeManifest, SubjectTrackRecord,
+                                   library_versions, load_inversion, read_meme, save_inversion, write_meme_json)
 from ..media.writers import encode_gif
-from ..meme_folder import (ADAPTER, INVERSION, BaseRecord, InversionRecord, MemeManifest, SubjectTrackRecord,
-                           library_versions, load_inversion, read_meme, save_inversion, write_meme_json)
 from ..models.adapter import save_adapter
-from ..models.batch import MAX_BATCH
 from ..models.base import load_base
 from ..models.text import encode_prompts
 from ..models.vae import encode_frames, vae_scale_factor
 from ..models.video_unet import VideoUNet
+from ..options import option
 from ..runtime import Meme
-from ..runtime.meme import GenRequest, GenSettings
+from ..runtime.settings import GenRequest, GenSettings
 from ..runtime.store import MemeStore
+from ..sampling.batch import MAX_BATCH
 from ..train.tune import TuneSettings, tune
 from .baseline import EagerFP32Baseline
-from .targets import GEN_TARGETS_S, TUNE_STEPS
 from .measure import count_flops, matmul_peak_flops, quantile, time_stage
+from .targets import GEN_TARGETS_S, TUNE_STEPS
 from .work import StepCosts, clip_work, count_step_costs, work_table
 
 PRESETS = {"tiny": dict(base="random-tiny", frames=8, size=64), "sd15": dict(base="random-sd15", frames=16, size=256)}
@@ -58,20 +60,29 @@ PROMPT = "running blueberry-elephant"
 
 @dataclass
 class BenchOptions:
-    preset: str = "tiny"
-    frames: int | None = None
-    size: int | None = None
-    steps: int = GenSettings.steps
-    guidance: float = GenSettings.guidance
-    backends: tuple[str, ...] | None = None  # None: torch, plus ort and trt where they are installed
-    train: bool = False
+    preset: str = option("tiny", "tiny (random-tiny, CPU-sized) or sd15 (SD1.5 architecture, for GPUs).",
+                         choices=tuple(PRESETS))
+    frames: int | None = option(None, "Frames (default: 8 for tiny, 16 for sd15).", low=1, high=MAX_FRAMES)
+    size: int | None = option(None, "Square side in pixels (default: 64 for tiny, 256 for sd15).", low=8,
+                              high=MAX_SIZE)
+    steps: int = option(GenSettings.steps, "Denoising steps.", low=1, high=MAX_STEPS)
+    guidance: float = option(GenSettings.guidance, "Guidance scale.", low=1, high=MAX_GUIDANCE)
+    backends: tuple[str, ...] = option(("auto",), "Backends to time, comma-separated: torch (CUDA graphs on a GPU), "
+                                       "torch-eager, torch-compile, ort, trt; auto: torch plus ort and trt where "
+                                       "installed (the baseline runs too unless --no-baseline).",
+                                       choices=("auto", *OUR_BACKENDS))
+    train: bool = option(False, "Also time tuning steps.", flags=("--train",))
     train_steps: int = 5
-    repeat: int = 5
-    device: str = DEFAULT_DEVICE
-    precision: str = "auto"
-    baseline: bool = True
-    batch_sizes: tuple[int, ...] = (1, 2, 4, 8)  # throughput of batched generation, per backend
-    work_only: bool = False  # only the work table (FLOPs per clip), no timing: seconds on a CPU, SD1.5 included
+    repeat: int = option(5, "Timed runs per stage, after one warm-up.", low=1, high=1000)
+    device: str = option(DEFAULT_DEVICE, "auto, cpu, cuda or cuda:N.")
+    precision: str = option("auto", "Our precision: auto, bf16, fp16 or fp32.", choices=PRECISIONS)
+    baseline: bool = option(True, "Also time the eager fp32 baseline (how a Tune-A-Video user runs a meme).",
+                            flags=("--baseline/--no-baseline",))
+    batch_sizes: tuple[int, ...] = option((1, 2, 4, 8), "Batch sizes whose throughput (clips/s) to time per backend; "
+                                          "empty: none.", low=1, high=MAX_BATCH)
+    # only the work table (FLOPs per clip), no timing: seconds on a CPU, SD1.5 included
+    work_only: bool = option(False, "Only the work per clip (FLOPs of the default path beside the previous "
+                             "default's), counted in seconds on any machine.", flags=("--work-only",))
 
     def check(self) -> None:
         check_choice("--preset", self.preset, tuple(PRESETS))
@@ -86,7 +97,7 @@ class BenchOptions:
         check_device(self.device)
         for b in self.batch_sizes:
             check_int("--batch-sizes", b, 1, MAX_BATCH)
-        unknown = sorted(set(self.backends or ()) - set(OUR_BACKENDS))
+        unknown = sorted(set(self.backends) - {"auto", *OUR_BACKENDS})
         if unknown:
             raise MemeError(f"unknown backend(s) {', '.join(unknown)}: use {', '.join(OUR_BACKENDS)}")
 
@@ -292,7 +303,7 @@ def run_bench(o: BenchOptions, log=print) -> dict:
     frames, size = o.frames or preset["frames"], o.size or preset["size"]
     device = pick_device(o.device)
     dtype = compute_dtype(o.precision, device)
-    backends = o.backends or available_backends(device)
+    backends = available_backends(device) if "auto" in o.backends else o.backends
     report = {"benchmark": "meme bench", "preset": o.preset, "base": preset["base"], "device": device_name(device),
               "date": datetime.date.today().isoformat(), "frames": frames, "size": size, "steps": o.steps,
               "guidance": o.guidance, "repeat": o.repeat, "versions": library_versions(), "backends": {}}

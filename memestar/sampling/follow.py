@@ -22,7 +22,7 @@ has one, and `meme train` stores a track only for clips that do.
 import torch
 import torch.nn.functional as F
 
-from ..schedulers.ddim import alphas_cumprod
+from .ddim import alphas_cumprod
 
 SHARPEN = 0.3  # the share of each frame's largest difference taken off: the subject's body, not its soft edge
 MOVING_STD = 2 / 63  # a quantity moves in the source when its std over frames is above this (1 px of a 64-px frame)

@@ -21,11 +21,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from .checks import MAX_FPS, MAX_FRAMES, MAX_SIZE, MIN_FPS
-from .errors import MemeError
-from .files import save_safetensors
-from .models.video_unet import GROUP_NORM_MODES, TUNED
-from .records import read_record, record, write_record
+from ..checks import MAX_FPS, MAX_FRAMES, MAX_SIZE, MIN_FPS
+from ..errors import MemeError
+from ..files import save_safetensors
+from ..models.video_unet import GROUP_NORM_MODES, TUNED
+from ..records import read_record, record, write_record
 
 MEME_FORMAT = "memestar-meme/1"
 MEME_JSON = "meme.json"
@@ -84,7 +84,7 @@ class TrainingRecord:
 
 @record
 class SubjectTrackRecord:
-    """Where the clip's subject is in each frame (`models/follow.py`): centroid x, y and size in half-widths (the
+    """Where the clip's subject is in each frame (`sampling/follow.py`): centroid x, y and size in half-widths (the
     frame spans [-1, 1]), what `meme gen --follow` holds a new subject to."""
     x: list[float]
     y: list[float]
@@ -184,7 +184,7 @@ def library_versions() -> dict[str, str]:
     import diffusers
     import transformers
 
-    from . import __version__
+    from .. import __version__
 
     return {"memestar": __version__, "torch": torch.__version__, "diffusers": diffusers.__version__,
             "transformers": transformers.__version__}

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
-from ..models.base import cache_dir
+from ...models.base import cache_dir
 
 INDUCTOR_CACHE_ENV, TRITON_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"
 

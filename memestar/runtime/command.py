@@ -11,47 +11,59 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..checks import check_max_kb, check_prompt, check_variants
-from ..device import DEFAULT_DEVICE
+from ..checks import MAX_KB, MAX_PROMPT_CHARS, MAX_VARIANTS, MIN_KB, check_max_kb, check_prompt, check_variants
 from ..errors import MemeError
 from ..files import check_target, read_small_file, slug, write_error
+from ..formats.meme_folder import read_meme
 from ..media.look import Look
 from ..media.loops import make_loop, seam_score
-from ..media.presets import get_preset
-from ..media.writers import media_format, write_bytes
-from ..meme_folder import read_meme
-from ..models.batch import MAX_BATCH
+from ..media.presets import PRESETS, get_preset
+from ..media.writers import ENCODERS, media_format, write_bytes
+from ..models.base import BaseSource
+from ..options import option
 from ..prompts import subject_prompt
-from .meme import GenSettings, Meme, follows, variant_requests
-from .styles import Style, apply_style, get_style
+from ..sampling.batch import MAX_BATCH
+from .backends.choice import BACKENDS
+from .meme import Meme
+from .settings import GenSettings, follows, variant_requests
+from .styles import Style, apply_style, get_style, load_styles
 
 MAX_PROMPTS = 10_000
 MAX_PROMPTS_FILE_BYTES = 4 * 2 ** 20
 
 
 @dataclass
-class GenOptions:
-    meme: Path
-    prompt: str | None = None
-    prompts: Path | None = None  # a text file, one prompt per line: one output each
-    out: Path | None = None  # a file; with --prompts, a folder (default: <prompt>.<format> / the current folder)
-    format: str | None = None  # gif, mp4 or webp (default: from the suffix, else gif)
+class GenOptions(BaseSource):
+    meme: Path = option(help="Meme folder made by `meme train`.", flags=("--meme", "-m"))
+    prompt: str | None = option(None, "What to show, with the meme's motion (or use --prompts).", argument=True,
+                                min_length=1, max_length=MAX_PROMPT_CHARS, body=True)
+    prompts: Path | None = option(None, "A text file with one prompt per line: one output each.")
+    out: Path | None = option(None, "Output file (default: <prompt>.gif); a folder with --prompts.",
+                              flags=("-o", "--out"))
+    format: str | None = option(None, "gif, mp4 or webp (default: from the suffix, else gif).",
+                                choices=tuple(ENCODERS), body=True, body_default="gif")
     settings: GenSettings = field(default_factory=GenSettings)
-    variants: int = 1  # clips per prompt, seeds seed, seed + 1, ... (differing with a variation above 0)
-    max_kb: float | None = None
-    preset: str | None = None  # a chat app's format (media/presets.py): fixes the container, canvas and budget
-    look: Look = field(default_factory=Look)  # loop, sticker, captions, pixel style (media/look.py)
-    subject: str | None = None  # instead of a prompt: the meme's own prompt with this subject
-    style: str | None = None  # a style preset (styles.toml): prompt template, negative, guidance, preset, look
-    styles: Path | None = None  # a TOML file of more styles
-    backend: str = "auto"
-    precision: str = "auto"
-    device: str = DEFAULT_DEVICE
-    base: str | None = None
-    base_config: str | None = None
-    allow_pickle: bool = False
-    compile: bool = False
-    quiet: bool = False
+    variants: int = option(1, "Clips per prompt, seeds seed, seed+1, ... (files -v1, -v2, ...).", low=1,
+                           high=MAX_VARIANTS, body=True)
+    max_kb: float | None = option(None, "Fit the file under this many KiB (fewer colours, then smaller).",
+                                  low=MIN_KB, high=MAX_KB, body=True)
+    preset: str | None = option(None, "Write what a chat app takes as it is: " + ", ".join(PRESETS) + " (container, "
+                                "canvas, timing and byte budget; `meme check` reads it back).", choices=tuple(PRESETS),
+                                body=True)
+    look: Look = field(default_factory=Look)
+    subject: str | None = option(None, "Instead of a prompt: the meme's own prompt with this subject (\"running "
+                                 "{apple-cat}\" + blueberry-elephant -> \"running blueberry-elephant\").",
+                                 min_length=1, max_length=MAX_PROMPT_CHARS, body=True)
+    # the body takes the bundled styles; the CLI also those of a --styles file
+    style: str | None = option(None, "A style preset: " + ", ".join(load_styles()) + " (prompt template, negative "
+                               "prompt, guidance, chat-app preset and look).", choices=tuple(load_styles()),
+                               body=True)
+    styles: Path | None = option(None, "A TOML file of more styles, keyed as the bundled styles.toml.")
+    backend: str = option("auto", "torch, ort (ONNX Runtime), trt (TensorRT), or auto: the fastest one the meme's "
+                          "exports allow here.", choices=BACKENDS)
+    compile: bool = option(False, "torch.compile the UNet: the first process compiles each shape, later ones read "
+                           "the kernels from the cache.")
+    quiet: bool = option(False, "No progress bar or notes.", flags=("--quiet", "-q"))
 
 
 def read_prompts(prompt: str | None, prompts: Path | None) -> list[str]:

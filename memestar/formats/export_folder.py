@@ -19,13 +19,12 @@ renamed), so a folder with `export.json` is whole.
 
 import dataclasses
 import hashlib
-import importlib.util
 import json
 from pathlib import Path
 
-from .errors import MemeError
-from .models.graphs import BATCH_AXIS, GRAPHS, Shapes
-from .records import RecordError, read_record, record, write_record
+from ..errors import MemeError
+from ..models.graphs import GRAPHS, Shapes
+from ..records import RecordError, read_record, record, write_record
 
 EXPORT_FORMAT = "memestar-export/3"  # 3: every graph takes a batch (1 to max_batch clips)
 ENGINES_FORMAT = "memestar-engines/1"
@@ -156,20 +155,6 @@ def build_key(built_from) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def ort_session(path: Path, providers: list | None = None, batch: int | None = None):
-    """An ONNX Runtime session on one exported graph, all graph optimisations on, quiet; `batch` pins the batch
-    axis to that size, so ONNX Runtime optimises the graph as a static one (about 12% faster a step on a CPU,
-    `benchmarks/export_batch.py`)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    if batch is not None:
-        options.add_free_dimension_override_by_name(BATCH_AXIS, batch)
-    return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
-
-
 def list_exports(meme_folder: Path, adapter_sha256: str) -> list[tuple[Path, ExportManifest]]:
     """The complete exports of this meme's current adapter, newest first (unreadable or older formats skipped)."""
     found = []
@@ -197,11 +182,6 @@ def find_export(meme_folder: Path, adapter_sha256: str, precision: str | None = 
     return chosen[0]
 
 
-def cuda_provider(device) -> tuple[str, dict]:
-    """ONNX Runtime's CUDA provider on `device`, TF32 off (as torch's fp32 reference in the self-check)."""
-    return "CUDAExecutionProvider", {"device_id": device.index or 0, "use_tf32": 0}
-
-
 def list_engines(export_folder: Path) -> list[tuple[Path, EnginesManifest]]:
     found = []
     for path in sorted(Path(export_folder).glob(f"trt-*/{ENGINES_JSON}")):
@@ -212,29 +192,6 @@ def list_engines(export_folder: Path) -> list[tuple[Path, EnginesManifest]]:
         if path.parent.name == f"trt-{manifest.key}":
             found.append((path.parent, manifest))
     return found
-
-
-INSTALL_HINT = ("TensorRT is not installed: on a Linux machine with an NVIDIA GPU run pip install \"meme-star[trt]\" "
-                "(it cannot be installed on CPU-only machines; use --backend ort or torch here)")
-
-
-def require_tensorrt():
-    try:
-        import tensorrt
-    except ImportError as e:
-        raise MemeError(INSTALL_HINT) from e
-    if importlib.util.find_spec("polygraphy") is None:
-        raise MemeError(INSTALL_HINT)
-    return tensorrt
-
-
-def engine_identity(device) -> EngineIdentity:
-    import torch
-
-    trt = require_tensorrt()
-    major, minor = torch.cuda.get_device_capability(device)
-    return EngineIdentity(gpu=torch.cuda.get_device_name(device), compute_capability=f"{major}.{minor}",
-                          tensorrt=trt.__version__)
 
 
 def stale_reason(manifest: EnginesManifest, identity: EngineIdentity) -> str | None:

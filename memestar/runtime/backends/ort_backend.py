@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import MemeError
-from ..export_folder import ExportManifest, cuda_provider, ort_session
-from ..models.graphs import GRAPHS, UNET, GraphSpec
+from ...errors import MemeError
+from ...formats.export_folder import ExportManifest
+from ...graph_runtimes import cuda_provider, ort_session
+from ...models.graphs import GRAPHS, UNET, GraphSpec
 from .graph_backend import GraphBackend
 
 NUMPY_DTYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.int64: np.int64}
