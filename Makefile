@@ -23,13 +23,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/meme demo --out demo
 
+# two workers, one core each (tests/conftest.py), each test file on one worker so its fixtures are built once
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # the inner loop: lint, then the tests that need no training, export or other process (a few minutes)
 check: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q -m "not gpu and not slow"
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not gpu and not slow"
 
 gpu-wheels: $(STAMP)
 	$(PY) benchmarks/gpu_check.py download

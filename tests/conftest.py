@@ -24,7 +24,9 @@ TRAIN_PROMPT = "a red square sliding"
 def isolated_cache(tmp_path_factory):
     """Built-in bases are built into a cache folder: keep the suite's out of the user's home."""
     os.environ["MEMESTAR_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    # one core each when pytest-xdist runs tests side by side (`make test`), else two
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1) // workers))
 
 
 @pytest.fixture(scope="session")

@@ -62,7 +62,8 @@ def test_generate_batch_mixes_settings_and_keeps_order(small_meme_dir):
 def test_variants_differ_by_seed_only_with_variation(small_meme_dir):
     meme = Meme.load(small_meme_dir)
     same = meme.generate_batch(variant_requests("a blue circle sliding", GenSettings(steps=3, variation=0.0), 3))
-    assert all(np.array_equal(same[0].frames, g.frames) for g in same[1:])  # the stored inversion: one clip
+    # the stored inversion: one clip (within a level: on one thread a batch's rows may round apart)
+    assert all(np.abs(same[0].frames.astype(int) - g.frames).max() <= 1 for g in same[1:])
     varied = meme.generate_batch(variant_requests("a blue circle sliding", GenSettings(steps=3), 3))
     assert [g.settings["seed"] for g in varied] == [0, 1, 2]
     assert {g.settings["variation"] for g in varied} == {VARIANTS_VARIATION}  # the default for variants

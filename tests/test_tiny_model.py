@@ -42,8 +42,8 @@ def test_reduced_eval_following_the_track_holds_the_motion_from_every_start():
     6.2 from the inversion, layout, mix and noise; on the previous base the inversion's corr was 0.83, one frame of
     the red square read at the far edge). What following adds over not following and the untuned reference are the
     full eval's."""
-    report = evaluate(EvalOptions(motions=("sliding",), subjects=2, steps=DEMO_STEPS, gen_steps=(15,),
-                                  follows=(True,), untuned=False), log=lambda *a: None)
+    report = evaluate(EvalOptions(motions=("sliding",), subjects=2, steps=DEMO_STEPS, follows=(True,),
+                                  untuned=False), log=lambda *a: None)
     scores = {name.split(" / ")[1]: v["overall"] for name, v in report["variants"].items()}
     print("\n" + ", ".join(f"{start}: corr {v['trajectory_correlation']:.2f} colour {v['colour_right']:.2f} "
                            f"shape {v['shape_right']:.2f} source absent {v['source_absent']:.2f} "
