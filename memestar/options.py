@@ -100,7 +100,7 @@ def _words(value, d: Declared) -> str:
     return d.spec.separator.join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
 
 
-def cli_parameters(*classes, only: tuple[str, ...] | None = None, skip: tuple[str, ...] = ()) -> list:
+def cli_parameters(*classes, only: tuple[str, ...] | None = None) -> list:
     """Typer parameters for the options of `classes` (the first declaration of a name wins): a tuple becomes one
     word of items (`--gen-steps 4,8,12`), parsed back by `from_cli`."""
     import typer
@@ -108,7 +108,7 @@ def cli_parameters(*classes, only: tuple[str, ...] | None = None, skip: tuple[st
     params, seen = [], set()
     for cls in classes:
         for d in declared(cls):
-            if not d.spec.cli or d.name in seen or d.name in skip or (only is not None and d.name not in only):
+            if not d.spec.cli or d.name in seen or (only is not None and d.name not in only):
                 continue
             seen.add(d.name)
             default = ... if d.default is MISSING else d.default
