@@ -1,6 +1,7 @@
 """The `meme` command: a thin layer over the package. Every option is declared once, as a field of its stage's
 options dataclass (name, type, default, range, help: `options.py`); this file only names the commands, derives
-their options from those fields and prints results.
+their options from those fields and prints results. The options modules import no torch, so that `meme --help` and
+a refused option answer at once; each command imports its stage when it runs.
 
 Errors reach the user as one line starting with `error:`: usage errors and bad input exit 2, a run that went
 wrong exits 1 (training, export), Ctrl-C 130. A bug prints one line too, naming MEMESTAR_DEBUG=1, which shows
@@ -21,19 +22,17 @@ try:  # typer 0.25 and later carry their own click
 except ImportError:
     import click.exceptions as click_errors
 
-from .bench.command import BenchOptions
-from .bench.load import LoadOptions
+from .bench.options import BenchOptions, LoadOptions
 from .errors import MemeError, one_line
-from .export.command import ExportOptions
+from .export.options import ExportOptions
 from .media.look import Look
 from .media.presets import PRESETS
 from .options import cli_parameters, from_cli
-from .runtime.command import GenOptions
+from .runtime.options import GenOptions
 from .runtime.settings import GenSettings
 from .serve.options import ServeOptions
-from .tiny.demo import DEMO_OUT, DEMO_STEPS
-from .tiny.evaluate import EvalOptions
-from .train.command import TrainOptions
+from .tiny.options import DEMO_OUT, DEMO_STEPS, EvalOptions
+from .train.options import TrainOptions
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="meme-star: tune Stable Diffusion on one clip, then make GIFs of new subjects with its motion.")
@@ -310,7 +309,8 @@ def base(
     """Load a base model, inflate its UNet to video, and report its fingerprint and parameter counts."""
     from .checks import check_choice
     from .models.base import load_base
-    from .models.video_unet import GROUP_NORM_MODES, VideoUNet
+    from .models.layout import GROUP_NORM_MODES
+    from .models.video_unet import VideoUNet
 
     group_norm = values["group_norm"]
     check_choice("--group-norm", group_norm, GROUP_NORM_MODES)

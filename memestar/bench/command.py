@@ -15,16 +15,12 @@ import shutil
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .. import files
-from ..checks import (MAX_FRAMES, MAX_GUIDANCE, MAX_SIZE, MAX_STEPS, check_choice, check_device, check_frames,
-                      check_guidance, check_int, check_size, check_steps)
-from ..device import DEFAULT_DEVICE, PRECISIONS, compute_dtype, device_name, peak_memory_bytes, pick_device
-from ..errors import MemeError
+from ..device import compute_dtype, device_name, peak_memory_bytes, pick_device
 from ..export.command import ExportOptions, export_meme
 from ..files import slug
 from ..formats.meme_folder import (ADAPTER, INVERSION, BaseRecord, InversionRecord, MemeManifest, SubjectTrackRecord,
@@ -35,71 +31,21 @@ from ..models.base import load_base
 from ..models.text import encode_prompts
 from ..models.vae import encode_frames, vae_scale_factor
 from ..models.video_unet import VideoUNet
-from ..options import option
 from ..runtime import Meme
 from ..runtime.settings import GenRequest, GenSettings
 from ..runtime.store import MemeStore
-from ..sampling.batch import MAX_BATCH
 from ..train.tune import TuneSettings, tune
 from .baseline import EagerFP32Baseline
 from .measure import count_flops, matmul_peak_flops, quantile, time_stage
+from .options import (GRAPH_BACKENDS, OUR_BACKENDS, PRESETS, TORCH_VARIANTS,  # noqa: F401 (the command's options)
+                      BenchOptions)
 from .targets import GEN_TARGETS_S, TUNE_STEPS
 from .work import StepCosts, clip_work, count_step_costs, work_table
 
-PRESETS = {"tiny": dict(base="random-tiny", frames=8, size=64), "sd15": dict(base="random-sd15", frames=16, size=256)}
-# torch: CUDA graphs of the loop on a GPU (the default); torch-eager: without them; torch-compile: the UNet through
-# torch.compile, in a CUDA graph. The same work in each.
-TORCH_VARIANTS = {"torch": {}, "torch-eager": {"cuda_graphs": False}, "torch-compile": {"compile": True}}
-GRAPH_BACKENDS = ("ort", "trt")  # run the meme's export
-OUR_BACKENDS = (*TORCH_VARIANTS, *GRAPH_BACKENDS)
 BATCHED = ("torch", *GRAPH_BACKENDS)  # throughput per batch size (torch-eager and -compile: in the per-call stages)
 TRAINED = ("baseline", "torch")  # tuning does not depend on the sampling variant
 STAGES = ("text", "unet_step", "loop", "decode", "media", "end_to_end")
 PROMPT = "running blueberry-elephant"
-
-
-@dataclass
-class BenchOptions:
-    preset: str = option("tiny", "tiny (random-tiny, CPU-sized) or sd15 (SD1.5 architecture, for GPUs).",
-                         choices=tuple(PRESETS))
-    frames: int | None = option(None, "Frames (default: 8 for tiny, 16 for sd15).", low=1, high=MAX_FRAMES)
-    size: int | None = option(None, "Square side in pixels (default: 64 for tiny, 256 for sd15).", low=8,
-                              high=MAX_SIZE)
-    steps: int = option(GenSettings.steps, "Denoising steps.", low=1, high=MAX_STEPS)
-    guidance: float = option(GenSettings.guidance, "Guidance scale.", low=1, high=MAX_GUIDANCE)
-    backends: tuple[str, ...] = option(("auto",), "Backends to time, comma-separated: torch (CUDA graphs on a GPU), "
-                                       "torch-eager, torch-compile, ort, trt; auto: torch plus ort and trt where "
-                                       "installed (the baseline runs too unless --no-baseline).",
-                                       choices=("auto", *OUR_BACKENDS))
-    train: bool = option(False, "Also time tuning steps.", flags=("--train",))
-    train_steps: int = 5
-    repeat: int = option(5, "Timed runs per stage, after one warm-up.", low=1, high=1000)
-    device: str = option(DEFAULT_DEVICE, "auto, cpu, cuda or cuda:N.")
-    precision: str = option("auto", "Our precision: auto, bf16, fp16 or fp32.", choices=PRECISIONS)
-    baseline: bool = option(True, "Also time the eager fp32 baseline (how a Tune-A-Video user runs a meme).",
-                            flags=("--baseline/--no-baseline",))
-    batch_sizes: tuple[int, ...] = option((1, 2, 4, 8), "Batch sizes whose throughput (clips/s) to time per backend; "
-                                          "empty: none.", low=1, high=MAX_BATCH)
-    # only the work table (FLOPs per clip), no timing: seconds on a CPU, SD1.5 included
-    work_only: bool = option(False, "Only the work per clip (FLOPs of the default path beside the previous "
-                             "default's), counted in seconds on any machine.", flags=("--work-only",))
-
-    def check(self) -> None:
-        check_choice("--preset", self.preset, tuple(PRESETS))
-        if self.frames is not None:
-            check_frames(self.frames)
-        if self.size is not None:
-            check_size(self.size)
-        check_steps(self.steps)
-        check_guidance(self.guidance)
-        check_int("--repeat", self.repeat, 1, 1000)
-        check_choice("--precision", self.precision, PRECISIONS)
-        check_device(self.device)
-        for b in self.batch_sizes:
-            check_int("--batch-sizes", b, 1, MAX_BATCH)
-        unknown = sorted(set(self.backends) - {"auto", *OUR_BACKENDS})
-        if unknown:
-            raise MemeError(f"unknown backend(s) {', '.join(unknown)}: use {', '.join(OUR_BACKENDS)}")
 
 
 def bench_track(frames: int) -> SubjectTrackRecord:

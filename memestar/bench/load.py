@@ -16,42 +16,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from .. import files
-from ..checks import check_choice, check_int, check_steps
 from ..errors import MemeError
-from ..options import option
-from .command import PRESETS, BenchOptions, make_untrained_meme
+from .command import PRESETS, make_untrained_meme
+from .options import LoadOptions  # noqa: F401 (the load test's options)
 
 TARGET_CLIENTS, TARGET_SPEEDUP = 16, 2.0
 BURST_QUEUE = 4
 READY_TIMEOUT_S = 300
-MAX_CLIENTS, MAX_MEMES, MAX_REQUESTS_PER_CLIENT = 256, 64, 100  # a load test stays bounded
-
-
-@dataclass
-class LoadOptions:
-    preset: str = "tiny"
-    clients: tuple[int, ...] = option((1, 4, 16, 64), "With --serve: client counts.", low=1, high=MAX_CLIENTS)
-    memes: int = option(3, "With --serve: memes the clients take in turn.", low=1, high=MAX_MEMES)
-    requests_per_client: int = option(3, "With --serve: requests each client sends, one after another.", low=1,
-                                      high=MAX_REQUESTS_PER_CLIENT)
-    steps: int = BenchOptions.steps
-    device: str = "auto"
-    quiet: bool = False
-
-    def check(self) -> "LoadOptions":
-        check_choice("--preset", self.preset, tuple(PRESETS))
-        for c in self.clients:
-            check_int("--clients", c, 1, MAX_CLIENTS)
-        check_int("--memes", self.memes, 1, MAX_MEMES)
-        check_int("--requests-per-client", self.requests_per_client, 1, MAX_REQUESTS_PER_CLIENT)
-        check_steps(self.steps)
-        return self
 
 
 def free_port() -> int:

@@ -12,48 +12,26 @@ import os
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from ..checks import check_choice, check_device
 from ..device import pick_device
 from ..errors import MemeError
 from ..files import replace_folder, write_error, write_json
-from ..formats.export_folder import (EXPORT_DIR, EXPORT_JSON, EXPORT_PRECISIONS, SCHEDULER_JSON, TOKENIZER,
+from ..formats.export_folder import (EXPORT_DIR, EXPORT_JSON, SCHEDULER_JSON, TOKENIZER,
                                      ExportInputs, ExportManifest, GraphRecord, SelfCheck, TensorRecord, build_key)
 from ..formats.meme_folder import ADAPTER, MemeManifest, library_versions, read_meme
 from ..graph_runtimes import require_tensorrt
 from ..models.adapter import load_adapter
-from ..models.base import BaseSource, load_base
+from ..models.base import load_base
 from ..models.graphs import EXPORT_BATCH, GRAPHS, Shapes, TensorSpec
 from ..models.vae import vae_scale_factor
 from ..models.video_unet import VideoUNet
-from ..options import option
 from ..sampling.batch import MAX_BATCH
-from .onnx import MIN_OPSET, TOLERANCE, check_opset, check_providers, export_graph, self_check
-
-DEFAULT_OPSET = 18
-
-
-@dataclass
-class ExportOptions(BaseSource):
-    meme: Path = option(help="Meme folder made by `meme train`.", argument=True)
-    trt: bool = option(False, "Also FP16 TensorRT engines (trt extra, NVIDIA GPU).", flags=("--trt",))
-    precision: str = option("auto", "fp32, fp16, or auto (fp16 on a GPU, fp32 on a CPU).",
-                            choices=("auto", *EXPORT_PRECISIONS), kw_only=True)
-    opset: int = option(DEFAULT_OPSET, f"ONNX opset, {MIN_OPSET} or higher ({DEFAULT_OPSET} runs in ORT and "
-                        "TensorRT).", low=MIN_OPSET)
-    force: bool = option(False, "Export again even when an export of the same inputs exists.")
-    quiet: bool = option(False, "No progress bar or notes.", flags=("--quiet", "-q"))
-
-    def check(self) -> None:
-        check_opset(self.opset)
-        check_choice("--precision", self.precision, ("auto", *EXPORT_PRECISIONS))
-        check_device(self.device)
-
+from .onnx import TOLERANCE, check_providers, export_graph, self_check
+from .options import DEFAULT_OPSET, ExportOptions  # noqa: F401 (the command's options)
 
 def onnx_versions() -> dict:
     import onnx

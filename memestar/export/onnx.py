@@ -13,25 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ExportFailed, MemeError
+from ..errors import ExportFailed
 from ..files import make_ordinary
 from ..graph_runtimes import cuda_provider, ort_session
 
-MIN_OPSET = 18  # the dynamo exporter writes opset 18 and up
 PROTOBUF_LIMIT = 2 * 1024 ** 3  # one ONNX file holds at most 2 GB; larger graphs keep their weights beside it
 TOLERANCE = {"fp32": 1e-3, "fp16": 1e-2}  # relative: max abs error / max abs of torch's output
-
-
-def max_opset() -> int:
-    from torch.onnx._constants import ONNX_MAX_OPSET
-
-    return ONNX_MAX_OPSET
-
-
-def check_opset(opset: int) -> None:
-    if not MIN_OPSET <= opset <= max_opset():
-        raise MemeError(f"--opset {opset} cannot be written by this torch's ONNX exporter: use {MIN_OPSET} to "
-                        f"{max_opset()} (18, the default, runs everywhere: ONNX Runtime and TensorRT)")
 
 
 def _first_line(e: Exception) -> str:

@@ -22,6 +22,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from ..device import EXPORT_PRECISIONS
 from ..errors import MemeError
 from ..models.graphs import GRAPHS, Shapes
 from ..records import RecordError, read_record, record, write_record
@@ -33,7 +34,6 @@ EXPORT_JSON = "export.json"
 ENGINES_JSON = "engines.json"
 TOKENIZER = "tokenizer"
 SCHEDULER_JSON = "scheduler.json"
-EXPORT_PRECISIONS = ("fp32", "fp16")
 REEXPORT = "run `meme export MEME --force` to rebuild it"
 
 

@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from ..checks import MAX_FPS, MAX_FRAMES, MAX_SIZE, MIN_FPS
 from ..errors import MemeError
 from ..files import save_safetensors
-from ..models.video_unet import GROUP_NORM_MODES, TUNED
+from ..models.layout import GROUP_NORM_MODES, TUNED
 from ..records import read_record, record, write_record
 
 MEME_FORMAT = "memestar-meme/1"

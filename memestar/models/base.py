@@ -24,9 +24,7 @@ import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from ..device import DEFAULT_DEVICE, PRECISIONS
 from ..errors import MemeError
-from ..options import option
 from .random_base import RANDOM_BASES, build_random_base
 
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth")
@@ -38,17 +36,6 @@ PROBE_VALUES_PER_TENSOR = 4
 def cache_dir() -> Path:
     return Path(os.environ.get("MEMESTAR_CACHE", Path.home() / ".cache" / "memestar"))
 
-
-
-@dataclass(kw_only=True)
-class BaseSource:
-    """Where a stage's base model comes from and where it runs: the options `meme train`, `meme export` and
-    `meme gen` share (a stage redeclares one where its meaning differs, as `meme train`'s default base)."""
-    base: str | None = option(None, "Where the meme's base is now, if it moved (must be the same weights).")
-    base_config: str | None = option(None, "Diffusers folder with the configs for a single-file base.")
-    allow_pickle: bool = option(False, "Allow pickled .ckpt/.bin weights (unpickling runs code).")
-    device: str = option(DEFAULT_DEVICE, "auto, cpu, cuda or cuda:N.")
-    precision: str = option("auto", "auto (bf16/fp16 on GPU, fp32 on CPU), bf16, fp16 or fp32.", choices=PRECISIONS)
 
 @dataclass
 class BaseFingerprint:

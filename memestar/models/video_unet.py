@@ -22,18 +22,8 @@ from torch import nn
 from .attention import SparseCausalAttnProcessor, add_temporal_attention
 from .frame_context import FrameContext
 from .group_norm import span_frames
-
-GROUP_NORM_MODES = ("frames", "per-frame")
-DEFAULT_GROUP_NORM = "per-frame"  # measured better than "frames" by `meme eval` (README)
-# Memes made before frame positions existed read as False (meme.json, adapter metadata)
-DEFAULT_FRAME_POSITIONS = True  # measured better than without by `meme eval` (README)
-
-# Parameter-name fragments of the tensors one-shot tuning trains (and an adapter holds); everything else stays frozen.
-TRAINABLE_PATTERNS = (".attn1.to_q.", ".attn2.to_q.", ".attn_temp.", ".norm_temp.")
-TEMPORAL_PATTERNS = (".attn_temp.", ".norm_temp.")
-# What a tuning run changes: "all" the trainable tensors (Tune-A-Video), "temporal" the temporal attention alone
-# (VMC: the spatial layers, and so the base's look of a subject, stay the base's)
-TUNED = ("all", "temporal")
+from .layout import (DEFAULT_FRAME_POSITIONS, DEFAULT_GROUP_NORM, GROUP_NORM_MODES, TEMPORAL_PATTERNS,
+                     TRAINABLE_PATTERNS)
 
 
 class VideoUNet(nn.Module):

@@ -6,64 +6,27 @@ atomically.
 """
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
 
-from ..checks import MAX_KB, MAX_PROMPT_CHARS, MAX_VARIANTS, MIN_KB, check_max_kb, check_prompt, check_variants
+from ..checks import check_max_kb, check_prompt, check_variants
 from ..errors import MemeError
 from ..files import check_target, read_small_file, slug, write_error
 from ..formats.meme_folder import read_meme
-from ..media.look import Look
 from ..media.loops import make_loop, seam_score
-from ..media.presets import PRESETS, get_preset
-from ..media.writers import ENCODERS, media_format, write_bytes
-from ..models.base import BaseSource
-from ..options import option
+from ..media.presets import get_preset
+from ..media.writers import media_format, write_bytes
 from ..prompts import subject_prompt
 from ..sampling.batch import MAX_BATCH
-from .backends.choice import BACKENDS
 from .meme import Meme
-from .settings import GenSettings, follows, variant_requests
-from .styles import Style, apply_style, get_style, load_styles
+from .options import GenOptions  # noqa: F401 (the command's options)
+from .settings import follows, variant_requests
+from .styles import Style, apply_style, get_style
 
 MAX_PROMPTS = 10_000
 MAX_PROMPTS_FILE_BYTES = 4 * 2 ** 20
-
-
-@dataclass
-class GenOptions(BaseSource):
-    meme: Path = option(help="Meme folder made by `meme train`.", flags=("--meme", "-m"))
-    prompt: str | None = option(None, "What to show, with the meme's motion (or use --prompts).", argument=True,
-                                min_length=1, max_length=MAX_PROMPT_CHARS, body=True)
-    prompts: Path | None = option(None, "A text file with one prompt per line: one output each.")
-    out: Path | None = option(None, "Output file (default: <prompt>.gif); a folder with --prompts.",
-                              flags=("-o", "--out"))
-    format: str | None = option(None, "gif, mp4 or webp (default: from the suffix, else gif).",
-                                choices=tuple(ENCODERS), body=True, body_default="gif")
-    settings: GenSettings = field(default_factory=GenSettings)
-    variants: int = option(1, "Clips per prompt, seeds seed, seed+1, ... (files -v1, -v2, ...).", low=1,
-                           high=MAX_VARIANTS, body=True)
-    max_kb: float | None = option(None, "Fit the file under this many KiB (fewer colours, then smaller).",
-                                  low=MIN_KB, high=MAX_KB, body=True)
-    preset: str | None = option(None, "Write what a chat app takes as it is: " + ", ".join(PRESETS) + " (container, "
-                                "canvas, timing and byte budget; `meme check` reads it back).", choices=tuple(PRESETS),
-                                body=True)
-    look: Look = field(default_factory=Look)
-    subject: str | None = option(None, "Instead of a prompt: the meme's own prompt with this subject (\"running "
-                                 "{apple-cat}\" + blueberry-elephant -> \"running blueberry-elephant\").",
-                                 min_length=1, max_length=MAX_PROMPT_CHARS, body=True)
-    # the body takes the bundled styles; the CLI also those of a --styles file
-    style: str | None = option(None, "A style preset: " + ", ".join(load_styles()) + " (prompt template, negative "
-                               "prompt, guidance, chat-app preset and look).", choices=tuple(load_styles()),
-                               body=True)
-    styles: Path | None = option(None, "A TOML file of more styles, keyed as the bundled styles.toml.")
-    backend: str = option("auto", "torch, ort (ONNX Runtime), trt (TensorRT), or auto: the fastest one the meme's "
-                          "exports allow here.", choices=BACKENDS)
-    compile: bool = option(False, "torch.compile the UNet: the first process compiles each shape, later ones read "
-                           "the kernels from the cache.")
-    quiet: bool = option(False, "No progress bar or notes.", flags=("--quiet", "-q"))
 
 
 def read_prompts(prompt: str | None, prompts: Path | None) -> list[str]:

@@ -1,16 +1,20 @@
 """How one clip is sampled (`GenSettings`), a request for one (`GenRequest`), and the variants of one prompt: what
 `Meme.generate`, `meme gen`, `meme serve` and the bench take."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from ..checks import (MAX_CACHE_INTERVAL, MAX_FPS, MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED, MAX_STEPS, MIN_FPS,
                       check_cache_interval, check_choice, check_fps, check_guidance, check_guidance_until,
                       check_seed, check_steps, check_variants, check_variation, plain_text)
 from ..errors import MemeError
-from ..formats.meme_folder import MemeManifest
 from ..options import option
-from ..sampling.follow import FOLLOW_MEASURES
-from ..sampling.plan import SAMPLERS
+from ..sampling.names import FOLLOW_MEASURES, SAMPLER_NAMES
+
+if TYPE_CHECKING:
+    from ..formats.meme_folder import MemeManifest
 
 STARTS = ("inversion", "layout", "mix", "noise")
 MIN_DEFAULT_FPS = 8.0
@@ -39,7 +43,7 @@ class GenSettings:
     guidance: float = option(7.5, "Classifier-free guidance scale; 1 means no guidance.", low=1, high=MAX_GUIDANCE,
                              body=True)
     negative: str = option("", "Negative prompt.", max_length=MAX_PROMPT_CHARS, body=True)
-    sampler: str = option("ddim", "The sampler.", choices=tuple(SAMPLERS), body=True)
+    sampler: str = option("ddim", "The sampler.", choices=SAMPLER_NAMES, body=True)
     # `starts.py`: where sampling starts
     start: str = option("inversion", "inversion (keeps the clip's motion), layout (its coarse layout, the detail from "
                         "the seed's noise: keeps where the subject is, frees its shape), mix (the seed's noise with "
@@ -68,11 +72,11 @@ class GenSettings:
                                  "(torch backend), 1 to 8 (1: every step whole).", low=1, high=MAX_CACHE_INTERVAL,
                                  body=True)
 
-    def check(self) -> "GenSettings":
+    def check(self) -> GenSettings:
         check_seed(self.seed)
         check_steps(self.steps)
         check_guidance(self.guidance)
-        check_choice("--sampler", self.sampler, tuple(SAMPLERS))
+        check_choice("--sampler", self.sampler, SAMPLER_NAMES)
         check_choice("--start", self.start, STARTS)
         check_choice("--follow", self.follow, FOLLOWS)
         check_choice("--follow-measure", self.follow_measure, FOLLOW_MEASURES)

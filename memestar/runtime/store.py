@@ -16,10 +16,9 @@ from ..checks import check_int
 from ..device import DEFAULT_DEVICE
 from ..formats.meme_folder import MEME_JSON, read_meme
 from .meme import Meme
+from .options import DEFAULT_MAX_BYTES, DEFAULT_MAX_MEMES
 from .runtimes import Runtimes
 
-DEFAULT_MAX_MEMES = 64
-DEFAULT_MAX_BYTES = 4 * 2 ** 30  # adapters and inversions held on the device
 
 
 def _stamp(folder: Path) -> tuple | None:

@@ -1,7 +1,12 @@
 """Batch sizes: how many clips run together, and the sizes whose captures (CUDA graphs, TensorRT profiles) serve
 every batch up to the largest. Shared by the exported graphs, the runtime and the server."""
 
-import torch
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 MAX_BATCH = 8  # clips sampled together (and the exported graphs' largest batch); more go in several batches
 BATCH_BUCKETS = (1, 2, 4, 8)  # a batch runs at the smallest of these that holds it, padded
@@ -14,4 +19,6 @@ def bucket(n: int) -> int:
 
 def padded(t: torch.Tensor, rows: int) -> torch.Tensor:
     """`t` with copies of its first row appended up to `rows` rows."""
+    import torch
+
     return torch.cat([t, t[:1].expand(rows - len(t), *t.shape[1:])]) if rows > len(t) else t

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .ddim import alphas_cumprod
+from .names import FOLLOW_MEASURES  # noqa: F401 (where a subject is measured)
 
 SHARPEN = 0.3  # the share of each frame's largest difference taken off: the subject's body, not its soft edge
 MOVING_STD = 2 / 63  # a quantity moves in the source when its std over frames is above this (1 px of a 64-px frame)
@@ -34,7 +35,6 @@ PLAIN_SHARE = 0.9  # a clip has a plain background when this share of its border
 # error against the pixel track is 0.049 half-widths at the latent grid, 0.030 upsampled 2x, 0.031 at 4x
 # (bicubic 0.039); the centroids agree to 0.006-0.012 at every factor.
 LATENT_UPSAMPLE = 2
-FOLLOW_MEASURES = ("latents", "pixels")
 
 
 def _distance_from_median(x: torch.Tensor) -> torch.Tensor:

@@ -7,8 +7,9 @@ from .ddim import DDIMSchedule
 from .deep_cache import cache_plan
 from .dpm_solver import DPMSolverPP2M
 from .guidance import guided_steps
+from .names import SAMPLER_NAMES
 
-SAMPLERS = {"ddim": DDIMSchedule, "dpm++": DPMSolverPP2M}
+SAMPLERS = dict(zip(SAMPLER_NAMES, (DDIMSchedule, DPMSolverPP2M)))
 
 
 class Schedules:

@@ -7,9 +7,8 @@ from pathlib import Path
 from ..device import DEFAULT_DEVICE, PRECISIONS
 from ..errors import MemeError
 from ..options import declared, option
-from ..runtime.backends.choice import BACKENDS
-from ..runtime.store import DEFAULT_MAX_BYTES, DEFAULT_MAX_MEMES
-from ..train.command import DEFAULT_BASE
+from ..runtime.options import BACKENDS, DEFAULT_MAX_BYTES, DEFAULT_MAX_MEMES
+from ..train.options import DEFAULT_BASE
 
 TOKEN_ENV = "MEMESTAR_TOKEN"
 

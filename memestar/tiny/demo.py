@@ -14,14 +14,13 @@ from PIL import Image, ImageDraw
 from ..files import atomic_path, slug
 from ..media.writers import write_gif
 from ..runtime import GenRequest, GenSettings, Meme
-from .evaluate import PLAN, METRICS, WORLD_LR, mean_scores, score_clip, tune_on_world_clip
+from .evaluate import METRICS, mean_scores, score_clip, tune_on_world_clip
+from .options import DEMO_OUT, DEMO_STEPS, PLAN, WORLD_LR  # noqa: F401 (the command's options)
 from .world import Sprite, clip_caption
 
 DEMO_MOTION = "bouncing"
-DEMO_STEPS = 100  # tuning steps: about a minute on two CPU cores
 # The default path (GenSettings) at the tiny world's guidance, 5
 DEMO_GUIDANCE = 5.0
-DEMO_OUT = Path("demo")
 
 
 def contact_sheet(rows: list[tuple[str, np.ndarray]], every: int = 2, scale: int = 2) -> Image.Image:

@@ -8,15 +8,12 @@ import fcntl
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from ..checks import (MAX_FRAMES, MAX_INVERSION_STEPS, MAX_LR, MAX_SEED, MAX_SIZE, MAX_TRAIN_STEPS, check_choice,
-                      check_device, check_frames, check_int, check_lr, check_prompt, check_seed, check_size,
-                      check_steps)
-from ..device import PRECISIONS, compute_dtype, peak_memory_bytes, pick_device
+from ..device import compute_dtype, peak_memory_bytes, pick_device
 from ..errors import Interrupted, MemeError
 from ..files import slug, write_error
 from ..formats.meme_folder import (ADAPTER, CHECKPOINT, INVERSION, MEME_JSON, PREVIEW, BaseRecord, ClipRecord,
@@ -25,74 +22,16 @@ from ..formats.meme_folder import (ADAPTER, CHECKPOINT, INVERSION, MEME_JSON, PR
 from ..media.clips import read_clip
 from ..media.writers import write_gif
 from ..models.adapter import save_adapter
-from ..models.base import BaseSource, load_base
+from ..models.base import load_base
 from ..models.text import encode_prompts
 from ..models.vae import decode_latents, encode_frames
-from ..models.video_unet import DEFAULT_FRAME_POSITIONS, DEFAULT_GROUP_NORM, GROUP_NORM_MODES, TUNED, VideoUNet
-from ..options import option
+from ..models.video_unet import VideoUNet
 from ..prompts import split_subject
 from ..sampling.ddim import DDIMSchedule
 from ..sampling.follow import plain_background, subject_track
 from .inversion import invert_clip, sample_from
-from .losses import DEFAULT_MOTION_LOSS, parse_motion_loss
-from .tune import TuneSettings, tune
-
-DEFAULT_BASE = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-
-
-@dataclass
-class TrainOptions(BaseSource):
-    clip: Path = option(help="The clip: a video (mp4, webm, mov), GIF/WebP, or a folder of frames.", argument=True)
-    prompt: str = option(help="What the clip shows, e.g. \"running {apple-cat}\" (braces mark the subject that "
-                         "`meme gen --subject` replaces; without them it is guessed).", flags=("--text", "-t"))
-    base: str = option(DEFAULT_BASE, "Base model: Hub id, diffusers folder, .safetensors file, tiny, or random-tiny "
-                       "/ random-sd15.", kw_only=True)
-    out: Path | None = option(None, "Meme folder (default: memes/<prompt>).")
-    frames: int = option(16, "Frames taken from the clip.", low=1, high=MAX_FRAMES)
-    size: int = option(256, "Square side in pixels (a multiple of 8).", low=8, high=MAX_SIZE)
-    start: int = option(0, "First frame of the clip.", low=0)
-    stride: int | None = option(None, "Take every N-th frame (default: spread evenly).", low=1)
-    steps: int = option(TuneSettings.steps, "Tuning steps.", low=1, high=MAX_TRAIN_STEPS)
-    lr: float = option(TuneSettings.lr, "AdamW learning rate.", low=0, high=MAX_LR)
-    seed: int = option(TuneSettings.seed, "Seed for timesteps and noise.", low=0, high=MAX_SEED)
-    resume: bool = option(False, "Continue an interrupted run from its checkpoint.")
-    force: bool = option(False, "Replace a meme or an unfinished run in the output folder.")
-    checkpoint_every: int = option(TuneSettings.checkpoint_every, "Write a resumable checkpoint every N steps (0: only "
-                                   "on Ctrl-C).", low=0, high=MAX_TRAIN_STEPS)
-    group_norm: str = option(DEFAULT_GROUP_NORM, "GroupNorm statistics: per-frame or frames.",
-                             choices=GROUP_NORM_MODES)
-    frame_positions: bool = option(DEFAULT_FRAME_POSITIONS, "Temporal attention sees each frame's index "
-                                   "(AnimateDiff's sinusoidal encoding), so the meme learns where the subject is "
-                                   "when.", flags=("--frame-positions/--no-frame-positions",))
-    motion_loss: str = option(DEFAULT_MOTION_LOSS, "What tuning minimises: mse (every frame), debiased "
-                              "(MotionDirector: appearance shared by frames down-weighted), residual (VMC: "
-                              "frame-to-frame differences), or weighted together: mse=1,debiased=1.")
-    tune: str = option(TuneSettings.tuned, "What tuning changes: all (Tune-A-Video: the attention queries and the "
-                       "temporal attention) or temporal (the temporal attention alone).", choices=TUNED)
-    gradient_checkpointing: bool | None = option(None, "Recompute activations to save memory (default: on for "
-                                                 "GPUs).", flags=("--gradient-checkpointing/"
-                                                                  "--no-gradient-checkpointing",))
-    inversion_steps: int = option(50, "DDIM steps of the clip's inversion.", low=1, high=MAX_INVERSION_STEPS)
-    preview_guidance: float = 7.5
-    quiet: bool = option(False, "No progress bar or notes.", flags=("--quiet", "-q"))
-
-    def check(self) -> None:
-        """Refuses bad options before anything loads."""
-        check_prompt(self.prompt, "pass --text \"what the clip shows\"")
-        split_subject(self.prompt)
-        parse_motion_loss(self.motion_loss)
-        check_frames(self.frames)
-        check_size(self.size)
-        check_steps(self.steps, "--steps", MAX_TRAIN_STEPS)
-        check_steps(self.inversion_steps, "--inversion-steps", MAX_INVERSION_STEPS)
-        check_lr(self.lr)
-        check_seed(self.seed)
-        check_int("--checkpoint-every", self.checkpoint_every, 0, MAX_TRAIN_STEPS)
-        check_choice("--group-norm", self.group_norm, GROUP_NORM_MODES)
-        check_choice("--tune", self.tune, TUNED)
-        check_choice("--precision", self.precision, PRECISIONS)
-        check_device(self.device)
-
+from .options import DEFAULT_BASE, TrainOptions, TuneSettings, parse_motion_loss  # noqa: F401 (its options)
+from .tune import tune
 
 def default_out(prompt: str) -> Path:
     return Path("memes") / slug(prompt)

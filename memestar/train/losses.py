@@ -16,30 +16,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..errors import MemeError
+from .options import DEFAULT_MOTION_LOSS, MOTION_LOSSES, parse_motion_loss  # noqa: F401 (the losses' names)
 
-MOTION_LOSSES = ("mse", "debiased", "residual")
-DEFAULT_MOTION_LOSS = "mse"
 DEBIAS_BETA = 1.0
-
-
-def parse_motion_loss(spec: str) -> dict[str, float]:
-    """"mse", "debiased", "mse=1,residual=0.5" -> {name: weight}; one line naming the problem otherwise."""
-    weights = {}
-    for part in (p.strip() for p in str(spec).split(",")):
-        name, _, weight = part.partition("=")
-        name = name.strip()
-        if name not in MOTION_LOSSES:
-            raise MemeError(f"--motion-loss {spec!r}: {name!r} is not a loss; use {', '.join(MOTION_LOSSES)}, "
-                            f"optionally weighted and combined, e.g. mse=1,debiased=1")
-        try:
-            value = float(weight) if weight else 1.0
-        except ValueError as e:
-            raise MemeError(f"--motion-loss {spec!r}: the weight of {name} is not a number") from e
-        if not (math.isfinite(value) and 0 < value <= 100) or name in weights:
-            raise MemeError(f"--motion-loss {spec!r}: each loss once, with a weight above 0 and at most 100")
-        weights[name] = value
-    return weights
 
 
 def debiased_loss(pred: torch.Tensor, target: torch.Tensor, anchor: int, beta: float = DEBIAS_BETA) -> torch.Tensor:

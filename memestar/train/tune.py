@@ -11,7 +11,7 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,20 +22,8 @@ from ..errors import MemeError, TrainingFailed
 from ..files import save_safetensors
 from ..models.video_unet import VideoUNet
 from ..sampling.ddim import alphas_cumprod
-from .losses import DEFAULT_MOTION_LOSS, motion_loss, parse_motion_loss
-
-
-@dataclass
-class TuneSettings:
-    steps: int = 200
-    lr: float = 3e-5
-    seed: int = 0
-    checkpoint_every: int = 50
-    gradient_checkpointing: bool = False
-    max_grad_norm: float = 1.0
-    weight_decay: float = 1e-2
-    motion_loss: dict[str, float] = field(default_factory=lambda: parse_motion_loss(DEFAULT_MOTION_LOSS))
-    tuned: str = "all"  # models.video_unet.TUNED: what changes (the adapter always holds every trainable tensor)
+from .losses import motion_loss
+from .options import TuneSettings  # noqa: F401 (tune's settings)
 
 
 @dataclass

@@ -11,9 +11,9 @@ from ...formats.export_folder import (EXPORT_JSON, EXPORT_PRECISIONS, ExportMani
                                       list_exports)
 from ...formats.meme_folder import MemeManifest
 from ...graph_runtimes import engine_identity
+from ..options import BACKENDS  # noqa: F401 (the backends a user names)
 from .base import Backend
 
-BACKENDS = ("auto", "torch", "ort", "trt")
 
 
 def choose_backend(folder: Path, meme: MemeManifest, device: torch.device,
