@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from memestar.bench.load import ServerProcess  # noqa: E402
 from memestar.tiny.demo import DEMO_STEPS  # noqa: E402
-from memestar.tiny.evaluate import WORLD_LR, tune_on_world_clip  # noqa: E402
+from memestar.tiny.evaluate import tune_on_world_clip  # noqa: E402
+from memestar.tiny.options import WORLD_LR  # noqa: E402
 
 MEMES = (("bouncing", ("red", "circle")), ("sliding", ("blue", "square")))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -1,7 +1,7 @@
 """The `meme` command: a thin layer over the package. Every option is declared once, as a field of its stage's
 options dataclass (name, type, default, range, help: `options.py`); this file only names the commands, derives
 their options from those fields and prints results. The options modules import no torch, so that `meme --help` and
-a refused option answer at once; each command imports its stage when it runs.
+a usage error (an unknown option, a missing argument) answer at once; each command imports its stage when it runs.
 
 Errors reach the user as one line starting with `error:`: usage errors and bad input exit 2, a run that went
 wrong exits 1 (training, export), Ctrl-C 130. A bug prints one line too, naming MEMESTAR_DEBUG=1, which shows

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from memestar.errors import MemeError
 from memestar.formats.meme_folder import read_meme
 from memestar.train.command import train_meme
-from memestar.train.losses import debiased_loss, motion_loss, parse_motion_loss, residual_loss
+from memestar.train.losses import debiased_loss, motion_loss, residual_loss
+from memestar.train.options import parse_motion_loss
 
 
 def errors():

@@ -18,7 +18,8 @@ from memestar.models.vae import encode_frames
 from memestar.models.video_unet import VideoUNet
 from memestar.train.command import train_meme
 from memestar.train.inversion import invert_clip, sample_from
-from memestar.train.tune import TuneSettings, tune
+from memestar.train.options import TuneSettings
+from memestar.train.tune import tune
 
 PROMPT = "a red square sliding"
 

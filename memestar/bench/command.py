@@ -34,11 +34,11 @@ from ..models.video_unet import VideoUNet
 from ..runtime import Meme
 from ..runtime.settings import GenRequest, GenSettings
 from ..runtime.store import MemeStore
-from ..train.tune import TuneSettings, tune
+from ..train.options import TuneSettings
+from ..train.tune import tune
 from .baseline import EagerFP32Baseline
 from .measure import count_flops, matmul_peak_flops, quantile, time_stage
-from .options import (GRAPH_BACKENDS, OUR_BACKENDS, PRESETS, TORCH_VARIANTS,  # noqa: F401 (the command's options)
-                      BenchOptions)
+from .options import GRAPH_BACKENDS, PRESETS, TORCH_VARIANTS, BenchOptions
 from .targets import GEN_TARGETS_S, TUNE_STEPS
 from .work import StepCosts, clip_work, count_step_costs, work_table
 

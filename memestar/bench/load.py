@@ -23,8 +23,8 @@ import numpy as np
 
 from .. import files
 from ..errors import MemeError
-from .command import PRESETS, make_untrained_meme
-from .options import LoadOptions  # noqa: F401 (the load test's options)
+from .command import make_untrained_meme
+from .options import PRESETS, LoadOptions
 
 TARGET_CLIENTS, TARGET_SPEEDUP = 16, 2.0
 BURST_QUEUE = 4

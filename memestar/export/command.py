@@ -31,7 +31,7 @@ from ..models.vae import vae_scale_factor
 from ..models.video_unet import VideoUNet
 from ..sampling.batch import MAX_BATCH
 from .onnx import TOLERANCE, check_providers, export_graph, self_check
-from .options import DEFAULT_OPSET, ExportOptions  # noqa: F401 (the command's options)
+from .options import ExportOptions
 
 def onnx_versions() -> dict:
     import onnx

@@ -21,7 +21,7 @@ from ..media.writers import media_format, write_bytes
 from ..prompts import subject_prompt
 from ..sampling.batch import MAX_BATCH
 from .meme import Meme
-from .options import GenOptions  # noqa: F401 (the command's options)
+from .options import GenOptions
 from .settings import follows, variant_requests
 from .styles import Style, apply_style, get_style
 

@@ -22,8 +22,9 @@ from ..models.base import load_base
 from ..models.vae import vae_scale_factor
 from ..models.video_unet import VideoUNet
 from .backends.base import Backend
-from .backends.choice import BACKENDS, choose_backend, load_graph_backend
+from .backends.choice import choose_backend, load_graph_backend
 from .backends.torch_backend import TorchBackend
+from .options import BACKENDS
 
 TEXT_CACHE_SIZE = 256
 

@@ -20,7 +20,6 @@ from .options import DEFAULT_MAX_BYTES, DEFAULT_MAX_MEMES
 from .runtimes import Runtimes
 
 
-
 def _stamp(folder: Path) -> tuple | None:
     """What tells that meme.json changed: its inode, size and modification time (None: no meme.json)."""
     try:

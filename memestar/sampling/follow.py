@@ -23,7 +23,6 @@ import torch
 import torch.nn.functional as F
 
 from .ddim import alphas_cumprod
-from .names import FOLLOW_MEASURES  # noqa: F401 (where a subject is measured)
 
 SHARPEN = 0.3  # the share of each frame's largest difference taken off: the subject's body, not its soft edge
 MOVING_STD = 2 / 63  # a quantity moves in the source when its std over frames is above this (1 px of a 64-px frame)

@@ -33,7 +33,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, create_model
 from starlette.exceptions import HTTPException
 
-from ..checks import (JOB_ID_PATTERN, MAX_PROMPT_CHARS, MEME_ID_PATTERN, check_prompt)
+from ..checks import JOB_ID_PATTERN, MAX_PROMPT_CHARS, MEME_ID_PATTERN, check_prompt
 from ..device import device_name
 from ..errors import MemeError, one_line, without_paths
 from ..files import slug
@@ -43,12 +43,12 @@ from ..media.look import Look
 from ..media.presets import PRESETS
 from ..options import body_fields, body_limits, declared
 from ..prompts import guess_template, subject_prompt
-from ..runtime.command import GenOptions
+from ..runtime.options import GenOptions
 from ..runtime.settings import GenRequest, GenSettings, variant_requests
 from ..runtime.store import MemeStore
 from ..runtime.styles import apply_style, get_style
 from ..sampling.batch import BATCH_BUCKETS
-from ..train.command import TrainOptions
+from ..train.options import TrainOptions
 from .jobs import TrainingJobs
 from .metrics import Metrics
 from .options import ServeOptions
@@ -106,9 +106,10 @@ class GenBodyBase(BaseModel):
 
 # the settings of one generation request, defaults as `meme gen`'s
 GenBody = create_model("GenBody", __base__=GenBodyBase, **body_fields(GenOptions, GenSettings, Look))
-# the training options a clip upload takes, as `meme train` declares them
-TRAIN_FORM = {d.name: Form(d.default, **body_limits(d)) for d in declared(TrainOptions)
-              if d.name in ("steps", "frames", "size", "lr", "seed", "inversion_steps")}
+# the training options a clip upload takes, as `meme train` declares them; a job's lr must be above 0 (the CLI
+# takes 0, which checks that tuning moves nothing; a job at 0 would tune nothing)
+TRAIN_FORM = {d.name: Form(d.default, **body_limits(d), **({"gt": 0} if d.name == "lr" else {}))
+              for d in declared(TrainOptions) if d.name in ("steps", "frames", "size", "lr", "seed", "inversion_steps")}
 
 
 def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:

@@ -15,7 +15,7 @@ from ..files import atomic_path, slug
 from ..media.writers import write_gif
 from ..runtime import GenRequest, GenSettings, Meme
 from .evaluate import METRICS, mean_scores, score_clip, tune_on_world_clip
-from .options import DEMO_OUT, DEMO_STEPS, PLAN, WORLD_LR  # noqa: F401 (the command's options)
+from .options import DEMO_OUT, DEMO_STEPS, PLAN, WORLD_LR
 from .world import Sprite, clip_caption
 
 DEMO_MOTION = "bouncing"

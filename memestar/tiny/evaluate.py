@@ -29,9 +29,8 @@ from ..models.layout import DEFAULT_FRAME_POSITIONS, DEFAULT_GROUP_NORM
 from ..runtime import Meme
 from ..runtime.settings import GenRequest, GenSettings
 from ..train.command import TrainOptions, train_meme
-from ..train.losses import DEFAULT_MOTION_LOSS
-from ..train.tune import TuneSettings
-from .options import PLAN, WORLD_LR, EvalOptions  # noqa: F401 (the command's options)
+from ..train.options import DEFAULT_MOTION_LOSS, TuneSettings
+from .options import PLAN, EvalOptions
 from .recognise import read_clip_frames
 from .world import Sprite, clip_caption, render_clip
 

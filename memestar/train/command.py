@@ -30,7 +30,7 @@ from ..prompts import split_subject
 from ..sampling.ddim import DDIMSchedule
 from ..sampling.follow import plain_background, subject_track
 from .inversion import invert_clip, sample_from
-from .options import DEFAULT_BASE, TrainOptions, TuneSettings, parse_motion_loss  # noqa: F401 (its options)
+from .options import TrainOptions, TuneSettings, parse_motion_loss
 from .tune import tune
 
 def default_out(prompt: str) -> Path:

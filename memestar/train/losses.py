@@ -7,16 +7,14 @@
   (motion) keeps its weight.
 - `residual`: VMC's motion distillation: 1 - cosine similarity between the predicted and the true frame-to-frame
   differences, per pair of consecutive frames; what all frames share cancels out entirely.
-A run combines them with weights, "mse=1,debiased=1" (`parse_motion_loss`); the anchor frame comes from the step's
-generator, so a resumed run repeats the same choices.
+A run combines them with weights, "mse=1,debiased=1" (`options.parse_motion_loss`); the anchor frame comes from the
+step's generator, so a resumed run repeats the same choices.
 """
 
 import math
 
 import torch
 import torch.nn.functional as F
-
-from .options import DEFAULT_MOTION_LOSS, MOTION_LOSSES, parse_motion_loss  # noqa: F401 (the losses' names)
 
 DEBIAS_BETA = 1.0
 

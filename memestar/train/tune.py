@@ -23,7 +23,7 @@ from ..files import save_safetensors
 from ..models.video_unet import VideoUNet
 from ..sampling.ddim import alphas_cumprod
 from .losses import motion_loss
-from .options import TuneSettings  # noqa: F401 (tune's settings)
+from .options import TuneSettings
 
 
 @dataclass

@@ -6,14 +6,12 @@ from pathlib import Path
 
 import torch
 
+from ...device import EXPORT_PRECISIONS
 from ...errors import MemeError
-from ...formats.export_folder import (EXPORT_JSON, EXPORT_PRECISIONS, ExportManifest, engines_for, find_export,
-                                      list_exports)
+from ...formats.export_folder import EXPORT_JSON, ExportManifest, engines_for, find_export, list_exports
 from ...formats.meme_folder import MemeManifest
 from ...graph_runtimes import engine_identity
-from ..options import BACKENDS  # noqa: F401 (the backends a user names)
 from .base import Backend
-
 
 
 def choose_backend(folder: Path, meme: MemeManifest, device: torch.device,
