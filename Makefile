@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 GPU_PYTHON ?= python3
 STEP ?= all
 
-.PHONY: demo test check install clean gpu-check gpu-wheels
+.PHONY: demo test check lint format install clean gpu-check gpu-wheels
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,9 +27,17 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
-# the inner loop: lint, then the tests that need no training, export or other process (a few minutes)
-check: $(STAMP)
+# ruff's lint and format check (pyproject.toml's [tool.ruff]); `make format` rewrites what the check refuses
+lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# the inner loop: lint, then the tests that need no training, export or other process (a few minutes)
+check: lint
 	$(PY) -m pytest -q -n 2 --dist loadfile -m "not gpu and not slow"
 
 gpu-wheels: $(STAMP)

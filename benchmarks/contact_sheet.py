@@ -56,8 +56,12 @@ def tile(path: Path, label: str) -> Image.Image:
     font = ImageFont.truetype(str(FONT), 12)
     draw = ImageDraw.Draw(out)
     draw.text((4, TILE + 2), label, fill="black", font=font)
-    draw.text((4, TILE + 17), f"{report.width}x{report.height} {report.frames}f {report.bytes / 1000:.0f} KB",
-              fill=(90, 90, 90), font=font)
+    draw.text(
+        (4, TILE + 17),
+        f"{report.width}x{report.height} {report.frames}f {report.bytes / 1000:.0f} KB",
+        fill=(90, 90, 90),
+        font=font,
+    )
     return out
 
 
@@ -79,8 +83,17 @@ def main(argv=None) -> int:
         for name in load_styles():
             out = Path(tmp) / f"style-{name}"
             out.mkdir()
-            [result] = run_gen(GenOptions(meme=args.meme, prompt=args.prompt, out=out / "x", style=name,
-                                          settings=GenSettings(steps=args.steps), quiet=True), log=lambda *a: None)
+            [result] = run_gen(
+                GenOptions(
+                    meme=args.meme,
+                    prompt=args.prompt,
+                    out=out / "x",
+                    style=name,
+                    settings=GenSettings(steps=args.steps),
+                    quiet=True,
+                ),
+                log=lambda *a: None,
+            )
             tiles.append(tile(Path(result["output"]), f"style {name}"))
     columns = 6
     rows = -(-len(tiles) // columns)

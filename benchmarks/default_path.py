@@ -56,8 +56,14 @@ def worker(folder: str, device: str, compile: bool) -> dict:
     last = generations[-1]  # a warm clip with no flags
     clip(follow="off")  # its own loop: captured here, not timed
     unfollowed = [clip(follow="off") for _ in range(WARM_RUNS)]
-    return {"load_s": load_s, "first_clip_s": first, "warm_s": statistics.median(warm),
-            "warm_follow_off_s": statistics.median(unfollowed), "seconds": last.seconds, "settings": last.settings}
+    return {
+        "load_s": load_s,
+        "first_clip_s": first,
+        "warm_s": statistics.median(warm),
+        "warm_follow_off_s": statistics.median(unfollowed),
+        "seconds": last.seconds,
+        "settings": last.settings,
+    }
 
 
 def measure(preset: str, size: int, device: str, compile: bool, log) -> dict:
@@ -72,9 +78,21 @@ def measure(preset: str, size: int, device: str, compile: bool, log) -> dict:
         runs = []
         for n in (1, 2):
             log(f"default path{', compiled' if compile else ''}, {size} px, process {n} ...")
-            r = subprocess.run([sys.executable, __file__, "worker", str(folder), "--device", device,
-                                *(["--compile"] if compile else [])], capture_output=True, text=True, cwd=ROOT,
-                               env=env)
+            r = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "worker",
+                    str(folder),
+                    "--device",
+                    device,
+                    *(["--compile"] if compile else []),
+                ],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                env=env,
+            )
             if r.returncode:
                 raise SystemExit(f"error: the worker failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
             runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
@@ -85,19 +103,26 @@ def markdown(report: dict) -> str:
     from memestar.bench.targets import FIRST_CLIP_EXTRA_S, GEN_TARGETS_S
 
     compiled = report.get("compile", False)
-    lines = [f"# The default path{', compiled' if compiled else ''}: {report['preset']}, 16 frames, "
-             f"{report['device']}, {report['date']}", "",
-             f"{'`Meme.load(compile=True)`' if compiled else 'No flags: `Meme.load`'} then "
-             "`generate(prompt).encode('gif')`, following the meme's subject track (the default wherever it has one). "
-             f"Warm: median of {WARM_RUNS}. Each size in two fresh processes"
-             f"{' (the first compiles into an empty cache, the second reads it)' if compiled else ''}.", "",
-             "| size | process | load s | first clip s | warm s | target s | first - warm s (<= "
-             f"{FIRST_CLIP_EXTRA_S:g}) | warm, follow off s |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# The default path{', compiled' if compiled else ''}: {report['preset']}, 16 frames, "
+        f"{report['device']}, {report['date']}",
+        "",
+        f"{'`Meme.load(compile=True)`' if compiled else 'No flags: `Meme.load`'} then "
+        "`generate(prompt).encode('gif')`, following the meme's subject track (the default wherever it has one). "
+        f"Warm: median of {WARM_RUNS}. Each size in two fresh processes"
+        f"{' (the first compiles into an empty cache, the second reads it)' if compiled else ''}.",
+        "",
+        "| size | process | load s | first clip s | warm s | target s | first - warm s (<= "
+        f"{FIRST_CLIP_EXTRA_S:g}) | warm, follow off s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in report["sizes"]:
         for n, p in enumerate(r["processes"], 1):
             target = GEN_TARGETS_S.get(r["size"], float("nan")) if report["preset"] == "sd15" else float("nan")
-            lines.append(f"| {r['size']} | {n} | {p['load_s']:.2f} | {p['first_clip_s']:.3f} | {p['warm_s']:.3f} | "
-                         f"{target:g} | {p['first_clip_s'] - p['warm_s']:.3f} | {p['warm_follow_off_s']:.3f} |")
+            lines.append(
+                f"| {r['size']} | {n} | {p['load_s']:.2f} | {p['first_clip_s']:.3f} | {p['warm_s']:.3f} | "
+                f"{target:g} | {p['first_clip_s'] - p['warm_s']:.3f} | {p['warm_follow_off_s']:.3f} |"
+            )
     settings = report["sizes"][0]["processes"][0]["settings"]
     lines += ["", f"Settings of the default clip: {settings}."]
     return "\n".join(lines) + "\n"
@@ -119,10 +144,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from memestar.device import device_name, pick_device
 
-    report = {"benchmark": "default path", "preset": args.preset, "device": device_name(pick_device(args.device)),
-              "date": datetime.date.today().isoformat(), "compile": args.compile,
-              "sizes": [measure(args.preset, int(s), args.device, args.compile,
-                                lambda m: print(m, file=sys.stderr, flush=True)) for s in args.sizes.split(",")]}
+    report = {
+        "benchmark": "default path",
+        "preset": args.preset,
+        "device": device_name(pick_device(args.device)),
+        "date": datetime.date.today().isoformat(),
+        "compile": args.compile,
+        "sizes": [
+            measure(args.preset, int(s), args.device, args.compile, lambda m: print(m, file=sys.stderr, flush=True))
+            for s in args.sizes.split(",")
+        ],
+    }
     text = markdown(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

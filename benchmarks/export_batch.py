@@ -54,31 +54,58 @@ def main(argv=None) -> int:
         base, video, shapes = _load(read_meme(folder), folder, ExportOptions(meme=folder), torch.device("cpu"))
         module = spec.module(base, video).eval()
         paths = {"dynamic": Path(tmp) / "dynamic.onnx", "static": Path(tmp) / "static.onnx"}
-        export_graph(module, spec.random_inputs(shapes, EXPORT_BATCH), ["model_output"], paths["dynamic"], 18,
-                     spec.dynamic_shapes())
+        export_graph(
+            module,
+            spec.random_inputs(shapes, EXPORT_BATCH),
+            ["model_output"],
+            paths["dynamic"],
+            18,
+            spec.dynamic_shapes(),
+        )
         export_graph(module, spec.random_inputs(shapes, 1), ["model_output"], paths["static"], 18)
         static = ort_session(paths["static"])
-        dynamic = {None: ort_session(paths["dynamic"])} | {n: ort_session(paths["dynamic"], batch=n)
-                                                          for n in BATCH_BUCKETS}
+        dynamic = {None: ort_session(paths["dynamic"])} | {
+            n: ort_session(paths["dynamic"], batch=n) for n in BATCH_BUCKETS
+        }
         feeds = {n: {k: v.numpy() for k, v in spec.random_inputs(shapes, n).items()} for n in BATCH_BUCKETS}
         rows = []
         for n in BATCH_BUCKETS:
-            ways = {"static_clip_by_clip_s": lambda: [static.run(None, feeds[1]) for _ in range(n)],
-                    "dynamic_s": lambda: dynamic[None].run(None, feeds[n]),
-                    "dynamic_pinned_s": lambda: dynamic[n].run(None, feeds[n])}
+            ways = {
+                "static_clip_by_clip_s": lambda: [static.run(None, feeds[1]) for _ in range(n)],
+                "dynamic_s": lambda: dynamic[None].run(None, feeds[n]),
+                "dynamic_pinned_s": lambda: dynamic[n].run(None, feeds[n]),
+            }
             rounds = [{k: timed(run, args.repeat) for k, run in ways.items()} for _ in range(2)]
             rows.append({"clips": n} | {k: statistics.mean(r[k] for r in rounds) for k in ways})
     date = datetime.date.today().isoformat()
-    report = {"benchmark": "export batch", "preset": args.preset, "base": preset["base"], "frames": preset["frames"],
-              "size": preset["size"], "device": device_name(torch.device("cpu")), "date": date,
-              "threads": torch.get_num_threads(), "repeat": args.repeat, "rows": rows}
-    lines = [f"# The exported UNet's batch axis in ONNX Runtime: {preset['base']}, {preset['frames']} frames, "
-             f"{preset['size']} px", "", f"Device: {report['device']}. Date: {date}. "
-             f"One guided denoising step; medians of {args.repeat} runs after a warm one, two alternating rounds.",
-             "", "| clips | static graph, clip by clip s | dynamic graph, one call s | dynamic, pinned to the "
-             "batch, one call s | batch gain (pinned against clip by clip) |", "|---|---|---|---|---|"]
-    lines += [f"| {r['clips']} | {r['static_clip_by_clip_s']:.4f} | {r['dynamic_s']:.4f} | {r['dynamic_pinned_s']:.4f} "
-              f"| {r['static_clip_by_clip_s'] / r['dynamic_pinned_s']:.2f}x |" for r in rows]
+    report = {
+        "benchmark": "export batch",
+        "preset": args.preset,
+        "base": preset["base"],
+        "frames": preset["frames"],
+        "size": preset["size"],
+        "device": device_name(torch.device("cpu")),
+        "date": date,
+        "threads": torch.get_num_threads(),
+        "repeat": args.repeat,
+        "rows": rows,
+    }
+    lines = [
+        f"# The exported UNet's batch axis in ONNX Runtime: {preset['base']}, {preset['frames']} frames, "
+        f"{preset['size']} px",
+        "",
+        f"Device: {report['device']}. Date: {date}. "
+        f"One guided denoising step; medians of {args.repeat} runs after a warm one, two alternating rounds.",
+        "",
+        "| clips | static graph, clip by clip s | dynamic graph, one call s | dynamic, pinned to the "
+        "batch, one call s | batch gain (pinned against clip by clip) |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['clips']} | {r['static_clip_by_clip_s']:.4f} | {r['dynamic_s']:.4f} | {r['dynamic_pinned_s']:.4f} "
+        f"| {r['static_clip_by_clip_s'] / r['dynamic_pinned_s']:.2f}x |"
+        for r in rows
+    ]
     out = ROOT / "benchmarks" / "results" / f"export-batch-{args.preset}-{date}"
     files.write_report(report, "\n".join(lines) + "\n", out.name, out.with_suffix(".json"), out.with_suffix(".md"))
     print("\n".join(lines))

@@ -45,9 +45,23 @@ PYTHON_VERSION = "3.12"  # the GPU image's Python
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 # What the GPU image lacks, by pip name. Not imageio-ffmpeg: its 68 MB wheel is over what one device call can
 # carry, and no GPU step reads or writes video (GIFs go through Pillow).
-GPU_WHEELS = ("diffusers", "importlib_metadata", "pydantic", "pydantic_core", "annotated-types",
-              "typing-inspection", "typer", "annotated-doc", "onnx-graphsurgeon", "polygraphy", "fastapi", "starlette",
-              "uvicorn", "python-multipart", "opentelemetry-api")
+GPU_WHEELS = (
+    "diffusers",
+    "importlib_metadata",
+    "pydantic",
+    "pydantic_core",
+    "annotated-types",
+    "typing-inspection",
+    "typer",
+    "annotated-doc",
+    "onnx-graphsurgeon",
+    "polygraphy",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "python-multipart",
+    "opentelemetry-api",
+)
 NEEDED_MODULES = ("diffusers", "pydantic", "typer", "onnx_graphsurgeon", "fastapi", "uvicorn", "multipart")
 STEP_TIMEOUT_S = 570  # under the ten minutes one call may take
 TORCH_VARIANTS = "torch,torch-eager,torch-compile"
@@ -69,14 +83,41 @@ def pinned(name: str, constraints: Path = ROOT / "constraints.txt") -> str:
 
 def download_command(python: str = sys.executable) -> list[str]:
     platforms = [a for p in PLATFORMS for a in ("--platform", p)]
-    return [python, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version", PYTHON_VERSION,
-            "--implementation", "cp", *platforms, "-d", str(WHEELS), *[pinned(n) for n in GPU_WHEELS]]
+    return [
+        python,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--python-version",
+        PYTHON_VERSION,
+        "--implementation",
+        "cp",
+        *platforms,
+        "-d",
+        str(WHEELS),
+        *[pinned(n) for n in GPU_WHEELS],
+    ]
 
 
 def install_command(python: str = sys.executable) -> list[str]:
     wheels = sorted(str(w) for w in WHEELS.glob("*.whl"))
-    return [python, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile", "--no-cache-dir",
-            "--upgrade", "--target", str(SITE), *wheels]
+    return [
+        python,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-index",
+        "--no-deps",
+        "--no-compile",
+        "--no-cache-dir",
+        "--upgrade",
+        "--target",
+        str(SITE),
+        *wheels,
+    ]
 
 
 def step_env() -> dict:
@@ -89,22 +130,30 @@ def step_env() -> dict:
 
 def cuda_device(python: str = sys.executable) -> str:
     """The GPU's name, or a CheckError saying why there is none."""
-    probe = ("import torch, sys; ok = torch.cuda.is_available(); "
-             "print(torch.cuda.get_device_name(0) if ok else torch.__version__); "
-             "sys.exit(0 if ok else 4 if torch.version.cuda is None else 3)")
+    probe = (
+        "import torch, sys; ok = torch.cuda.is_available(); "
+        "print(torch.cuda.get_device_name(0) if ok else torch.__version__); "
+        "sys.exit(0 if ok else 4 if torch.version.cuda is None else 3)"
+    )
     try:
         r = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise CheckError(f"cannot run {python} to look for a GPU ({e})") from e
     if r.returncode == 4:
-        raise CheckError(f"no CUDA GPU here: the torch of {python} ({r.stdout.strip()}) is a CPU build; run make "
-                         f"gpu-check on a machine with an NVIDIA GPU, with GPU_PYTHON set to a Python with CUDA torch")
+        raise CheckError(
+            f"no CUDA GPU here: the torch of {python} ({r.stdout.strip()}) is a CPU build; run make "
+            f"gpu-check on a machine with an NVIDIA GPU, with GPU_PYTHON set to a Python with CUDA torch"
+        )
     if r.returncode == 3:
-        raise CheckError("no CUDA GPU here (torch.cuda.is_available() is False): run make gpu-check on a machine "
-                         "with an NVIDIA GPU and a CUDA build of torch")
+        raise CheckError(
+            "no CUDA GPU here (torch.cuda.is_available() is False): run make gpu-check on a machine "
+            "with an NVIDIA GPU and a CUDA build of torch"
+        )
     if r.returncode:
-        raise CheckError(f"{python} has no usable torch ({(r.stderr.strip().splitlines() or ['?'])[-1]}): install "
-                         f"a CUDA build of torch, or set GPU_PYTHON to a Python that has one")
+        raise CheckError(
+            f"{python} has no usable torch ({(r.stderr.strip().splitlines() or ['?'])[-1]}): install "
+            f"a CUDA build of torch, or set GPU_PYTHON to a Python that has one"
+        )
     return r.stdout.strip()
 
 
@@ -114,8 +163,10 @@ def ensure_packages(python: str = sys.executable) -> None:
     if subprocess.run(probe, env=step_env(), capture_output=True).returncode == 0:
         return
     if not list(WHEELS.glob("*.whl")):
-        raise CheckError(f"{', '.join(NEEDED_MODULES)} are not all importable and {WHEELS} holds no wheels: run "
-                         f"`make gpu-wheels` on a machine with a package index and bring {WHEELS.name}/ along")
+        raise CheckError(
+            f"{', '.join(NEEDED_MODULES)} are not all importable and {WHEELS} holds no wheels: run "
+            f"`make gpu-wheels` on a machine with a package index and bring {WHEELS.name}/ along"
+        )
     r = subprocess.run(install_command(python), capture_output=True, text=True)
     if r.returncode:
         raise CheckError(f"installing the wheels failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
@@ -133,18 +184,72 @@ def plan(python: str, device: str, date: str | None = None) -> dict[str, list[st
     """Each step's command line. The benches write their reports where the summary reads them."""
     stem = RESULTS / report_stem(device, date)
     # only the GPU module: collecting the others would import what the GPU box may lack (imageio-ffmpeg, hypothesis)
-    steps = {"tests": [python, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider",
-                       str(ROOT / "tests" / "test_gpu.py")]}
-    steps["default"] = [python, str(ROOT / "benchmarks" / "default_path.py"), "--preset", "sd15", "--json",
-                        f"{stem}-default.json", "--markdown", f"{stem}-default.md"]
-    steps["compile"] = [*steps["default"][:4], "--sizes", "256", "--compile", "--json", f"{stem}-compile.json",
-                        "--markdown", f"{stem}-compile.md"]
+    steps = {
+        "tests": [
+            python,
+            "-m",
+            "pytest",
+            "-m",
+            "gpu",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(ROOT / "tests" / "test_gpu.py"),
+        ]
+    }
+    steps["default"] = [
+        python,
+        str(ROOT / "benchmarks" / "default_path.py"),
+        "--preset",
+        "sd15",
+        "--json",
+        f"{stem}-default.json",
+        "--markdown",
+        f"{stem}-default.md",
+    ]
+    steps["compile"] = [
+        *steps["default"][:4],
+        "--sizes",
+        "256",
+        "--compile",
+        "--json",
+        f"{stem}-compile.json",
+        "--markdown",
+        f"{stem}-compile.md",
+    ]
     for size in (256, 128):
-        steps[f"bench-{size}"] = [python, "-m", "memestar.cli", "bench", "--preset", "sd15", "--size", str(size),
-                                  "--train", "--backends", TORCH_VARIANTS, "--json", f"{stem}-bench-{size}.json",
-                                  "--markdown", f"{stem}-bench-{size}.md"]
-    steps["serve"] = [python, "-m", "memestar.cli", "bench", "--serve", "--preset", "sd15", "--clients", "1,4,16,64",
-                      "--json", f"{stem}-serve.json", "--markdown", f"{stem}-serve.md"]
+        steps[f"bench-{size}"] = [
+            python,
+            "-m",
+            "memestar.cli",
+            "bench",
+            "--preset",
+            "sd15",
+            "--size",
+            str(size),
+            "--train",
+            "--backends",
+            TORCH_VARIANTS,
+            "--json",
+            f"{stem}-bench-{size}.json",
+            "--markdown",
+            f"{stem}-bench-{size}.md",
+        ]
+    steps["serve"] = [
+        python,
+        "-m",
+        "memestar.cli",
+        "bench",
+        "--serve",
+        "--preset",
+        "sd15",
+        "--clients",
+        "1,4,16,64",
+        "--json",
+        f"{stem}-serve.json",
+        "--markdown",
+        f"{stem}-serve.md",
+    ]
     return steps
 
 
@@ -154,8 +259,10 @@ def summary(device: str, date: str | None = None, tests_line: str | None = None)
     lines = [f"# make gpu-check: {device}, {date or datetime.date.today().isoformat()}", ""]
     if tests_line:
         lines += [f"`pytest -m gpu`: {tests_line}", ""]
-    lines += ["| size | variant | end to end s | loop s | target s | met | peak memory GiB | % of peak (loop) |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "| size | variant | end to end s | loop s | target s | met | peak memory GiB | % of peak (loop) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     tuning = []
     for size in (256, 128):
         report = _report(stem, size)
@@ -165,21 +272,34 @@ def summary(device: str, date: str | None = None, tests_line: str | None = None)
         for name, b in report["backends"].items():
             e2e, loop = b["stages"]["end_to_end"], b["stages"]["loop"]
             met = "-" if name == "baseline" else "yes" if e2e["median_s"] <= GEN_TARGETS_S[size] else "no"
-            lines.append(f"| {size} | {name} ({b['precision']}) | {e2e['median_s']:.3f} | {loop['median_s']:.3f} | "
-                         f"{GEN_TARGETS_S[size]} | {met} | {e2e['peak_memory_bytes'] / 2 ** 30:.2f} | "
-                         f"{100 * loop['peak_share']:.1f} |")
+            lines.append(
+                f"| {size} | {name} ({b['precision']}) | {e2e['median_s']:.3f} | {loop['median_s']:.3f} | "
+                f"{GEN_TARGETS_S[size]} | {met} | {e2e['peak_memory_bytes'] / 2**30:.2f} | "
+                f"{100 * loop['peak_share']:.1f} |"
+            )
             if "train_step" in b["stages"] or "train_error" in b:
                 tuning.append((size, name, b))
-    batched = [(size, name, b) for size in (256, 128) for name, b in _report(stem, size).get("backends", {}).items()
-               if "throughput" in b]
+    batched = [
+        (size, name, b)
+        for size in (256, 128)
+        for name, b in _report(stem, size).get("backends", {}).items()
+        if "throughput" in b
+    ]
     if batched:
-        lines += ["", "Batched generation, clips/s (the adapter swap between two memes on one base, ms):", "",
-                  "| size | variant | batch 1 | batch 2 | batch 4 | batch 8 | swap ms |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "Batched generation, clips/s (the adapter swap between two memes on one base, ms):",
+            "",
+            "| size | variant | batch 1 | batch 2 | batch 4 | batch 8 | swap ms |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for size, name, b in batched:
             cells = [f"{b['throughput'][k]['clips_per_s']:.2f}" if k in b["throughput"] else "" for k in "1248"]
-            lines.append(f"| {size} | {name} ({b['precision']}) | " + " | ".join(cells) +
-                         f" | {1000 * b.get('swap_s', float('nan')):.2f} |")
+            lines.append(
+                f"| {size} | {name} ({b['precision']}) | "
+                + " | ".join(cells)
+                + f" | {1000 * b.get('swap_s', float('nan')):.2f} |"
+            )
     for part in ("default", "compile"):
         path = Path(f"{stem}-{part}.md")
         if path.is_file():
@@ -187,25 +307,34 @@ def summary(device: str, date: str | None = None, tests_line: str | None = None)
     serve = Path(f"{stem}-serve.json")
     if serve.is_file():
         t = json.loads(serve.read_text())["target"]
-        lines += ["", f"`meme bench --serve` (256 px): 16 clients on one meme {t['concurrent']['clips_per_s']:.2f} "
-                  f"clips/s against one client {t['sequential']['clips_per_s']:.2f} ({t['speedup']:.2f}x), "
-                  f"{t['concurrent']['errors']} errors, {t['concurrent']['lost']} lost."]
+        lines += [
+            "",
+            f"`meme bench --serve` (256 px): 16 clients on one meme {t['concurrent']['clips_per_s']:.2f} "
+            f"clips/s against one client {t['sequential']['clips_per_s']:.2f} ({t['speedup']:.2f}x), "
+            f"{t['concurrent']['errors']} errors, {t['concurrent']['lost']} lost.",
+        ]
     if tuning:
-        lines += ["", f"Tuning, {TUNE_STEPS} steps (DESIGN.md: <= {TUNE_TARGET_S:g} s with loading at 256 px, peak <= "
-                  f"{TUNE_PEAK_GIB:g} GiB):", "",
-                  f"| size | variant | step s | load s | {TUNE_STEPS} steps with loading s | peak GiB "
-                  f"| checkpointing | met |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Tuning, {TUNE_STEPS} steps (DESIGN.md: <= {TUNE_TARGET_S:g} s with loading at 256 px, peak <= "
+            f"{TUNE_PEAK_GIB:g} GiB):",
+            "",
+            f"| size | variant | step s | load s | {TUNE_STEPS} steps with loading s | peak GiB "
+            f"| checkpointing | met |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for size, name, b in tuning:
             if "train_error" in b:
                 lines.append(f"| {size} | {name} ({b['precision']}) | {b['train_error']} | | | | | no |")
                 continue
             t = b["stages"]["train_step"]
             total = t["load_s"] + TUNE_STEPS * t["median_s"]
-            peak = t["peak_memory_bytes"] / 2 ** 30
+            peak = t["peak_memory_bytes"] / 2**30
             met = "-" if name == "baseline" else "yes" if total <= TUNE_TARGET_S and peak <= TUNE_PEAK_GIB else "no"
-            lines.append(f"| {size} | {name} ({t['precision']}) | {t['median_s']:.3f} | {t['load_s']:.1f} | "
-                         f"{total:.1f} | {peak:.2f} | {t['gradient_checkpointing']} | {met} |")
+            lines.append(
+                f"| {size} | {name} ({t['precision']}) | {t['median_s']:.3f} | {t['load_s']:.1f} | "
+                f"{total:.1f} | {peak:.2f} | {t['gradient_checkpointing']} | {met} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -226,8 +355,9 @@ def run(step: str, python: str, date: str | None = None) -> int:
     for name in chosen:
         print(f"gpu-check: {name} on {device} ...", file=sys.stderr, flush=True)
         try:
-            r = subprocess.run(steps[name], env=step_env(), cwd=ROOT, timeout=STEP_TIMEOUT_S, text=True,
-                               capture_output=name == "tests")
+            r = subprocess.run(
+                steps[name], env=step_env(), cwd=ROOT, timeout=STEP_TIMEOUT_S, text=True, capture_output=name == "tests"
+            )
         except subprocess.TimeoutExpired:
             print(f"gpu-check: {name} ran past {STEP_TIMEOUT_S} s", file=sys.stderr)
             if name == "tests":
@@ -240,8 +370,11 @@ def run(step: str, python: str, date: str | None = None) -> int:
         failed += r.returncode != 0
     tests_line = None
     if tests_log.is_file():
-        tail = [line for line in tests_log.read_text().splitlines()
-                if " passed" in line or " failed" in line or "timed out" in line]
+        tail = [
+            line
+            for line in tests_log.read_text().splitlines()
+            if " passed" in line or " failed" in line or "timed out" in line
+        ]
         tests_line = tail[-1].strip("= ") if tail else "see the log"
     text = summary(device, date, tests_line=tests_line)
     (RESULTS / f"{report_stem(device, date)}.md").write_text(text)
@@ -252,12 +385,22 @@ def run(step: str, python: str, date: str | None = None) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("download", "install", "run"))
-    parser.add_argument("--step", default="all", choices=("all", "tests", "default", "compile", "bench-256",
-                                                           "bench-128", "serve", "summary"))
-    parser.add_argument("--python", default=os.environ.get("GPU_PYTHON") or sys.executable,
-                        help="The Python with the GPU's CUDA torch (default: this one).")
-    parser.add_argument("--date", default=None, help="The date in the report names (default: today), so steps "
-                        "run on either side of midnight land in one report.")
+    parser.add_argument(
+        "--step",
+        default="all",
+        choices=("all", "tests", "default", "compile", "bench-256", "bench-128", "serve", "summary"),
+    )
+    parser.add_argument(
+        "--python",
+        default=os.environ.get("GPU_PYTHON") or sys.executable,
+        help="The Python with the GPU's CUDA torch (default: this one).",
+    )
+    parser.add_argument(
+        "--date",
+        default=None,
+        help="The date in the report names (default: today), so steps "
+        "run on either side of midnight land in one report.",
+    )
     args = parser.parse_args(argv)
     try:
         if args.action == "download":

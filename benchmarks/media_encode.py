@@ -28,8 +28,15 @@ from PIL import Image, ImageSequence
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from memestar.media.writers import (_exact_palette, _gif_container, encode_apng, encode_gif,  # noqa: E402
-                                    encode_webm, encode_webp, shared_palette)
+from memestar.media.writers import (  # noqa: E402
+    _exact_palette,
+    _gif_container,
+    encode_apng,
+    encode_gif,
+    encode_webm,
+    encode_webp,
+    shared_palette,
+)
 
 FRAMES = 16
 
@@ -45,16 +52,22 @@ def content(kind: str, side: int, seed: int = 0) -> np.ndarray:
         y, x = np.mgrid[0:side, 0:side] / side
         frames = []
         for i in range(FRAMES):
-            rgb = np.stack([127 + 120 * np.sin(6 * x + 0.3 * i), 127 + 120 * np.cos(5 * y - 0.2 * i),
-                            127 + 100 * np.sin(3 * (x + y) + 0.1 * i)], -1)
+            rgb = np.stack(
+                [
+                    127 + 120 * np.sin(6 * x + 0.3 * i),
+                    127 + 120 * np.cos(5 * y - 0.2 * i),
+                    127 + 100 * np.sin(3 * (x + y) + 0.1 * i),
+                ],
+                -1,
+            )
             frames.append(np.clip(rgb + rng.normal(0, 6, rgb.shape), 0, 255).astype(np.uint8))
         return np.stack(frames)
     if kind == "flat":
         frames = np.full((FRAMES, side, side, 3), (245, 240, 230), np.uint8)
         for i in range(FRAMES):
             c = side // 4 + i * side // (2 * FRAMES)
-            frames[i, side // 3:side // 3 + side // 4, c:c + side // 4] = (220, 60, 40)
-            frames[i, side // 3 + side // 16:side // 3 + side // 8, c + side // 16:c + side // 8] = (20, 20, 20)
+            frames[i, side // 3 : side // 3 + side // 4, c : c + side // 4] = (220, 60, 40)
+            frames[i, side // 3 + side // 16 : side // 3 + side // 8, c + side // 16 : c + side // 8] = (20, 20, 20)
         return frames
     raise ValueError(kind)
 
@@ -62,7 +75,7 @@ def content(kind: str, side: int, seed: int = 0) -> np.ndarray:
 def previous_gif(frames: np.ndarray, fps: float) -> bytes:
     """The GIF encoder as it was on 2026-12-04 (RGB frames), for comparison."""
     f, h, w, _ = frames.shape
-    pixels = frames.reshape(-1, 3)[::max(1, f * h * w // 262_144)]
+    pixels = frames.reshape(-1, 3)[:: max(1, f * h * w // 262_144)]
     packed = np.unique((pixels[:, 0].astype(np.uint32) << 16) | (pixels[:, 1].astype(np.uint32) << 8) | pixels[:, 2])
     if len(packed) <= 256:
         exact = np.stack([packed >> 16, (packed >> 8) & 255, packed & 255], axis=1).astype(np.uint8)
@@ -72,13 +85,23 @@ def previous_gif(frames: np.ndarray, fps: float) -> bytes:
         side = int(np.ceil(np.sqrt(len(pixels))))
         sheet = np.zeros((side * side, 3), np.uint8)
         sheet[: len(pixels)] = pixels
-        sheet[len(pixels):] = pixels[-1]
-        palette = Image.fromarray(sheet.reshape(side, side, 3)).quantize(256, method=Image.Quantize.FASTOCTREE,
-                                                                          dither=Image.Dither.NONE)
+        sheet[len(pixels) :] = pixels[-1]
+        palette = Image.fromarray(sheet.reshape(side, side, 3)).quantize(
+            256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
+        )
     images = [Image.fromarray(x).quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG) for x in frames]
     buffer = io.BytesIO()
-    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], loop=0, duration=round(1000 / fps),
-                   optimize=False, palette=bytes(palette.getpalette()), disposal=1)
+    images[0].save(
+        buffer,
+        format="GIF",
+        save_all=True,
+        append_images=images[1:],
+        loop=0,
+        duration=round(1000 / fps),
+        optimize=False,
+        palette=bytes(palette.getpalette()),
+        disposal=1,
+    )
     return buffer.getvalue()
 
 
@@ -93,8 +116,14 @@ def floyd_steinberg_gif(frames: np.ndarray, fps: float) -> bytes:
     return _gif_container(indices.reshape(f, h, w), bytes(palette.getpalette()), fps, None)
 
 
-ENCODERS = {"gif": encode_gif, "gif (Floyd-Steinberg)": floyd_steinberg_gif, "gif (2026-12-04)": previous_gif,
-            "webp": encode_webp, "apng": encode_apng, "webm": encode_webm}
+ENCODERS = {
+    "gif": encode_gif,
+    "gif (Floyd-Steinberg)": floyd_steinberg_gif,
+    "gif (2026-12-04)": previous_gif,
+    "webp": encode_webp,
+    "apng": encode_apng,
+    "webm": encode_webm,
+}
 
 
 def read_back(data: bytes, kind: str) -> np.ndarray | None:
@@ -122,20 +151,32 @@ def run(repeat: int) -> list[dict]:
             for name, encode in ENCODERS.items():
                 data = encode(frames, 8.0)
                 back = read_back(data, name)
-                rows.append({"side": side, "content": kind, "format": name,
-                             "ms": median_ms(lambda: encode(frames, 8.0), repeat), "kib": len(data) / 1024,
-                             "error": None if back is None else float(np.abs(back.astype(float) - frames).mean())})
+                rows.append(
+                    {
+                        "side": side,
+                        "content": kind,
+                        "format": name,
+                        "ms": median_ms(lambda: encode(frames, 8.0), repeat),
+                        "kib": len(data) / 1024,
+                        "error": None if back is None else float(np.abs(back.astype(float) - frames).mean()),
+                    }
+                )
     return rows
 
 
 def markdown(report: dict) -> str:
-    lines = [f"# The media stage: {FRAMES} frames on one CPU core", "",
-             f"Date: {report['date']}. Machine: {report['machine']}, pinned to one core. Median of {report['repeat']} "
-             "encodings after one. Error: mean absolute difference of the file read back, levels per pixel and "
-             "channel (lossy WebP's for reference; WebM not read back). `gif`: today's (ordered dither); "
-             "`gif (Floyd-Steinberg)`: the same palette and container over error diffusion (2026-12-04 to 12-06); "
-             "`gif (2026-12-04)`: Pillow's GIF writer as before then; all in the same run.", "",
-             "| px | content | format | ms | KiB | error |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# The media stage: {FRAMES} frames on one CPU core",
+        "",
+        f"Date: {report['date']}. Machine: {report['machine']}, pinned to one core. Median of {report['repeat']} "
+        "encodings after one. Error: mean absolute difference of the file read back, levels per pixel and "
+        "channel (lossy WebP's for reference; WebM not read back). `gif`: today's (ordered dither); "
+        "`gif (Floyd-Steinberg)`: the same palette and container over error diffusion (2026-12-04 to 12-06); "
+        "`gif (2026-12-04)`: Pillow's GIF writer as before then; all in the same run.",
+        "",
+        "| px | content | format | ms | KiB | error |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in report["rows"]:
         error = "-" if r["error"] is None else f"{r['error']:.2f}"
         lines.append(f"| {r['side']} | {r['content']} | {r['format']} | {r['ms']:.1f} | {r['kib']:.0f} | {error} |")
@@ -149,9 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args(argv)
     os.sched_setaffinity(0, {args.core})
-    report = {"benchmark": "media encode", "date": datetime.date.today().isoformat(),
-              "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-              "repeat": args.repeat, "rows": run(args.repeat)}
+    report = {
+        "benchmark": "media encode",
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "repeat": args.repeat,
+        "rows": run(args.repeat),
+    }
     stem = args.out / f"media-encode-{report['date']}"
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     stem.with_suffix(".md").write_text(markdown(report))

@@ -22,14 +22,22 @@ from memestar.tiny.evaluate import tune_on_world_clip  # noqa: E402
 from memestar.tiny.options import WORLD_LR  # noqa: E402
 
 MEMES = (("bouncing", ("red", "circle")), ("sliding", ("blue", "square")))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
 
 
 def make_memes(root: Path) -> Path:
     for motion, subject in MEMES:
-        tune_on_world_clip(motion, subject, root, root / "memes" / f"{subject[0]}-{subject[1]}-{motion}",
-                           steps=DEMO_STEPS, lr=WORLD_LR)
+        tune_on_world_clip(
+            motion, subject, root, root / "memes" / f"{subject[0]}-{subject[1]}-{motion}", steps=DEMO_STEPS, lr=WORLD_LR
+        )
     return root / "memes"
 
 

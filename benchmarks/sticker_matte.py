@@ -47,22 +47,41 @@ def main(argv=None) -> int:
         rng = np.random.default_rng(0)
         for name in MOTIONS:
             scores = [score(random_sprite(rng), name, noise, rng) for _ in range(args.subjects)]
-            rows.append({"noise": noise, "motion": name, "clips": len(scores),
-                         "mean_iou": float(np.mean([s["iou"] for s in scores])),
-                         "worst_clip_iou": float(np.min([s["iou"] for s in scores])),
-                         "share_at_target": float(np.mean([s["iou"] >= TARGET_IOU for s in scores])),
-                         "mean_flicker": float(np.mean([s["flicker"] for s in scores]))})
+            rows.append(
+                {
+                    "noise": noise,
+                    "motion": name,
+                    "clips": len(scores),
+                    "mean_iou": float(np.mean([s["iou"] for s in scores])),
+                    "worst_clip_iou": float(np.min([s["iou"] for s in scores])),
+                    "share_at_target": float(np.mean([s["iou"] >= TARGET_IOU for s in scores])),
+                    "mean_flicker": float(np.mean([s["flicker"] for s in scores])),
+                }
+            )
     date = datetime.date.today().isoformat()
-    report = {"benchmark": "sticker matte", "world": "tiny", "subjects": args.subjects, "target_iou": TARGET_IOU,
-              "date": date, "rows": rows}
-    lines = [f"# Sticker matte on the tiny world: {args.subjects} random subjects per motion and noise level", "",
-             f"Date: {date}. IoU of alpha > 0.5 against the renderer's coverage > 0.5, per frame, averaged over the "
-             f"clip; flicker: mean |alpha change| between frames where the true coverage is unchanged. Target: IoU "
-             f">= {TARGET_IOU}.", "",
-             "| noise | motion | mean IoU | worst clip IoU | clips at target | mean flicker |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {r['noise']:g} | {r['motion']} | {r['mean_iou']:.3f} | {r['worst_clip_iou']:.3f} | "
-              f"{100 * r['share_at_target']:.0f}% | {r['mean_flicker']:.4f} |" for r in rows]
+    report = {
+        "benchmark": "sticker matte",
+        "world": "tiny",
+        "subjects": args.subjects,
+        "target_iou": TARGET_IOU,
+        "date": date,
+        "rows": rows,
+    }
+    lines = [
+        f"# Sticker matte on the tiny world: {args.subjects} random subjects per motion and noise level",
+        "",
+        f"Date: {date}. IoU of alpha > 0.5 against the renderer's coverage > 0.5, per frame, averaged over the "
+        f"clip; flicker: mean |alpha change| between frames where the true coverage is unchanged. Target: IoU "
+        f">= {TARGET_IOU}.",
+        "",
+        "| noise | motion | mean IoU | worst clip IoU | clips at target | mean flicker |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['noise']:g} | {r['motion']} | {r['mean_iou']:.3f} | {r['worst_clip_iou']:.3f} | "
+        f"{100 * r['share_at_target']:.0f}% | {r['mean_flicker']:.4f} |"
+        for r in rows
+    ]
     out = ROOT / "benchmarks" / "results" / f"sticker-matte-tiny-{date}"
     files.write_report(report, "\n".join(lines) + "\n", out.name, out.with_suffix(".json"), out.with_suffix(".md"))
     print("\n".join(lines))

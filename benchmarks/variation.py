@@ -22,8 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from memestar import files  # noqa: E402
 from memestar.runtime import GenSettings, Meme, variant_requests  # noqa: E402
-from memestar.tiny.evaluate import (EvalOptions, PLAN, pixel_difference, score_clip, trajectory,  # noqa: E402
-                                    tune_on_world_clip)
+from memestar.tiny.evaluate import PLAN, EvalOptions, pixel_difference, score_clip, trajectory, tune_on_world_clip  # noqa: E402
 from memestar.tiny.recognise import read_clip_frames  # noqa: E402
 from memestar.tiny.world import Sprite, clip_caption  # noqa: E402
 
@@ -57,34 +56,57 @@ def main(argv=None) -> int:
         for motion in args.motions.split(","):
             source, targets = PLAN[motion]
             print(f"tuning {clip_caption(Sprite(*source), motion)!r} ...", file=sys.stderr, flush=True)
-            _, _, _, track = tune_on_world_clip(motion, source, Path(tmp), Path(tmp) / motion, e.steps, e.lr,
-                                                inversion_steps=e.inversion_steps)
+            _, _, _, track = tune_on_world_clip(
+                motion, source, Path(tmp), Path(tmp) / motion, e.steps, e.lr, inversion_steps=e.inversion_steps
+            )
             meme = Meme.load(Path(tmp) / motion)
-            for (colour, shape), strength in itertools.product(targets[:args.subjects], strengths):
+            for (colour, shape), strength in itertools.product(targets[: args.subjects], strengths):
                 prompt = clip_caption(Sprite(colour, shape), motion)
                 settings = GenSettings(steps=e.gen_steps[0], guidance=guidance, variation=strength)
                 clips = [g.frames for g in meme.generate_batch(variant_requests(prompt, settings, args.variants))]
                 scores = [score_clip(c, colour, shape, source, track) for c in clips]
-                rows.append({"motion": motion, "prompt": prompt, "variation": strength, **variety(clips),
-                             **{k: float(np.nanmean([s[k] for s in scores])) for k in scores[0]}})
+                rows.append(
+                    {
+                        "motion": motion,
+                        "prompt": prompt,
+                        "variation": strength,
+                        **variety(clips),
+                        **{k: float(np.nanmean([s[k] for s in scores])) for k in scores[0]},
+                    }
+                )
     table = {}
     for strength in strengths:
         chosen = [r for r in rows if r["variation"] == strength]
-        table[str(strength)] = {k: float(np.nanmean([r[k] for r in chosen])) for k in chosen[0]
-                                if k not in ("motion", "prompt", "variation")}
-    report = {"benchmark": "variation strength", "date": datetime.date.today().isoformat(), "base": e.base,
-              "settings": {**vars(args), "tune_steps": e.steps, "gen_steps": e.gen_steps, "guidance": guidance},
-              "strengths": table, "rows": rows}
-    lines = ["# Variation strength on the tiny model: motion kept against variety", "",
-             f"Date: {report['date']}. Motions {args.motions}, {args.subjects} new subjects each, {args.variants} "
-             f"variants (seeds 0..{args.variants - 1}) per subject and strength; tuned {e.steps} steps, "
-             f"{e.gen_steps} DDIM steps, guidance {guidance}.", "",
-             "| variation | trajectory corr | colour right | shape right | source absent | pixel difference between "
-             "variants | variant pairs whose motion differs |", "|---|---|---|---|---|---|---|"]
+        table[str(strength)] = {
+            k: float(np.nanmean([r[k] for r in chosen]))
+            for k in chosen[0]
+            if k not in ("motion", "prompt", "variation")
+        }
+    report = {
+        "benchmark": "variation strength",
+        "date": datetime.date.today().isoformat(),
+        "base": e.base,
+        "settings": {**vars(args), "tune_steps": e.steps, "gen_steps": e.gen_steps, "guidance": guidance},
+        "strengths": table,
+        "rows": rows,
+    }
+    lines = [
+        "# Variation strength on the tiny model: motion kept against variety",
+        "",
+        f"Date: {report['date']}. Motions {args.motions}, {args.subjects} new subjects each, {args.variants} "
+        f"variants (seeds 0..{args.variants - 1}) per subject and strength; tuned {e.steps} steps, "
+        f"{e.gen_steps} DDIM steps, guidance {guidance}.",
+        "",
+        "| variation | trajectory corr | colour right | shape right | source absent | pixel difference between "
+        "variants | variant pairs whose motion differs |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for strength, t in table.items():
-        lines.append(f"| {strength} | {t['trajectory_correlation']:.2f} | {t['colour_right']:.2f} | "
-                     f"{t['shape_right']:.2f} | {t['source_absent']:.2f} | {t['pixel_difference']:.2f} | "
-                     f"{t['trajectories_differ']:.2f} |")
+        lines.append(
+            f"| {strength} | {t['trajectory_correlation']:.2f} | {t['colour_right']:.2f} | "
+            f"{t['shape_right']:.2f} | {t['source_absent']:.2f} | {t['pixel_difference']:.2f} | "
+            f"{t['trajectories_differ']:.2f} |"
+        )
     paths = files.write_report(report, "\n".join(lines) + "\n", f"variation-tiny-{report['date']}")
     print("\n".join(lines))
     print(f"wrote {paths[0]} and {paths[1]}", file=sys.stderr)

@@ -12,7 +12,7 @@ from .errors import MemeError
 MAX_FRAMES = 128  # a chat clip is 16-24 frames; more would not fit in memory at SD's sizes anyway
 MAX_SIZE = 1024  # pixels per side: SD1.x is trained at 512, and 1024 already needs ~16x the memory
 MIN_FPS, MAX_FPS = 0.5, 100.0  # GIF delays are counted in hundredths of a second
-MAX_SEED = 2 ** 32 - 1
+MAX_SEED = 2**32 - 1
 MAX_GUIDANCE = 50.0  # far above any useful scale; beyond it fp16/bf16 activations overflow to black frames
 MAX_LR = 1.0
 MAX_STEPS = 500  # denoising steps (a clip sampled sparsely from a long video would otherwise crawl)
@@ -28,8 +28,8 @@ MAX_SOURCE_FRAMES = 36_000  # stored frames: 10 minutes at 60 fps
 # canvas x frames a whole decode produces: Pillow (GIF, WebP, APNG) on one core decodes noise at 72 / 31 M pixels
 # a second (GIF / WebP, 1024 px, this CPU, 2026-12-04), so 15 / 35 s at most; ffmpeg's threaded decoders (videos)
 # take 2 min of 1080p at 60 fps
-MAX_DECODE_PIXELS = 2 ** 30
-MAX_VIDEO_DECODE_PIXELS = 2 ** 34
+MAX_DECODE_PIXELS = 2**30
+MAX_VIDEO_DECODE_PIXELS = 2**34
 MAX_STYLES_BYTES = 256 * 1024  # a styles file (the bundled one is 1.4 KB): read whole, so capped
 MAX_PROMPT_CHARS = 1000  # CLIP reads 77 tokens; a longer text is a mistake or an attack, not a prompt
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -45,8 +45,12 @@ def check_int(name: str, value, low: int, high: int, hint: str = "") -> int:
 
 
 def check_float(name: str, value, low: float, high: float, hint: str = "") -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not low <= value <= high:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
         raise MemeError(f"{name} is {value}: it must be a number from {low:g} to {high:g}{hint}")
     return float(value)
 
@@ -57,8 +61,10 @@ def check_frames(frames: int) -> int:
 
 def check_size(size: int) -> int:
     if isinstance(size, bool) or not isinstance(size, int) or size < 8 or size % 8 or size > MAX_SIZE:
-        raise MemeError(f"size {size} is not a multiple of 8 from 8 to {MAX_SIZE} (the VAE works in 8-pixel cells): "
-                        f"use e.g. 128 or 256")
+        raise MemeError(
+            f"size {size} is not a multiple of 8 from 8 to {MAX_SIZE} (the VAE works in 8-pixel cells): "
+            f"use e.g. 128 or 256"
+        )
     return size
 
 
@@ -76,14 +82,17 @@ def check_steps(steps: int, name: str = "--steps", high: int = MAX_STEPS) -> int
 
 def check_guidance(guidance: float) -> float:
     if isinstance(guidance, (int, float)) and math.isfinite(guidance) and guidance < 1:
-        raise MemeError(f"--guidance {guidance:g} is below 1: use 1 for no guidance (the prompt alone) or a scale "
-                        f"above 1 such as 7.5")
+        raise MemeError(
+            f"--guidance {guidance:g} is below 1: use 1 for no guidance (the prompt alone) or a scale "
+            f"above 1 such as 7.5"
+        )
     return check_float("--guidance", guidance, 1.0, MAX_GUIDANCE, " (1 means no guidance; 5 to 10 is usual)")
 
 
 def check_guidance_until(until: float) -> float:
-    return check_float("--guidance-until", until, 0.0, 1.0, " (0 guides every step; 0.5 the steps above half the "
-                       "noise schedule)")
+    return check_float(
+        "--guidance-until", until, 0.0, 1.0, " (0 guides every step; 0.5 the steps above half the noise schedule)"
+    )
 
 
 def check_cache_interval(interval: int) -> int:
@@ -118,13 +127,15 @@ def check_choice(name: str, value, choices) -> str:
     return value
 
 
-def check_prompt(prompt: str, how: str = "say what the meme should show, e.g. \"running blueberry-elephant\"") -> str:
+def check_prompt(prompt: str, how: str = 'say what the meme should show, e.g. "running blueberry-elephant"') -> str:
     if not isinstance(prompt, str) or not prompt.strip():
         raise MemeError(f"the prompt is empty: {how}")
     plain_text(prompt, "the prompt")
     if len(prompt) > MAX_PROMPT_CHARS:
-        raise MemeError(f"the prompt is {len(prompt)} characters, over {MAX_PROMPT_CHARS}: CLIP reads about 77 "
-                        f"tokens, so shorten it")
+        raise MemeError(
+            f"the prompt is {len(prompt)} characters, over {MAX_PROMPT_CHARS}: CLIP reads about 77 "
+            f"tokens, so shorten it"
+        )
     return prompt
 
 

@@ -34,8 +34,12 @@ from .serve.options import ServeOptions
 from .tiny.options import DEMO_OUT, DEMO_STEPS, EvalOptions
 from .train.options import TrainOptions
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="meme-star: tune Stable Diffusion on one clip, then make GIFs of new subjects with its motion.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="meme-star: tune Stable Diffusion on one clip, then make GIFs of new subjects with its motion.",
+)
 JSON = typer.Option(False, "--json", help="Print a JSON summary.")
 ONLY_THE_TABLE = typer.Option(False, "--quiet", "-q", help="Only the table.")
 REPORT_JSON = typer.Option(None, "--json", help="JSON report path (default: benchmarks/results/...).")
@@ -45,9 +49,13 @@ REPORT_MARKDOWN = typer.Option(None, "--markdown", help="Markdown report path.")
 def with_options(*classes, only: tuple[str, ...] | None = None):
     """A command's own parameters (what no options dataclass declares: `--json`, a report's path), then the options
     that `classes` declare; the command gets them all as keywords, to build its dataclasses with `from_cli`."""
+
     def wrap(fn):
-        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in inspect.signature(fn).parameters.values()
-               if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        own = [
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind is not inspect.Parameter.VAR_KEYWORD
+        ]
         taken = {p.name for p in own}
         derived = [p for p in cli_parameters(*classes, only=only) if p.name not in taken]
 
@@ -57,6 +65,7 @@ def with_options(*classes, only: tuple[str, ...] | None = None):
 
         command.__signature__ = inspect.Signature(own + derived)
         return command
+
     return wrap
 
 
@@ -108,8 +117,17 @@ def clip(
     frames, size = values["frames"], values["size"]
     c = read_clip(path, frames, size, start=values["start"], stride=values["stride"])
     write_media(c.frames, out, fps or c.fps, fmt)
-    _emit({"output": str(out), "frames": len(c.frames), "size": size, "fps": round(fps or c.fps, 3),
-           "source_frames": c.source_frames, "indices": c.indices}, as_json)
+    _emit(
+        {
+            "output": str(out),
+            "frames": len(c.frames),
+            "size": size,
+            "fps": round(fps or c.fps, 3),
+            "source_frames": c.source_frames,
+            "indices": c.indices,
+        },
+        as_json,
+    )
 
 
 @app.command()
@@ -138,19 +156,28 @@ def export_(
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
-    typer.echo(f"{'cached' if summary['cached'] else 'exported'} {summary['export']} ({summary['precision']}, "
-               f"opset {summary['opset']}, {summary['seconds']} s)")
+    typer.echo(
+        f"{'cached' if summary['cached'] else 'exported'} {summary['export']} ({summary['precision']}, "
+        f"opset {summary['opset']}, {summary['seconds']} s)"
+    )
     for name, g in summary["graphs"].items():
-        typer.echo(f"  {name:<13} {g['nodes']:>5} nodes {g['megabytes']:>9.2f} MiB   ONNX Runtime vs torch: "
-                   f"relative {g['relative_error']:.1e} (max abs {g['max_abs_error']:.1e}, tolerance "
-                   f"{summary['tolerance']:g})")
+        typer.echo(
+            f"  {name:<13} {g['nodes']:>5} nodes {g['megabytes']:>9.2f} MiB   ONNX Runtime vs torch: "
+            f"relative {g['relative_error']:.1e} (max abs {g['max_abs_error']:.1e}, tolerance "
+            f"{summary['tolerance']:g})"
+        )
     if "engines" in summary:
         e = summary["engines"]
         for note in e.get("notes", []):
             typer.echo(f"note: {note}", err=True)
-        typer.echo(f"engines {e['folder']}" + (" (cached)" if e["cached"] else
-                                                  "".join(f"\n  {n:<13} {how} in {e['seconds'][n]} s"
-                                                          for n, how in e["how"].items())))
+        typer.echo(
+            f"engines {e['folder']}"
+            + (
+                " (cached)"
+                if e["cached"]
+                else "".join(f"\n  {n:<13} {how} in {e['seconds'][n]} s" for n, how in e["how"].items())
+            )
+        )
 
 
 @app.command()
@@ -161,15 +188,17 @@ def gen(as_json: bool = JSON, **values):
 
     _quiet_libraries()
     quiet = values["quiet"]
-    o = from_cli(GenOptions, values, settings=from_cli(GenSettings, values), look=from_cli(Look, values),
-                 quiet=quiet or as_json)
+    o = from_cli(
+        GenOptions, values, settings=from_cli(GenSettings, values), look=from_cli(Look, values), quiet=quiet or as_json
+    )
     results = run_gen(o, log=_log(quiet))
     if as_json:
         typer.echo(json.dumps(results if o.prompts or o.variants > 1 else results[0], indent=2))
     elif not quiet:
         for r in results:
-            typer.echo(f"{r['output']}  ({r['bytes'] / 1024:.1f} KiB, {r['frames']} frames, "
-                       f"{r['seconds']['total']:.2f} s)")
+            typer.echo(
+                f"{r['output']}  ({r['bytes'] / 1024:.1f} KiB, {r['frames']} frames, {r['seconds']['total']:.2f} s)"
+            )
 
 
 @app.command()
@@ -187,8 +216,12 @@ def check(
     report = probe(file)
     found = breaches(report, limits)
     if as_json:
-        typer.echo(json.dumps({"file": str(file), "preset": limits.name, **report.to_dict(), "ok": not found,
-                               "breaches": found}, indent=2))
+        typer.echo(
+            json.dumps(
+                {"file": str(file), "preset": limits.name, **report.to_dict(), "ok": not found, "breaches": found},
+                indent=2,
+            )
+        )
     else:
         _emit({"file": str(file), "preset": f"{limits.name} ({limits.app})", **report.to_dict()}, False)
         for line in found:
@@ -203,8 +236,12 @@ def bench(
     json_path: Path = REPORT_JSON,
     markdown_path: Path = REPORT_MARKDOWN,
     quiet: bool = ONLY_THE_TABLE,
-    serve: bool = typer.Option(False, "--serve", help="Instead: drive `meme serve` on loopback with concurrent "
-                               "clients (throughput, latency percentiles, batch sizes, 503s)."),
+    serve: bool = typer.Option(
+        False,
+        "--serve",
+        help="Instead: drive `meme serve` on loopback with concurrent "
+        "clients (throughput, latency percentiles, batch sizes, 503s).",
+    ),
     **values,
 ):
     """Measure latency, memory and FLOP utilisation per stage, against the eager fp32 baseline (or, with --serve,
@@ -216,8 +253,17 @@ def bench(
         from .bench.load import markdown as load_markdown
         from .bench.load import run_load, write_load_report
 
-        report = run_load(from_cli(LoadOptions, values, preset=values["preset"], steps=values["steps"],
-                                   device=values["device"], quiet=quiet), log=_log(quiet))
+        report = run_load(
+            from_cli(
+                LoadOptions,
+                values,
+                preset=values["preset"],
+                steps=values["steps"],
+                device=values["device"],
+                quiet=quiet,
+            ),
+            log=_log(quiet),
+        )
         paths = write_load_report(report, json_path, markdown_path)
         typer.echo(load_markdown(report))
         if not quiet:
@@ -243,17 +289,20 @@ def serve(
         try:
             from .serve.ray_app import serve_on_ray
         except ImportError as e:
-            raise MemeError(f"meme serve --ray needs the ray extra ({e.name} is missing): pip install "
-                            f"\"meme-star[ray]\"") from e
+            raise MemeError(
+                f'meme serve --ray needs the ray extra ({e.name} is missing): pip install "meme-star[ray]"'
+            ) from e
         serve_on_ray(o)
         return
     try:
         from .serve.command import serve as run
     except ImportError as e:
-        raise MemeError(f"meme serve needs the serve extra ({e.name} is missing): pip install "
-                        f"\"meme-star[serve]\"") from e
-    typer.echo(f"serving {o.memes} on http://{o.host}:{o.port} (docs at /docs){'' if o.token else ', no token'}",
-               err=True)
+        raise MemeError(
+            f'meme serve needs the serve extra ({e.name} is missing): pip install "meme-star[serve]"'
+        ) from e
+    typer.echo(
+        f"serving {o.memes} on http://{o.host}:{o.port} (docs at /docs){'' if o.token else ', no token'}", err=True
+    )
     run(o)
 
 
@@ -301,8 +350,9 @@ def eval_(
 @app.command()
 @with_options(TrainOptions, only=("base_config", "group_norm", "allow_pickle"))
 def base(
-    reference: str = typer.Argument("random-tiny", help="Hub id, diffusers folder, .safetensors file, tiny, or "
-                                                        "random-tiny / random-sd15."),
+    reference: str = typer.Argument(
+        "random-tiny", help="Hub id, diffusers folder, .safetensors file, tiny, or random-tiny / random-sd15."
+    ),
     as_json: bool = JSON,
     **values,
 ):
@@ -317,9 +367,17 @@ def base(
     _quiet_libraries()
     b = load_base(reference, config=values["base_config"], allow_pickle=values["allow_pickle"])
     counts = VideoUNet(b.unet, group_norm).parameter_counts()
-    _emit({"base": reference, "fingerprint": b.fingerprint.id, "unet_parameters": counts["total"],
-           "temporal_parameters": counts["temporal"], "trainable_parameters": counts["trainable"],
-           "prediction_type": b.scheduler_config.get("prediction_type", "epsilon")}, as_json)
+    _emit(
+        {
+            "base": reference,
+            "fingerprint": b.fingerprint.id,
+            "unet_parameters": counts["total"],
+            "temporal_parameters": counts["temporal"],
+            "trainable_parameters": counts["trainable"],
+            "prediction_type": b.scheduler_config.get("prediction_type", "epsilon"),
+        },
+        as_json,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -353,8 +411,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         if os.environ.get("MEMESTAR_DEBUG"):
             raise
-        typer.echo(f"error: internal error ({type(e).__name__}: {one_line(str(e))[:300]}): a bug in meme-star; "
-                   f"run again with MEMESTAR_DEBUG=1 for the traceback and report it", err=True)
+        typer.echo(
+            f"error: internal error ({type(e).__name__}: {one_line(str(e))[:300]}): a bug in meme-star; "
+            f"run again with MEMESTAR_DEBUG=1 for the traceback and report it",
+            err=True,
+        )
         return 1
 
 

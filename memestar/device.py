@@ -26,8 +26,10 @@ def pick_device(device: str | None = DEFAULT_DEVICE) -> torch.device:
     chosen = torch.device(device)
     if chosen.type == "cuda" and chosen.index is not None:
         if chosen.index >= torch.cuda.device_count():
-            raise MemeError(f"device {device} asked for, but torch sees {torch.cuda.device_count()} GPU(s): use "
-                            f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+            raise MemeError(
+                f"device {device} asked for, but torch sees {torch.cuda.device_count()} GPU(s): use "
+                f"cuda:0 to cuda:{torch.cuda.device_count() - 1}"
+            )
         torch.cuda.set_device(chosen)  # streams, graphs and events use the current device
     return chosen
 

@@ -19,6 +19,7 @@ def without_paths(text: str) -> str:
 
 class MemeError(Exception):
     """Bad input or an unusable file. The CLI prints the message on one line and exits with `exit_code`."""
+
     exit_code = 2
 
 
@@ -29,14 +30,17 @@ class ScheduleError(MemeError, ValueError):
 
 class TrainingFailed(MemeError):
     """The run itself went wrong (a NaN loss, say); the last good checkpoint is kept."""
+
     exit_code = 1
 
 
 class ExportFailed(MemeError):
     """An export that ran but came out wrong (over its self-check tolerance); the previous export is kept."""
+
     exit_code = 1
 
 
 class Interrupted(MemeError):
     """Ctrl-C: the work stopped cleanly (a resumable checkpoint was written where there is one)."""
+
     exit_code = 130

@@ -53,10 +53,10 @@ def save_safetensors(tensors: dict, path: str | Path, metadata: dict[str, str] |
 
     data = save({k: t.contiguous() for k, t in tensors.items()}, metadata=metadata)
     n = int.from_bytes(data[:8], "little")
-    header = json.dumps(json.loads(data[8:8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header = json.dumps(json.loads(data[8 : 8 + n]), sort_keys=True, separators=(",", ":")).encode()
     header += b" " * (-len(header) % 8)  # the data that follows stays 8-byte aligned, as safetensors writes it
     with atomic_path(path) as tmp:
-        tmp.write_bytes(len(header).to_bytes(8, "little") + header + data[8 + n:])
+        tmp.write_bytes(len(header).to_bytes(8, "little") + header + data[8 + n :])
 
 
 def replace_folder(tmp: Path, final: Path) -> None:
@@ -108,8 +108,9 @@ def results_dir() -> Path:
     return folder
 
 
-def write_report(report: dict, markdown: str, stem: str, json_path: str | Path | None = None,
-                 markdown_path: str | Path | None = None) -> tuple[Path, Path]:
+def write_report(
+    report: dict, markdown: str, stem: str, json_path: str | Path | None = None, markdown_path: str | Path | None = None
+) -> tuple[Path, Path]:
     """A report as JSON and markdown, by default `<stem>.json` and `<stem>.md` in `results_dir()`."""
     json_path = Path(json_path or results_dir() / f"{stem}.json")
     markdown_path = Path(markdown_path or results_dir() / f"{stem}.md")

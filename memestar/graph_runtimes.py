@@ -28,8 +28,10 @@ def cuda_provider(device) -> tuple[str, dict]:
     return "CUDAExecutionProvider", {"device_id": device.index or 0, "use_tf32": 0}
 
 
-INSTALL_HINT = ("TensorRT is not installed: on a Linux machine with an NVIDIA GPU run pip install \"meme-star[trt]\" "
-                "(it cannot be installed on CPU-only machines; use --backend ort or torch here)")
+INSTALL_HINT = (
+    'TensorRT is not installed: on a Linux machine with an NVIDIA GPU run pip install "meme-star[trt]" '
+    "(it cannot be installed on CPU-only machines; use --backend ort or torch here)"
+)
 
 
 def require_tensorrt():
@@ -47,5 +49,6 @@ def engine_identity(device) -> EngineIdentity:
 
     trt = require_tensorrt()
     major, minor = torch.cuda.get_device_capability(device)
-    return EngineIdentity(gpu=torch.cuda.get_device_name(device), compute_capability=f"{major}.{minor}",
-                          tensorrt=trt.__version__)
+    return EngineIdentity(
+        gpu=torch.cuda.get_device_name(device), compute_capability=f"{major}.{minor}", tensorrt=trt.__version__
+    )

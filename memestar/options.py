@@ -60,8 +60,9 @@ class Declared:
 
     @property
     def flag(self) -> str:
-        return next((f.split("/")[0] for f in self.spec.flags if f.startswith("--")),
-                    "--" + self.name.replace("_", "-"))
+        return next(
+            (f.split("/")[0] for f in self.spec.flags if f.startswith("--")), "--" + self.name.replace("_", "-")
+        )
 
 
 def declared(cls) -> list[Declared]:
@@ -72,8 +73,11 @@ def declared(cls) -> list[Declared]:
         spec = f.metadata.get(OPTION)
         if spec is None:
             continue
-        default = f.default if f.default is not MISSING else \
-            (f.default_factory() if f.default_factory is not MISSING else MISSING)
+        default = (
+            f.default
+            if f.default is not MISSING
+            else (f.default_factory() if f.default_factory is not MISSING else MISSING)
+        )
         out.append(Declared(f.name, hints[f.name], default, spec))
     return out
 
@@ -120,8 +124,9 @@ def cli_parameters(*classes, only: tuple[str, ...] | None = None) -> list:
                 info = typer.Argument(default, help=_cli_help(d), show_default=default is not None)
             else:
                 info = typer.Option(default, *d.spec.flags, help=_cli_help(d))
-            params.append(inspect.Parameter(d.name, inspect.Parameter.KEYWORD_ONLY, default=info,
-                                            annotation=annotation))
+            params.append(
+                inspect.Parameter(d.name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
+            )
     return params
 
 
@@ -156,8 +161,11 @@ def body_limits(d: Declared) -> dict:
     """The keywords of a pydantic `Field` (or FastAPI's `Form`) that hold a body's value to the declaration: its
     range, its length, no NaN or infinity, and the help as its description."""
     s = d.spec
-    limits = {k: v for k, v in (("ge", s.low), ("le", s.high), ("min_length", s.min_length),
-                                ("max_length", s.max_length)) if v is not None}
+    limits = {
+        k: v
+        for k, v in (("ge", s.low), ("le", s.high), ("min_length", s.min_length), ("max_length", s.max_length))
+        if v is not None
+    }
     if float in (d.type, *typing.get_args(d.type)):
         limits["allow_inf_nan"] = False
     return {**limits, "description": s.help}

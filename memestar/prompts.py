@@ -12,18 +12,42 @@ import re
 from .errors import MemeError
 
 SUBJECT = "{subject}"
-PREPOSITIONS = {"on", "in", "at", "into", "onto", "over", "under", "across", "through", "around", "with", "from",
-                "to", "towards", "along", "near", "by", "behind", "above", "below", "past", "off", "up", "down"}
+PREPOSITIONS = {
+    "on",
+    "in",
+    "at",
+    "into",
+    "onto",
+    "over",
+    "under",
+    "across",
+    "through",
+    "around",
+    "with",
+    "from",
+    "to",
+    "towards",
+    "along",
+    "near",
+    "by",
+    "behind",
+    "above",
+    "below",
+    "past",
+    "off",
+    "up",
+    "down",
+}
 
 
 def split_subject(text: str) -> tuple[str, str]:
     """`(prompt, template)`: the prompt without braces, and it with its subject as `{subject}`."""
     marked = re.findall(r"\{([^{}]*)\}", text)
     if len(marked) > 1 or text.count("{") != text.count("}") or text.count("{") > 1:
-        raise MemeError(f"mark one subject with one pair of braces, e.g. \"running {{apple-cat}}\", not {text!r}")
+        raise MemeError(f'mark one subject with one pair of braces, e.g. "running {{apple-cat}}", not {text!r}')
     if marked:
         if not marked[0].strip():
-            raise MemeError("the braces hold no subject: write it inside them, e.g. \"running {apple-cat}\"")
+            raise MemeError('the braces hold no subject: write it inside them, e.g. "running {apple-cat}"')
         prompt = text.replace("{", "").replace("}", "")
         return " ".join(prompt.split()), " ".join(re.sub(r"\{[^{}]*\}", SUBJECT, text).split())
     return text, guess_template(text)
@@ -47,7 +71,7 @@ def guess_template(prompt: str) -> str:
     if not runs:  # every word an action: the subject is added after them
         return f"{prompt} {SUBJECT}"
     first, last = runs[-1][0], runs[-1][-1]
-    return " ".join(words[:first] + [SUBJECT] + words[last + 1:])
+    return " ".join(words[:first] + [SUBJECT] + words[last + 1 :])
 
 
 def with_subject(template: str, subject: str) -> str:

@@ -47,20 +47,30 @@ def tiny(tiny_dir):
 @pytest.fixture(scope="session")
 def text_embedding():
     """`text_embedding(base, prompt)`: the prompt's (1, 77, d) CLIP embedding."""
+
     def embed(base, prompt: str = "a red circle bouncing") -> torch.Tensor:
-        ids = base.tokenizer([prompt], padding="max_length", max_length=base.tokenizer.model_max_length,
-                             truncation=True, return_tensors="pt").input_ids
+        ids = base.tokenizer(
+            [prompt],
+            padding="max_length",
+            max_length=base.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids
         with torch.no_grad():
             return base.text_encoder(ids)[0]
+
     return embed
 
 
 @pytest.fixture(scope="session")
 def run_meme():
     """`run_meme(*args)`: the CLI in a subprocess, as a user runs it."""
+
     def run(*args, env=None):
-        return subprocess.run([sys.executable, "-m", "memestar.cli", *map(str, args)], capture_output=True,
-                              text=True, env=env)
+        return subprocess.run(
+            [sys.executable, "-m", "memestar.cli", *map(str, args)], capture_output=True, text=True, env=env
+        )
+
     return run
 
 
@@ -74,6 +84,7 @@ def meme_main():
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main([str(a) for a in args])
         return code, out.getvalue(), err.getvalue()
+
     return run
 
 
@@ -84,34 +95,40 @@ LEVEL0, LEVEL_STEP = 20, 9  # frame i of `numbered_frames` is grey LEVEL0 + LEVE
 def numbered_frames():
     """`numbered_frames(n, h, w)`: frame i is flat grey `20 + 9 i` with a white square moving right, so its number
     survives lossy codecs (read back with `frame_numbers`)."""
+
     def frames(n=20, h=48, w=64):
         out = np.empty((n, h, w, 3), np.uint8)
         for i in range(n):
             out[i] = LEVEL0 + LEVEL_STEP * i
             x = 4 + 2 * i
-            out[i, h // 2 - 4:h // 2 + 4, x:x + 8] = 255
+            out[i, h // 2 - 4 : h // 2 + 4, x : x + 8] = 255
         return out
+
     return frames
 
 
 @pytest.fixture(scope="session")
 def frame_numbers():
     """`frame_numbers(frames)`: which `numbered_frames` frame each one is, read from its top-left corner."""
+
     def numbers(frames):
         corner = frames[:, :4, :4].reshape(len(frames), -1).mean(axis=1)
         return [round((c - LEVEL0) / LEVEL_STEP) for c in corner]
+
     return numbers
 
 
 @pytest.fixture(scope="session")
 def sliding_square():
     """`sliding_square(n, size)`: a red square sliding right on grey."""
+
     def frames(n=8, size=64):
         out = np.full((n, size, size, 3), 128, np.uint8)
         for i in range(n):
             x = 8 + 5 * i
-            out[i, 24:40, x:x + 16] = (220, 40, 40)
+            out[i, 24:40, x : x + 16] = (220, 40, 40)
         return out
+
     return frames
 
 
@@ -121,9 +138,21 @@ def train_options():
     from memestar.train.command import TrainOptions
 
     def options(clip_path, out, **kw):
-        base = dict(clip=clip_path, prompt=TRAIN_PROMPT, base="random-tiny", out=out, frames=8, size=64, steps=60,
-                    lr=1e-2, checkpoint_every=20, inversion_steps=20, quiet=True)
+        base = dict(
+            clip=clip_path,
+            prompt=TRAIN_PROMPT,
+            base="random-tiny",
+            out=out,
+            frames=8,
+            size=64,
+            steps=60,
+            lr=1e-2,
+            checkpoint_every=20,
+            inversion_steps=20,
+            quiet=True,
+        )
         return TrainOptions(**{**base, **kw})
+
     return options
 
 
@@ -138,6 +167,7 @@ def make_small_meme(sliding_square, train_options):
         clip = write_gif(sliding_square(), root / "slide.gif", fps=8)
         train_meme(train_options(clip, root / "meme", steps=3, inversion_steps=4))
         return root / "meme"
+
     return make
 
 
@@ -178,6 +208,7 @@ def meme_variant():
         manifest = read_meme(src)
         write_meme_json(dst, **{k: getattr(manifest, k) for k in manifest.__dataclass_fields__ if k != "files"})
         return dst
+
     return make
 
 
@@ -193,8 +224,19 @@ def car_clip() -> Path:
 # `make check` (the inner loop) leaves out what trains, exports, compiles or starts other processes: these fixtures
 # tune a meme, these modules do the rest (`make test` runs everything)
 SLOW_FIXTURES = {"small_meme_dir", "make_small_meme", "meme_variant", "tiny_dir", "tiny"}
-SLOW_MODULES = {"test_bench", "test_compile_cache", "test_export", "test_gpu", "test_gpu_check", "test_playground",
-                "test_ray", "test_serve_restart", "test_tiny_model", "test_train", "test_fuzz"}
+SLOW_MODULES = {
+    "test_bench",
+    "test_compile_cache",
+    "test_export",
+    "test_gpu",
+    "test_gpu_check",
+    "test_playground",
+    "test_ray",
+    "test_serve_restart",
+    "test_tiny_model",
+    "test_train",
+    "test_fuzz",
+}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -224,8 +266,8 @@ def _patch_png(data: bytes, kind: bytes, patch, nth: int = 0) -> bytes:
 
     out, at, seen = bytearray(data[:8]), 8, 0
     while at < len(data):
-        length, = struct.unpack(">I", data[at:at + 4])
-        chunk_kind, body = data[at + 4:at + 8], data[at + 8:at + 8 + length]
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        chunk_kind, body = data[at + 4 : at + 8], data[at + 8 : at + 8 + length]
         if chunk_kind == kind:
             body = patch(body) if seen == nth else body
             seen += 1
@@ -277,7 +319,7 @@ def hostile_media(tmp_path_factory, numbered_frames) -> dict:
     for name in ("wide-frame.png", "wide-frame.webp"):
         (root / name).write_bytes(wide)
         files[name] = root / name
-    many = _patch_png(ok, b"acTL", lambda body: struct.pack(">I", 2 ** 31 - 1) + body[4:])
+    many = _patch_png(ok, b"acTL", lambda body: struct.pack(">I", 2**31 - 1) + body[4:])
     (root / "many-frames.png").write_bytes(many)
     files["many-frames.png"] = root / "many-frames.png"
 
@@ -285,8 +327,15 @@ def hostile_media(tmp_path_factory, numbered_frames) -> dict:
     import imageio_ffmpeg
 
     webm = root / "whole.webm"
-    writer = imageio_ffmpeg.write_frames(str(webm), (64, 48), fps=10, codec="libvpx-vp9", macro_block_size=2,
-                                         quality=None, output_params=["-crf", "10", "-b:v", "0", "-g", "4"])
+    writer = imageio_ffmpeg.write_frames(
+        str(webm),
+        (64, 48),
+        fps=10,
+        codec="libvpx-vp9",
+        macro_block_size=2,
+        quality=None,
+        output_params=["-crf", "10", "-b:v", "0", "-g", "4"],
+    )
     writer.send(None)
     rng = np.random.default_rng(0)
     for f in numbered_frames(16, 48, 64):  # noise, so that each frame takes kilobytes and 2000 bytes cut one short
@@ -295,9 +344,12 @@ def hostile_media(tmp_path_factory, numbered_frames) -> dict:
     whole = webm.read_bytes()
     garbage = bytearray(whole)
     middle = len(whole) // 2
-    garbage[middle:middle + 400] = rng.integers(0, 256, 400, dtype=np.uint8).tobytes()
-    for name, data in {"half.webm": whole[:len(whole) // 2], "cut-2000.webm": whole[:2000],
-                       "garbage.webm": bytes(garbage)}.items():
+    garbage[middle : middle + 400] = rng.integers(0, 256, 400, dtype=np.uint8).tobytes()
+    for name, data in {
+        "half.webm": whole[: len(whole) // 2],
+        "cut-2000.webm": whole[:2000],
+        "garbage.webm": bytes(garbage),
+    }.items():
         (root / name).write_bytes(data)
         files[name] = root / name
     files["whole.webm"] = webm

@@ -14,8 +14,14 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-UNET_RESNET = {"norm1": "in_layers.0", "conv1": "in_layers.2", "norm2": "out_layers.0", "conv2": "out_layers.3",
-               "time_emb_proj": "emb_layers.1", "conv_shortcut": "skip_connection"}
+UNET_RESNET = {
+    "norm1": "in_layers.0",
+    "conv1": "in_layers.2",
+    "norm2": "out_layers.0",
+    "conv2": "out_layers.3",
+    "time_emb_proj": "emb_layers.1",
+    "conv_shortcut": "skip_connection",
+}
 VAE_ATTENTION = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
 
 
@@ -28,17 +34,23 @@ def _unet_rules(cfg: dict) -> list:
         (r"conv_in\.", lambda m: "input_blocks.0.0."),
         (r"conv_norm_out\.", lambda m: "out.0."),
         (r"conv_out\.", lambda m: "out.2."),
-        (r"down_blocks\.(\d+)\.resnets\.(\d+)\.(\w+)\.",
-         lambda m: f"input_blocks.{1 + int(m[1]) * n + int(m[2])}.0.{UNET_RESNET[m[3]]}."),
+        (
+            r"down_blocks\.(\d+)\.resnets\.(\d+)\.(\w+)\.",
+            lambda m: f"input_blocks.{1 + int(m[1]) * n + int(m[2])}.0.{UNET_RESNET[m[3]]}.",
+        ),
         (r"down_blocks\.(\d+)\.attentions\.(\d+)\.", lambda m: f"input_blocks.{1 + int(m[1]) * n + int(m[2])}.1."),
         (r"down_blocks\.(\d+)\.downsamplers\.0\.conv\.", lambda m: f"input_blocks.{(int(m[1]) + 1) * n}.0.op."),
         (r"mid_block\.resnets\.(\d+)\.(\w+)\.", lambda m: f"middle_block.{2 * int(m[1])}.{UNET_RESNET[m[2]]}."),
         (r"mid_block\.attentions\.(\d+)\.", lambda m: f"middle_block.{2 * int(m[1]) + 1}."),
-        (r"up_blocks\.(\d+)\.resnets\.(\d+)\.(\w+)\.",
-         lambda m: f"output_blocks.{int(m[1]) * n + int(m[2])}.0.{UNET_RESNET[m[3]]}."),
+        (
+            r"up_blocks\.(\d+)\.resnets\.(\d+)\.(\w+)\.",
+            lambda m: f"output_blocks.{int(m[1]) * n + int(m[2])}.0.{UNET_RESNET[m[3]]}.",
+        ),
         (r"up_blocks\.(\d+)\.attentions\.(\d+)\.", lambda m: f"output_blocks.{int(m[1]) * n + int(m[2])}.1."),
-        (r"up_blocks\.(\d+)\.upsamplers\.0\.",
-         lambda m: f"output_blocks.{int(m[1]) * n + n - 1}.{up_slot[int(m[1])]}."),
+        (
+            r"up_blocks\.(\d+)\.upsamplers\.0\.",
+            lambda m: f"output_blocks.{int(m[1]) * n + n - 1}.{up_slot[int(m[1])]}.",
+        ),
     ]
 
 
@@ -51,16 +63,24 @@ def _vae_rules(cfg: dict) -> list:
     return [
         (r"(encoder|decoder)\.conv_norm_out\.", lambda m: f"{m[1]}.norm_out."),
         (r"((?:encoder|decoder)\.conv_(?:in|out)|(?:post_)?quant_conv)\.", lambda m: f"{m[1]}."),
-        (r"encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\.(\w+)\.",
-         lambda m: f"encoder.down.{m[1]}.block.{m[2]}.{_vae_resnet(m[3])}."),
+        (
+            r"encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\.(\w+)\.",
+            lambda m: f"encoder.down.{m[1]}.block.{m[2]}.{_vae_resnet(m[3])}.",
+        ),
         (r"encoder\.down_blocks\.(\d+)\.downsamplers\.0\.", lambda m: f"encoder.down.{m[1]}.downsample."),
-        (r"decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\.(\w+)\.",
-         lambda m: f"decoder.up.{last - int(m[1])}.block.{m[2]}.{_vae_resnet(m[3])}."),
+        (
+            r"decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\.(\w+)\.",
+            lambda m: f"decoder.up.{last - int(m[1])}.block.{m[2]}.{_vae_resnet(m[3])}.",
+        ),
         (r"decoder\.up_blocks\.(\d+)\.upsamplers\.0\.", lambda m: f"decoder.up.{last - int(m[1])}.upsample."),
-        (r"(encoder|decoder)\.mid_block\.resnets\.(\d+)\.(\w+)\.",
-         lambda m: f"{m[1]}.mid.block_{int(m[2]) + 1}.{_vae_resnet(m[3])}."),
-        (r"(encoder|decoder)\.mid_block\.attentions\.0\.(group_norm|to_q|to_k|to_v|to_out\.0)\.",
-         lambda m: f"{m[1]}.mid.attn_1.{VAE_ATTENTION[m[2]]}."),
+        (
+            r"(encoder|decoder)\.mid_block\.resnets\.(\d+)\.(\w+)\.",
+            lambda m: f"{m[1]}.mid.block_{int(m[2]) + 1}.{_vae_resnet(m[3])}.",
+        ),
+        (
+            r"(encoder|decoder)\.mid_block\.attentions\.0\.(group_norm|to_q|to_k|to_v|to_out\.0)\.",
+            lambda m: f"{m[1]}.mid.attn_1.{VAE_ATTENTION[m[2]]}.",
+        ),
     ]
 
 
@@ -68,7 +88,7 @@ def _rename(key: str, rules: list) -> str:
     for pattern, new in rules:
         m = re.match(pattern, key)
         if m:
-            return new(m) + key[m.end():]
+            return new(m) + key[m.end() :]
     raise KeyError(f"no LDM name for {key}")
 
 

@@ -37,13 +37,17 @@ def imports(path: Path) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
-            base = ".".join(package[:len(package) - node.level + 1] + ([node.module] if node.module else [])) \
-                if node.level else node.module or ""
+            base = (
+                ".".join(package[: len(package) - node.level + 1] + ([node.module] if node.module else []))
+                if node.level
+                else node.module or ""
+            )
             if base == "memestar" or base.startswith("memestar."):
                 for alias in node.names:
                     sub = f"{base}.{alias.name}"
-                    is_module = (PACKAGE.parent / sub.replace(".", "/")).with_suffix(".py").exists() or \
-                        (PACKAGE.parent / sub.replace(".", "/")).is_dir()
+                    is_module = (PACKAGE.parent / sub.replace(".", "/")).with_suffix(".py").exists() or (
+                        PACKAGE.parent / sub.replace(".", "/")
+                    ).is_dir()
                     found.add(sub if is_module else base)
         elif isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.startswith("memestar.")}
@@ -122,7 +126,7 @@ def test_the_checker_sees_a_climb_and_a_circle(monkeypatch):
 
 
 def test_the_public_api_still_imports():
-    from memestar.runtime import GenRequest, Generation, GenSettings, Meme, MemeStore, variant_requests
+    from memestar.runtime import Generation, GenRequest, GenSettings, Meme, MemeStore, variant_requests
 
     assert Meme.load and MemeStore.load and GenSettings().steps >= 1 and callable(variant_requests)
     assert GenRequest("x").settings == GenSettings() and Generation.encode

@@ -45,15 +45,43 @@ def rehash(folder):
 # 1: one step, and one inversion step
 @pytest.mark.parametrize("sampler", ["ddim", "dpm++"])
 def test_one_denoising_step_runs(meme_main, small_meme_dir, tmp_path, sampler):
-    code, out, err = meme_main("gen", PROMPT, "--meme", small_meme_dir, "--steps", 1, "--sampler", sampler,
-                               "-o", tmp_path / "one.gif", "--quiet")
+    code, out, err = meme_main(
+        "gen",
+        PROMPT,
+        "--meme",
+        small_meme_dir,
+        "--steps",
+        1,
+        "--sampler",
+        sampler,
+        "-o",
+        tmp_path / "one.gif",
+        "--quiet",
+    )
     assert code == 0, err
     assert (tmp_path / "one.gif").read_bytes().startswith(b"GIF89a")
 
 
 def test_one_inversion_step_makes_a_whole_meme(meme_main, slide_gif, tmp_path):
-    code, _, err = meme_main("train", slide_gif, "--text", PROMPT, "--base", "random-tiny", "--frames", 4,
-                             "--size", 64, "--steps", 1, "--inversion-steps", 1, "--out", tmp_path / "m", "--quiet")
+    code, _, err = meme_main(
+        "train",
+        slide_gif,
+        "--text",
+        PROMPT,
+        "--base",
+        "random-tiny",
+        "--frames",
+        4,
+        "--size",
+        64,
+        "--steps",
+        1,
+        "--inversion-steps",
+        1,
+        "--out",
+        tmp_path / "m",
+        "--quiet",
+    )
     assert code == 0, err
     assert read_meme(tmp_path / "m").inversion.steps == 1
 
@@ -66,13 +94,13 @@ NUMBERS = {
     "guidance inf": ("gen", ["--guidance", "inf"], "--guidance is inf"),
     "guidance 1e30": ("gen", ["--guidance", "1e30"], "--guidance is 1e+30"),
     "guidance nan": ("gen", ["--guidance", "nan"], "--guidance is nan"),
-    "seed 2**70": ("gen", ["--seed", str(2 ** 70)], "--seed is"),
+    "seed 2**70": ("gen", ["--seed", str(2**70)], "--seed is"),
     "seed negative": ("gen", ["--seed", "-1"], "--seed is -1"),
     "device tpu": ("gen", ["--device", "tpu"], "--device 'tpu'"),
     "max-kb nan": ("gen", ["--max-kb", "nan"], "--max-kb is nan"),
     "lr nan": ("train", ["--lr", "nan"], "--lr is nan"),
     "lr inf": ("train", ["--lr", "inf"], "--lr is inf"),
-    "train seed 2**70": ("train", ["--seed", str(2 ** 70)], "--seed is"),
+    "train seed 2**70": ("train", ["--seed", str(2**70)], "--seed is"),
     "train device tpu": ("train", ["--device", "tpu"], "--device 'tpu'"),
     "train size huge": ("train", ["--size", "100000"], "size 100000"),
     "train frames huge": ("train", ["--frames", "100000"], "--frames is 100000"),
@@ -93,8 +121,20 @@ def test_numbers_out_of_range_are_one_line(case, meme_main, small_meme_dir, slid
     if command == "gen":
         args = ["gen", PROMPT, "--meme", small_meme_dir, "-o", tmp_path / "x.gif"]
     elif command == "train":
-        args = ["train", slide_gif, "--text", PROMPT, "--base", "random-tiny", "--out", tmp_path / "m",
-                "--frames", 4, "--size", 64]
+        args = [
+            "train",
+            slide_gif,
+            "--text",
+            PROMPT,
+            "--base",
+            "random-tiny",
+            "--out",
+            tmp_path / "m",
+            "--frames",
+            4,
+            "--size",
+            64,
+        ]
     else:
         args = ["clip", slide_gif, "-o", tmp_path / "x.gif", "--frames", 4]
     t = time.perf_counter()
@@ -117,12 +157,40 @@ def test_eval_switches_take_on_off_or_both(option, value, meme_main):
 def test_steps_beyond_the_bases_schedule_are_one_line(meme_main, slide_gif, small_meme_dir, tmp_path):
     """SD's schedule (steps_offset 1) takes 999 DDIM steps and 500 DPM-Solver++ steps: within the general limits,
     beyond the base's; refused before tuning, with nothing written."""
-    one_error_line(*meme_main("train", slide_gif, "--text", PROMPT, "--base", "random-tiny", "--frames", 4,
-                              "--size", 64, "--inversion-steps", 1000, "--out", tmp_path / "m", "--quiet")[::2],
-                   "DDIM takes 1 to 999 steps, not 1000")
+    one_error_line(
+        *meme_main(
+            "train",
+            slide_gif,
+            "--text",
+            PROMPT,
+            "--base",
+            "random-tiny",
+            "--frames",
+            4,
+            "--size",
+            64,
+            "--inversion-steps",
+            1000,
+            "--out",
+            tmp_path / "m",
+            "--quiet",
+        )[::2],
+        "DDIM takes 1 to 999 steps, not 1000",
+    )
     assert not (tmp_path / "m").exists()
-    code, _, err = meme_main("gen", PROMPT, "--meme", small_meme_dir, "--sampler", "dpm++", "--steps", 500,
-                             "-o", tmp_path / "x.gif", "--quiet")
+    code, _, err = meme_main(
+        "gen",
+        PROMPT,
+        "--meme",
+        small_meme_dir,
+        "--sampler",
+        "dpm++",
+        "--steps",
+        500,
+        "-o",
+        tmp_path / "x.gif",
+        "--quiet",
+    )
     assert code == 0, err
 
 
@@ -138,8 +206,7 @@ def test_outputs_that_are_not_files_are_refused(meme_main, small_meme_dir, slide
     link.symlink_to(real)
     for target, message in ((folder, "is a folder"), (fifo, "not a regular file"), (link, "symbolic link")):
         one_error_line(*meme_main("clip", slide_gif, "-o", target, "--frames", 4, "--size", 32)[::2], message)
-        one_error_line(*meme_main("gen", PROMPT, "--meme", small_meme_dir, "-o", target, "--steps", 1)[::2],
-                       message)
+        one_error_line(*meme_main("gen", PROMPT, "--meme", small_meme_dir, "-o", target, "--steps", 1)[::2], message)
     assert folder.is_dir() and fifo.is_fifo() and link.is_symlink() and real.read_bytes() == b"kept"
     with pytest.raises(MemeError, match="not a regular file"):
         check_target("/dev/null")  # a device node: refused without being touched
@@ -164,22 +231,44 @@ def test_binary_prompts_file_is_one_line(meme_main, small_meme_dir, tmp_path):
 # 4: full disk and read-only file system, in every command that writes
 def failing_write(code):
     """Every atomic write fails as the disk would, after the temporary file was written."""
+
     def fail(path):
         raise OSError(code, os.strerror(code), str(path))
+
     return fail
 
 
 @pytest.mark.parametrize("code, message", [(errno.ENOSPC, "is full"), (errno.EROFS, "read-only")])
-def test_full_or_read_only_disk_is_one_line_and_keeps_files(code, message, meme_main, small_meme_dir, slide_gif,
-                                                            tmp_path, monkeypatch):
+def test_full_or_read_only_disk_is_one_line_and_keeps_files(
+    code, message, meme_main, small_meme_dir, slide_gif, tmp_path, monkeypatch
+):
     earlier = tmp_path / "out.gif"
     earlier.write_bytes(b"earlier output")
     monkeypatch.setattr(files_module, "make_ordinary", failing_write(code))
     one_error_line(*meme_main("clip", slide_gif, "-o", earlier, "--frames", 4, "--size", 32)[::2], message)
     one_error_line(*meme_main("gen", PROMPT, "--meme", small_meme_dir, "-o", earlier, "--steps", 1)[::2], message)
-    one_error_line(*meme_main("train", slide_gif, "--text", PROMPT, "--base", "random-tiny", "--frames", 4,
-                              "--size", 64, "--steps", 4, "--checkpoint-every", 2, "--out", tmp_path / "m",
-                              "--quiet")[::2], message)
+    one_error_line(
+        *meme_main(
+            "train",
+            slide_gif,
+            "--text",
+            PROMPT,
+            "--base",
+            "random-tiny",
+            "--frames",
+            4,
+            "--size",
+            64,
+            "--steps",
+            4,
+            "--checkpoint-every",
+            2,
+            "--out",
+            tmp_path / "m",
+            "--quiet",
+        )[::2],
+        message,
+    )
     assert earlier.read_bytes() == b"earlier output"
     assert not [p for p in tmp_path.rglob(".*tmp*")]  # no temporary files left behind
     assert not (tmp_path / "m" / MEME_JSON).exists()
@@ -190,6 +279,7 @@ def drop(key):
     def change(meta):
         del meta[key]
         return meta
+
     return change
 
 
@@ -197,6 +287,7 @@ def replace(key, value):
     def change(meta):
         meta[key] = value
         return meta
+
     return change
 
 
@@ -228,8 +319,7 @@ def test_damaged_meme_json_is_refused_naming_the_field(case, meme_main, small_me
     folder = copy_meme(small_meme_dir, tmp_path)
     change, message = DAMAGED[case]
     (folder / MEME_JSON).write_text(json.dumps(change(json.loads((folder / MEME_JSON).read_text()))))
-    one_error_line(*meme_main("gen", PROMPT, "--meme", folder, "-o", tmp_path / "x.gif", "--steps", 1)[::2],
-                   message)
+    one_error_line(*meme_main("gen", PROMPT, "--meme", folder, "-o", tmp_path / "x.gif", "--steps", 1)[::2], message)
     assert str(folder / MEME_JSON) in meme_main("gen", PROMPT, "--meme", folder, "-o", tmp_path / "x.gif")[2]
     assert not (tmp_path / "x.gif").exists()
 
@@ -261,8 +351,9 @@ def test_a_nan_adapter_cannot_hide_behind_a_rehashed_meme_json(meme_main, small_
 
     with safe_open(folder / "adapter.safetensors", framework="pt") as f:
         metadata = f.metadata()
-    save_safetensors({k: torch.full_like(t, float("nan")) for k, t in tensors.items()}, folder / "adapter.safetensors",
-                     metadata)
+    save_safetensors(
+        {k: torch.full_like(t, float("nan")) for k, t in tensors.items()}, folder / "adapter.safetensors", metadata
+    )
     one_error_line(*meme_main("gen", PROMPT, "--meme", folder, "--steps", 1)[::2], "changed since meme.json")
     rehash(folder)
     one_error_line(*meme_main("gen", PROMPT, "--meme", folder, "--steps", 1)[::2], "non-finite")
@@ -288,8 +379,10 @@ def test_wrong_shaped_adapter_and_inversion_are_refused(meme_main, small_meme_di
     inversion_case = copy_meme(small_meme_dir, tmp_path / "i")
     save_inversion(inversion_case / "inversion.safetensors", torch.zeros(1, 4, 3, 5, 5), 4)
     rehash(inversion_case)
-    one_error_line(*meme_main("gen", PROMPT, "--meme", inversion_case, "--steps", 1, "-o", tmp_path / "x.gif")[::2],
-                   "shape (1, 4, 3, 5, 5)")
+    one_error_line(
+        *meme_main("gen", PROMPT, "--meme", inversion_case, "--steps", 1, "-o", tmp_path / "x.gif")[::2],
+        "shape (1, 4, 3, 5, 5)",
+    )
     assert not (tmp_path / "x.gif").exists()
 
 
@@ -316,8 +409,22 @@ def test_a_second_train_on_the_same_folder_is_refused(run_meme, slide_gif, tmp_p
     out = tmp_path / "busy"
     out.mkdir()
     with locked_folder(out):  # what a running `meme train --out busy` holds
-        r = run_meme("train", slide_gif, "--text", PROMPT, "--base", "random-tiny", "--frames", 4, "--size", 64,
-                     "--steps", 1, "--out", out)
+        r = run_meme(
+            "train",
+            slide_gif,
+            "--text",
+            PROMPT,
+            "--base",
+            "random-tiny",
+            "--frames",
+            4,
+            "--size",
+            64,
+            "--steps",
+            1,
+            "--out",
+            out,
+        )
         one_error_line(r.returncode, r.stderr, "another `meme train` is writing to")
     assert list(out.iterdir()) == []
     fd = os.open(out, os.O_RDONLY)
@@ -349,9 +456,11 @@ def test_identical_runs_write_identical_files_and_export_keys(slide_gif, tmp_pat
 
 def test_safetensors_bytes_do_not_depend_on_the_process(tmp_path, run_meme):
     """safetensors writes metadata in a per-process hash order; ours is sorted. Two processes, same bytes."""
-    script = ("import sys, torch; from memestar.files import save_safetensors; "
-              "save_safetensors({'b': torch.ones(2), 'a': torch.zeros(3)}, sys.argv[1], "
-              "{'format': 'x', 'group_norm': 'y', 'base_reference': 'z', 'base_fingerprint': 'w'})")
+    script = (
+        "import sys, torch; from memestar.files import save_safetensors; "
+        "save_safetensors({'b': torch.ones(2), 'a': torch.zeros(3)}, sys.argv[1], "
+        "{'format': 'x', 'group_norm': 'y', 'base_reference': 'z', 'base_fingerprint': 'w'})"
+    )
     import subprocess
     import sys
 
@@ -364,13 +473,16 @@ def test_safetensors_bytes_do_not_depend_on_the_process(tmp_path, run_meme):
 
 
 # issue 30, 8: text that is not UTF-8 (a shell's $'a cat \xff' reaches Python as a lone surrogate)
-@pytest.mark.parametrize("args, what", [
-    (["a cat \udcff"], "the prompt is not valid UTF-8 (character 7)"),
-    (["--subject", "cat \udcff"], "is not valid UTF-8"),
-    ([PROMPT, "--negative", "bad \udcfe"], "the negative prompt is not valid UTF-8"),
-    ([PROMPT, "--top", "hi \udcfe"], "the top caption is not valid UTF-8"),
-    ([PROMPT, "--bottom", "x\x00"], "the bottom caption holds a NUL"),
-])
+@pytest.mark.parametrize(
+    "args, what",
+    [
+        (["a cat \udcff"], "the prompt is not valid UTF-8 (character 7)"),
+        (["--subject", "cat \udcff"], "is not valid UTF-8"),
+        ([PROMPT, "--negative", "bad \udcfe"], "the negative prompt is not valid UTF-8"),
+        ([PROMPT, "--top", "hi \udcfe"], "the top caption is not valid UTF-8"),
+        ([PROMPT, "--bottom", "x\x00"], "the bottom caption holds a NUL"),
+    ],
+)
 def test_text_that_is_not_utf8_is_one_line(args, what, meme_main, small_meme_dir, tmp_path):
     code, _, err = meme_main("gen", *args, "--meme", small_meme_dir, "-o", tmp_path / "x.gif", "--quiet")
     one_error_line(code, err, what)
@@ -381,6 +493,18 @@ def test_a_prompt_of_raw_bytes_from_the_shell_is_one_line(small_meme_dir, tmp_pa
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "memestar.cli", "gen", b"a cat \xff", "--meme", str(small_meme_dir),
-                        "-o", str(tmp_path / "x.gif")], capture_output=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "memestar.cli",
+            "gen",
+            b"a cat \xff",
+            "--meme",
+            str(small_meme_dir),
+            "-o",
+            str(tmp_path / "x.gif"),
+        ],
+        capture_output=True,
+    )
     one_error_line(r.returncode, r.stderr.decode(), "the prompt is not valid UTF-8")

@@ -89,11 +89,16 @@ def test_adapter_keeps_its_frame_positions_and_old_adapters_read_as_without(tiny
     with safe_open(path, framework="pt") as f:  # an adapter written before frame positions existed
         metadata = {k: v for k, v in f.metadata().items() if k != "frame_positions"}
         save_file({k: f.get_tensor(k) for k in f.keys()}, tmp_path / "old.safetensors", metadata)
-    load_adapter(VideoUNet(load_base(tiny.reference).unet, frame_positions=False), tmp_path / "old.safetensors",
-                 fresh.reference, fresh.fingerprint)
+    load_adapter(
+        VideoUNet(load_base(tiny.reference).unet, frame_positions=False),
+        tmp_path / "old.safetensors",
+        fresh.reference,
+        fresh.fingerprint,
+    )
     with pytest.raises(MemeError, match="frame_positions=false"):
-        load_adapter(VideoUNet(load_base(tiny.reference).unet), tmp_path / "old.safetensors", fresh.reference,
-                     fresh.fingerprint)
+        load_adapter(
+            VideoUNet(load_base(tiny.reference).unet), tmp_path / "old.safetensors", fresh.reference, fresh.fingerprint
+        )
 
 
 def test_fingerprint_survives_precision_but_not_other_weights(tiny_dir, other_dir):
@@ -137,11 +142,14 @@ def test_pickled_only_folder_is_refused(tiny_dir, tmp_path):
     assert load_base(str(folder), allow_pickle=True).fingerprint.matches(load_base(str(tiny_dir)).fingerprint)
 
 
-@pytest.mark.parametrize("reference, message", [
-    ("./no/such/folder", "not found"),
-    ("missing.safetensors", "not found"),
-    ("someone/no-such-model-offline", "not in the local Hugging Face cache"),
-])
+@pytest.mark.parametrize(
+    "reference, message",
+    [
+        ("./no/such/folder", "not found"),
+        ("missing.safetensors", "not found"),
+        ("someone/no-such-model-offline", "not in the local Hugging Face cache"),
+    ],
+)
 def test_unfindable_bases_get_one_clear_line(reference, message):
     with pytest.raises(MemeError, match=message) as e:
         load_base(reference)

@@ -14,8 +14,12 @@ from memestar.runtime import GenSettings, Meme
 
 
 def test_bench_tiny_writes_every_stage(tmp_path):
-    report = run_bench(BenchOptions(preset="tiny", frames=4, size=32, steps=3, repeat=2, train=True, train_steps=2,
-                                    batch_sizes=(1, 3)), log=lambda *a: None)
+    report = run_bench(
+        BenchOptions(
+            preset="tiny", frames=4, size=32, steps=3, repeat=2, train=True, train_steps=2, batch_sizes=(1, 3)
+        ),
+        log=lambda *a: None,
+    )
     json_path, md_path = write_report(report, tmp_path / "r.json", tmp_path / "r.md")
     saved = json.loads(json_path.read_text())
     assert set(saved["backends"]) == {"torch", "ort", "baseline"}  # ort: onnxruntime is installed with the suite
@@ -80,14 +84,20 @@ def test_sd15_flops_match_the_published_counts():
     assert video / 1e9 == pytest.approx(200.7, rel=1e-2)
 
 
-@pytest.mark.parametrize("settings", [
-    GenSettings(steps=4, guidance=5.0, follow_measure="pixels"),
-    GenSettings(steps=4, guidance=5.0, follow_measure="latents"),
-    GenSettings(steps=5, guidance=5.0, guidance_until=0.5),
-    GenSettings(steps=5, guidance=5.0, cache_interval=2),
-    GenSettings(steps=6, guidance=5.0, sampler="dpm++", guidance_until=0.3, cache_interval=3, follow_measure="pixels"),
-    GenSettings(steps=3, guidance=1.0, cache_interval=2),
-], ids=["pixels", "latents", "guidance-until", "cache", "all", "unguided"])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        GenSettings(steps=4, guidance=5.0, follow_measure="pixels"),
+        GenSettings(steps=4, guidance=5.0, follow_measure="latents"),
+        GenSettings(steps=5, guidance=5.0, guidance_until=0.5),
+        GenSettings(steps=5, guidance=5.0, cache_interval=2),
+        GenSettings(
+            steps=6, guidance=5.0, sampler="dpm++", guidance_until=0.3, cache_interval=3, follow_measure="pixels"
+        ),
+        GenSettings(steps=3, guidance=1.0, cache_interval=2),
+    ],
+    ids=["pixels", "latents", "guidance-until", "cache", "all", "unguided"],
+)
 def test_the_work_per_clip_is_what_the_loop_runs(settings, small_meme_dir):
     """`clip_work`'s plan (costs counted once on the meta device) equals FlopCounterMode over a real loop of the
     torch backend with the same settings, following the meme's track."""
@@ -97,10 +107,19 @@ def test_the_work_per_clip_is_what_the_loop_runs(settings, small_meme_dir):
     x, track = meme.inversion.float(), m.subject_track.tensor()[None]
     text = torch.cat([backend.encode_text([""]), backend.encode_text(["a blue circle"])])
     text = text if settings.guidance > 1 else text[1:]
-    counted = count_flops(lambda: backend.sample(settings.sampler, settings.steps, x, text, settings.guidance, track,
-                                                 guidance_until=settings.guidance_until,
-                                                 cache_interval=settings.cache_interval,
-                                                 follow_measure=settings.follow_measure))
+    counted = count_flops(
+        lambda: backend.sample(
+            settings.sampler,
+            settings.steps,
+            x,
+            text,
+            settings.guidance,
+            track,
+            guidance_until=settings.guidance_until,
+            cache_interval=settings.cache_interval,
+            follow_measure=settings.follow_measure,
+        )
+    )
     work = clip_work(costs, settings, follows=True)
     assert counted == work["unet"] + work["follow"] > 0
     assert costs.decode == count_flops(lambda: backend.decode_pixels(x))
@@ -108,8 +127,17 @@ def test_the_work_per_clip_is_what_the_loop_runs(settings, small_meme_dir):
 
 
 def test_work_only_reports_the_default_beside_the_previous_default(run_meme, tmp_path):
-    r = run_meme("bench", "--work-only", "--preset", "tiny", "--json", tmp_path / "w.json", "--markdown",
-                 tmp_path / "w.md", "--quiet")
+    r = run_meme(
+        "bench",
+        "--work-only",
+        "--preset",
+        "tiny",
+        "--json",
+        tmp_path / "w.json",
+        "--markdown",
+        tmp_path / "w.md",
+        "--quiet",
+    )
     assert r.returncode == 0, r.stderr
     work = json.loads((tmp_path / "w.json").read_text())["work"]
     assert list(work)[0] == "previous default" and list(work)[-1] == "default"

@@ -9,10 +9,18 @@ from memestar.errors import MemeError
 from memestar.media.clips import frame_indices, read_clip
 from memestar.media.writers import write_gif, write_mp4, write_webp
 
+
 def write_ffmpeg(frames, path, codec, fps=10):
     h, w = frames.shape[1:3]
-    writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, codec=codec, macro_block_size=2,
-                                         quality=None, output_params=["-crf", "10", "-b:v", "0"])
+    writer = imageio_ffmpeg.write_frames(
+        str(path),
+        (w, h),
+        fps=fps,
+        codec=codec,
+        macro_block_size=2,
+        quality=None,
+        output_params=["-crf", "10", "-b:v", "0"],
+    )
     writer.send(None)
     for f in frames:
         writer.send(np.ascontiguousarray(f))
@@ -123,14 +131,14 @@ def test_gif_frames_store_only_what_changed_and_read_back_exactly():
 
     flat = np.full((5, 40, 40, 3), 240, np.uint8)
     for i, x in enumerate((3, 7, 11, 11, 15)):
-        flat[i, 10:20, x:x + 10] = (20, 30, 200)
+        flat[i, 10:20, x : x + 10] = (20, 30, 200)
     back, boxes, durations = _gif_read(encode_gif(flat, 8))
     assert np.array_equal(back[..., :3], flat[[0, 1, 2, 4]]) and (back[..., 3] == 255).all()
     assert boxes == [(0, 0, 40, 40), (3, 10, 17, 20), (7, 10, 21, 20), (11, 10, 25, 20)]
     assert durations == [120, 120, 250, 120]  # 125 ms in hundredths of a second; the held frame twice that
     sticker = np.zeros((4, 40, 40, 4), np.uint8)
     for i in (0, 1, 3):  # frame 2 is empty
-        sticker[i, 10:20, 3 + 6 * i:13 + 6 * i] = (0, 0, 0, 255)  # black: the colour a padded palette holds
+        sticker[i, 10:20, 3 + 6 * i : 13 + 6 * i] = (0, 0, 0, 255)  # black: the colour a padded palette holds
     back, boxes, _ = _gif_read(encode_gif(sticker, 8))
     assert np.array_equal(back[..., 3] > 0, sticker[..., 3] > 0)
     assert np.array_equal(back[..., :3][sticker[..., 3] > 0], sticker[..., :3][sticker[..., 3] > 0])
@@ -147,7 +155,7 @@ def test_gif_dither_holds_still_where_the_clip_does():
     field = np.stack([x * 4, y * 4, (x + y) * 2], -1).astype(np.uint8)
     frames = np.repeat(field[None], 4, 0)
     for i in range(4):
-        frames[i, 8:16, 8 + 4 * i:16 + 4 * i] = (250, 20, 20)
+        frames[i, 8:16, 8 + 4 * i : 16 + 4 * i] = (250, 20, 20)
     back, boxes, _ = _gif_read(encode_gif(frames, 8))
     assert boxes[1:] == [(8, 8, 20, 16), (12, 8, 24, 16), (16, 8, 28, 16)]  # the square's old and new places
     still = np.ones((64, 64), bool)
@@ -232,10 +240,17 @@ def test_too_few_frames_and_bad_size(tmp_path, numbered_frames):
             read_clip(path, 4, size)
 
 
-@pytest.mark.parametrize("case, extra", [
-    ("missing", []), ("empty file", []), ("text as mp4", []), ("empty folder", []), ("too few", []),
-    ("size", ["--size", "100"]),
-])
+@pytest.mark.parametrize(
+    "case, extra",
+    [
+        ("missing", []),
+        ("empty file", []),
+        ("text as mp4", []),
+        ("empty folder", []),
+        ("too few", []),
+        ("size", ["--size", "100"]),
+    ],
+)
 def test_cli_bad_input_exits_2_with_one_line(case, extra, tmp_path, numbered_frames, run_meme):
     if case in BAD_CLIPS:
         path = BAD_CLIPS[case][0](tmp_path)

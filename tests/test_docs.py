@@ -48,8 +48,13 @@ def test_every_command_and_option_shown_exists(page):
 
 
 # options the pages show that belong to other programs
-OTHER_PROGRAMS = {"--index-url": "pip", "--date": "benchmarks/gpu_check.py", "--min-snr": "memestar.tiny.train",
-                  "--vae": "memestar.tiny.train", "--help": "every command"}
+OTHER_PROGRAMS = {
+    "--index-url": "pip",
+    "--date": "benchmarks/gpu_check.py",
+    "--min-snr": "memestar.tiny.train",
+    "--vae": "memestar.tiny.train",
+    "--help": "every command",
+}
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)

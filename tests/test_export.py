@@ -14,8 +14,15 @@ import memestar.export.onnx as export_onnx
 from memestar.errors import ExportFailed, MemeError
 from memestar.export.command import ExportOptions, export_meme
 from memestar.export.trt import engine_profiles
-from memestar.formats.export_folder import (EXPORT_JSON, EngineIdentity, EnginesInputs, EnginesManifest,
-                                            ExportManifest, list_exports, stale_reason)
+from memestar.formats.export_folder import (
+    EXPORT_JSON,
+    EngineIdentity,
+    EnginesInputs,
+    EnginesManifest,
+    ExportManifest,
+    list_exports,
+    stale_reason,
+)
 from memestar.formats.meme_folder import read_meme
 from memestar.graph_runtimes import INSTALL_HINT, ort_session
 from memestar.media.writers import write_gif
@@ -63,13 +70,20 @@ def test_ort_generation_matches_torch_from_the_same_latents(meme_dir, exported):
     texts = [torch.cat([m.text_embedding(""), m.text_embedding(PROMPT)]) for m in (ours, reference)]
     assert relative(*texts) < 1e-3
     track = reference.manifest.subject_track.tensor()[None]
-    for guidance, text_rows, follow in ((5.0, slice(None), None), (1.0, slice(1, None), None),
-                                        (5.0, slice(None), track)):  # with and without guidance, and following
-        a, b = (m.backend.sample("ddim", 4, reference.inversion.float(), t[text_rows], guidance, follow)
-                for m, t in zip((ours, reference), texts))
+    for guidance, text_rows, follow in (
+        (5.0, slice(None), None),
+        (1.0, slice(1, None), None),
+        (5.0, slice(None), track),
+    ):  # with and without guidance, and following
+        a, b = (
+            m.backend.sample("ddim", 4, reference.inversion.float(), t[text_rows], guidance, follow)
+            for m, t in zip((ours, reference), texts)
+        )
         assert relative(a, b) < 1e-3, (guidance, follow is not None)
-    a, b = (m.backend.sample("ddim", 4, reference.inversion.float(), t, 5.0, track, guidance_until=0.5)
-            for m, t in zip((ours, reference), texts))  # the unguided steps: guidance 1 in the graph
+    a, b = (
+        m.backend.sample("ddim", 4, reference.inversion.float(), t, 5.0, track, guidance_until=0.5)
+        for m, t in zip((ours, reference), texts)
+    )  # the unguided steps: guidance 1 in the graph
     assert relative(a, b) < 1e-3
     # the exported UNet is whole: a clip there is the torch backend's without deep-feature reuse, and says so
     g_ours = ours.generate(PROMPT, steps=4, guidance=5.0)
@@ -91,15 +105,20 @@ def test_exported_graphs_take_a_batch_and_each_clip_comes_out_as_alone(meme_dir,
     reference = Meme.load(meme_dir, backend="torch", device="cpu")
     prompts = [PROMPT, "a green star sliding", "a red square sliding"]
     x = torch.cat([reference.start_latents(GenSettings(seed=s, variation=0.4)) for s in range(3)])  # n c f h w
-    text = torch.cat([reference.text_embedding("").expand(3, -1, -1),
-                      torch.cat([reference.text_embedding(p) for p in prompts])])
+    text = torch.cat(
+        [reference.text_embedding("").expand(3, -1, -1), torch.cat([reference.text_embedding(p) for p in prompts])]
+    )
     guidance = [3.0, 5.0, 8.0]
     batched = backend.sample("ddim", 3, x, text, guidance)
     for i in range(3):
-        alone = backend.sample("ddim", 3, x[i:i + 1], text[[i, 3 + i]], guidance[i])
-        assert relative(batched[i:i + 1], alone) < 1e-5, i
-        assert relative(batched[i:i + 1], reference.backend.sample("ddim", 3, x[i:i + 1], text[[i, 3 + i]],
-                                                                    guidance[i])) < 1e-3, i
+        alone = backend.sample("ddim", 3, x[i : i + 1], text[[i, 3 + i]], guidance[i])
+        assert relative(batched[i : i + 1], alone) < 1e-5, i
+        assert (
+            relative(
+                batched[i : i + 1], reference.backend.sample("ddim", 3, x[i : i + 1], text[[i, 3 + i]], guidance[i])
+            )
+            < 1e-3
+        ), i
     assert not torch.allclose(batched[0], batched[1])
     unguided = backend.sample("ddim", 3, x, text[3:], 1.0)
     assert relative(unguided[1:2], backend.sample("ddim", 3, x[1:2], text[4:5], 1.0)) < 1e-5
@@ -113,13 +132,20 @@ def test_an_exporter_that_fixes_the_batch_size_is_refused(tmp_path):
             return torch.stack([row * 2 for row in latents])
 
     with pytest.raises(ExportFailed, match="fixed axis 0 of .*input latents to 2"):
-        export_onnx.export_graph(OneRowAtATime().eval(), {"latents": torch.randn(2, 3)}, ["out"],
-                                 tmp_path / "loop.onnx", 18, ({0: torch.export.Dim("batch", min=1, max=8)},))
+        export_onnx.export_graph(
+            OneRowAtATime().eval(),
+            {"latents": torch.randn(2, 3)},
+            ["out"],
+            tmp_path / "loop.onnx",
+            18,
+            ({0: torch.export.Dim("batch", min=1, max=8)},),
+        )
 
 
 def test_tensorrt_profiles_are_one_static_shape_per_batch_bucket():
-    shapes = Shapes(frames=8, latent_channels=4, latent_side=8, text_length=16, text_width=32, vocab_size=99,
-                    pixel_side=64)
+    shapes = Shapes(
+        frames=8, latent_channels=4, latent_side=8, text_length=16, text_width=32, vocab_size=99, pixel_side=64
+    )
     unet = engine_profiles(GRAPH_SPECS["unet"], shapes)
     assert [p["latents"][0] for p in unet] == list(BATCH_BUCKETS)
     assert unet[-1] == {"latents": (8, 4, 8, 8, 8), "text": (8, 2, 16, 32), "guidance": (8,)}  # no timestep: static
@@ -216,8 +242,14 @@ def test_auto_picks_ort_on_a_cpu_only_when_the_export_measured_it_faster(meme_di
 
 def test_engines_for_another_gpu_or_tensorrt_say_why_they_cannot_run():
     a100 = EngineIdentity(gpu="NVIDIA A100-SXM4-80GB", compute_capability="8.0", tensorrt="10.3.0")
-    built = EnginesManifest(key="k", built_from=EnginesInputs(export="e", **dataclasses.asdict(a100)), how={},
-                            seconds={}, build_seconds={}, created="2026-11-25T00:00:00")
+    built = EnginesManifest(
+        key="k",
+        built_from=EnginesInputs(export="e", **dataclasses.asdict(a100)),
+        how={},
+        seconds={},
+        build_seconds={},
+        created="2026-11-25T00:00:00",
+    )
     here = EngineIdentity(gpu="NVIDIA H100 80GB HBM3", compute_capability="9.0", tensorrt="10.3.0")
     assert "gpu NVIDIA A100-SXM4-80GB" in stale_reason(built, here)
     newer = dataclasses.replace(a100, tensorrt="10.9.0")
@@ -231,8 +263,10 @@ BAD = {
     "opset too high": (lambda m, t: ["export", m, "--opset", "99"], "--opset 99 cannot be written"),
     "bad precision": (lambda m, t: ["export", m, "--precision", "int4"], "--precision must be"),
     "export is a file": (lambda m, t: ["export", _export_is_a_file(m, t)], "is not a folder"),
-    "gen ort, no export": (lambda m, t: ["gen", "x", "--meme", _copy_without_exports(m, t), "--backend", "ort"],
-                           "run `meme export"),
+    "gen ort, no export": (
+        lambda m, t: ["gen", "x", "--meme", _copy_without_exports(m, t), "--backend", "ort"],
+        "run `meme export",
+    ),
 }
 
 
@@ -276,8 +310,9 @@ def test_trt_without_tensorrt_says_what_to_install(args, meme_dir, exported, run
 
 def test_cli_gen_through_ort_writes_the_gif(meme_dir, exported, tmp_path, run_meme):
     out = tmp_path / "ort.gif"
-    r = run_meme("gen", PROMPT, "--meme", meme_dir, "--backend", "ort", "--device", "cpu", "--steps", "3", "--json",
-                 "-o", out)
+    r = run_meme(
+        "gen", PROMPT, "--meme", meme_dir, "--backend", "ort", "--device", "cpu", "--steps", "3", "--json", "-o", out
+    )
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert info["backend"] == "ort" and out.read_bytes().startswith(b"GIF89a") and info["frames"] == 8
@@ -287,12 +322,17 @@ def test_cli_export_json(meme_dir, exported, run_meme):
     r = run_meme("export", meme_dir, "--precision", "fp32", "--device", "cpu", "--json")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
-    assert info["cached"] and info["key"] == exported["key"] and set(info["graphs"]) == {"text_encoder", "unet",
-                                                                                          "vae_decoder"}
+    assert (
+        info["cached"]
+        and info["key"] == exported["key"]
+        and set(info["graphs"]) == {"text_encoder", "unet", "vae_decoder"}
+    )
 
 
-@pytest.mark.skipif(not (HAS_TENSORRT and torch.cuda.is_available()),
-                    reason=INSTALL_HINT if not HAS_TENSORRT else "TensorRT engines need an NVIDIA GPU")
+@pytest.mark.skipif(
+    not (HAS_TENSORRT and torch.cuda.is_available()),
+    reason=INSTALL_HINT if not HAS_TENSORRT else "TensorRT engines need an NVIDIA GPU",
+)
 def test_tensorrt_engines_match_torch_and_a_second_meme_refits(meme_dir, tmp_path, sliding_square, train_options):
     summary = export_meme(ExportOptions(meme=meme_dir, precision="fp16", trt=True, device="cuda", quiet=True))
     engine, reference = (Meme.load(meme_dir, backend=b, device="cuda", precision="fp16") for b in ("trt", "torch"))
@@ -305,7 +345,7 @@ def test_tensorrt_engines_match_torch_and_a_second_meme_refits(meme_dir, tmp_pat
     texts = torch.cat([text[:1].expand(3, -1, -1), text[1:].expand(3, -1, -1)]).float()
     batched = engine.backend.sample("ddim", 4, x, texts, [3.0, 5.0, 8.0])  # the profile of 4, padded
     for i, g in enumerate([3.0, 5.0, 8.0]):
-        assert relative(batched[i:i + 1], engine.backend.sample("ddim", 4, x[i:i + 1], texts[[i, 3 + i]], g)) < 1e-2
+        assert relative(batched[i : i + 1], engine.backend.sample("ddim", 4, x[i : i + 1], texts[[i, 3 + i]], g)) < 1e-2
     assert unet.profiles[4].graph and unet.profiles[1].graph and unet.profiles[8].graph is None
     other = tmp_path / "other"
     clip = write_gif(sliding_square()[::-1].copy(), tmp_path / "back.gif", fps=8)

@@ -14,15 +14,22 @@ from memestar.sampling.ddim import DDIMSchedule
 from memestar.sampling.follow import FOLLOW_UNTIL, following, moving, plain_background, subject_track, warp_to_track
 
 PROMPT = "a blue circle sliding"
-CONFIG = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000,
-          "steps_offset": 1, "clip_sample": False, "set_alpha_to_one": False}
+CONFIG = {
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "num_train_timesteps": 1000,
+    "steps_offset": 1,
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+}
 
 
 def square_frames(places, side=64, square=12, colour=(220, 40, 40)):
     """`(1, f, side, side, 3)` float frames: grey, with a `square`-px square whose top-left corner is each place."""
     frames = torch.full((1, len(places), side, side, 3), 128.0)
     for i, (x, y) in enumerate(places):
-        frames[0, i, y:y + square, x:x + square] = torch.tensor(colour, dtype=torch.float32)
+        frames[0, i, y : y + square, x : x + square] = torch.tensor(colour, dtype=torch.float32)
     return frames
 
 
@@ -147,8 +154,10 @@ def untracked_meme_dir(small_meme_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("untracked") / "meme"
     shutil.copytree(small_meme_dir, folder)
     manifest = read_meme(folder)
-    write_meme_json(folder, **{k: getattr(manifest, k) for k in manifest.__dataclass_fields__
-                               if k not in ("files", "subject_track")})
+    write_meme_json(
+        folder,
+        **{k: getattr(manifest, k) for k in manifest.__dataclass_fields__ if k not in ("files", "subject_track")},
+    )
     return folder
 
 
@@ -159,18 +168,20 @@ def test_follow_on_without_a_track_is_one_line_and_auto_does_not_follow(untracke
         meme.generate(PROMPT, steps=2, follow="on")
     code, _, err = meme_main("gen", PROMPT, "--meme", untracked_meme_dir, "--follow", "on", "-o", tmp_path / "x.gif")
     assert code == 2 and "no subject track" in err and "--follow off" in err and len(err.strip().splitlines()) == 1
-    code, _, err = meme_main("gen", PROMPT, "--meme", untracked_meme_dir, "--follow", "maybe", "-o",
-                             tmp_path / "x.gif")
+    code, _, err = meme_main("gen", PROMPT, "--meme", untracked_meme_dir, "--follow", "maybe", "-o", tmp_path / "x.gif")
     assert code == 2 and "--follow" in err and len(err.strip().splitlines()) == 1
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("track, message", [
-    ({"x": [0.0], "y": [0.0], "size": [0.2]}, "has 1 frames"),
-    ({"x": [0.0] * 8, "y": [0.0] * 7, "size": [0.2] * 8}, "one value per frame"),
-    ({"x": [3.0] * 8, "y": [0.0] * 8, "size": [0.2] * 8}, "from -1 to 1"),
-    ({"x": [0.0] * 8, "y": [0.0] * 8, "size": [0.0] * 8}, "subject_track.size"),
-])
+@pytest.mark.parametrize(
+    "track, message",
+    [
+        ({"x": [0.0], "y": [0.0], "size": [0.2]}, "has 1 frames"),
+        ({"x": [0.0] * 8, "y": [0.0] * 7, "size": [0.2] * 8}, "one value per frame"),
+        ({"x": [3.0] * 8, "y": [0.0] * 8, "size": [0.2] * 8}, "from -1 to 1"),
+        ({"x": [0.0] * 8, "y": [0.0] * 8, "size": [0.0] * 8}, "subject_track.size"),
+    ],
+)
 def test_a_damaged_subject_track_is_refused_naming_the_field(track, message, small_meme_dir, tmp_path, meme_main):
     folder = tmp_path / "meme"
     shutil.copytree(small_meme_dir, folder)

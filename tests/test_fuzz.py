@@ -23,8 +23,13 @@ PROMPT = "a blue circle sliding"
 
 
 def fuzz(examples: int):
-    return settings(max_examples=examples * SCALE, deadline=None, derandomize=SCALE == 1, database=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    return settings(
+        max_examples=examples * SCALE,
+        deadline=None,
+        derandomize=SCALE == 1,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
 
 
 WEIRD = st.sampled_from(["nan", "inf", "-inf", "1e309", "-0", "0x10", "", " ", "1_000", "3.5", "abc", "9" * 40])
@@ -33,7 +38,7 @@ WEIRD = st.sampled_from(["nan", "inf", "-inf", "1e309", "-0", "0x10", "", " ", "
 def number(small: st.SearchStrategy, valid_up_to: int = 1000) -> st.SearchStrategy:
     """A command-line number: mostly `small` (near the valid range), else beyond `valid_up_to` or negative (so the
     fuzz never asks for hours of valid work), non-finite or not a number."""
-    far = st.integers(valid_up_to + 1, 2 ** 80) | st.integers(-2 ** 80, -1)
+    far = st.integers(valid_up_to + 1, 2**80) | st.integers(-(2**80), -1)
     floats = st.floats(allow_nan=True, allow_infinity=True).filter(lambda v: not 0 <= v <= valid_up_to)
     return st.one_of(small, small, small, far, floats, WEIRD).map(str)
 
@@ -47,8 +52,14 @@ def outputs(tmp_path_factory):
     (root / "folder.gif").mkdir()
     os.mkfifo(root / "fifo.gif")
     (root / "link.gif").symlink_to(root / "existing.gif")
-    return root, ["new.gif", "new.webp", "new.mp4", "existing.gif"] * 3 + ["folder.gif", "fifo.gif", "link.gif",
-                                                                          "missing/x.gif", "new.avi", "noext"]
+    return root, ["new.gif", "new.webp", "new.mp4", "existing.gif"] * 3 + [
+        "folder.gif",
+        "fifo.gif",
+        "link.gif",
+        "missing/x.gif",
+        "new.avi",
+        "noext",
+    ]
 
 
 def draw_args(data, option_values: dict) -> tuple[list[str], list[str]]:
@@ -79,7 +90,7 @@ def test_fuzz_gen_options(data, meme_main, small_meme_dir, outputs):
         "--steps": number(st.integers(-3, 6), valid_up_to=500),
         "--guidance": number(st.floats(0, 60)),
         "--fps": number(st.floats(-1, 120)),
-        "--seed": number(st.integers(-3, 2 ** 33)),
+        "--seed": number(st.integers(-3, 2**33)),
         "--max-kb": number(st.floats(-1, 200)),
         "--sampler": st.sampled_from(["ddim", "dpm++", "euler", ""]),
         "--start": st.sampled_from(["inversion", "layout", "mix", "noise", "x"]),
@@ -98,8 +109,9 @@ def test_fuzz_clip_options(data, meme_main, slide_gif, outputs):
     root, names = outputs
     option_values = {
         "--frames": number(st.integers(-2, 10), valid_up_to=128),
-        "--size": number(st.one_of(st.sampled_from([8, 16, 32, 48]), st.integers(-16, 80), st.just(1032)),
-                         valid_up_to=1024),
+        "--size": number(
+            st.one_of(st.sampled_from([8, 16, 32, 48]), st.integers(-16, 80), st.just(1032)), valid_up_to=1024
+        ),
         "--start": number(st.integers(-2, 10)),
         "--stride": number(st.integers(-2, 10)),
         "--fps": number(st.floats(-1, 120)),
@@ -117,7 +129,7 @@ def test_fuzz_clip_options(data, meme_main, slide_gif, outputs):
 def test_fuzz_train_options(data, meme_main, slide_gif, tmp_path_factory):
     option_values = {
         "--lr": number(st.floats(-1, 2)),
-        "--seed": number(st.integers(-3, 2 ** 33)),
+        "--seed": number(st.integers(-3, 2**33)),
         "--checkpoint-every": number(st.integers(-2, 3), valid_up_to=100_000),
         "--inversion-steps": number(st.integers(-2, 3)),
         "--frames": number(st.integers(-2, 6), valid_up_to=128),
@@ -126,20 +138,38 @@ def test_fuzz_train_options(data, meme_main, slide_gif, tmp_path_factory):
         "--precision": st.sampled_from(["auto", "fp32", "int8"]),
     }
     chosen, args = draw_args(data, option_values)
-    defaults = [a for name, value in (("--frames", "4"), ("--size", "32"), ("--inversion-steps", "2"))
-                if name not in chosen for a in (name, value)]
+    defaults = [
+        a
+        for name, value in (("--frames", "4"), ("--size", "32"), ("--inversion-steps", "2"))
+        if name not in chosen
+        for a in (name, value)
+    ]
     out = tmp_path_factory.mktemp("train") / "meme"
-    code, stdout, err = meme_main("train", slide_gif, "--text", PROMPT, "--base", "random-tiny", "--steps", "1",
-                                  "--out", out, "--quiet", *defaults, *args)
+    code, stdout, err = meme_main(
+        "train",
+        slide_gif,
+        "--text",
+        PROMPT,
+        "--base",
+        "random-tiny",
+        "--steps",
+        "1",
+        "--out",
+        out,
+        "--quiet",
+        *defaults,
+        *args,
+    )
     check_outcome(code, stdout, err)
     if code == 0:
         read_meme(out)
 
 
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.floats() | st.text(max_size=6),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=6),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-    max_leaves=6)
+    max_leaves=6,
+)
 
 
 def key_paths(value, prefix=()):
@@ -208,7 +238,7 @@ def container_bytes(draw, hostile_media) -> tuple[str, bytes]:
         if kind == "size" and suffix in SIZE_FIELDS:
             at, fmt = draw(st.sampled_from(SIZE_FIELDS[suffix]))
             big = 0xFFFF if fmt.endswith("H") else 0xFFFFFFFF
-            data[at:at + struct.calcsize(fmt)] = struct.pack(fmt, draw(st.integers(0, 64) | st.integers(0, big)))
+            data[at : at + struct.calcsize(fmt)] = struct.pack(fmt, draw(st.integers(0, 64) | st.integers(0, big)))
         elif kind == "flip" and data:
             at = draw(st.integers(0, len(data) - 1))
             data[at] = draw(st.integers(0, 255))
@@ -216,7 +246,7 @@ def container_bytes(draw, hostile_media) -> tuple[str, bytes]:
             at = draw(st.integers(0, len(data)))
             data[at:at] = draw(st.binary(min_size=1, max_size=64))
         elif kind == "cut":
-            data = data[:draw(st.integers(0, len(data)))]
+            data = data[: draw(st.integers(0, len(data)))]
     return name, bytes(data)
 
 
@@ -255,8 +285,13 @@ def test_fuzz_upload_endpoint(data, hostile_media, upload_server):
     """POST /memes with bent container bytes: 202 (a job, which fails on its missing base) or a 4xx with a
     one-line JSON error, never a 500, on a connection that stays open."""
     name, content = data.draw(container_bytes(hostile_media))
-    form = {"prompt": "a red square sliding", "id": f"fuzz-{data.draw(st.integers(0, 10 ** 9))}", "steps": "1",
-            "frames": str(data.draw(st.integers(1, 8))), "size": "16"}
+    form = {
+        "prompt": "a red square sliding",
+        "id": f"fuzz-{data.draw(st.integers(0, 10**9))}",
+        "steps": "1",
+        "frames": str(data.draw(st.integers(1, 8))),
+        "size": "16",
+    }
     r = upload_server.post("/memes", data=form, files={"clip": (name, content, "application/octet-stream")})
     event(f"{r.status_code}")
     assert r.status_code in (202, 409, 413, 415, 422), (r.status_code, r.text)

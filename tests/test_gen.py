@@ -94,8 +94,23 @@ def test_long_prompt_is_truncated_with_a_note(meme):
 
 def test_cli_gen_writes_the_file_and_json(meme_dir, tmp_path, run_meme):
     out = tmp_path / "blue.webp"
-    r = run_meme("gen", "a blue circle sliding", "--meme", meme_dir, "-o", out, "--steps", 3, "--json",
-                 "--sampler", "dpm++", "--start", "noise", "--seed", 2)
+    r = run_meme(
+        "gen",
+        "a blue circle sliding",
+        "--meme",
+        meme_dir,
+        "-o",
+        out,
+        "--steps",
+        3,
+        "--json",
+        "--sampler",
+        "dpm++",
+        "--start",
+        "noise",
+        "--seed",
+        2,
+    )
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert info["output"] == str(out) and info["frames"] == 8 and info["sampler"] == "dpm++"
@@ -107,8 +122,9 @@ def test_cli_gen_writes_the_file_and_json(meme_dir, tmp_path, run_meme):
 def test_cli_prompts_file_makes_one_output_each(meme_dir, tmp_path, run_meme):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a blue circle sliding\n\na green star sliding\n")
-    r = run_meme("gen", "--prompts", prompts, "--meme", meme_dir, "-o", tmp_path / "outs", "--steps", 2, "--json",
-                 "--max-kb", 40)
+    r = run_meme(
+        "gen", "--prompts", prompts, "--meme", meme_dir, "-o", tmp_path / "outs", "--steps", 2, "--json", "--max-kb", 40
+    )
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert [i["prompt"] for i in info] == ["a blue circle sliding", "a green star sliding"]

@@ -52,8 +52,10 @@ def test_cuda_graph_loop_equals_eager_and_follows_new_inputs(meme_dir, precision
         assert relative(a, b) < TOLERANCE[precision], (prompt, guidance)
     assert len(graphs.backend._graphs) == 1  # one capture, replayed
     unguided = graphs.backend.sample("dpm++", 6, x, graphs.text_embedding(PROMPT), 1.0)
-    assert relative(unguided, eager.backend.sample("dpm++", 6, x, eager.text_embedding(PROMPT), 1.0)) < \
-        TOLERANCE[precision]
+    assert (
+        relative(unguided, eager.backend.sample("dpm++", 6, x, eager.text_embedding(PROMPT), 1.0))
+        < TOLERANCE[precision]
+    )
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
@@ -65,8 +67,8 @@ def test_a_batch_in_its_graph_bucket_equals_each_clip_alone(meme_dir, precision)
     guidance = [5.0, 6.0, 7.0]
     batched = meme.backend.sample("ddim", 6, x, text, guidance)  # 3 clips: the graph of batch 4, padded
     for i in range(3):
-        alone = meme.backend.sample("ddim", 6, x[i:i + 1], text[[i, 3 + i]], guidance[i])
-        assert relative(batched[i:i + 1], alone) < TOLERANCE[precision], i
+        alone = meme.backend.sample("ddim", 6, x[i : i + 1], text[[i, 3 + i]], guidance[i])
+        assert relative(batched[i : i + 1], alone) < TOLERANCE[precision], i
     assert sorted(key[2][0] for key in meme.backend._graphs) == [1, 4]  # one capture per bucket
 
 
@@ -153,8 +155,10 @@ def sd15_step_peak(checkpointing: bool, frames: int = 8, size: int = 256) -> int
 
 def test_gradient_checkpointing_lowers_the_peak_memory_of_an_sd15_step():
     plain, checkpointed = sd15_step_peak(False), sd15_step_peak(True)
-    print(f"\nSD1.5 video UNet, 8 frames at 256 px, bf16 step: peak {plain / 2 ** 30:.2f} GiB, "
-          f"{checkpointed / 2 ** 30:.2f} GiB with checkpointing")
+    print(
+        f"\nSD1.5 video UNet, 8 frames at 256 px, bf16 step: peak {plain / 2**30:.2f} GiB, "
+        f"{checkpointed / 2**30:.2f} GiB with checkpointing"
+    )
     assert checkpointed < 0.8 * plain
 
 
@@ -162,15 +166,32 @@ def test_train_and_gen_through_the_cli_on_the_gpu(meme_main, tmp_path, sliding_s
     from memestar.media.writers import write_gif
 
     clip = write_gif(sliding_square(), tmp_path / "slide.gif", fps=8)
-    code, out, err = meme_main("train", clip, "--text", "a red square sliding", "--base", "random-tiny",
-                               "--frames", 8, "--size", 64, "--steps", 20, "--lr", "1e-3", "--out", tmp_path / "m",
-                               "--json")
+    code, out, err = meme_main(
+        "train",
+        clip,
+        "--text",
+        "a red square sliding",
+        "--base",
+        "random-tiny",
+        "--frames",
+        8,
+        "--size",
+        64,
+        "--steps",
+        20,
+        "--lr",
+        "1e-3",
+        "--out",
+        tmp_path / "m",
+        "--json",
+    )
     assert code == 0, err
     assert json.loads(out)["device"].startswith("cuda") and json.loads(out)["precision"] == "bfloat16"
     outputs = []
     for name in ("a", "b"):
-        code, out, err = meme_main("gen", PROMPT, "--meme", tmp_path / "m", "-o", tmp_path / f"{name}.gif",
-                                   "--steps", 10, "--json", "--quiet")
+        code, out, err = meme_main(
+            "gen", PROMPT, "--meme", tmp_path / "m", "-o", tmp_path / f"{name}.gif", "--steps", 10, "--json", "--quiet"
+        )
         assert code == 0, err
         outputs.append((tmp_path / f"{name}.gif").read_bytes())
     assert '"backend": "torch"' in out

@@ -17,8 +17,10 @@ spec.loader.exec_module(gpu_check)
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_without_cuda_it_says_so_in_one_line_and_exits_2():
-    for command in ([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "run"],
-                    ["make", "-s", "--no-print-directory", "gpu-check", f"GPU_PYTHON={sys.executable}"]):
+    for command in (
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "run"],
+        ["make", "-s", "--no-print-directory", "gpu-check", f"GPU_PYTHON={sys.executable}"],
+    ):
         r = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert r.returncode == 2, (command, r.stderr)
         ours = [line for line in r.stderr.splitlines() if not line.startswith("make")]
@@ -27,11 +29,15 @@ def test_without_cuda_it_says_so_in_one_line_and_exits_2():
 
 def test_a_python_without_torch_is_one_line_too(tmp_path):
     no_torch = tmp_path / "python"  # this Python, with torch hidden
-    no_torch.write_text(f"#!/bin/sh\nexec {sys.executable} -c \"import sys; sys.modules['torch'] = None; "
-                        f"exec(sys.argv[1])\" \"$2\"\n")
+    no_torch.write_text(
+        f'#!/bin/sh\nexec {sys.executable} -c "import sys; sys.modules[\'torch\'] = None; exec(sys.argv[1])" "$2"\n'
+    )
     no_torch.chmod(0o755)
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "run", "--python", no_torch],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "run", "--python", no_torch],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
     assert r.stderr.startswith(f"error: {no_torch} has no usable torch"), r.stderr
 
@@ -43,8 +49,11 @@ def test_the_wheels_are_the_pinned_versions_for_the_gpu_python():
     assert command[command.index("--python-version") + 1] == "3.12"
     assert command[command.index("-d") + 1] == str(ROOT / ".whl")
     pins = {c.split("==")[0].lower().replace("_", "-"): c.split("==")[1] for c in command if "==" in c}
-    constraints = {line.split("==")[0].lower().replace("_", "-"): line.split("==")[1]
-                   for line in (ROOT / "constraints.txt").read_text().splitlines() if "==" in line}
+    constraints = {
+        line.split("==")[0].lower().replace("_", "-"): line.split("==")[1]
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if "==" in line
+    }
     assert {"diffusers", "pydantic", "pydantic-core", "typer", "onnx-graphsurgeon", "polygraphy"} <= set(pins)
     for name, version in pins.items():
         assert constraints[name] == version, name
@@ -82,8 +91,13 @@ def test_the_steps_cover_the_gpu_tests_the_default_path_and_both_bench_sizes():
 
 
 def collected(*args) -> list[str]:
-    r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return [line for line in r.stdout.splitlines() if "::" in line]
 
 
@@ -97,13 +111,25 @@ def test_the_summary_compares_with_the_targets(tmp_path, monkeypatch):
     import json
 
     monkeypatch.setattr(gpu_check, "RESULTS", tmp_path)
-    stage = {"median_s": 0.2, "peak_memory_bytes": 3 * 2 ** 30, "peak_share": 0.25}
-    train = {"median_s": 0.2, "peak_memory_bytes": 6 * 2 ** 30, "precision": "bfloat16",
-             "gradient_checkpointing": True, "load_s": 15.0}
+    stage = {"median_s": 0.2, "peak_memory_bytes": 3 * 2**30, "peak_share": 0.25}
+    train = {
+        "median_s": 0.2,
+        "peak_memory_bytes": 6 * 2**30,
+        "precision": "bfloat16",
+        "gradient_checkpointing": True,
+        "load_s": 15.0,
+    }
     batches = {k: {"clips_per_s": 2.0 * int(k), "median_s": 0.5} for k in "1248"}
-    report = {"backends": {"torch": {"precision": "bfloat16", "stages": {"end_to_end": stage, "loop": stage,
-                                                                       "train_step": train},
-                                     "throughput": batches, "swap_s": 0.004}}}
+    report = {
+        "backends": {
+            "torch": {
+                "precision": "bfloat16",
+                "stages": {"end_to_end": stage, "loop": stage, "train_step": train},
+                "throughput": batches,
+                "swap_s": 0.004,
+            }
+        }
+    }
     stem = gpu_check.report_stem("GPU X", "2026-11-25")
     (tmp_path / f"{stem}-bench-256.json").write_text(json.dumps(report))
     text = gpu_check.summary("GPU X", "2026-11-25", tests_line="9 passed")
@@ -118,9 +144,26 @@ def test_the_default_path_times_cold_and_warm_clips_in_two_processes(tmp_path):
     clip and warm ones with following on and off, and the report holds both processes."""
     import json
 
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "default_path.py"), "--preset", "tiny", "--sizes",
-                        "32", "--device", "cpu", "--json", tmp_path / "d.json", "--markdown", tmp_path / "d.md"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "default_path.py"),
+            "--preset",
+            "tiny",
+            "--sizes",
+            "32",
+            "--device",
+            "cpu",
+            "--json",
+            tmp_path / "d.json",
+            "--markdown",
+            tmp_path / "d.md",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     report = json.loads((tmp_path / "d.json").read_text())
     processes = report["sizes"][0]["processes"]

@@ -71,8 +71,10 @@ def test_half_a_webm_is_damaged_not_within_limits(hostile_media, run_meme):
 def test_cli_refuses_with_one_line_and_no_warning(name, hostile_media, run_meme, tmp_path):
     """Exit 2 and one `error:` line on stderr: no internal error, no Pillow DecompressionBombWarning (which Pillow
     prints, in two lines, for a canvas between the cap and twice it)."""
-    for args in (["check", hostile_media[name], "--preset", "telegram"],
-                 ["clip", hostile_media[name], "-o", tmp_path / "out.gif", "--frames", "4"]):
+    for args in (
+        ["check", hostile_media[name], "--preset", "telegram"],
+        ["clip", hostile_media[name], "-o", tmp_path / "out.gif", "--frames", "4"],
+    ):
         r = run_meme(*args)
         assert r.returncode == 2, r.stderr
         assert r.stderr.startswith("error: ") and len(r.stderr.splitlines()) == 1, r.stderr
@@ -82,15 +84,20 @@ def test_cli_refuses_with_one_line_and_no_warning(name, hostile_media, run_meme,
 LIMIT = 1 << 30  # bytes of address space: the review's bombs took 1.3 to 1.9 GB
 
 
-@pytest.mark.parametrize("name", ["bomb-30000.gif", "bomb-9000x20.gif", "timeline.gif", "timeline.webp",
-                                  "many-frames.png", "decode-2000x300.gif"])
+@pytest.mark.parametrize(
+    "name",
+    ["bomb-30000.gif", "bomb-9000x20.gif", "timeline.gif", "timeline.webp", "many-frames.png", "decode-2000x300.gif"],
+)
 def test_refused_within_a_small_memory_limit(name, hostile_media):
     """Refusing costs the file's bytes, not what it declares: the reader runs under a 1 GiB address-space limit."""
-    code = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_AS, ({LIMIT}, {LIMIT}))\n"
-            "from memestar.errors import MemeError\nfrom memestar.media.check import probe\n"
-            "try:\n    probe(sys.argv[1])\nexcept MemeError as e:\n    print('refused:', e)\n")
-    r = subprocess.run([sys.executable, "-c", code, str(hostile_media[name])], capture_output=True, text=True,
-                       timeout=120)
+    code = (
+        f"import resource, sys; resource.setrlimit(resource.RLIMIT_AS, ({LIMIT}, {LIMIT}))\n"
+        "from memestar.errors import MemeError\nfrom memestar.media.check import probe\n"
+        "try:\n    probe(sys.argv[1])\nexcept MemeError as e:\n    print('refused:', e)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(hostile_media[name])], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0 and r.stdout.startswith("refused:"), (r.stdout, r.stderr[-500:])
     assert resource.getrlimit(resource.RLIMIT_AS)[0] != LIMIT  # the limit was the child's alone
 
@@ -107,8 +114,10 @@ def test_a_concealed_decoder_error_lets_a_training_clip_through_not_meme_check(h
             return real_run(args, **kw)
         return subprocess.CompletedProcess(args, 0, "frame=16\nprogress=end\n", said)
 
-    for said, tuned in [("[h264 @ 0x55d1c0] mmco: unref short failure\n", True),
-                        ("[in#0/matroska,webm @ 0x55d1c0] Element at 0x8dc2 exceeds its master\n", False)]:
+    for said, tuned in [
+        ("[h264 @ 0x55d1c0] mmco: unref short failure\n", True),
+        ("[in#0/matroska,webm @ 0x55d1c0] Element at 0x8dc2 exceeds its master\n", False),
+    ]:
         monkeypatch.setattr(source.subprocess, "run", lambda args, said=said, **kw: run(args, said=said, **kw))
         with pytest.raises(MemeError, match="whole.webm is damaged: ffmpeg says"):
             probe(hostile_media["whole.webm"])

@@ -34,7 +34,7 @@ def test_captions_are_drawn_in_latin_cyrillic_and_greek(text):
     font, lines, stroke = layout(text, 256)
     assert all(font.getmask(ch).getbbox() for ch in text if not ch.isspace())  # every glyph has ink (no tofu)
     layer = np.asarray(caption_overlay(256, text, None))
-    top, rest = layer[: 256 // 3], layer[256 // 3:]
+    top, rest = layer[: 256 // 3], layer[256 // 3 :]
     assert rest[..., 3].max() == 0  # only the top band
     white = (top[..., :3] == 255).all(axis=-1) & (top[..., 3] == 255)
     black = (top[..., :3] == 0).all(axis=-1) & (top[..., 3] == 255)
@@ -64,13 +64,16 @@ def test_emoji_in_captions_are_drawn_in_colour(text, emoji_font):
     assert (plain[..., :3].max(axis=-1) - plain[..., :3].min(axis=-1))[plain[..., 3] == 255].max() == 0
 
 
-@pytest.mark.parametrize("text, words", [
-    ("你好 world", "你 (U+4F60 Cjk Unified Ideograph-4F60), which no bundled font draws"),
-    ("こんにちは", "U+3053 Hiragana Letter Ko"),
-    ("bell\x07", "U+0007 (Cc"),
-    ("private \ue000", "U+E000 (Co"),
-    ("flip \u202eit", "U+202E (Cf"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("你好 world", "你 (U+4F60 Cjk Unified Ideograph-4F60), which no bundled font draws"),
+        ("こんにちは", "U+3053 Hiragana Letter Ko"),
+        ("bell\x07", "U+0007 (Cc"),
+        ("private \ue000", "U+E000 (Co"),
+        ("flip \u202eit", "U+202E (Cf"),
+    ],
+)
 def test_captions_refuse_what_no_font_draws(text, words):
     with pytest.raises(MemeError, match=re.escape(words)) as e:
         layout(text, 256)
@@ -85,8 +88,9 @@ def test_emoji_without_an_emoji_font_is_one_line_naming_the_fix(monkeypatch, tmp
 
 
 def test_cli_refuses_an_undrawable_caption_before_sampling(small_meme_dir, tmp_path, meme_main):
-    code, _, err = meme_main("gen", "a red square sliding", "--meme", small_meme_dir, "--top", "你好",
-                             "-o", tmp_path / "x.gif", "--quiet")
+    code, _, err = meme_main(
+        "gen", "a red square sliding", "--meme", small_meme_dir, "--top", "你好", "-o", tmp_path / "x.gif", "--quiet"
+    )
     assert code == 2 and "no bundled font draws" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "x.gif").exists()
 
@@ -160,14 +164,39 @@ def test_apply_look_scales_then_outlines_then_captions(sliding_square):
 
 def test_cli_sticker_with_captions_meets_telegram(small_meme_dir, tmp_path, meme_main):
     out = tmp_path / "sticker.webm"
-    code, _, stderr = meme_main("gen", "a blue circle sliding", "--meme", small_meme_dir, "--steps", "2",
-                                "--preset", "telegram", "--sticker", "--top", "when it works", "--loop", "pingpong",
-                                "-o", out)
+    code, _, stderr = meme_main(
+        "gen",
+        "a blue circle sliding",
+        "--meme",
+        small_meme_dir,
+        "--steps",
+        "2",
+        "--preset",
+        "telegram",
+        "--sticker",
+        "--top",
+        "when it works",
+        "--loop",
+        "pingpong",
+        "-o",
+        out,
+    )
     assert code == 0, stderr
     code, stdout, _ = meme_main("check", out, "--preset", "telegram", "--json")
     assert code == 0 and '"alpha": "full"' in stdout and '"frames": 14' in stdout
-    code, stdout, _ = meme_main("gen", "x", "--meme", small_meme_dir, "--steps", "2", "--loop", "crossfade", "--json",
-                                "-o", tmp_path / "loop.gif")
+    code, stdout, _ = meme_main(
+        "gen",
+        "x",
+        "--meme",
+        small_meme_dir,
+        "--steps",
+        "2",
+        "--loop",
+        "crossfade",
+        "--json",
+        "-o",
+        tmp_path / "loop.gif",
+    )
     assert code == 0 and json.loads(stdout)["loop"] == "crossfade" and json.loads(stdout)["loop_seam"] > 0
     gif = tmp_path / "sticker.gif"
     assert meme_main("gen", "x", "--meme", small_meme_dir, "--steps", "2", "--sticker", "-o", gif)[0] == 0

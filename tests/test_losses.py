@@ -40,8 +40,10 @@ def test_weighted_combinations_add_up():
     assert both == pytest.approx(float(F.mse_loss(pred, target) + 0.5 * residual_loss(pred, target)), rel=1e-5)
 
 
-@pytest.mark.parametrize("spec, words", [("l1", "'l1' is not a loss"), ("mse=x", "is not a number"),
-                                          ("mse=0", "above 0"), ("mse,mse", "each loss once")])
+@pytest.mark.parametrize(
+    "spec, words",
+    [("l1", "'l1' is not a loss"), ("mse=x", "is not a number"), ("mse=0", "above 0"), ("mse,mse", "each loss once")],
+)
 def test_bad_specs_are_one_line(spec, words):
     with pytest.raises(MemeError, match=words):
         parse_motion_loss(spec)
@@ -50,8 +52,11 @@ def test_bad_specs_are_one_line(spec, words):
 
 def test_train_with_motion_losses_records_them(slide_gif, train_options, tmp_path, meme_main):
     out = tmp_path / "meme"
-    summary = train_meme(train_options(slide_gif, out, motion_loss="mse=1,debiased=1,residual=0.5", steps=3,
-                                       inversion_steps=2, tune="temporal"))
+    summary = train_meme(
+        train_options(
+            slide_gif, out, motion_loss="mse=1,debiased=1,residual=0.5", steps=3, inversion_steps=2, tune="temporal"
+        )
+    )
     assert math.isfinite(summary["final_loss"])
     training = read_meme(out).training
     assert training.motion_loss == {"mse": 1.0, "debiased": 1.0, "residual": 0.5} and training.tuned == "temporal"

@@ -20,8 +20,13 @@ from memestar.tiny.evaluate import EvalOptions
 from memestar.train.command import TrainOptions
 
 COMMANDS = typer.main.get_command(app).commands
-BY_COMMAND = {"gen": (GenOptions, GenSettings, Look), "train": (TrainOptions,), "export": (ExportOptions,),
-              "serve": (ServeOptions,), "eval": (EvalOptions,)}
+BY_COMMAND = {
+    "gen": (GenOptions, GenSettings, Look),
+    "train": (TrainOptions,),
+    "export": (ExportOptions,),
+    "serve": (ServeOptions,),
+    "eval": (EvalOptions,),
+}
 
 
 @pytest.mark.parametrize("command", list(BY_COMMAND))
@@ -63,8 +68,16 @@ def test_a_word_the_declaration_does_not_list_is_refused_by_the_body():
 
 
 def test_lists_come_from_one_word_and_a_bad_one_is_one_line():
-    o = from_cli(EvalOptions, {"gen_steps": "4, 8,12", "guidances": "3,5", "losses": "mse;mse=1,debiased=1",
-                               "positions": "on,off", "motions": "bouncing"})
+    o = from_cli(
+        EvalOptions,
+        {
+            "gen_steps": "4, 8,12",
+            "guidances": "3,5",
+            "losses": "mse;mse=1,debiased=1",
+            "positions": "on,off",
+            "motions": "bouncing",
+        },
+    )
     assert o.gen_steps == (4, 8, 12) and o.guidances == (3.0, 5.0) and o.positions == (True, False)
     assert o.losses == ("mse", "mse=1,debiased=1") and o.motions == ("bouncing",)
     with pytest.raises(MemeError, match=r"--gen-steps '4,x' is not a comma-separated list of whole numbers"):

@@ -8,21 +8,29 @@ import shutil
 from pathlib import Path
 
 import pytest
+from live_server import running, wait_ready
 
 from memestar.media.writers import write_gif
 from memestar.serve.options import ServeOptions
 from memestar.tiny.evaluate import tune_on_world_clip
 from memestar.tiny.world import Sprite, render_clip
 
-from live_server import running, wait_ready
-
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[browser]' (Playwright)")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: apt-get install -y chromium (Debian's package; "
-                                                         "Playwright's own browser download is not used)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no Chromium: apt-get install -y chromium (Debian's package; Playwright's own browser download is not used)",
+)
 # As root, without a sandbox; no background connections (the machine has no network to give them).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
 TOKEN = "a-playground-token-0123456789abc"
 QUICK_STEPS = "4"
 DESKTOP, PHONE = {"width": 1280, "height": 860}, {"width": 390, "height": 844}
@@ -33,8 +41,15 @@ def memes_dir(tmp_path_factory) -> Path:
     """Two memes on the bundled tiny base (16 frames of 64 px), a few tuning steps each."""
     root = tmp_path_factory.mktemp("playground")
     for motion, subject in (("bouncing", ("red", "circle")), ("sliding", ("blue", "square"))):
-        tune_on_world_clip(motion, subject, root, root / "memes" / f"{subject[0]}-{subject[1]}-{motion}", steps=5,
-                           lr=3e-3, inversion_steps=5)
+        tune_on_world_clip(
+            motion,
+            subject,
+            root,
+            root / "memes" / f"{subject[0]}-{subject[1]}-{motion}",
+            steps=5,
+            lr=3e-3,
+            inversion_steps=5,
+        )
     return root / "memes"
 
 
@@ -110,16 +125,19 @@ def test_send_a_subject_and_see_the_clip_at_the_memes_size_and_errors_inline(pag
         figures = page.locator(".variants figure")
         figures.nth(2).wait_for()
         assert figures.count() == 3
-        sizes = page.eval_on_selector_all(".variants img", "imgs => Promise.all(imgs.map(i => i.decode().then(() => "
-                                                           "[i.naturalWidth, i.naturalHeight])))")
+        sizes = page.eval_on_selector_all(
+            ".variants img",
+            "imgs => Promise.all(imgs.map(i => i.decode().then(() => [i.naturalWidth, i.naturalHeight])))",
+        )
         assert sizes == [[128, 128]] * 3  # Slack's emoji canvas
         page.get_by_role("button", name="Pick 2").click()
         assert page.get_by_role("button", name="Pick 2").get_attribute("aria-pressed") == "true"
         assert figures.nth(1).locator("a[download]").get_attribute("download").endswith(".gif")
 
         page.get_by_label("a whole prompt").check()
-        page.get_by_label("Prompt", exact=True).evaluate("i => { i.removeAttribute('maxlength'); "
-                                                        "i.value = 'x'.repeat(1001); }")
+        page.get_by_label("Prompt", exact=True).evaluate(
+            "i => { i.removeAttribute('maxlength'); i.value = 'x'.repeat(1001); }"
+        )
         page.get_by_role("button", name="Send").click()
         page.locator("#thread li.error").nth(1).wait_for()
         assert "at most 1000 characters" in page.locator("#thread li.error").nth(1).inner_text()
@@ -171,8 +189,10 @@ def test_a_token_is_asked_for_once_and_the_page_works_by_keyboard_at_phone_width
 
         # every control is labelled, and nothing is wider than the phone
         unlabelled = page.eval_on_selector_all(
-            "input, select, textarea", "els => els.filter(e => e.type !== 'hidden' && !e.labels.length && "
-                                       "!e.getAttribute('aria-label')).map(e => e.outerHTML)")
+            "input, select, textarea",
+            "els => els.filter(e => e.type !== 'hidden' && !e.labels.length && "
+            "!e.getAttribute('aria-label')).map(e => e.outerHTML)",
+        )
         assert unlabelled == []
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 

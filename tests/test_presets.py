@@ -85,14 +85,26 @@ def test_the_checker_reports_each_breach(clip, tmp_path):
     found = breaches(probe(webm), PRESETS["telegram-emoji"])
     assert found == ["canvas 64x64, telegram-emoji needs exactly 100x100", "5 s long, telegram-emoji allows 3 s"]
     assert breaches(probe(webm), dataclasses.replace(PRESETS["telegram-emoji"], side=64, max_bytes=100)) == [
-        f"{webm.stat().st_size} bytes, over telegram-emoji's 0 KiB (100 bytes)", "5 s long, telegram-emoji allows 3 s"]
+        f"{webm.stat().st_size} bytes, over telegram-emoji's 0 KiB (100 bytes)",
+        "5 s long, telegram-emoji allows 3 s",
+    ]
     assert breaches(probe(webm), PRESETS["whatsapp"])[0] == "container webm, whatsapp needs webp"
 
 
 def test_cli_gen_with_a_preset_and_check(small_meme_dir, tmp_path, meme_main):
     out = tmp_path / "sticker.webp"
-    code, stdout, stderr = meme_main("gen", "a blue circle sliding", "--meme", str(small_meme_dir), "--steps", "2",
-                                     "--preset", "whatsapp", "-o", str(out))
+    code, stdout, stderr = meme_main(
+        "gen",
+        "a blue circle sliding",
+        "--meme",
+        str(small_meme_dir),
+        "--steps",
+        "2",
+        "--preset",
+        "whatsapp",
+        "-o",
+        str(out),
+    )
     assert code == 0 and out.is_file(), stderr
     code, stdout, _ = meme_main("check", str(out), "--preset", "whatsapp", "--json")
     assert code == 0 and '"ok": true' in stdout and '"width": 512' in stdout
@@ -100,11 +112,14 @@ def test_cli_gen_with_a_preset_and_check(small_meme_dir, tmp_path, meme_main):
     assert code == 1 and "breach: container webp, slack needs gif" in stderr
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--preset", "myspace"], "--preset 'myspace' is not a chat-app preset"),
-    (["--preset", "slack", "--format", "gif"], "fixes the format and the size"),
-    (["--preset", "slack", "-o", "x.webp"], "name the output x.gif"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--preset", "myspace"], "--preset 'myspace' is not a chat-app preset"),
+        (["--preset", "slack", "--format", "gif"], "fixes the format and the size"),
+        (["--preset", "slack", "-o", "x.webp"], "name the output x.gif"),
+    ],
+)
 def test_cli_preset_misuse_is_one_line(args, words, small_meme_dir, meme_main, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, stderr = meme_main("gen", "x", "--meme", str(small_meme_dir), *args)

@@ -66,9 +66,12 @@ def test_concurrent_requests_form_batches(ray_server):
 
 
 def test_errors_are_one_line_json(ray_server):
-    for path, body, status in (("/memes/nope/gen", QUICK, 404), ("/memes/%2E%2E/gen", QUICK, 400),
-                               ("/memes/m0/gen", {**QUICK, "steps": 0}, 422),
-                               ("/memes/m0/gen", {**QUICK, "prompt": " "}, 422)):
+    for path, body, status in (
+        ("/memes/nope/gen", QUICK, 404),
+        ("/memes/%2E%2E/gen", QUICK, 400),
+        ("/memes/m0/gen", {**QUICK, "steps": 0}, 422),
+        ("/memes/m0/gen", {**QUICK, "prompt": " "}, 422),
+    ):
         r = ray_server.post(path, json=body)
         assert r.status_code == status and set(r.json()) == {"error"}, (path, r.status_code, r.text)
 
@@ -85,8 +88,11 @@ def test_a_replica_killed_under_load_loses_no_request(ray_server):
     lost or a 500, and the deployment serves on."""
     import time
 
-    replicas = {a["name"].rsplit("#", 1)[-1]: a for a in ray.util.list_named_actors(all_namespaces=True)
-                if "MemeGenerator" in a["name"]}
+    replicas = {
+        a["name"].rsplit("#", 1)[-1]: a
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if "MemeGenerator" in a["name"]
+    }
     assert len(replicas) == 2, replicas
     bodies = [{**QUICK, "steps": 8, "seed": s} for s in range(24)]
     with ThreadPoolExecutor(8) as pool:
@@ -122,6 +128,7 @@ def test_a_request_a_replica_lost_is_asked_again_then_503():
 
     class Generator:
         """A deployment handle whose first `failures` calls land on a dying replica."""
+
         def __init__(self, failures):
             self.failures, self.calls = failures, 0
 

@@ -19,8 +19,12 @@ def diffusers_sample(scheduler, x):
     return x
 
 
-CASES = [(spacing, prediction, clip) for spacing in ("leading", "trailing", "linspace")
-         for prediction in ("epsilon", "v_prediction") for clip in (False, True)]
+CASES = [
+    (spacing, prediction, clip)
+    for spacing in ("leading", "trailing", "linspace")
+    for prediction in ("epsilon", "v_prediction")
+    for clip in (False, True)
+]
 
 
 @pytest.mark.parametrize("spacing, prediction, clip", CASES)

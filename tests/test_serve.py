@@ -12,11 +12,10 @@ from dataclasses import replace
 import httpx
 import numpy as np
 import pytest
+from live_server import running, wait_ready
 from PIL import Image, ImageSequence
 
 from memestar.serve.options import ServeOptions
-
-from live_server import running, wait_ready
 
 TOKEN = "a-test-token-of-32-characters-00"
 QUICK = {"prompt": "a blue circle sliding", "steps": 2}
@@ -64,8 +63,14 @@ def test_probes_metrics_docs_and_listing(server):
     assert one["id"] == "slide" and one["training"]["steps"] == 3
     assert server.get("/memes/slide/preview.gif").headers["content-type"] == "image/gif"
     metrics = server.get("/metrics").text
-    for name in ("memestar_request_seconds", "memestar_stage_seconds", "memestar_queue_depth", "memestar_batch_size",
-                 "memestar_memes_loaded", "memestar_device_memory_bytes"):
+    for name in (
+        "memestar_request_seconds",
+        "memestar_stage_seconds",
+        "memestar_queue_depth",
+        "memestar_batch_size",
+        "memestar_memes_loaded",
+        "memestar_device_memory_bytes",
+    ):
         assert name in metrics
 
 
@@ -91,42 +96,47 @@ def test_gen_returns_the_clip_and_variants_as_json(server):
     body = r.json()
     assert body["prompt"].startswith("a green star sliding, die-cut sticker")  # the meme's action, the style's words
     assert [c["media_type"] for c in body["clips"]] == ["video/webm"] * 2  # the style's preset: Telegram
-    styled = server.post("/memes/slide/gen", json={**QUICK, "format": "webp", "sticker": True, "top": "hi",
-                                                   "loop": "pingpong"})
+    styled = server.post(
+        "/memes/slide/gen", json={**QUICK, "format": "webp", "sticker": True, "top": "hi", "loop": "pingpong"}
+    )
     with Image.open(io.BytesIO(styled.content)) as image:
         assert image.mode == "RGBA" and image.n_frames == 14
     other = server.post("/memes/slide-two/gen", json=QUICK)  # a second meme: its adapter swapped in
-    assert not np.array_equal(gif_frames(other.content), gif_frames(server.post("/memes/slide/gen",
-                                                                                json=QUICK).content))
+    assert not np.array_equal(
+        gif_frames(other.content), gif_frames(server.post("/memes/slide/gen", json=QUICK).content)
+    )
 
 
-@pytest.mark.parametrize("body, status, words", [
-    ({"steps": 2}, 422, "prompt"),
-    ({**QUICK, "prompt": ""}, 422, "prompt"),
-    ({**QUICK, "prompt": "   "}, 422, "prompt is empty"),
-    ({**QUICK, "prompt": "x" * 10_000}, 422, "prompt"),
-    ({**QUICK, "steps": 0}, 422, "steps"),
-    ({**QUICK, "steps": "5"}, 422, "steps"),
-    ({**QUICK, "guidance": 0.5}, 422, "guidance"),
-    ({**QUICK, "format": "bmp"}, 422, "format"),
-    ({**QUICK, "preset": "myspace"}, 422, "preset"),
-    ({**QUICK, "sticker": True, "format": "mp4"}, 422, "no transparency"),
-    ({**QUICK, "top": "y" * 150}, 422, "does not fit a 64x64 canvas"),
-    ({**QUICK, "loop": "boomerang"}, 422, "loop"),
-    ({**QUICK, "subject": "a cat"}, 422, "give a prompt or a subject"),
-    ({**QUICK, "style": "vapor"}, 422, "style"),
-    ({**QUICK, "preset": "slack", "format": "gif"}, 422, "fixes the format"),
-    ({**QUICK, "variants": 9}, 422, "variants"),
-    ({**QUICK, "variation": 2}, 422, "variation"),
-    ({**QUICK, "seed": -1}, 422, "seed"),
-    ({**QUICK, "follow": "maybe"}, 422, "follow"),
-    ({**QUICK, "colour": "red"}, 422, "colour"),
-    ([1, 2], 422, "body"),
-    ({**QUICK, "prompt": "a cat \udcff"}, 422, "prompt: Input should be a valid string"),  # JSON's "\udcff"
-    ({**QUICK, "negative": "dogs \ud800"}, 422, "negative: Input should be a valid string"),
-    ({**QUICK, "top": "hi \udcff"}, 422, "top: Input should be a valid string"),
-    ({**QUICK, "top": "你好"}, 422, "which no bundled font draws"),
-])
+@pytest.mark.parametrize(
+    "body, status, words",
+    [
+        ({"steps": 2}, 422, "prompt"),
+        ({**QUICK, "prompt": ""}, 422, "prompt"),
+        ({**QUICK, "prompt": "   "}, 422, "prompt is empty"),
+        ({**QUICK, "prompt": "x" * 10_000}, 422, "prompt"),
+        ({**QUICK, "steps": 0}, 422, "steps"),
+        ({**QUICK, "steps": "5"}, 422, "steps"),
+        ({**QUICK, "guidance": 0.5}, 422, "guidance"),
+        ({**QUICK, "format": "bmp"}, 422, "format"),
+        ({**QUICK, "preset": "myspace"}, 422, "preset"),
+        ({**QUICK, "sticker": True, "format": "mp4"}, 422, "no transparency"),
+        ({**QUICK, "top": "y" * 150}, 422, "does not fit a 64x64 canvas"),
+        ({**QUICK, "loop": "boomerang"}, 422, "loop"),
+        ({**QUICK, "subject": "a cat"}, 422, "give a prompt or a subject"),
+        ({**QUICK, "style": "vapor"}, 422, "style"),
+        ({**QUICK, "preset": "slack", "format": "gif"}, 422, "fixes the format"),
+        ({**QUICK, "variants": 9}, 422, "variants"),
+        ({**QUICK, "variation": 2}, 422, "variation"),
+        ({**QUICK, "seed": -1}, 422, "seed"),
+        ({**QUICK, "follow": "maybe"}, 422, "follow"),
+        ({**QUICK, "colour": "red"}, 422, "colour"),
+        ([1, 2], 422, "body"),
+        ({**QUICK, "prompt": "a cat \udcff"}, 422, "prompt: Input should be a valid string"),  # JSON's "\udcff"
+        ({**QUICK, "negative": "dogs \ud800"}, 422, "negative: Input should be a valid string"),
+        ({**QUICK, "top": "hi \udcff"}, 422, "top: Input should be a valid string"),
+        ({**QUICK, "top": "你好"}, 422, "which no bundled font draws"),
+    ],
+)
 def test_bad_gen_requests_get_one_line_json_errors(server, body, status, words):
     sent = json.dumps(body)  # ASCII, so a lone surrogate travels as JSON's own escape, as a hostile client sends it
     r = server.post("/memes/slide/gen", content=sent, headers={"content-type": "application/json"})
@@ -138,8 +148,9 @@ def test_bad_ids_paths_and_bodies(server):
     assert "meme id" in one_line_error(server.post("/memes/%2E%2E/gen", json=QUICK), 400)
     assert "meme id" in one_line_error(server.get("/memes/.hidden"), 400)
     assert one_line_error(server.get("/memes/..%2F..%2Fetc"), 404)
-    assert one_line_error(server.post("/memes/slide/gen", content=b"{not json",
-                                      headers={"content-type": "application/json"}), 422)
+    assert one_line_error(
+        server.post("/memes/slide/gen", content=b"{not json", headers={"content-type": "application/json"}), 422
+    )
     assert "KiB" in one_line_error(server.post("/memes/slide/gen", json={**QUICK, "negative": "x" * 70_000}), 413)
     assert "no job" in one_line_error(server.get("/jobs/%2E%2E"), 404)
     assert one_line_error(server.get("/jobs/../../etc"), 404)  # normalised by the client: no such route
@@ -213,8 +224,15 @@ def test_training_job_runs_beside_generation_and_its_meme_appears(memes_dir, sli
     options = ServeOptions(memes=memes_dir, train_base="random-tiny")
     with running(options) as client:
         wait_ready(client)
-        form = {"prompt": "a red square sliding", "id": "trained", "steps": "30", "frames": "8", "size": "64",
-                "lr": "0.001", "inversion_steps": "2"}
+        form = {
+            "prompt": "a red square sliding",
+            "id": "trained",
+            "steps": "30",
+            "frames": "8",
+            "size": "64",
+            "lr": "0.001",
+            "inversion_steps": "2",
+        }
         r = client.post("/memes", data=form, files={"clip": ("slide.gif", slide_gif.read_bytes(), "image/gif")})
         assert r.status_code == 202, r.text
         job = r.json()
@@ -230,8 +248,9 @@ def test_training_job_runs_beside_generation_and_its_meme_appears(memes_dir, sli
         assert served_during >= 1  # generation was answered while the job trained
         assert "trained" in [m["id"] for m in client.get("/memes").json()["memes"]]
         assert client.post("/memes/trained/gen", json=QUICK).status_code == 200
-        assert "exists" in one_line_error(client.post("/memes", data=form, files={
-            "clip": ("slide.gif", slide_gif.read_bytes(), "image/gif")}), 409)
+        assert "exists" in one_line_error(
+            client.post("/memes", data=form, files={"clip": ("slide.gif", slide_gif.read_bytes(), "image/gif")}), 409
+        )
         kept = [p.name for p in (memes_dir / ".jobs" / job["id"]).iterdir()]
         assert kept == ["job.json"]  # the clip and the working copy are gone; the journal answers after a restart
 
@@ -240,12 +259,15 @@ def test_training_uploads_are_checked_and_failed_jobs_say_why(memes_dir, slide_g
     form = {"prompt": "a red square sliding", "steps": "2", "frames": "8", "size": "64"}
     gif = {"clip": ("slide.gif", slide_gif.read_bytes(), "image/gif")}
     with running(ServeOptions(memes=memes_dir, max_upload_mb=0.05, train_base="no-such-base")) as client:
-        assert "MiB" in one_line_error(client.post("/memes", data=form, files={
-            "clip": ("big.mp4", b"\0" * 100_000, "video/mp4")}), 413)
-        assert one_line_error(client.post("/memes", data=form, files={
-            "clip": ("clip.mp4", b"this is not a video", "video/mp4")}), 422)
-        assert "must end" in one_line_error(client.post("/memes", data=form, files={
-            "clip": ("clip.exe", b"MZ", "application/octet-stream")}), 415)
+        assert "MiB" in one_line_error(
+            client.post("/memes", data=form, files={"clip": ("big.mp4", b"\0" * 100_000, "video/mp4")}), 413
+        )
+        assert one_line_error(
+            client.post("/memes", data=form, files={"clip": ("clip.mp4", b"this is not a video", "video/mp4")}), 422
+        )
+        assert "must end" in one_line_error(
+            client.post("/memes", data=form, files={"clip": ("clip.exe", b"MZ", "application/octet-stream")}), 415
+        )
         assert "steps" in one_line_error(client.post("/memes", data={**form, "steps": "0"}, files=gif), 422)
         assert "prompt" in one_line_error(client.post("/memes", data={"steps": "2"}, files=gif), 422)
         assert "meme id" in one_line_error(client.post("/memes", data={**form, "id": "../x"}, files=gif), 400)
@@ -275,8 +297,9 @@ def test_ids_are_matched_whole(server, memes_dir, slide_gif):
     for bad in ("nl%0A", "slide%0A", "a%00", "x" * 129, "-lead"):
         assert "meme id" in one_line_error(server.get(f"/memes/{bad}"), 400)
     form = {"prompt": "a red square sliding", "id": "nl\n"}
-    assert "meme id" in one_line_error(server.post("/memes", data=form, files={
-        "clip": ("s.gif", slide_gif.read_bytes(), "image/gif")}), 400)
+    assert "meme id" in one_line_error(
+        server.post("/memes", data=form, files={"clip": ("s.gif", slide_gif.read_bytes(), "image/gif")}), 400
+    )
     from memestar.serve.app import list_memes, slug_id
 
     (memes_dir / "nl\n").mkdir(exist_ok=True)
@@ -297,11 +320,19 @@ def test_concurrent_uploads_of_one_id_get_one_202_and_409s(memes_dir, slide_gif,
 
     release = threading.Event()
     monkeypatch.setattr(jobs_module, "train_meme", lambda *a, **k: release.wait(30) and None)  # the job holds
-    form = {"prompt": "a red square sliding", "id": "raced", "steps": "1", "frames": "4", "size": "32",
-            "inversion_steps": "1"}
+    form = {
+        "prompt": "a red square sliding",
+        "id": "raced",
+        "steps": "1",
+        "frames": "4",
+        "size": "32",
+        "inversion_steps": "1",
+    }
     with running(ServeOptions(memes=memes_dir, train_base="no-such-base")) as client:
+
         def upload(_):
             return client.post("/memes", data=form, files={"clip": ("s.gif", slide_gif.read_bytes(), "image/gif")})
+
         with ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(upload, range(4)))
         statuses = sorted(r.status_code for r in answers)
@@ -332,8 +363,11 @@ def test_a_stranger_is_refused_before_the_body_is_read(memes_dir):
     the body, and the answer comes anyway (under the old dependency it waited for the body)."""
     with running(ServeOptions(memes=memes_dir, token=TOKEN)) as client:
         port = int(str(client.base_url).rsplit(":", 1)[1].strip("/"))
-        answer = raw_request(port, "POST /memes HTTP/1.1\r\nHost: x\r\nContent-Length: 4000000\r\n"
-                                   "Content-Type: multipart/form-data; boundary=b\r\n\r\n")
+        answer = raw_request(
+            port,
+            "POST /memes HTTP/1.1\r\nHost: x\r\nContent-Length: 4000000\r\n"
+            "Content-Type: multipart/form-data; boundary=b\r\n\r\n",
+        )
         assert answer.startswith(b"HTTP/1.1 401") and b'"error":"missing or wrong token' in answer, answer[:300]
         assert client.get("/docs").status_code == 200 and client.get("/openapi.json").status_code == 200
 
@@ -344,8 +378,15 @@ def test_upload_bombs_are_422_naming_the_clients_file_and_keep_alive_holds(memes
     form = {"prompt": "a red square sliding", "steps": "1", "frames": "4", "size": "32"}
     jobs_before = set((memes_dir / ".jobs").iterdir()) if (memes_dir / ".jobs").exists() else set()
     with running(ServeOptions(memes=memes_dir, train_base="no-such-base")) as client:
-        for name in ("bomb-30000.gif", "bomb-9000x20.gif", "timeline.gif", "timeline.webp", "wide-frame.webp",
-                     "half.webm", "garbage.webm"):
+        for name in (
+            "bomb-30000.gif",
+            "bomb-9000x20.gif",
+            "timeline.gif",
+            "timeline.webp",
+            "wide-frame.webp",
+            "half.webm",
+            "garbage.webm",
+        ):
             sent = f"my {name}"
             r = client.post("/memes", data=form, files={"clip": (sent, hostile_media[name].read_bytes(), "x/y")})
             message = one_line_error(r, 422)

@@ -31,8 +31,14 @@ def test_jobs_survive_sigint_and_sigkill(tmp_path, slide_gif):
     memes = tmp_path / "memes"
     memes.mkdir()
     (memes / ".jobs" / "left-over").mkdir(parents=True)  # a folder with no journal: removed on start
-    form = {"prompt": "a red square sliding", "id": "kept", "steps": str(STEPS), "frames": "4", "size": "32",
-            "inversion_steps": "2"}
+    form = {
+        "prompt": "a red square sliding",
+        "id": "kept",
+        "steps": str(STEPS),
+        "frames": "4",
+        "size": "32",
+        "inversion_steps": "2",
+    }
 
     with serving(memes) as server:
         with httpx.Client(base_url=server.url, timeout=30) as client:
@@ -61,8 +67,9 @@ def test_jobs_survive_sigint_and_sigkill(tmp_path, slide_gif):
     with serving(memes) as server:
         with httpx.Client(base_url=server.url, timeout=30) as client:
             seen = []
-            done = wait_for(client, url,
-                            lambda s: seen.append(s["progress"]["step"]) or s["state"] in ("done", "failed"))
+            done = wait_for(
+                client, url, lambda s: seen.append(s["progress"]["step"]) or s["state"] in ("done", "failed")
+            )
             assert min(seen) >= 150, seen  # from the checkpoint at step 150, written before the kill
             assert done["state"] == "done" and done["progress"]["step"] == STEPS, done
             assert "kept" in [m["id"] for m in client.get("/memes").json()["memes"]]

@@ -13,8 +13,10 @@ from memestar.models.random_base import build_random_base
 @pytest.fixture
 def tiny_checkpoint(tmp_path, monkeypatch):
     """random-tiny as a diffusers folder and as one LDM checkpoint; any network connection fails the test."""
+
     def no_network(*args, **kwargs):
         raise AssertionError(f"network connection attempted: {args}")
+
     monkeypatch.setattr(socket.socket, "connect", no_network)
     folder = build_random_base("random-tiny", tmp_path / "base")
     ckpt = tmp_path / "tiny.safetensors"

@@ -35,8 +35,8 @@ def test_a_batch_gives_each_clip_its_unbatched_latents(small_meme_dir):
     for sampler in ("ddim", "dpm++"):
         batched = meme.backend.sample(sampler, 5, x, text, guidances)
         for i in range(3):
-            alone = meme.backend.sample(sampler, 5, x[i:i + 1], text[[i, 3 + i]], guidances[i])
-            assert relative(batched[i:i + 1], alone) < 1e-5, (sampler, i)
+            alone = meme.backend.sample(sampler, 5, x[i : i + 1], text[[i, 3 + i]], guidances[i])
+            assert relative(batched[i : i + 1], alone) < 1e-5, (sampler, i)
     unguided = meme.backend.sample("ddim", 4, x, positive, 1.0)
     assert relative(unguided[2:], meme.backend.sample("ddim", 4, x[2:], positive[2:], 1.0)) < 1e-5
     assert not torch.allclose(batched[0], batched[1])  # the clips are not one clip three times
@@ -44,17 +44,20 @@ def test_a_batch_gives_each_clip_its_unbatched_latents(small_meme_dir):
 
 def test_generate_batch_mixes_settings_and_keeps_order(small_meme_dir):
     meme = Meme.load(small_meme_dir)
-    requests = [GenRequest("a blue circle sliding", GenSettings(steps=3, guidance=5.0, seed=1, variation=0.5)),
-                GenRequest("a green star sliding", GenSettings(steps=2, guidance=1.0)),
-                GenRequest("a red square sliding", GenSettings(steps=3, guidance=6.0, seed=2, variation=0.5)),
-                GenRequest("a blue star sliding", GenSettings(steps=3, guidance=5.0, sampler="dpm++"))]
+    requests = [
+        GenRequest("a blue circle sliding", GenSettings(steps=3, guidance=5.0, seed=1, variation=0.5)),
+        GenRequest("a green star sliding", GenSettings(steps=2, guidance=1.0)),
+        GenRequest("a red square sliding", GenSettings(steps=3, guidance=6.0, seed=2, variation=0.5)),
+        GenRequest("a blue star sliding", GenSettings(steps=3, guidance=5.0, sampler="dpm++")),
+    ]
     batched = meme.generate_batch(requests)
     assert [g.prompt for g in batched] == [r.prompt for r in requests]
     assert [g.batch_size for g in batched] == [2, 1, 2, 1]  # same sampler, steps and guided-or-not: one batch
     for r, g in zip(requests, batched):
         s = r.settings
-        alone = meme.generate(r.prompt, seed=s.seed, steps=s.steps, guidance=s.guidance, sampler=s.sampler,
-                              variation=s.variation)
+        alone = meme.generate(
+            r.prompt, seed=s.seed, steps=s.steps, guidance=s.guidance, sampler=s.sampler, variation=s.variation
+        )
         assert np.abs(alone.frames.astype(int) - g.frames).max() <= 1  # rounding to uint8 at most
         assert g.settings == alone.settings
 
@@ -80,8 +83,13 @@ def test_the_mix_start_is_seeded_noise_with_some_of_the_inversion(small_meme_dir
     meme = Meme.load(small_meme_dir)
     inversion = meme.inversion.float()
     noise = meme.start_latents(GenSettings(seed=4, start="noise"))
-    assert meme.start_latents(GenSettings(seed=4, start="mix")).sub(
-        math.sqrt(1 - MIX_VARIATION) * inversion + math.sqrt(MIX_VARIATION) * noise).abs().max() < 1e-6
+    assert (
+        meme.start_latents(GenSettings(seed=4, start="mix"))
+        .sub(math.sqrt(1 - MIX_VARIATION) * inversion + math.sqrt(MIX_VARIATION) * noise)
+        .abs()
+        .max()
+        < 1e-6
+    )
     light = meme.start_latents(GenSettings(seed=4, start="mix", variation=0.9))  # a given share wins
     assert light.sub(math.sqrt(0.1) * inversion + math.sqrt(0.9) * noise).abs().max() < 1e-6
     mixed = meme.generate_batch(variant_requests("a blue circle sliding", GenSettings(steps=3, start="mix"), 2))
@@ -161,8 +169,23 @@ def test_batch_buckets():
 def test_gen_cli_writes_variants_and_prompt_files_in_batches(small_meme_dir, meme_main, tmp_path):
     import json
 
-    code, out, err = meme_main("gen", "a blue circle sliding", "--meme", small_meme_dir, "-o", tmp_path / "pick.gif",
-                               "--variants", "3", "--variation", "0.5", "--steps", "2", "--seed", "5", "--json")
+    code, out, err = meme_main(
+        "gen",
+        "a blue circle sliding",
+        "--meme",
+        small_meme_dir,
+        "-o",
+        tmp_path / "pick.gif",
+        "--variants",
+        "3",
+        "--variation",
+        "0.5",
+        "--steps",
+        "2",
+        "--seed",
+        "5",
+        "--json",
+    )
     assert code == 0, err
     results = json.loads(out)
     assert [r["output"] for r in results] == [str(tmp_path / n) for n in ("pick.gif", "pick-v1.gif", "pick-v2.gif")]
@@ -170,12 +193,28 @@ def test_gen_cli_writes_variants_and_prompt_files_in_batches(small_meme_dir, mem
     assert len({(tmp_path / n).read_bytes() for n in ("pick.gif", "pick-v1.gif", "pick-v2.gif")}) == 3
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a blue circle sliding\na green star sliding\n")
-    code, out, err = meme_main("gen", "--prompts", prompts, "--meme", small_meme_dir, "-o", tmp_path / "many",
-                               "--variants", "2", "--steps", "2", "--json")
+    code, out, err = meme_main(
+        "gen",
+        "--prompts",
+        prompts,
+        "--meme",
+        small_meme_dir,
+        "-o",
+        tmp_path / "many",
+        "--variants",
+        "2",
+        "--steps",
+        "2",
+        "--json",
+    )
     assert code == 0, err
     names = sorted(p.name for p in (tmp_path / "many").iterdir())
-    assert names == ["000-a-blue-circle-sliding-v1.gif", "000-a-blue-circle-sliding.gif",
-                     "001-a-green-star-sliding-v1.gif", "001-a-green-star-sliding.gif"]
+    assert names == [
+        "000-a-blue-circle-sliding-v1.gif",
+        "000-a-blue-circle-sliding.gif",
+        "001-a-green-star-sliding-v1.gif",
+        "001-a-green-star-sliding.gif",
+    ]
     assert {r["batch_size"] for r in json.loads(out)} == {4}  # four clips, one batch
     code, _, err = meme_main("gen", "x", "--meme", small_meme_dir, "--variants", "0")
     assert code == 2 and "--variants is 0" in err

@@ -10,15 +10,17 @@ from memestar.tiny.demo import DEMO_STEPS
 from memestar.tiny.evaluate import EvalOptions, evaluate
 from memestar.tiny.train import base_quality
 
-pytestmark = pytest.mark.skipif(not (BUNDLED_TINY / "model_index.json").exists(),
-                                reason="the bundled tiny weights are absent: python -m memestar.tiny.train")
+pytestmark = pytest.mark.skipif(
+    not (BUNDLED_TINY / "model_index.json").exists(),
+    reason="the bundled tiny weights are absent: python -m memestar.tiny.train",
+)
 
 
 def test_tiny_loads_offline_and_is_small():
     base = load_base("tiny")
     assert base.reference == "tiny" and base.tokenizer.model_max_length == 16
     size = sum(p.stat().st_size for p in BUNDLED_TINY.rglob("*") if p.is_file())
-    assert size <= 20 * 2 ** 20, size
+    assert size <= 20 * 2**20, size
     recipe = json.loads((BUNDLED_TINY / "recipe.json").read_text())
     assert recipe["quality"]["images"] >= 48 and "unet" in recipe["seconds"]
 
@@ -42,12 +44,20 @@ def test_reduced_eval_following_the_track_holds_the_motion_from_every_start():
     6.2 from the inversion, layout, mix and noise; on the previous base the inversion's corr was 0.83, one frame of
     the red square read at the far edge). What following adds over not following and the untuned reference are the
     full eval's."""
-    report = evaluate(EvalOptions(motions=("sliding",), subjects=2, steps=DEMO_STEPS, follows=(True,),
-                                  untuned=False), log=lambda *a: None)
+    report = evaluate(
+        EvalOptions(motions=("sliding",), subjects=2, steps=DEMO_STEPS, follows=(True,), untuned=False),
+        log=lambda *a: None,
+    )
     scores = {name.split(" / ")[1]: v["overall"] for name, v in report["variants"].items()}
-    print("\n" + ", ".join(f"{start}: corr {v['trajectory_correlation']:.2f} colour {v['colour_right']:.2f} "
-                           f"shape {v['shape_right']:.2f} source absent {v['source_absent']:.2f} "
-                           f"variety {v['variety']:.1f}" for start, v in scores.items()))
+    print(
+        "\n"
+        + ", ".join(
+            f"{start}: corr {v['trajectory_correlation']:.2f} colour {v['colour_right']:.2f} "
+            f"shape {v['shape_right']:.2f} source absent {v['source_absent']:.2f} "
+            f"variety {v['variety']:.1f}"
+            for start, v in scores.items()
+        )
+    )
     for start, followed in scores.items():
         assert followed["trajectory_correlation"] > 0.9, start
         assert followed["colour_right"] > 0.9 and followed["shape_right"] > 0.85, start
@@ -64,8 +74,25 @@ def test_recipe_retrains_the_unet_on_a_kept_vae(tmp_path):
     from memestar.tiny.train import main
 
     out = tmp_path / "base"
-    recipe = main(["--out", str(out), "--vae", str(BUNDLED_TINY / "vae"), "--bank", "64", "--unet-steps", "3",
-                   "--unet-batch", "4", "--curve-every", "0", "--quality-seeds", "1", "--quiet"])
+    recipe = main(
+        [
+            "--out",
+            str(out),
+            "--vae",
+            str(BUNDLED_TINY / "vae"),
+            "--bank",
+            "64",
+            "--unet-steps",
+            "3",
+            "--unet-batch",
+            "4",
+            "--curve-every",
+            "0",
+            "--quality-seeds",
+            "1",
+            "--quiet",
+        ]
+    )
     kept, bundled = (load_file(folder / "vae/diffusion_pytorch_model.safetensors") for folder in (out, BUNDLED_TINY))
     assert kept.keys() == bundled.keys() and all(torch.equal(kept[k], bundled[k]) for k in kept)
     configs = [json.loads((folder / "vae/config.json").read_text()) for folder in (out, BUNDLED_TINY)]

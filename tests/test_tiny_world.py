@@ -105,16 +105,20 @@ def test_eval_compares_every_guidance_scale_as_its_own_variant():
     from memestar.errors import MemeError
     from memestar.tiny.evaluate import EvalOptions, eval_requests, variant_name
 
-    o = EvalOptions(motions=("sliding",), subjects=2, starts=("inversion", "mix"), gen_steps=(12,),
-                    guidances=(3.0, 5.0))
+    o = EvalOptions(
+        motions=("sliding",), subjects=2, starts=("inversion", "mix"), gen_steps=(12,), guidances=(3.0, 5.0)
+    )
     wanted = eval_requests(o, "sliding")
     assert len(wanted) == 2 * 2 * (1 + o.seeds)
     for g in o.guidances:
         mine = [w for w in wanted if w["guidance"] == g]
         assert len(mine) == 2 * (1 + o.seeds) and {w["request"].settings.guidance for w in mine} == {g}
     names = {variant_name({"tuning": "mse", **w}) for w in wanted}
-    assert names == {f"mse / {s} / ddim 12 / follow on (latents) / guidance {g} until 0.2 / cache 2"
-                     for s in ("inversion", "mix") for g in (3, 5)}
+    assert names == {
+        f"mse / {s} / ddim 12 / follow on (latents) / guidance {g} until 0.2 / cache 2"
+        for s in ("inversion", "mix")
+        for g in (3, 5)
+    }
     with pytest.raises(MemeError, match="below 1"):
         EvalOptions(guidances=(0.5,)).check()
 
@@ -125,14 +129,24 @@ def test_eval_compares_the_work_savers_each_as_its_own_variant():
     from memestar.errors import MemeError
     from memestar.tiny.evaluate import EvalOptions, eval_requests, variant_name
 
-    o = EvalOptions(motions=("sliding",), subjects=1, starts=("inversion",), follows=(True, False),
-                    follow_measures=("latents", "pixels"), guidance_untils=(0.0, 0.2), cache_intervals=(1, 2))
+    o = EvalOptions(
+        motions=("sliding",),
+        subjects=1,
+        starts=("inversion",),
+        follows=(True, False),
+        follow_measures=("latents", "pixels"),
+        guidance_untils=(0.0, 0.2),
+        cache_intervals=(1, 2),
+    )
     wanted = eval_requests(o.check(), "sliding")
     assert len(wanted) == (2 + 1) * 2 * 2  # (followed on latents, on pixels, not followed) x untils x intervals
     for w in wanted:
         s = w["request"].settings
-        assert (s.follow_measure, s.guidance_until, s.cache_interval) == (w["follow_measure"], w["guidance_until"],
-                                                                           w["cache_interval"])
+        assert (s.follow_measure, s.guidance_until, s.cache_interval) == (
+            w["follow_measure"],
+            w["guidance_until"],
+            w["cache_interval"],
+        )
     names = {variant_name({"tuning": "mse", **w}) for w in wanted}
     assert len(names) == len(wanted)
     assert "mse / inversion / ddim 10 / follow on (pixels) / guidance 5 / cache 2" in names

@@ -52,8 +52,12 @@ def test_loss_falls_and_not_without_learning(meme, clip_path, tmp_path, train_op
 def test_meme_folder_is_complete_and_loads(meme):
     out, summary = meme
     meta = read_meme(out)
-    assert {p.name for p in out.iterdir()} == {"meme.json", "adapter.safetensors", "inversion.safetensors",
-                                               "preview.gif"}
+    assert {p.name for p in out.iterdir()} == {
+        "meme.json",
+        "adapter.safetensors",
+        "inversion.safetensors",
+        "preview.gif",
+    }
     assert meta.prompt == PROMPT and meta.frames == 8 and meta.size == 64
     assert meta.base.reference == "random-tiny" and len(meta.training.losses) == 60
     assert set(meta.versions) >= {"torch", "diffusers", "transformers", "memestar"}
@@ -85,8 +89,17 @@ def test_frozen_weights_stay_bit_identical(tuned, tiny, clip_path, sliding_squar
     before = {n: p.detach().clone() for n, p in video.unet.named_parameters()}
     latents = encode_frames(tiny.vae, torch.from_numpy(sliding_square())).float()
     text = encode_prompts(tiny.tokenizer, tiny.text_encoder, [PROMPT])
-    tune(video, latents, text, tiny.scheduler_config, TuneSettings(steps=5, lr=1e-2, checkpoint_every=0, tuned=tuned),
-         dtype=torch.float32, checkpoint=clip_path.parent / "unused.safetensors", run_key={}, quiet=True)
+    tune(
+        video,
+        latents,
+        text,
+        tiny.scheduler_config,
+        TuneSettings(steps=5, lr=1e-2, checkpoint_every=0, tuned=tuned),
+        dtype=torch.float32,
+        checkpoint=clip_path.parent / "unused.safetensors",
+        run_key={},
+        quiet=True,
+    )
     trainable = set(video.trainable_parameters(tuned))
     assert trainable and all(("_temp." in n) or tuned == "all" for n in trainable)
     assert len(trainable) < len(video.trainable_parameters()) or tuned == "all"  # temporal: no query moves
@@ -148,7 +161,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(clip_path, tmp_path, 
 
 def latent_psnr(x, ref):
     peak = (ref.max() - ref.min()).item()
-    return 10 * np.log10(peak ** 2 / ((x - ref) ** 2).mean().item())
+    return 10 * np.log10(peak**2 / ((x - ref) ** 2).mean().item())
 
 
 def test_tuning_helps_reproduce_the_clip_from_its_inversion(meme, clip_path):
@@ -197,8 +210,26 @@ def test_cli_bad_input_exits_2_and_keeps_files(case, meme, clip_path, tmp_path, 
 
 
 def test_smoke_on_the_real_clip(tmp_path, run_meme, car_clip):
-    r = run_meme("train", car_clip, "--text", "a car turning", "--base", "random-tiny", "--out", tmp_path / "car",
-                 "--frames", 4, "--size", 64, "--steps", 3, "--inversion-steps", 2, "--json", "--quiet")
+    r = run_meme(
+        "train",
+        car_clip,
+        "--text",
+        "a car turning",
+        "--base",
+        "random-tiny",
+        "--out",
+        tmp_path / "car",
+        "--frames",
+        4,
+        "--size",
+        64,
+        "--steps",
+        3,
+        "--inversion-steps",
+        2,
+        "--json",
+        "--quiet",
+    )
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["steps"] == 3 and np.isfinite(summary["final_loss"])

@@ -66,7 +66,7 @@ def slow_sparse_causal(attn: Attention, x: torch.Tensor, f: int) -> torch.Tensor
     heads, d = attn.heads, c // attn.heads
     out = torch.empty_like(x)
     for b in range(bf // f):
-        frames = x[b * f:(b + 1) * f]
+        frames = x[b * f : (b + 1) * f]
         for i in range(f):
             q = attn.to_q(frames[i])
             kv_in = torch.cat([frames[0], frames[max(i - 1, 0)]])
@@ -74,7 +74,7 @@ def slow_sparse_causal(attn: Attention, x: torch.Tensor, f: int) -> torch.Tensor
             per_head = []
             for h in range(heads):
                 s = slice(h * d, (h + 1) * d)
-                weights = torch.softmax(q[:, s] @ k[:, s].T / d ** 0.5, dim=-1)
+                weights = torch.softmax(q[:, s] @ k[:, s].T / d**0.5, dim=-1)
                 per_head.append(weights @ v[:, s])
             out[b * f + i] = attn.to_out[0](torch.cat(per_head, dim=-1))
     return out
@@ -253,5 +253,7 @@ def test_sd15_parameter_counts(capsys):
     assert counts["trainable"] == temporal + sum(2 * d * d for d in dims) == 74_379_840
     assert counts["total"] == 859_520_964 + temporal
     with capsys.disabled():
-        print(f"\nSD1.5 video UNet: {counts['total'] / 1e6:.2f} M parameters, "
-              f"{counts['temporal'] / 1e6:.2f} M temporal, {counts['trainable'] / 1e6:.2f} M trainable")
+        print(
+            f"\nSD1.5 video UNet: {counts['total'] / 1e6:.2f} M parameters, "
+            f"{counts['temporal'] / 1e6:.2f} M temporal, {counts['trainable'] / 1e6:.2f} M trainable"
+        )

@@ -26,13 +26,16 @@ def test_guidance_stops_below_its_share_of_the_schedule():
     assert guided_steps(timesteps, CONFIG, 1.0) == [False] * 7
 
 
-@pytest.mark.parametrize("guided, interval, plan", [
-    ([True] * 5, 1, [None] * 5),
-    ([True] * 5, 2, ["store", "reuse", "store", "reuse", "store"]),
-    ([True] * 3 + [False] * 4, 3, ["store", "reuse", "reuse", "store", "reuse", "reuse", "store"]),
-    ([True, False, False, False], 3, ["store", "reuse", "reuse", "store"]),  # a guided store serves unguided steps
-    ([False, True, True], 2, ["store", "store", "reuse"]),  # an unguided store cannot serve a guided step
-])
+@pytest.mark.parametrize(
+    "guided, interval, plan",
+    [
+        ([True] * 5, 1, [None] * 5),
+        ([True] * 5, 2, ["store", "reuse", "store", "reuse", "store"]),
+        ([True] * 3 + [False] * 4, 3, ["store", "reuse", "reuse", "store", "reuse", "reuse", "store"]),
+        ([True, False, False, False], 3, ["store", "reuse", "reuse", "store"]),  # a guided store serves unguided steps
+        ([False, True, True], 2, ["store", "store", "reuse"]),  # an unguided store cannot serve a guided step
+    ],
+)
 def test_the_cache_plan_stores_every_interval_and_when_rows_grow(guided, interval, plan):
     assert cache_plan(guided, interval) == plan
 
@@ -148,9 +151,11 @@ def test_generation_with_a_cache_interval_differs_and_says_so(tracked_meme):
 
 
 def test_the_work_savers_are_refused_out_of_range_in_one_line(small_meme_dir, meme_main, tmp_path):
-    for option, value, message in (("--guidance-until", "1.5", "--guidance-until"),
-                                   ("--cache-interval", "0", "--cache-interval"),
-                                   ("--follow-measure", "decoder", "--follow-measure")):
+    for option, value, message in (
+        ("--guidance-until", "1.5", "--guidance-until"),
+        ("--cache-interval", "0", "--cache-interval"),
+        ("--follow-measure", "decoder", "--follow-measure"),
+    ):
         code, _, err = meme_main("gen", PROMPT, "--meme", small_meme_dir, option, value, "-o", tmp_path / "x.gif")
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     with pytest.raises(MemeError, match="--cache-interval"):
@@ -168,8 +173,9 @@ def test_the_latent_subject_track_agrees_with_the_pixel_one_on_the_tiny_world():
 
     vae = load_base("tiny").vae
     errors = []
-    for motion, colour, shape in itertools.product(("bouncing", "growing", "popping"), ("red", "yellow"),
-                                                   ("circle", "triangle", "star")):
+    for motion, colour, shape in itertools.product(
+        ("bouncing", "growing", "popping"), ("red", "yellow"), ("circle", "triangle", "star")
+    ):
         frames = torch.from_numpy(render_clip(Sprite(colour, shape), motion))
         latents = encode_frames(vae, frames)
         errors.append((latent_subject_track(latents, 4) - subject_track(frames[None].float())).abs()[0])

@@ -29,8 +29,10 @@ class Recorder:
 
 
 def test_batches_by_key_within_the_window_and_cut_to_buckets():
-    for buckets, expected in ((None, [("a", 5), ("b", 1), ("a", 1)]),  # steps 3: another schedule, another batch
-                              ((1, 2, 4, 8), [("a", 4), ("a", 1), ("b", 1), ("a", 1)])):  # 4, not 5 padded to 8
+    for buckets, expected in (
+        (None, [("a", 5), ("b", 1), ("a", 1)]),  # steps 3: another schedule, another batch
+        ((1, 2, 4, 8), [("a", 4), ("a", 1), ("b", 1), ("a", 1)]),
+    ):  # 4, not 5 padded to 8
         run = Recorder()
         worker = BatchWorker(run, window_s=0.3, max_batch=8, buckets=buckets)
         jobs = [job("a") for _ in range(5)] + [job("b"), job("a", steps=3)]

@@ -41,11 +41,23 @@ class EagerFP32Baseline(Backend):
         return guided_output(self.video, x, t, text, guidance)
 
     @torch.no_grad()
-    def sample(self, sampler: str, steps: int, x, text, guidance, follow=None, *, guidance_until: float = 0.0,
-               cache_interval: int = 1, follow_measure: str = "latents"):
+    def sample(
+        self,
+        sampler: str,
+        steps: int,
+        x,
+        text,
+        guidance,
+        follow=None,
+        *,
+        guidance_until: float = 0.0,
+        cache_interval: int = 1,
+        follow_measure: str = "latents",
+    ):
         if follow is not None or guidance_until or cache_interval != 1:
-            raise MemeError("the eager baseline samples as Tune-A-Video does: every step whole and guided, no "
-                            "subject track")
+            raise MemeError(
+                "the eager baseline samples as Tune-A-Video does: every step whole and guided, no subject track"
+            )
         scheduler = DDIMScheduler.from_config(self.base.scheduler_config)
         scheduler.set_timesteps(steps)
         for t in scheduler.timesteps:

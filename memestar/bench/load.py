@@ -45,8 +45,9 @@ class ServerProcess:
         args = [sys.executable, "-m", "memestar.cli", "serve", str(memes), "--port", str(self.port), "--device", device]
         for name, value in options.items():
             args += [f"--{name.replace('_', '-')}", str(value)]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                        env={**os.environ, "MEMESTAR_TOKEN": ""})
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "MEMESTAR_TOKEN": ""}
+        )
         self.url = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> "ServerProcess":
@@ -97,23 +98,40 @@ async def drive(url: str, clients: int, per_client: int, memes: list[str], body:
     ok = [(s, lat, b) for s, lat, b in results if s == 200]
     latencies = np.array([lat for _, lat, _ in ok]) if ok else np.zeros(1)
     batches = [b for _, _, b in ok]
-    return {"clients": clients, "requests": clients * per_client, "ok": len(ok), "wall_s": wall,
-            "clips_per_s": len(ok) / wall, "p50_s": float(np.percentile(latencies, 50)),
-            "p95_s": float(np.percentile(latencies, 95)), "p99_s": float(np.percentile(latencies, 99)),
-            "mean_batch": float(np.mean(batches)) if batches else 0.0, "max_batch": max(batches, default=0),
-            "status_503": sum(s == 503 for s, _, _ in results),
-            "max_503_s": max((lat for s, lat, _ in results if s == 503), default=0.0),
-            "errors": sum(s not in (200, 503) for s, _, _ in results),
-            "lost": clients * per_client - len(results)}
+    return {
+        "clients": clients,
+        "requests": clients * per_client,
+        "ok": len(ok),
+        "wall_s": wall,
+        "clips_per_s": len(ok) / wall,
+        "p50_s": float(np.percentile(latencies, 50)),
+        "p95_s": float(np.percentile(latencies, 95)),
+        "p99_s": float(np.percentile(latencies, 99)),
+        "mean_batch": float(np.mean(batches)) if batches else 0.0,
+        "max_batch": max(batches, default=0),
+        "status_503": sum(s == 503 for s, _, _ in results),
+        "max_503_s": max((lat for s, lat, _ in results if s == 503), default=0.0),
+        "errors": sum(s not in (200, 503) for s, _, _ in results),
+        "lost": clients * per_client - len(results),
+    }
 
 
 def run_load(o: LoadOptions, log=print) -> dict:
     o.check()
     preset = PRESETS[o.preset]
     body = {"prompt": "a blue circle sliding", "steps": o.steps}
-    report = {"benchmark": "meme bench --serve", "preset": o.preset, "base": preset["base"], "frames": preset["frames"],
-              "size": preset["size"], "steps": o.steps, "memes": o.memes, "date": datetime.date.today().isoformat(),
-              "options": asdict(o), "runs": []}
+    report = {
+        "benchmark": "meme bench --serve",
+        "preset": o.preset,
+        "base": preset["base"],
+        "frames": preset["frames"],
+        "size": preset["size"],
+        "steps": o.steps,
+        "memes": o.memes,
+        "date": datetime.date.today().isoformat(),
+        "options": asdict(o),
+        "runs": [],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         names = [f"meme{i}" for i in range(o.memes)]
         for name in names:
@@ -129,9 +147,15 @@ def run_load(o: LoadOptions, log=print) -> dict:
             sequential = asyncio.run(drive(server.url, 1, max(4, o.requests_per_client), names[:1], body))
             together = asyncio.run(drive(server.url, TARGET_CLIENTS, o.requests_per_client, names[:1], body))
             speedup = together["clips_per_s"] / sequential["clips_per_s"]
-            report["target"] = {"sequential": sequential, "concurrent": together, "speedup": speedup,
-                                "met": speedup >= TARGET_SPEEDUP and not together["errors"] and not together["lost"]
-                                and not together["status_503"]}
+            report["target"] = {
+                "sequential": sequential,
+                "concurrent": together,
+                "speedup": speedup,
+                "met": speedup >= TARGET_SPEEDUP
+                and not together["errors"]
+                and not together["lost"]
+                and not together["status_503"],
+            }
         log(f"burst at a queue of {BURST_QUEUE} ...")
         with ServerProcess(Path(tmp), o.device, max_queue=BURST_QUEUE, window_ms=0) as server:
             burst = asyncio.run(drive(server.url, 4 * BURST_QUEUE, 1, names[:1], {**body, "steps": o.steps * 4}))
@@ -146,28 +170,42 @@ def device_of(url: str) -> str:
 
 
 def markdown(r: dict) -> str:
-    lines = [f"# meme bench --serve: {r['base']}, {r['frames']} frames, {r['size']} px, {r['steps']} steps", "",
-             f"Device: {r['device']}. Date: {r['date']}. {r['memes']} memes, each client sends "
-             f"{r['options']['requests_per_client']} requests one after another, memes in turn.", "",
-             "| clients | requests | clips/s | p50 s | p95 s | p99 s | mean batch | max batch | 503 | errors | lost |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# meme bench --serve: {r['base']}, {r['frames']} frames, {r['size']} px, {r['steps']} steps",
+        "",
+        f"Device: {r['device']}. Date: {r['date']}. {r['memes']} memes, each client sends "
+        f"{r['options']['requests_per_client']} requests one after another, memes in turn.",
+        "",
+        "| clients | requests | clips/s | p50 s | p95 s | p99 s | mean batch | max batch | 503 | errors | lost |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for x in r["runs"]:
-        lines.append(f"| {x['clients']} | {x['requests']} | {x['clips_per_s']:.2f} | {x['p50_s']:.3f} | "
-                     f"{x['p95_s']:.3f} | {x['p99_s']:.3f} | {x['mean_batch']:.2f} | {x['max_batch']} | "
-                     f"{x['status_503']} | {x['errors']} | {x['lost']} |")
+        lines.append(
+            f"| {x['clients']} | {x['requests']} | {x['clips_per_s']:.2f} | {x['p50_s']:.3f} | "
+            f"{x['p95_s']:.3f} | {x['p99_s']:.3f} | {x['mean_batch']:.2f} | {x['max_batch']} | "
+            f"{x['status_503']} | {x['errors']} | {x['lost']} |"
+        )
     t = r["target"]
-    lines += ["", f"Target, one meme: {TARGET_CLIENTS} clients {t['concurrent']['clips_per_s']:.2f} clips/s against "
-              f"1 client {t['sequential']['clips_per_s']:.2f}: {t['speedup']:.2f}x (target >= {TARGET_SPEEDUP:g}x, "
-              f"no errors, none lost): {'met' if t['met'] else 'not met'}."]
+    lines += [
+        "",
+        f"Target, one meme: {TARGET_CLIENTS} clients {t['concurrent']['clips_per_s']:.2f} clips/s against "
+        f"1 client {t['sequential']['clips_per_s']:.2f}: {t['speedup']:.2f}x (target >= {TARGET_SPEEDUP:g}x, "
+        f"no errors, none lost): {'met' if t['met'] else 'not met'}.",
+    ]
     b = r["burst"]
-    lines += ["", f"Burst: {b['requests']} requests at once at a queue of {BURST_QUEUE}: {b['ok']} answered, "
-              f"{b['status_503']} refused with 503 (the slowest refusal in {b['max_503_s']:.3f} s), "
-              f"{b['errors']} errors, "
-              f"{b['lost']} lost."]
+    lines += [
+        "",
+        f"Burst: {b['requests']} requests at once at a queue of {BURST_QUEUE}: {b['ok']} answered, "
+        f"{b['status_503']} refused with 503 (the slowest refusal in {b['max_503_s']:.3f} s), "
+        f"{b['errors']} errors, "
+        f"{b['lost']} lost.",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def write_load_report(report: dict, json_path: Path | None = None, markdown_path: Path | None = None):
-    stem = f"serve-{report['preset']}-{report['frames']}f-{report['size']}px-{files.slug(report['device'])}-" \
-           f"{report['date']}"
+    stem = (
+        f"serve-{report['preset']}-{report['frames']}f-{report['size']}px-{files.slug(report['device'])}-"
+        f"{report['date']}"
+    )
     return files.write_report(report, markdown(report), stem, json_path, markdown_path)

@@ -68,8 +68,12 @@ def time_stage(fn, device: torch.device, repeat: int, warmup: int = 1) -> dict:
             t = time.perf_counter()
             fn()
             seconds.append(time.perf_counter() - t)
-    return {"median_s": statistics.median(seconds), "p10_s": quantile(seconds, 0.1),
-            "p90_s": quantile(seconds, 0.9), "peak_memory_bytes": peak_memory_bytes(device)}
+    return {
+        "median_s": statistics.median(seconds),
+        "p10_s": quantile(seconds, 0.1),
+        "p90_s": quantile(seconds, 0.9),
+        "peak_memory_bytes": peak_memory_bytes(device),
+    }
 
 
 def matmul_peak_flops(device: torch.device, dtype: torch.dtype, n: int | None = None, repeat: int = 5) -> float:
@@ -78,4 +82,4 @@ def matmul_peak_flops(device: torch.device, dtype: torch.dtype, n: int | None = 
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     timing = time_stage(lambda: a @ b, device, repeat=repeat, warmup=2)
-    return 2 * n ** 3 / timing["median_s"]
+    return 2 * n**3 / timing["median_s"]

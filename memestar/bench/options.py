@@ -3,14 +3,24 @@ reads them without torch."""
 
 from dataclasses import dataclass
 
-from ..checks import (MAX_FRAMES, MAX_GUIDANCE, MAX_SIZE, MAX_STEPS, check_choice, check_device, check_frames,
-                      check_guidance, check_int, check_size, check_steps)
+from ..checks import (
+    MAX_FRAMES,
+    MAX_GUIDANCE,
+    MAX_SIZE,
+    MAX_STEPS,
+    check_choice,
+    check_device,
+    check_frames,
+    check_guidance,
+    check_int,
+    check_size,
+    check_steps,
+)
 from ..device import DEFAULT_DEVICE, PRECISIONS
 from ..errors import MemeError
 from ..options import option
 from ..runtime.settings import GenSettings
 from ..sampling.batch import MAX_BATCH
-
 
 PRESETS = {"tiny": dict(base="random-tiny", frames=8, size=64), "sd15": dict(base="random-sd15", frames=16, size=256)}
 
@@ -28,29 +38,40 @@ OUR_BACKENDS = (*TORCH_VARIANTS, *GRAPH_BACKENDS)
 
 @dataclass
 class BenchOptions:
-    preset: str = option("tiny", "tiny (random-tiny, CPU-sized) or sd15 (SD1.5 architecture, for GPUs).",
-                         choices=tuple(PRESETS))
+    preset: str = option(
+        "tiny", "tiny (random-tiny, CPU-sized) or sd15 (SD1.5 architecture, for GPUs).", choices=tuple(PRESETS)
+    )
     frames: int | None = option(None, "Frames (default: 8 for tiny, 16 for sd15).", low=1, high=MAX_FRAMES)
-    size: int | None = option(None, "Square side in pixels (default: 64 for tiny, 256 for sd15).", low=8,
-                              high=MAX_SIZE)
+    size: int | None = option(None, "Square side in pixels (default: 64 for tiny, 256 for sd15).", low=8, high=MAX_SIZE)
     steps: int = option(GenSettings.steps, "Denoising steps.", low=1, high=MAX_STEPS)
     guidance: float = option(GenSettings.guidance, "Guidance scale.", low=1, high=MAX_GUIDANCE)
-    backends: tuple[str, ...] = option(("auto",), "Backends to time, comma-separated: torch (CUDA graphs on a GPU), "
-                                       "torch-eager, torch-compile, ort, trt; auto: torch plus ort and trt where "
-                                       "installed (the baseline runs too unless --no-baseline).",
-                                       choices=("auto", *OUR_BACKENDS))
+    backends: tuple[str, ...] = option(
+        ("auto",),
+        "Backends to time, comma-separated: torch (CUDA graphs on a GPU), "
+        "torch-eager, torch-compile, ort, trt; auto: torch plus ort and trt where "
+        "installed (the baseline runs too unless --no-baseline).",
+        choices=("auto", *OUR_BACKENDS),
+    )
     train: bool = option(False, "Also time tuning steps.", flags=("--train",))
     train_steps: int = 5
     repeat: int = option(5, "Timed runs per stage, after one warm-up.", low=1, high=1000)
     device: str = option(DEFAULT_DEVICE, "auto, cpu, cuda or cuda:N.")
     precision: str = option("auto", "Our precision: auto, bf16, fp16 or fp32.", choices=PRECISIONS)
-    baseline: bool = option(True, "Also time the eager fp32 baseline (how a Tune-A-Video user runs a meme).",
-                            flags=("--baseline/--no-baseline",))
-    batch_sizes: tuple[int, ...] = option((1, 2, 4, 8), "Batch sizes whose throughput (clips/s) to time per backend; "
-                                          "empty: none.", low=1, high=MAX_BATCH)
+    baseline: bool = option(
+        True,
+        "Also time the eager fp32 baseline (how a Tune-A-Video user runs a meme).",
+        flags=("--baseline/--no-baseline",),
+    )
+    batch_sizes: tuple[int, ...] = option(
+        (1, 2, 4, 8), "Batch sizes whose throughput (clips/s) to time per backend; empty: none.", low=1, high=MAX_BATCH
+    )
     # only the work table (FLOPs per clip), no timing: seconds on a CPU, SD1.5 included
-    work_only: bool = option(False, "Only the work per clip (FLOPs of the default path beside the previous "
-                             "default's), counted in seconds on any machine.", flags=("--work-only",))
+    work_only: bool = option(
+        False,
+        "Only the work per clip (FLOPs of the default path beside the previous "
+        "default's), counted in seconds on any machine.",
+        flags=("--work-only",),
+    )
 
     def check(self) -> None:
         check_choice("--preset", self.preset, tuple(PRESETS))
@@ -78,8 +99,9 @@ class LoadOptions:
     preset: str = "tiny"
     clients: tuple[int, ...] = option((1, 4, 16, 64), "With --serve: client counts.", low=1, high=MAX_CLIENTS)
     memes: int = option(3, "With --serve: memes the clients take in turn.", low=1, high=MAX_MEMES)
-    requests_per_client: int = option(3, "With --serve: requests each client sends, one after another.", low=1,
-                                      high=MAX_REQUESTS_PER_CLIENT)
+    requests_per_client: int = option(
+        3, "With --serve: requests each client sends, one after another.", low=1, high=MAX_REQUESTS_PER_CLIENT
+    )
     steps: int = BenchOptions.steps
     device: str = "auto"
     quiet: bool = False

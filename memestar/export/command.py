@@ -20,8 +20,18 @@ from tqdm import tqdm
 from ..device import pick_device
 from ..errors import MemeError
 from ..files import replace_folder, write_error, write_json
-from ..formats.export_folder import (EXPORT_DIR, EXPORT_JSON, SCHEDULER_JSON, TOKENIZER,
-                                     ExportInputs, ExportManifest, GraphRecord, SelfCheck, TensorRecord, build_key)
+from ..formats.export_folder import (
+    EXPORT_DIR,
+    EXPORT_JSON,
+    SCHEDULER_JSON,
+    TOKENIZER,
+    ExportInputs,
+    ExportManifest,
+    GraphRecord,
+    SelfCheck,
+    TensorRecord,
+    build_key,
+)
 from ..formats.meme_folder import ADAPTER, MemeManifest, library_versions, read_meme
 from ..graph_runtimes import require_tensorrt
 from ..models.adapter import load_adapter
@@ -33,20 +43,26 @@ from ..sampling.batch import MAX_BATCH
 from .onnx import TOLERANCE, check_providers, export_graph, self_check
 from .options import ExportOptions
 
+
 def onnx_versions() -> dict:
     import onnx
     import onnxruntime
     import onnxscript
 
-    return {**library_versions(), "onnx": onnx.__version__, "onnxscript": onnxscript.__version__,
-            "onnxruntime": onnxruntime.__version__}
+    return {
+        **library_versions(),
+        "onnx": onnx.__version__,
+        "onnxscript": onnxscript.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
 
 
 def _require_onnx() -> None:
     missing = [m for m in ("onnx", "onnx_graphsurgeon", "onnxruntime", "onnxscript") if not importlib.util.find_spec(m)]
     if missing:
-        raise MemeError(f"meme export needs the onnx extra ({', '.join(missing)} missing): "
-                        f"pip install \"meme-star[onnx]\"")
+        raise MemeError(
+            f'meme export needs the onnx extra ({", ".join(missing)} missing): pip install "meme-star[onnx]"'
+        )
 
 
 def _writable_export_dir(folder: Path) -> Path:
@@ -65,24 +81,36 @@ def _writable_export_dir(folder: Path) -> Path:
 
 def _load(meme: MemeManifest, folder: Path, o: ExportOptions, device: torch.device):
     """The meme's base (fp32) with its video UNet and adapter, and the shapes its graphs take."""
-    base = load_base(o.base or meme.base.reference, device=device, dtype=torch.float32, config=o.base_config,
-                     allow_pickle=o.allow_pickle)
+    base = load_base(
+        o.base or meme.base.reference,
+        device=device,
+        dtype=torch.float32,
+        config=o.base_config,
+        allow_pickle=o.allow_pickle,
+    )
     video = VideoUNet(base.unet, meme.group_norm, meme.frame_positions)
     load_adapter(video, folder / ADAPTER, base.reference, base.fingerprint)
-    shapes = Shapes(frames=meme.frames, latent_channels=base.vae.config.latent_channels,
-                    latent_side=meme.size // vae_scale_factor(base.vae), text_length=base.tokenizer.model_max_length,
-                    text_width=base.text_encoder.config.hidden_size, vocab_size=len(base.tokenizer),
-                    pixel_side=meme.size)
+    shapes = Shapes(
+        frames=meme.frames,
+        latent_channels=base.vae.config.latent_channels,
+        latent_side=meme.size // vae_scale_factor(base.vae),
+        text_length=base.tokenizer.model_max_length,
+        text_width=base.text_encoder.config.hidden_size,
+        vocab_size=len(base.tokenizer),
+        pixel_side=meme.size,
+    )
     return base, video, shapes
 
 
 def _tensor_records(specs: tuple[TensorSpec, ...], shapes: Shapes) -> list[TensorRecord]:
-    return [TensorRecord(name=t.name, dtype=str(t.dtype).removeprefix("torch."), shape=t.named_shape(shapes))
-            for t in specs]
+    return [
+        TensorRecord(name=t.name, dtype=str(t.dtype).removeprefix("torch."), shape=t.named_shape(shapes)) for t in specs
+    ]
 
 
-def _build(tmp: Path, key: str, built_from: ExportInputs, meme: MemeManifest, o: ExportOptions,
-           device: torch.device) -> ExportManifest:
+def _build(
+    tmp: Path, key: str, built_from: ExportInputs, meme: MemeManifest, o: ExportOptions, device: torch.device
+) -> ExportManifest:
     tmp.mkdir()
     t0 = time.perf_counter()
     base, video, shapes = _load(meme, Path(o.meme), o, device)
@@ -101,22 +129,35 @@ def _build(tmp: Path, key: str, built_from: ExportInputs, meme: MemeManifest, o:
             torch_s = time.perf_counter() - t
         expected = spec.output.shape(shapes, EXPORT_BATCH)
         if tuple(reference.shape) != expected:
-            raise MemeError(f"the {spec.name} graph gives shape {tuple(reference.shape)}, its spec says "
-                            f"{expected}: a bug in meme-star, please report it")
+            raise MemeError(
+                f"the {spec.name} graph gives shape {tuple(reference.shape)}, its spec says "
+                f"{expected}: a bug in meme-star, please report it"
+            )
         if built_from.precision == "fp16":
             module.half()
-        info = export_graph(module, on_device, [t.name for t in spec.outputs], tmp / f"{spec.name}.onnx", o.opset,
-                            spec.dynamic_shapes())
+        info = export_graph(
+            module, on_device, [t.name for t in spec.outputs], tmp / f"{spec.name}.onnx", o.opset, spec.dynamic_shapes()
+        )
         module.to("meta")  # done with it: give the memory back before the next graph
         check = self_check(tmp / f"{spec.name}.onnx", reference, inputs, built_from.precision, providers)
-        graphs[spec.name] = GraphRecord(**info, inputs=_tensor_records(spec.inputs, shapes),
-                                        outputs=_tensor_records(spec.outputs, shapes),
-                                        check=SelfCheck(**check, torch_s=round(torch_s, 4)))
+        graphs[spec.name] = GraphRecord(
+            **info,
+            inputs=_tensor_records(spec.inputs, shapes),
+            outputs=_tensor_records(spec.outputs, shapes),
+            check=SelfCheck(**check, torch_s=round(torch_s, 4)),
+        )
     base.tokenizer.save_pretrained(tmp / TOKENIZER)
     write_json(tmp / SCHEDULER_JSON, base.scheduler_config)
-    manifest = ExportManifest(key=key, built_from=built_from, shapes=shapes, graphs=graphs,
-                              created=datetime.datetime.now().isoformat(timespec="seconds"), load_s=round(load_s, 3),
-                              seconds=round(time.perf_counter() - t0, 3), device=str(device))
+    manifest = ExportManifest(
+        key=key,
+        built_from=built_from,
+        shapes=shapes,
+        graphs=graphs,
+        created=datetime.datetime.now().isoformat(timespec="seconds"),
+        load_s=round(load_s, 3),
+        seconds=round(time.perf_counter() - t0, 3),
+        device=str(device),
+    )
     manifest.to_json(tmp / EXPORT_JSON)
     return manifest
 
@@ -167,10 +208,18 @@ def export_meme(o: ExportOptions) -> dict:
             raise MemeError("--trt builds engines on the NVIDIA GPU that will run them: run it there (--device cuda)")
     export_dir = _writable_export_dir(folder)
     precision = o.precision if o.precision != "auto" else ("fp16" if device.type == "cuda" else "fp32")
-    built_from = ExportInputs(adapter_sha256=meme.adapter_sha256, base=meme.base.id, group_norm=meme.group_norm,
-                              frames=meme.frames, size=meme.size, guidance_batch=2, max_batch=MAX_BATCH,
-                              precision=precision,
-                              opset=o.opset, versions=onnx_versions())
+    built_from = ExportInputs(
+        adapter_sha256=meme.adapter_sha256,
+        base=meme.base.id,
+        group_norm=meme.group_norm,
+        frames=meme.frames,
+        size=meme.size,
+        guidance_batch=2,
+        max_batch=MAX_BATCH,
+        precision=precision,
+        opset=o.opset,
+        versions=onnx_versions(),
+    )
     key = build_key(built_from)  # from meme.json alone: a cache hit loads no model
     final = export_dir / key
     cached = (final / EXPORT_JSON).is_file() and not o.force
@@ -186,12 +235,25 @@ def export_meme(o: ExportOptions) -> dict:
             raise write_error(e, export_dir) from e
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    summary = {"meme": str(folder), "export": str(final), "key": key, "cached": cached, "precision": precision,
-               "opset": o.opset, "seconds": manifest.seconds,
-               "graphs": {name: {"nodes": g.nodes, "megabytes": round(g.bytes / 2 ** 20, 2),
-                                 "relative_error": g.check.relative_error, "max_abs_error": g.check.max_abs_error}
-                          for name, g in manifest.graphs.items()},
-               "tolerance": TOLERANCE[precision]}
+    summary = {
+        "meme": str(folder),
+        "export": str(final),
+        "key": key,
+        "cached": cached,
+        "precision": precision,
+        "opset": o.opset,
+        "seconds": manifest.seconds,
+        "graphs": {
+            name: {
+                "nodes": g.nodes,
+                "megabytes": round(g.bytes / 2**20, 2),
+                "relative_error": g.check.relative_error,
+                "max_abs_error": g.check.max_abs_error,
+            }
+            for name, g in manifest.graphs.items()
+        },
+        "tolerance": TOLERANCE[precision],
+    }
     if o.trt:
         from .trt import build_engines
 

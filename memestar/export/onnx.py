@@ -17,7 +17,7 @@ from ..errors import ExportFailed
 from ..files import make_ordinary
 from ..graph_runtimes import cuda_provider, ort_session
 
-PROTOBUF_LIMIT = 2 * 1024 ** 3  # one ONNX file holds at most 2 GB; larger graphs keep their weights beside it
+PROTOBUF_LIMIT = 2 * 1024**3  # one ONNX file holds at most 2 GB; larger graphs keep their weights beside it
 TOLERANCE = {"fp32": 1e-3, "fp16": 1e-2}  # relative: max abs error / max abs of torch's output
 
 
@@ -25,8 +25,14 @@ def _first_line(e: Exception) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
-def export_graph(module: torch.nn.Module, inputs: dict[str, torch.Tensor], output_names: list[str], path: Path,
-                 opset: int, dynamic_shapes: tuple | None = None) -> dict:
+def export_graph(
+    module: torch.nn.Module,
+    inputs: dict[str, torch.Tensor],
+    output_names: list[str],
+    path: Path,
+    opset: int,
+    dynamic_shapes: tuple | None = None,
+) -> dict:
     """Writes `module(**inputs)` to `path`, static but for the axes `dynamic_shapes` names (one entry per input,
     as torch.export takes them); returns what was done (nodes, seconds, sizes)."""
     import onnx
@@ -39,9 +45,16 @@ def export_graph(module: torch.nn.Module, inputs: dict[str, torch.Tensor], outpu
         warnings.simplefilter("ignore", FutureWarning)  # torch's own pytree deprecations, inside the exporter
         warnings.filterwarnings("ignore", "# The axis name")  # one batch axis shared by several inputs: as meant
         try:
-            program = torch.onnx.export(module, tuple(inputs.values()), input_names=list(inputs),
-                                        output_names=output_names, opset_version=opset, dynamo=True, verbose=False,
-                                        dynamic_shapes=dynamic_shapes)
+            program = torch.onnx.export(
+                module,
+                tuple(inputs.values()),
+                input_names=list(inputs),
+                output_names=output_names,
+                opset_version=opset,
+                dynamo=True,
+                verbose=False,
+                dynamic_shapes=dynamic_shapes,
+            )
         except Exception as e:  # the exporter raises many kinds; the message is what the user needs
             raise ExportFailed(f"the ONNX exporter failed on {path.stem} at opset {opset}: {_first_line(e)}") from e
     model = program.model_proto
@@ -53,16 +66,22 @@ def export_graph(module: torch.nn.Module, inputs: dict[str, torch.Tensor], outpu
     weight_bytes = sum(c.values.nbytes for c in graph.tensors().values() if isinstance(c, gs.Constant))
     external = weight_bytes > PROTOBUF_LIMIT * 0.75  # the graph itself and protobuf's overhead need the rest
     model = gs.export_onnx(graph)
-    onnx.save_model(model, path, save_as_external_data=external, all_tensors_to_one_file=True,
-                    location=f"{path.name}.data")
+    onnx.save_model(
+        model, path, save_as_external_data=external, all_tensors_to_one_file=True, location=f"{path.name}.data"
+    )
     onnx.checker.check_model(str(path), full_check=True)  # by path: works past 2 GB
     onnx.shape_inference.infer_shapes_path(str(path), str(path))
     files = [path] + ([path.with_name(f"{path.name}.data")] if external else [])
     for f in files:
         make_ordinary(f)  # onnx writes external data private (0600)
-    return {"file": path.name, "external_data": external, "nodes_exported": exported_nodes,
-            "nodes": len(graph.nodes), "bytes": sum(f.stat().st_size for f in files),
-            "export_s": round(time.perf_counter() - t, 3)}
+    return {
+        "file": path.name,
+        "external_data": external,
+        "nodes_exported": exported_nodes,
+        "nodes": len(graph.nodes),
+        "bytes": sum(f.stat().st_size for f in files),
+        "export_s": round(time.perf_counter() - t, 3),
+    }
 
 
 def _check_dynamic(model, inputs: dict[str, torch.Tensor], dynamic_shapes: tuple | None, path: Path) -> None:
@@ -72,9 +91,11 @@ def _check_dynamic(model, inputs: dict[str, torch.Tensor], dynamic_shapes: tuple
         shape = value.type.tensor_type.shape.dim
         fixed = [axis for axis in (dims or {}) if not shape[axis].dim_param]
         if fixed:
-            raise ExportFailed(f"the ONNX exporter fixed axis {fixed[0]} of {path.stem}'s input {name} to "
-                               f"{shape[fixed[0]].dim_value} instead of keeping it dynamic: a bug in meme-star "
-                               f"(the graph's code specialises the batch size), please report it")
+            raise ExportFailed(
+                f"the ONNX exporter fixed axis {fixed[0]} of {path.stem}'s input {name} to "
+                f"{shape[fixed[0]].dim_value} instead of keeping it dynamic: a bug in meme-star "
+                f"(the graph's code specialises the batch size), please report it"
+            )
 
 
 def check_providers(device: torch.device) -> list:
@@ -87,8 +108,9 @@ def check_providers(device: torch.device) -> list:
     return ["CPUExecutionProvider"]
 
 
-def self_check(path: Path, reference: torch.Tensor, inputs: dict[str, torch.Tensor], precision: str,
-               providers: list[str]) -> dict:
+def self_check(
+    path: Path, reference: torch.Tensor, inputs: dict[str, torch.Tensor], precision: str, providers: list[str]
+) -> dict:
     """ONNX Runtime's output on `inputs` against torch's `reference`; raises when over the precision's tolerance."""
     feeds = {k: v.cpu().numpy() for k, v in inputs.items()}
     try:
@@ -98,17 +120,25 @@ def self_check(path: Path, reference: torch.Tensor, inputs: dict[str, torch.Tens
         session.run(None, feeds)  # warm: the first run also allocates and plans
         seconds = time.perf_counter() - t
     except Exception as e:  # onnxruntime raises its own kinds (an opset newer than it knows, a missing kernel)
-        raise ExportFailed(f"ONNX Runtime cannot run {path.name}: {_first_line(e)}; try --opset 18 or a newer "
-                           f"onnxruntime") from e
+        raise ExportFailed(
+            f"ONNX Runtime cannot run {path.name}: {_first_line(e)}; try --opset 18 or a newer onnxruntime"
+        ) from e
     ref = reference.float().cpu().numpy()
     if out.shape != ref.shape:
         raise ExportFailed(f"{path.name}: ONNX Runtime gave shape {out.shape}, torch {ref.shape}")
     max_abs = float(np.abs(out - ref).max())
     relative = max_abs / max(float(np.abs(ref).max()), 1e-12)
-    check = {"max_abs_error": max_abs, "relative_error": relative, "tolerance": TOLERANCE[precision],
-             "ort_s": round(seconds, 4), "ort_provider": session.get_providers()[0]}
+    check = {
+        "max_abs_error": max_abs,
+        "relative_error": relative,
+        "tolerance": TOLERANCE[precision],
+        "ort_s": round(seconds, 4),
+        "ort_provider": session.get_providers()[0],
+    }
     if not np.isfinite(relative) or relative > TOLERANCE[precision]:
-        raise ExportFailed(f"{path.stem} failed its self-check: ONNX Runtime differs from torch by {relative:.2e} "
-                        f"(relative; max abs {max_abs:.2e}), over the {precision} tolerance {TOLERANCE[precision]:g}; "
-                        f"the previous export is kept")
+        raise ExportFailed(
+            f"{path.stem} failed its self-check: ONNX Runtime differs from torch by {relative:.2e} "
+            f"(relative; max abs {max_abs:.2e}), over the {precision} tolerance {TOLERANCE[precision]:g}; "
+            f"the previous export is kept"
+        )
     return check

@@ -19,10 +19,15 @@ DEFAULT_OPSET = 18
 class ExportOptions(BaseSource):
     meme: Path = option(help="Meme folder made by `meme train`.", argument=True)
     trt: bool = option(False, "Also FP16 TensorRT engines (trt extra, NVIDIA GPU).", flags=("--trt",))
-    precision: str = option("auto", "fp32, fp16, or auto (fp16 on a GPU, fp32 on a CPU).",
-                            choices=("auto", *EXPORT_PRECISIONS), kw_only=True)
-    opset: int = option(DEFAULT_OPSET, f"ONNX opset, {MIN_OPSET} or higher ({DEFAULT_OPSET} runs in ORT and "
-                        "TensorRT).", low=MIN_OPSET)
+    precision: str = option(
+        "auto",
+        "fp32, fp16, or auto (fp16 on a GPU, fp32 on a CPU).",
+        choices=("auto", *EXPORT_PRECISIONS),
+        kw_only=True,
+    )
+    opset: int = option(
+        DEFAULT_OPSET, f"ONNX opset, {MIN_OPSET} or higher ({DEFAULT_OPSET} runs in ORT and TensorRT).", low=MIN_OPSET
+    )
     force: bool = option(False, "Export again even when an export of the same inputs exists.")
     quiet: bool = option(False, "No progress bar or notes.", flags=("--quiet", "-q"))
 
@@ -41,5 +46,7 @@ def max_opset() -> int:
 
 def check_opset(opset: int) -> None:
     if not MIN_OPSET <= opset <= max_opset():
-        raise MemeError(f"--opset {opset} cannot be written by this torch's ONNX exporter: use {MIN_OPSET} to "
-                        f"{max_opset()} (18, the default, runs everywhere: ONNX Runtime and TensorRT)")
+        raise MemeError(
+            f"--opset {opset} cannot be written by this torch's ONNX exporter: use {MIN_OPSET} to "
+            f"{max_opset()} (18, the default, runs everywhere: ONNX Runtime and TensorRT)"
+        )

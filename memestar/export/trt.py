@@ -24,8 +24,15 @@ import torch
 
 from ..errors import MemeError
 from ..files import atomic_path, replace_folder, write_error, write_json
-from ..formats.export_folder import (ENGINES_JSON, EnginesInputs, EnginesManifest, ExportManifest, build_key,
-                                     list_engines, stale_reason)
+from ..formats.export_folder import (
+    ENGINES_JSON,
+    EnginesInputs,
+    EnginesManifest,
+    ExportManifest,
+    build_key,
+    list_engines,
+    stale_reason,
+)
 from ..graph_runtimes import engine_identity, require_tensorrt
 from ..models.base import cache_dir
 from ..models.graphs import GRAPHS, UNET, GraphSpec, Shapes
@@ -37,8 +44,7 @@ def engine_profiles(spec: GraphSpec, shapes: Shapes) -> list[dict[str, tuple[int
 
 
 def _build_engine(trt, onnx_path: Path, plan: Path, timing_cache: Path, spec: GraphSpec, shapes: Shapes) -> None:
-    from polygraphy.backend.trt import (CreateConfig, Profile, engine_from_network, network_from_onnx_path,
-                                        save_engine)
+    from polygraphy.backend.trt import CreateConfig, Profile, engine_from_network, network_from_onnx_path, save_engine
 
     network = network_from_onnx_path(str(onnx_path), flags=[trt.OnnxParserFlag.NATIVE_INSTANCENORM])
     profiles = []
@@ -73,8 +79,9 @@ def _read_build_seconds(path: Path) -> dict[str, float]:
     return {k: v for k, v in seconds.items() if isinstance(v, (int, float))} if isinstance(seconds, dict) else {}
 
 
-def build_engines(export_folder: Path, manifest: ExportManifest, device: torch.device, force: bool = False,
-                  quiet: bool = False) -> dict:
+def build_engines(
+    export_folder: Path, manifest: ExportManifest, device: torch.device, force: bool = False, quiet: bool = False
+) -> dict:
     """Engines for every graph of the export under `trt-<key>/`; returns how each was made and how long it took
     (for a refit, also how long the base's engines took to build)."""
     trt = require_tensorrt()
@@ -86,11 +93,16 @@ def build_engines(export_folder: Path, manifest: ExportManifest, device: torch.d
     folder = export_folder / f"trt-{key}"
     if (folder / ENGINES_JSON).is_file() and not force:
         return {"folder": str(folder), "cached": True}
-    notes = [f"rebuilding: engines in {f.name} were {stale_reason(m, identity)}"
-             for f, m in list_engines(export_folder) if stale_reason(m, identity)]
+    notes = [
+        f"rebuilding: engines in {f.name} were {stale_reason(m, identity)}"
+        for f, m in list_engines(export_folder)
+        if stale_reason(m, identity)
+    ]
     # Engines of the same base, shapes, precision and GPU differ only in the UNet's tuned weights.
-    shared_key = build_key({k: v for k, v in dataclasses.asdict(manifest.built_from).items() if k != "adapter_sha256"}
-                           | dataclasses.asdict(identity))
+    shared_key = build_key(
+        {k: v for k, v in dataclasses.asdict(manifest.built_from).items() if k != "adapter_sha256"}
+        | dataclasses.asdict(identity)
+    )
     shared = cache_dir() / "engines" / shared_key
     timing_cache = cache_dir() / "engines" / f"timing-{build_key(identity)}.cache"
     tmp = export_folder / f".building-trt-{key}-{os.getpid()}"
@@ -110,8 +122,11 @@ def build_engines(export_folder: Path, manifest: ExportManifest, device: torch.d
                 how[name] = "refit" if name == UNET else "copied (base weights)"
             else:
                 if not quiet:
-                    print(f"building the {name} engine (minutes, once per base, shapes and GPU) ...", file=sys.stderr,
-                          flush=True)
+                    print(
+                        f"building the {name} engine (minutes, once per base, shapes and GPU) ...",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 _build_engine(trt, onnx_path, plan, timing_cache, spec, manifest.shapes)
                 with atomic_path(shared / plan.name) as cached:
                     shutil.copyfile(plan, cached)
@@ -120,12 +135,24 @@ def build_engines(export_folder: Path, manifest: ExportManifest, device: torch.d
             if how[name] == "built":
                 built_s[name] = seconds[name]
                 write_json(shared / "built.json", built_s)
-        EnginesManifest(key=key, built_from=built_from, how=how, seconds=seconds, build_seconds=built_s,
-                        created=datetime.datetime.now().isoformat(timespec="seconds")).to_json(tmp / ENGINES_JSON)
+        EnginesManifest(
+            key=key,
+            built_from=built_from,
+            how=how,
+            seconds=seconds,
+            build_seconds=built_s,
+            created=datetime.datetime.now().isoformat(timespec="seconds"),
+        ).to_json(tmp / ENGINES_JSON)
         replace_folder(tmp, folder)
     except OSError as e:
         raise write_error(e, e.filename or export_folder) from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"folder": str(folder), "cached": False, "how": how, "seconds": seconds, "build_seconds": built_s,
-            "notes": notes}
+    return {
+        "folder": str(folder),
+        "cached": False,
+        "how": how,
+        "seconds": seconds,
+        "build_seconds": built_s,
+        "notes": notes,
+    }

@@ -40,6 +40,7 @@ REEXPORT = "run `meme export MEME --force` to rebuild it"
 @record
 class ExportInputs:
     """What builds an export: the same inputs give the same key, so a repeat is a cache hit."""
+
     adapter_sha256: str
     base: str
     group_norm: str
@@ -62,6 +63,7 @@ class TensorRecord:
 @record
 class SelfCheck:
     """ONNX Runtime against fp32 torch on the same random inputs, and each one's warm time there."""
+
     max_abs_error: float
     relative_error: float
     tolerance: float
@@ -121,6 +123,7 @@ class ExportManifest:
 @record
 class EngineIdentity:
     """What an engine is only valid for: the GPU model and compute capability, and the TensorRT version."""
+
     gpu: str
     compute_capability: str
     tensorrt: str
@@ -168,8 +171,9 @@ def list_exports(meme_folder: Path, adapter_sha256: str) -> list[tuple[Path, Exp
     return sorted(found, key=lambda e: e[1].created, reverse=True)
 
 
-def find_export(meme_folder: Path, adapter_sha256: str, precision: str | None = None,
-                prefer: str | None = None) -> tuple[Path, ExportManifest]:
+def find_export(
+    meme_folder: Path, adapter_sha256: str, precision: str | None = None, prefer: str | None = None
+) -> tuple[Path, ExportManifest]:
     """The newest export of this meme of `precision` (any, if None; of `prefer` where there is one), or a
     one-line error saying how to make one."""
     exports = list_exports(meme_folder, adapter_sha256)
@@ -177,8 +181,10 @@ def find_export(meme_folder: Path, adapter_sha256: str, precision: str | None = 
     chosen.sort(key=lambda e: e[1].built_from.precision != prefer)  # stable: newest first within each
     if not chosen:
         what = f"{precision} ONNX export" if precision else "ONNX export"
-        raise MemeError(f"meme {meme_folder} has no {what} of its current adapter: run `meme export {meme_folder}"
-                        f"{' --precision ' + precision if precision else ''}` first")
+        raise MemeError(
+            f"meme {meme_folder} has no {what} of its current adapter: run `meme export {meme_folder}"
+            f"{' --precision ' + precision if precision else ''}` first"
+        )
     return chosen[0]
 
 

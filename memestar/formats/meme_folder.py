@@ -60,6 +60,7 @@ class ClipRecord:
 @record
 class TrainingRecord:
     """`meme train`'s settings (train.tune.TuneSettings) and what the run measured."""
+
     steps: int
     lr: float
     seed: int
@@ -78,14 +79,18 @@ class TrainingRecord:
     tuned: str = "all"  # what tuning changed (models.video_unet.TUNED)
 
     def problem(self) -> str | None:
-        return f"field training.tuned: {self.tuned!r} is not one of {', '.join(TUNED)}" if self.tuned not in TUNED \
+        return (
+            f"field training.tuned: {self.tuned!r} is not one of {', '.join(TUNED)}"
+            if self.tuned not in TUNED
             else None
+        )
 
 
 @record
 class SubjectTrackRecord:
     """Where the clip's subject is in each frame (`sampling/follow.py`): centroid x, y and size in half-widths (the
     frame spans [-1, 1]), what `meme gen --follow` holds a new subject to."""
+
     x: list[float]
     y: list[float]
     size: list[float]
@@ -186,8 +191,12 @@ def library_versions() -> dict[str, str]:
 
     from .. import __version__
 
-    return {"memestar": __version__, "torch": torch.__version__, "diffusers": diffusers.__version__,
-            "transformers": transformers.__version__}
+    return {
+        "memestar": __version__,
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "transformers": transformers.__version__,
+    }
 
 
 def save_inversion(path: Path, latents: torch.Tensor, steps: int) -> None:
@@ -202,8 +211,10 @@ def load_inversion(folder: Path, shape: tuple[int, ...] | None = None) -> torch.
     except (SafetensorError, KeyError, OSError) as e:
         raise MemeError(f"{path} is not a readable inversion file ({str(e).splitlines()[0]}): {RETRAIN}") from e
     if shape is not None and tuple(latents.shape) != tuple(shape):
-        raise MemeError(f"{path} holds latents of shape {tuple(latents.shape)}, but this meme's base and meme.json "
-                        f"need {tuple(shape)}: {RETRAIN}")
+        raise MemeError(
+            f"{path} holds latents of shape {tuple(latents.shape)}, but this meme's base and meme.json "
+            f"need {tuple(shape)}: {RETRAIN}"
+        )
     if latents.dtype != torch.float32 or not torch.isfinite(latents).all():
         raise MemeError(f"{path} holds non-finite or non-fp32 latents: {RETRAIN}")
     return latents

@@ -17,9 +17,11 @@ from PIL import Image, ImageDraw, ImageFont
 from ..errors import MemeError
 
 FONT = Path(__file__).parent / "fonts" / "DejaVuSansCondensed-Bold.ttf"
-EMOJI_FONTS = (Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"),  # Debian, Ubuntu
-               Path("/usr/share/fonts/noto/NotoColorEmoji.ttf"),  # Arch
-               Path("/usr/share/fonts/google-noto-color-emoji-fonts/NotoColorEmoji.ttf"))  # Fedora
+EMOJI_FONTS = (
+    Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"),  # Debian, Ubuntu
+    Path("/usr/share/fonts/noto/NotoColorEmoji.ttf"),  # Arch
+    Path("/usr/share/fonts/google-noto-color-emoji-fonts/NotoColorEmoji.ttf"),
+)  # Fedora
 EMOJI_PX = 109  # Noto Color Emoji holds bitmaps for this size only; they are drawn there and scaled (FACTS.md)
 EMOJI_INSTALL = "apt-get install fonts-noto-color-emoji, or set MEMESTAR_EMOJI_FONT to NotoColorEmoji.ttf"
 # what joins emoji into one: zero-width joiner, emoji presentation, keycap, skin tones, tag characters (flags)
@@ -59,14 +61,16 @@ def runs(text: str) -> list[tuple[str, bool]]:
     emoji = covered(emoji_path) if emoji_path and emoji_path.is_file() else frozenset()
     out: list[tuple[str, bool]] = []
     for i, ch in enumerate(text):
-        code, after = ord(ch), text[i + 1:i + 2]
+        code, after = ord(ch), text[i + 1 : i + 2]
         if code in JOINERS and out and out[-1][1]:
             is_emoji = True
         elif ch.isspace() and out:
             is_emoji = False
         elif unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs", "Cn") and code not in DIRECTION_MARKS:
-            raise MemeError(f"the caption holds U+{code:04X} ({unicodedata.category(ch)}: a control, format, "
-                            f"private-use or unassigned character): remove it")
+            raise MemeError(
+                f"the caption holds U+{code:04X} ({unicodedata.category(ch)}: a control, format, "
+                f"private-use or unassigned character): remove it"
+            )
         elif code in text_font and not (code in emoji and (code >= 0x1F000 or after == "\ufe0f")):
             is_emoji = False
         elif code in emoji:
@@ -75,8 +79,10 @@ def runs(text: str) -> list[tuple[str, bool]]:
             raise MemeError(f"the caption holds the emoji {ch} and no emoji font is installed: {EMOJI_INSTALL}")
         else:
             name = unicodedata.name(ch, "unnamed").title()
-            raise MemeError(f"the caption holds {ch} (U+{code:04X} {name}), which no bundled font draws (DejaVu Sans: "
-                            f"Latin, Greek, Cyrillic, Arabic, Hebrew; Noto Color Emoji): remove it")
+            raise MemeError(
+                f"the caption holds {ch} (U+{code:04X} {name}), which no bundled font draws (DejaVu Sans: "
+                f"Latin, Greek, Cyrillic, Arabic, Hebrew; Noto Color Emoji): remove it"
+            )
         if out and out[-1][1] == is_emoji:
             out[-1] = (out[-1][0] + ch, is_emoji)
         else:
@@ -90,8 +96,9 @@ def text_length(text: str, font: ImageFont.FreeTypeFont) -> float:
     if not any(is_emoji for _, is_emoji in parts):
         return font.getlength(text)
     emoji = emoji_font(emoji_font_path())
-    return sum(emoji.getlength(part) * font.size / EMOJI_PX if is_emoji else font.getlength(part)
-               for part, is_emoji in parts)
+    return sum(
+        emoji.getlength(part) * font.size / EMOJI_PX if is_emoji else font.getlength(part) for part, is_emoji in parts
+    )
 
 
 def _wrap(text: str, font: ImageFont.FreeTypeFont, width: float) -> list[str] | None:
@@ -137,25 +144,41 @@ def caption_overlay(side: int, top: str | None, bottom: str | None) -> Image.Ima
         for i, line in enumerate(lines):
             parts = runs(line)
             if not any(is_emoji for _, is_emoji in parts):  # one call: raqm shapes and orders the whole line
-                draw.text((side / 2, y + i * step), line, font=font, anchor="ma", fill=(255, 255, 255, 255),
-                          stroke_width=stroke, stroke_fill=(0, 0, 0, 255))
+                draw.text(
+                    (side / 2, y + i * step),
+                    line,
+                    font=font,
+                    anchor="ma",
+                    fill=(255, 255, 255, 255),
+                    stroke_width=stroke,
+                    stroke_fill=(0, 0, 0, 255),
+                )
                 continue
             x = side / 2 - text_length(line, font) / 2
-            for part, is_emoji in (reversed(parts) if right_to_left(line) else parts):  # runs placed left to right
+            for part, is_emoji in reversed(parts) if right_to_left(line) else parts:  # runs placed left to right
                 if is_emoji:
                     glyphs = emoji_run(part, font.size)
                     overlay.alpha_composite(glyphs, (round(x), round(y + i * step + (step - glyphs.height) / 2)))
                 else:
-                    draw.text((x, y + i * step), part, font=font, anchor="la", fill=(255, 255, 255, 255),
-                              stroke_width=stroke, stroke_fill=(0, 0, 0, 255))
+                    draw.text(
+                        (x, y + i * step),
+                        part,
+                        font=font,
+                        anchor="la",
+                        fill=(255, 255, 255, 255),
+                        stroke_width=stroke,
+                        stroke_fill=(0, 0, 0, 255),
+                    )
                 x += text_length(part, font)
     return overlay
 
 
 def right_to_left(text: str) -> bool:
     """Whether `text`'s first strongly directed character is Arabic or Hebrew (the line then reads right to left)."""
-    return next((unicodedata.bidirectional(c) in ("R", "AL") for c in text
-                 if unicodedata.bidirectional(c) in ("L", "R", "AL")), False)
+    return next(
+        (unicodedata.bidirectional(c) in ("R", "AL") for c in text if unicodedata.bidirectional(c) in ("L", "R", "AL")),
+        False,
+    )
 
 
 def emoji_run(text: str, size: int) -> Image.Image:
@@ -166,8 +189,9 @@ def emoji_run(text: str, size: int) -> Image.Image:
     ImageDraw.Draw(image).text((0, 0), text, font=font, embedded_color=True)
     image = image.crop((0, 0, width, image.getbbox()[3] if image.getbbox() else 1))
     scale = size / EMOJI_PX
-    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                        Image.Resampling.LANCZOS)
+    return image.resize(
+        (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.LANCZOS
+    )
 
 
 def draw_captions(frames: np.ndarray, top: str | None, bottom: str | None) -> np.ndarray:

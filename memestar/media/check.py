@@ -59,10 +59,18 @@ def _probe_pillow(image: Image.Image, size: int) -> MediaReport:
         if "A" in image.mode or image.info.get("transparency") is not None:
             alpha = "binary" if fmt == "gif" else "full"  # GIF holds one transparent index, never more
     total_s = sum(durations) / 1000
-    return MediaReport(container=container, codec=container, width=image.width, height=image.height,
-                       frames=len(durations), duration_s=round(total_s, 4),
-                       fps=round(len(durations) / total_s, 3) if total_s else 0.0, bytes=size, alpha=alpha,
-                       min_frame_ms=min(durations))
+    return MediaReport(
+        container=container,
+        codec=container,
+        width=image.width,
+        height=image.height,
+        frames=len(durations),
+        duration_s=round(total_s, 4),
+        fps=round(len(durations) / total_s, 3) if total_s else 0.0,
+        bytes=size,
+        alpha=alpha,
+        min_frame_ms=min(durations),
+    )
 
 
 def _probe_ffmpeg(path: Path, size: int) -> MediaReport:
@@ -70,10 +78,19 @@ def _probe_ffmpeg(path: Path, size: int) -> MediaReport:
     frames = decode_video(path, header)
     fps = header.fps or (frames / header.seconds if header.seconds else 0.0)
     duration = frames / fps if fps else header.seconds
-    return MediaReport(container=header.container, codec=header.codec, width=header.width, height=header.height,
-                       frames=frames, duration_s=round(duration, 4), fps=round(fps, 3), bytes=size,
-                       alpha="full" if header.alpha else "none", min_frame_ms=round(1000 / fps, 3) if fps else 0.0,
-                       audio=header.audio)
+    return MediaReport(
+        container=header.container,
+        codec=header.codec,
+        width=header.width,
+        height=header.height,
+        frames=frames,
+        duration_s=round(duration, 4),
+        fps=round(fps, 3),
+        bytes=size,
+        alpha="full" if header.alpha else "none",
+        min_frame_ms=round(1000 / fps, 3) if fps else 0.0,
+        audio=header.audio,
+    )
 
 
 def breaches(report: MediaReport, preset: AppPreset) -> list[str]:
@@ -93,8 +110,9 @@ def breaches(report: MediaReport, preset: AppPreset) -> list[str]:
     if preset.max_fps is not None and report.fps > preset.max_fps + 1e-3:
         found.append(f"{report.fps:g} fps, {preset.name} allows {preset.max_fps:g}")
     if preset.min_frame_ms is not None and report.min_frame_ms < preset.min_frame_ms:
-        found.append(f"a frame of {report.min_frame_ms:g} ms, {preset.name} needs every frame >= "
-                     f"{preset.min_frame_ms:g} ms")
+        found.append(
+            f"a frame of {report.min_frame_ms:g} ms, {preset.name} needs every frame >= {preset.min_frame_ms:g} ms"
+        )
     if report.audio and not preset.audio:
         found.append(f"an audio stream, {preset.name} allows none")
     if report.frames < 2:

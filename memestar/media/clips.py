@@ -45,13 +45,17 @@ def frame_indices(total: int, n: int, start: int = 0, stride: int | None = None)
     if stride is None:
         available = total - start
         if available < n:
-            raise MemeError(f"the clip has {total} frames ({max(available, 0)} from frame {start}), fewer than "
-                            f"the {n} asked: ask for fewer frames or an earlier start")
+            raise MemeError(
+                f"the clip has {total} frames ({max(available, 0)} from frame {start}), fewer than "
+                f"the {n} asked: ask for fewer frames or an earlier start"
+            )
         return [start + i * available // n for i in range(n)]
     last = start + (n - 1) * stride
     if last >= total:
-        raise MemeError(f"the clip has {total} frames, but {n} frames from {start} with stride {stride} need "
-                        f"{last + 1}: ask for fewer frames, a smaller stride or an earlier start")
+        raise MemeError(
+            f"the clip has {total} frames, but {n} frames from {start} with stride {stride} need "
+            f"{last + 1}: ask for fewer frames, a smaller stride or an earlier start"
+        )
     return [start + i * stride for i in range(n)]
 
 
@@ -142,8 +146,9 @@ def _read_video(path: Path, n: int, size: int, start: int, stride: int | None) -
     finally:
         reader.close()
     if len(frames) < len(indices):
-        raise MemeError(f"clip {path} ended after {decoded} frames, before frame {indices[len(frames)]}: "
-                        f"ask for fewer frames")
+        raise MemeError(
+            f"clip {path} ended after {decoded} frames, before frame {indices[len(frames)]}: ask for fewer frames"
+        )
     return Clip(np.stack(frames), _fps(meta.get("fps") or 24.0, indices), total, indices)
 
 

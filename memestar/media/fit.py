@@ -45,8 +45,10 @@ def fit_timing(frames: np.ndarray, fps: float, preset: AppPreset) -> tuple[np.nd
     if preset.max_duration_s is not None and len(frames) / fps > preset.max_duration_s:
         count = max(MIN_FRAMES, int(preset.max_duration_s * fps))
         if count / fps > preset.max_duration_s:
-            raise MemeError(f"the clip cannot be made {preset.max_duration_s:g} s long for {preset.name} with "
-                            f"{MIN_FRAMES} frames at {fps:g} fps or more")
+            raise MemeError(
+                f"the clip cannot be made {preset.max_duration_s:g} s long for {preset.name} with "
+                f"{MIN_FRAMES} frames at {fps:g} fps or more"
+            )
         frames = frames[np.linspace(0, len(frames) - 1, count).round().astype(int)]
     return frames, fps
 
@@ -61,10 +63,14 @@ def fit_to_preset(frames: np.ndarray, fps: float, preset: AppPreset, nearest: bo
             data = encode(frames, fps, **{k: v for k, v in settings.items() if v is not None})
             if len(data) <= preset.max_bytes:
                 what = ", ".join(f"{k} {v}" for k, v in settings.items() if v is not None) or "lossless"
-                return data, (f"{preset.name}: {preset.side}x{preset.side}, {len(frames)} frames at {fps:g} fps, "
-                              f"{len(data) / 1000:.1f} KB of {preset.budget} ({what})")
+                return data, (
+                    f"{preset.name}: {preset.side}x{preset.side}, {len(frames)} frames at {fps:g} fps, "
+                    f"{len(data) / 1000:.1f} KB of {preset.budget} ({what})"
+                )
             smallest = len(data)
         if len(frames) // 2 < MIN_FRAMES:
-            raise MemeError(f"cannot fit the clip into {preset.name}'s {preset.budget}: {smallest / 1000:.1f} KB at "
-                            f"the lowest quality with {len(frames)} frames; use fewer frames or a simpler style")
+            raise MemeError(
+                f"cannot fit the clip into {preset.name}'s {preset.budget}: {smallest / 1000:.1f} KB at "
+                f"the lowest quality with {len(frames)} frames; use fewer frames or a simpler style"
+            )
         frames, fps = frames[::2], fps / 2

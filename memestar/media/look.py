@@ -25,16 +25,26 @@ PIXEL_COLOURS = (2, 64)  # the pixel style's palette sizes allowed
 
 @dataclass
 class Look:
-    loop: str = option("forward", "forward, pingpong (there and back) or crossfade (the end fades into the start).",
-                       choices=LOOPS, body=True)
-    sticker: bool = option(False, "A transparent background (cut from the frames' border colour) and a white "
-                           "outline.", body=True)
+    loop: str = option(
+        "forward",
+        "forward, pingpong (there and back) or crossfade (the end fades into the start).",
+        choices=LOOPS,
+        body=True,
+    )
+    sticker: bool = option(
+        False, "A transparent background (cut from the frames' border colour) and a white outline.", body=True
+    )
     shadow: bool = option(False, "With --sticker: a soft drop shadow under it.", body=True)
-    top: str | None = option(None, "Caption at the top, in the classic meme look.", max_length=MAX_CAPTION_CHARS,
-                             body=True)
+    top: str | None = option(
+        None, "Caption at the top, in the classic meme look.", max_length=MAX_CAPTION_CHARS, body=True
+    )
     bottom: str | None = option(None, "Caption at the bottom.", max_length=MAX_CAPTION_CHARS, body=True)
-    pixel: int | None = option(None, "Pixel-art style: this many colours, scaled up without smoothing.",
-                               low=PIXEL_COLOURS[0], high=PIXEL_COLOURS[1])
+    pixel: int | None = option(
+        None,
+        "Pixel-art style: this many colours, scaled up without smoothing.",
+        low=PIXEL_COLOURS[0],
+        high=PIXEL_COLOURS[1],
+    )
 
     def check(self, side: int | None = None, fmt: str | None = None) -> "Look":
         """Refuses what cannot be: a bad loop or palette, a shadow or sticker with nowhere transparent to go (`fmt`,
@@ -62,8 +72,16 @@ class Look:
 def pixelate(frames: np.ndarray, colours: int) -> np.ndarray:
     """The clip in `colours` colours, one palette for every frame, no dithering (flat pixel-art areas)."""
     palette = shared_palette(np.ascontiguousarray(frames[..., :3]), colours)
-    rgb = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(f[..., :3])).quantize(
-        palette=palette, dither=Image.Dither.NONE).convert("RGB")) for f in frames])
+    rgb = np.stack(
+        [
+            np.asarray(
+                Image.fromarray(np.ascontiguousarray(f[..., :3]))
+                .quantize(palette=palette, dither=Image.Dither.NONE)
+                .convert("RGB")
+            )
+            for f in frames
+        ]
+    )
     return np.concatenate([rgb, frames[..., 3:]], axis=-1) if frames.shape[-1] == 4 else rgb
 
 

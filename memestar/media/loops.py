@@ -23,7 +23,7 @@ def make_loop(frames: np.ndarray, mode: str = "forward") -> np.ndarray:
     k = max(1, round(f * CROSSFADE_SHARE))
     out = frames[: f - k].astype(np.float32)
     weights = (np.arange(1, k + 1) / (k + 1)).reshape(-1, 1, 1, 1)  # the head's share grows towards the end
-    out[:k] = weights * out[:k] + (1 - weights) * frames[f - k:].astype(np.float32)
+    out[:k] = weights * out[:k] + (1 - weights) * frames[f - k :].astype(np.float32)
     return out.round().clip(0, 255).astype(np.uint8)
 
 

@@ -22,8 +22,14 @@ SNAP = 0.1  # alpha this close to 0 or 1 becomes 0 or 1: no faint haze on the ba
 def background_colour(frames: np.ndarray) -> np.ndarray:
     """The median colour of every frame's border, `(3,)` float."""
     b = max(1, frames.shape[1] // 32)
-    border = np.concatenate([frames[:, :b].reshape(-1, 3), frames[:, -b:].reshape(-1, 3),
-                             frames[:, :, :b].reshape(-1, 3), frames[:, :, -b:].reshape(-1, 3)])
+    border = np.concatenate(
+        [
+            frames[:, :b].reshape(-1, 3),
+            frames[:, -b:].reshape(-1, 3),
+            frames[:, :, :b].reshape(-1, 3),
+            frames[:, :, -b:].reshape(-1, 3),
+        ]
+    )
     return np.median(border.astype(np.float32), axis=0)
 
 
@@ -41,8 +47,9 @@ def matte(frames: np.ndarray) -> np.ndarray:
     x = frames.astype(np.float32)
     distance = np.linalg.norm(x - background_colour(frames), axis=-1)  # f h w
     b = max(1, frames.shape[1] // 32)
-    border = np.concatenate([distance[:, :b].ravel(), distance[:, -b:].ravel(), distance[:, :, :b].ravel(),
-                             distance[:, :, -b:].ravel()])
+    border = np.concatenate(
+        [distance[:, :b].ravel(), distance[:, -b:].ravel(), distance[:, :, :b].ravel(), distance[:, :, -b:].ravel()]
+    )
     start = max(MIN_THRESHOLD, 1.5 * float(np.percentile(border, 90)))
     # An edge pixel is a blend a * subject + (1 - a) * background, so its distance is a times the subject's: the
     # subject's is the largest distance nearby. Where nothing nearby stands clear of the noise, alpha is 0.
@@ -50,14 +57,17 @@ def matte(frames: np.ndarray) -> np.ndarray:
     alpha = np.clip(distance / np.maximum(nearby, 1e-6), 0, 1) * np.clip((nearby - start) / RAMP, 0, 1)
     alpha = np.where(distance < start / 2, 0.0, alpha)
     if len(frames) > 2:  # where a pixel did not change, it takes its neighbours' mean: no flicker on still parts
-        still = (np.abs(distance - np.roll(distance, 1, 0)) < start) & (np.abs(distance - np.roll(distance, -1, 0))
-                                                                        < start)
+        still = (np.abs(distance - np.roll(distance, 1, 0)) < start) & (
+            np.abs(distance - np.roll(distance, -1, 0)) < start
+        )
         mean = (np.roll(alpha, 1, 0) + alpha + np.roll(alpha, -1, 0)) / 3
         alpha = np.where(still, mean, alpha)
     out = []
     for a in alpha:
-        a = np.asarray(Image.fromarray((a * 255).astype(np.uint8)).filter(ImageFilter.MedianFilter(3)),
-                       np.float32) / 255  # specks of noise out
+        a = (
+            np.asarray(Image.fromarray((a * 255).astype(np.uint8)).filter(ImageFilter.MedianFilter(3)), np.float32)
+            / 255
+        )  # specks of noise out
         out.append(np.where(_fill_holes(a > 0.5) & (a <= 0.5), 1.0, a))
     alpha = np.stack(out)
     return np.where(alpha < SNAP, 0.0, np.where(alpha > 1 - SNAP, 1.0, alpha)).astype(np.float32)
@@ -73,7 +83,7 @@ def grow_float(x: np.ndarray, width: int) -> np.ndarray:
     """`x` (f h w) with each value the largest within `width` pixels (a square), in whole-array shifts."""
     for _ in range(width):
         src = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="edge")
-        x = np.maximum.reduce([src[:, i:i + x.shape[1], j:j + x.shape[2]] for i in range(3) for j in range(3)])
+        x = np.maximum.reduce([src[:, i : i + x.shape[1], j : j + x.shape[2]] for i in range(3) for j in range(3)])
     return x
 
 
@@ -83,8 +93,9 @@ def grow(alpha: np.ndarray, width: int) -> np.ndarray:
     out = alpha.copy()
     for step in range(width):
         src = np.pad(out, ((0, 0), (1, 1), (1, 1)))
-        grown = np.maximum.reduce([src[:, 1:-1, 1:-1], src[:, :-2, 1:-1], src[:, 2:, 1:-1], src[:, 1:-1, :-2],
-                                   src[:, 1:-1, 2:]])
+        grown = np.maximum.reduce(
+            [src[:, 1:-1, 1:-1], src[:, :-2, 1:-1], src[:, 2:, 1:-1], src[:, 1:-1, :-2], src[:, 1:-1, 2:]]
+        )
         if step % 2 == 0:  # the square's corners on every other step
             grown = np.maximum.reduce([grown, src[:, :-2, :-2], src[:, :-2, 2:], src[:, 2:, :-2], src[:, 2:, 2:]])
         out = grown

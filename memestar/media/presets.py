@@ -50,19 +50,49 @@ class AppPreset:
         return None
 
 
-PRESETS = {p.name: p for p in (
-    AppPreset("telegram", "Telegram video sticker", "webm", "vp9", 512, "longest", 256_000, max_duration_s=3.0,
-              max_fps=30.0),
-    AppPreset("telegram-emoji", "Telegram custom emoji", "webm", "vp9", 100, "exact", 256_000, max_duration_s=3.0,
-              max_fps=30.0),
-    AppPreset("whatsapp", "WhatsApp animated sticker", "webp", "webp", 512, "exact", 500_000, max_duration_s=10.0,
-              min_frame_ms=8.0),
-    AppPreset("slack", "Slack custom emoji", "gif", "gif", 128, "exact", 128_000, alpha="binary"),
-    AppPreset("discord", "Discord sticker", "apng", "apng", 320, "exact", 512_000, max_duration_s=5.0),
-    AppPreset("discord-emoji", "Discord emoji", "gif", "gif", 128, "exact", 256 * 1024, alpha="binary"),
-    AppPreset("signal", "Signal sticker", "apng", "apng", 512, "max", 300_000, max_duration_s=3.0),
-    AppPreset("imessage", "iMessage sticker", "apng", "apng", 408, "exact", 500_000),
-)}
+PRESETS = {
+    p.name: p
+    for p in (
+        AppPreset(
+            "telegram",
+            "Telegram video sticker",
+            "webm",
+            "vp9",
+            512,
+            "longest",
+            256_000,
+            max_duration_s=3.0,
+            max_fps=30.0,
+        ),
+        AppPreset(
+            "telegram-emoji",
+            "Telegram custom emoji",
+            "webm",
+            "vp9",
+            100,
+            "exact",
+            256_000,
+            max_duration_s=3.0,
+            max_fps=30.0,
+        ),
+        AppPreset(
+            "whatsapp",
+            "WhatsApp animated sticker",
+            "webp",
+            "webp",
+            512,
+            "exact",
+            500_000,
+            max_duration_s=10.0,
+            min_frame_ms=8.0,
+        ),
+        AppPreset("slack", "Slack custom emoji", "gif", "gif", 128, "exact", 128_000, alpha="binary"),
+        AppPreset("discord", "Discord sticker", "apng", "apng", 320, "exact", 512_000, max_duration_s=5.0),
+        AppPreset("discord-emoji", "Discord emoji", "gif", "gif", 128, "exact", 256 * 1024, alpha="binary"),
+        AppPreset("signal", "Signal sticker", "apng", "apng", 512, "max", 300_000, max_duration_s=3.0),
+        AppPreset("imessage", "iMessage sticker", "apng", "apng", 408, "exact", 500_000),
+    )
+}
 
 
 def get_preset(name: str) -> AppPreset:

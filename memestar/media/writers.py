@@ -16,13 +16,16 @@ from PIL import GifImagePlugin, Image
 from ..errors import MemeError
 from ..files import atomic_path
 
+
 def _check_frames(frames: np.ndarray, alpha: bool = False) -> np.ndarray:
     """Frames as `f h w 3` uint8 (RGB), or `f h w 4` (RGBA) where the format carries transparency."""
     frames = np.asarray(frames)
     channels = (3, 4) if alpha else (3,)
     if frames.ndim != 4 or frames.shape[-1] not in channels or frames.dtype != np.uint8 or len(frames) == 0:
-        raise ValueError(f"frames must be a non-empty f h w {'3 or 4' if alpha else '3'} uint8 array, got "
-                         f"{frames.dtype} {frames.shape}")
+        raise ValueError(
+            f"frames must be a non-empty f h w {'3 or 4' if alpha else '3'} uint8 array, got "
+            f"{frames.dtype} {frames.shape}"
+        )
     return frames
 
 
@@ -65,9 +68,10 @@ def _octree_palette(frames: np.ndarray, colors: int) -> Image.Image:
     side = int(np.ceil(np.sqrt(len(pixels))))
     sheet = np.zeros((side * side, 3), np.uint8)
     sheet[: len(pixels)] = pixels
-    sheet[len(pixels):] = pixels[-1]
-    return Image.fromarray(sheet.reshape(side, side, 3)).quantize(colors, method=Image.Quantize.FASTOCTREE,
-                                                                   dither=Image.Dither.NONE)
+    sheet[len(pixels) :] = pixels[-1]
+    return Image.fromarray(sheet.reshape(side, side, 3)).quantize(
+        colors, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
+    )
 
 
 def _bayer(n: int) -> np.ndarray:
@@ -123,16 +127,23 @@ def _gif_container(indices: np.ndarray, entries: bytes, fps: float, holes: np.nd
     frame_ms = round(1000 / fps)
     kept, durations = [], []  # stored frames and their milliseconds
     for i in range(f):
-        if kept and np.array_equal(indices[i], indices[kept[-1]]) and \
-                (holes is None or np.array_equal(holes[i], holes[kept[-1]])):
+        if (
+            kept
+            and np.array_equal(indices[i], indices[kept[-1]])
+            and (holes is None or np.array_equal(holes[i], holes[kept[-1]]))
+        ):
             durations[-1] += frame_ms
         else:
             kept.append(i)
             durations.append(frame_ms)
     hole = len(entries) // 3 - 1
     flags = (2 << 2 | 1) if holes is not None else 1 << 2  # disposal 2 (clear) and transparency, or 1 (keep)
-    out = [b"GIF89a", struct.pack("<HHBBB", w, h, 0x80 | (bits - 1), 0, 0), entries.ljust(3 << bits, b"\0"),
-           b"!\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"]  # loop forever
+    out = [
+        b"GIF89a",
+        struct.pack("<HHBBB", w, h, 0x80 | (bits - 1), 0, 0),
+        entries.ljust(3 << bits, b"\0"),
+        b"!\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00",
+    ]  # loop forever
     for k, (i, ms) in enumerate(zip(kept, durations)):
         if holes is not None:
             x0, y0, x1, y1 = _changed_box(~holes[i])
@@ -140,8 +151,11 @@ def _gif_container(indices: np.ndarray, entries: bytes, fps: float, holes: np.nd
             x0, y0, x1, y1 = (0, 0, w, h) if k == 0 else _changed_box(indices[i] != indices[kept[k - 1]])
         delay = min(int(ms / 10), 0xFFFF)  # hundredths of a second, as Pillow writes a duration in milliseconds
         out.append(b"!\xf9\x04" + struct.pack("<BHBB", flags, delay, hole if holes is not None else 0, 0))
-        out.extend(GifImagePlugin.getdata(Image.fromarray(np.ascontiguousarray(indices[i, y0:y1, x0:x1]), "L"),
-                                          offset=(x0, y0)))
+        out.extend(
+            GifImagePlugin.getdata(
+                Image.fromarray(np.ascontiguousarray(indices[i, y0:y1, x0:x1]), "L"), offset=(x0, y0)
+            )
+        )
     out.append(b";")
     return b"".join(out)
 
@@ -166,7 +180,7 @@ def encode_gif(frames: np.ndarray, fps: float, colors: int = 256, dither: bool =
         return _gif_container(indices, entries, fps, None)
     indices = indices.copy()
     indices[holes] = colors  # the entry after the palette's: the hole
-    return _gif_container(indices, entries[:3 * colors].ljust(3 * colors, b"\0") + b"\0\0\0", fps, holes)
+    return _gif_container(indices, entries[: 3 * colors].ljust(3 * colors, b"\0") + b"\0\0\0", fps, holes)
 
 
 def encode_webp(frames: np.ndarray, fps: float, quality: int = 80) -> bytes:
@@ -174,8 +188,16 @@ def encode_webp(frames: np.ndarray, fps: float, quality: int = 80) -> bytes:
     frames = _check_frames(frames, alpha=True)
     images = [Image.fromarray(f) for f in frames]
     buffer = io.BytesIO()
-    images[0].save(buffer, format="WEBP", save_all=True, append_images=images[1:], loop=0,
-                   duration=round(1000 / fps), quality=quality, method=4)
+    images[0].save(
+        buffer,
+        format="WEBP",
+        save_all=True,
+        append_images=images[1:],
+        loop=0,
+        duration=round(1000 / fps),
+        quality=quality,
+        method=4,
+    )
     return buffer.getvalue()
 
 
@@ -190,9 +212,17 @@ def encode_apng(frames: np.ndarray, fps: float, colors: int | None = None) -> by
     if colors is not None:
         images = [i.quantize(colors, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE) for i in images]
     buffer = io.BytesIO()
-    images[0].save(buffer, format="PNG", save_all=True, append_images=images[1:], loop=0,
-                   duration=round(1000 / fps), disposal=Disposal.OP_BACKGROUND, blend=Blend.OP_SOURCE,
-                   default_image=False)
+    images[0].save(
+        buffer,
+        format="PNG",
+        save_all=True,
+        append_images=images[1:],
+        loop=0,
+        duration=round(1000 / fps),
+        disposal=Disposal.OP_BACKGROUND,
+        blend=Blend.OP_SOURCE,
+        default_image=False,
+    )
     return buffer.getvalue()
 
 
@@ -217,9 +247,16 @@ def encode_webm(frames: np.ndarray, fps: float, crf: int = 30) -> bytes:
     frames = _check_frames(frames, alpha=True)
     if frames.shape[-1] == 3:
         frames = np.concatenate([frames, np.full(frames.shape[:3] + (1,), 255, np.uint8)], axis=-1)
-    return _ffmpeg_bytes(frames, fps, ".webm", codec="libvpx-vp9", pix_fmt_in="rgba", pix_fmt_out="yuva420p",
-                         macro_block_size=1, output_params=["-crf", str(crf), "-b:v", "0", "-auto-alt-ref", "0",
-                                                            "-an", "-row-mt", "1"])
+    return _ffmpeg_bytes(
+        frames,
+        fps,
+        ".webm",
+        codec="libvpx-vp9",
+        pix_fmt_in="rgba",
+        pix_fmt_out="yuva420p",
+        macro_block_size=1,
+        output_params=["-crf", str(crf), "-b:v", "0", "-auto-alt-ref", "0", "-an", "-row-mt", "1"],
+    )
 
 
 def encode_mp4(frames: np.ndarray, fps: float, crf: int = 18) -> bytes:
@@ -228,8 +265,15 @@ def encode_mp4(frames: np.ndarray, fps: float, crf: int = 18) -> bytes:
     h, w = frames.shape[1:3]
     if h % 2 or w % 2:
         raise ValueError(f"H.264 in yuv420p needs even width and height, got {w}x{h}")
-    return _ffmpeg_bytes(frames, fps, ".mp4", codec="libx264", pix_fmt_out="yuv420p", macro_block_size=2,
-                         output_params=["-crf", str(crf), "-movflags", "+faststart"])
+    return _ffmpeg_bytes(
+        frames,
+        fps,
+        ".mp4",
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        macro_block_size=2,
+        output_params=["-crf", str(crf), "-movflags", "+faststart"],
+    )
 
 
 ENCODERS = {"gif": encode_gif, "mp4": encode_mp4, "webp": encode_webp}
@@ -270,8 +314,10 @@ def fit_to_kb(frames: np.ndarray, fmt: str, fps: float, max_kb: float) -> tuple[
                 size = "" if side == frames.shape[1] else f", frames shrunk to {side}x{side}"
                 return data, f"fitted {len(data) / 1024:.1f} KiB under {max_kb:g} KiB with {what}{size}"
         if side <= 32:
-            raise MemeError(f"cannot fit the {fmt} under {max_kb:g} KiB even at {side}x{side} with the lowest "
-                            f"quality ({len(data) / 1024:.1f} KiB): raise --max-kb")
+            raise MemeError(
+                f"cannot fit the {fmt} under {max_kb:g} KiB even at {side}x{side} with the lowest "
+                f"quality ({len(data) / 1024:.1f} KiB): raise --max-kb"
+            )
         side = max(32, int(side * 0.75) // 2 * 2)
 
 

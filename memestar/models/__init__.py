@@ -3,8 +3,15 @@ that a light module of this package (the base-source options) imports without to
 
 import importlib
 
-_WHERE = {"load_adapter": ".adapter", "save_adapter": ".adapter", "BaseFingerprint": ".base", "BaseModel": ".base",
-          "load_base": ".base", "GROUP_NORM_MODES": ".video_unet", "VideoUNet": ".video_unet"}
+_WHERE = {
+    "load_adapter": ".adapter",
+    "save_adapter": ".adapter",
+    "BaseFingerprint": ".base",
+    "BaseModel": ".base",
+    "load_base": ".base",
+    "GROUP_NORM_MODES": ".video_unet",
+    "VideoUNet": ".video_unet",
+}
 __all__ = sorted(_WHERE)
 
 

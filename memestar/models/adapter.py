@@ -19,8 +19,13 @@ from .video_unet import VideoUNet
 ADAPTER_FORMAT = "memestar-adapter/1"
 
 
-def save_adapter(video_unet: VideoUNet, path: str | Path, base_reference: str, base_fingerprint: BaseFingerprint,
-                 dtype: torch.dtype = torch.float16) -> None:
+def save_adapter(
+    video_unet: VideoUNet,
+    path: str | Path,
+    base_reference: str,
+    base_fingerprint: BaseFingerprint,
+    dtype: torch.dtype = torch.float16,
+) -> None:
     """Writes the trainable tensors atomically (a temporary name, then a rename); the same tensors and base give
     the same bytes."""
     tensors = {name: p.detach().to("cpu", dtype) for name, p in video_unet.trainable_parameters().items()}
@@ -54,19 +59,22 @@ def read_adapter_metadata(path: str | Path) -> dict:
         with safe_open(path, framework="pt") as f:
             metadata = f.metadata() or {}
     except (SafetensorError, OSError) as e:
-        raise MemeError(f"{path} is not a readable safetensors adapter ({str(e).splitlines()[0]}): retrain or "
-                        f"restore the file") from e
+        raise MemeError(
+            f"{path} is not a readable safetensors adapter ({str(e).splitlines()[0]}): retrain or restore the file"
+        ) from e
     if metadata.get("format") != ADAPTER_FORMAT:
-        raise MemeError(f"{path} is not a meme-star adapter (format {metadata.get('format')!r}, expected "
-                        f"{ADAPTER_FORMAT!r})")
+        raise MemeError(
+            f"{path} is not a meme-star adapter (format {metadata.get('format')!r}, expected {ADAPTER_FORMAT!r})"
+        )
     missing = [k for k in ("group_norm", "base_reference", "base_fingerprint") if k not in metadata]
     if missing:
         raise MemeError(f"{path} lacks the metadata {', '.join(missing)}: retrain the meme")
     return metadata
 
 
-def load_adapter(video_unet: VideoUNet, path: str | Path, base_reference: str,
-                 base_fingerprint: BaseFingerprint) -> dict:
+def load_adapter(
+    video_unet: VideoUNet, path: str | Path, base_reference: str, base_fingerprint: BaseFingerprint
+) -> dict:
     """Loads the tuned tensors into `video_unet` after checking that it is built on the same base."""
     metadata, tensors = read_adapter(video_unet, path, base_reference, base_fingerprint)
     with torch.no_grad():
@@ -75,8 +83,9 @@ def load_adapter(video_unet: VideoUNet, path: str | Path, base_reference: str,
     return metadata
 
 
-def read_adapter(video_unet: VideoUNet, path: str | Path, base_reference: str,
-                 base_fingerprint: BaseFingerprint) -> tuple[dict, dict[str, torch.Tensor]]:
+def read_adapter(
+    video_unet: VideoUNet, path: str | Path, base_reference: str, base_fingerprint: BaseFingerprint
+) -> tuple[dict, dict[str, torch.Tensor]]:
     """The adapter's metadata and tensors (on the CPU, as stored), checked against `video_unet`: the same base,
     GroupNorm mode, names and shapes, finite values."""
     metadata = read_adapter_metadata(path)
@@ -85,14 +94,18 @@ def read_adapter(video_unet: VideoUNet, path: str | Path, base_reference: str,
     except (ValueError, KeyError, TypeError) as e:
         raise MemeError(f"{path} has an unreadable base fingerprint in its metadata: retrain the meme") from e
     if not trained_on.matches(base_fingerprint):
-        raise MemeError(f"adapter {path} was tuned on base {metadata['base_reference']!r} (fingerprint "
-                        f"{trained_on.id}), not on {base_reference!r} (fingerprint {base_fingerprint.id}): "
-                        f"load it with the base it was tuned on")
+        raise MemeError(
+            f"adapter {path} was tuned on base {metadata['base_reference']!r} (fingerprint "
+            f"{trained_on.id}), not on {base_reference!r} (fingerprint {base_fingerprint.id}): "
+            f"load it with the base it was tuned on"
+        )
     difference = layout_difference(metadata, video_unet.group_norm, video_unet.frame_positions)
     if difference:
         name, tuned, built = difference
-        raise MemeError(f"adapter {path} was tuned with {name}={tuned}, but the video UNet has {name}={built}: load "
-                        f"it as its meme.json says")
+        raise MemeError(
+            f"adapter {path} was tuned with {name}={tuned}, but the video UNet has {name}={built}: load "
+            f"it as its meme.json says"
+        )
     params = video_unet.trainable_parameters()
     with safe_open(path, framework="pt") as f:
         names = set(f.keys())
@@ -102,8 +115,10 @@ def read_adapter(video_unet: VideoUNet, path: str | Path, base_reference: str,
         tensors = {name: f.get_tensor(name) for name in params}
     for name, t in tensors.items():
         if t.shape != params[name].shape:
-            raise MemeError(f"adapter {path} does not fit this UNet: {name} is {tuple(t.shape)}, the UNet's is "
-                            f"{tuple(params[name].shape)}; retrain the meme on this base")
+            raise MemeError(
+                f"adapter {path} does not fit this UNet: {name} is {tuple(t.shape)}, the UNet's is "
+                f"{tuple(params[name].shape)}; retrain the meme on this base"
+            )
         if not t.is_floating_point():
             raise MemeError(f"adapter {path} holds {t.dtype} values in {name}, not floating point: retrain the meme")
         if not torch.isfinite(t).all():

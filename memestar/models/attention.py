@@ -30,8 +30,9 @@ class SparseCausalAttnProcessor:
     def __init__(self, ctx: FrameContext):
         self.ctx = ctx
 
-    def __call__(self, attn: Attention, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
-                 **kwargs):
+    def __call__(
+        self, attn: Attention, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs
+    ):
         if encoder_hidden_states is not None or attention_mask is not None:
             raise ValueError("SparseCausalAttnProcessor is for self-attention without a mask")
         f = self.ctx.num_frames
@@ -85,8 +86,13 @@ def add_temporal_attention(block: BasicTransformerBlock, ctx: FrameContext, fram
     """Adds `norm_temp` and `attn_temp` to `block` (keeping SD's weight names) and hooks them in."""
     dim = block.dim
     block.norm_temp = nn.LayerNorm(dim)
-    block.attn_temp = Attention(query_dim=dim, heads=block.num_attention_heads, dim_head=block.attention_head_dim,
-                                bias=block.attention_bias, processor=AttnProcessor2_0())
+    block.attn_temp = Attention(
+        query_dim=dim,
+        heads=block.num_attention_heads,
+        dim_head=block.attention_head_dim,
+        bias=block.attention_bias,
+        processor=AttnProcessor2_0(),
+    )
     nn.init.zeros_(block.attn_temp.to_out[0].weight)
     nn.init.zeros_(block.attn_temp.to_out[0].bias)
     param = next(block.parameters())

@@ -45,6 +45,7 @@ class BaseFingerprint:
     Two bases match when the architecture is the same and the probes agree to half precision; `id` is
     for people to read and may differ between precisions of the same base.
     """
+
     arch: str
     probe: torch.Tensor = field(repr=False)
 
@@ -54,8 +55,11 @@ class BaseFingerprint:
         return f"{self.arch}-{hashlib.sha256(values).hexdigest()[:8]}"
 
     def matches(self, other: "BaseFingerprint") -> bool:
-        return (self.arch == other.arch and self.probe.shape == other.probe.shape
-                and torch.allclose(self.probe, other.probe, rtol=1e-2, atol=1e-3))
+        return (
+            self.arch == other.arch
+            and self.probe.shape == other.probe.shape
+            and torch.allclose(self.probe, other.probe, rtol=1e-2, atol=1e-3)
+        )
 
     def to_dict(self) -> dict:
         return {"arch": self.arch, "probe": self.probe.numpy().tobytes().hex()}
@@ -97,8 +101,14 @@ class BaseModel:
 LOAD_LOCK = threading.Lock()
 
 
-def load_base(reference: str, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-              config: str | None = None, allow_pickle: bool = False) -> BaseModel:
+def load_base(
+    reference: str,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    config: str | None = None,
+    allow_pickle: bool = False,
+) -> BaseModel:
     """Loads every component of base `reference`, in eval mode with gradients off. One load at a time per process:
     diffusers and transformers build models under a process-wide patch (weights on the meta device, then filled),
     and a second thread loading meanwhile gets empty tensors (a server warming up while a resumed job starts)."""
@@ -121,23 +131,30 @@ def _resolve(reference: str, allow_pickle: bool) -> Path | str:
         return _random_base_folder(reference)
     if reference == "tiny":
         if not (BUNDLED_TINY / "model_index.json").exists():
-            raise MemeError(f"the bundled tiny model is missing from this install ({BUNDLED_TINY}): train it with "
-                            f"`python -m memestar.tiny.train`")
+            raise MemeError(
+                f"the bundled tiny model is missing from this install ({BUNDLED_TINY}): train it with "
+                f"`python -m memestar.tiny.train`"
+            )
         return BUNDLED_TINY
     path = Path(reference).expanduser()
     if path.is_dir():
         return path
     if path.is_file():
         if path.suffix.lower() in PICKLE_SUFFIXES and not allow_pickle:
-            raise MemeError(f"{path} is a pickled checkpoint, and loading it can run arbitrary code: convert it "
-                            f"to .safetensors, or pass --allow-pickle if you trust its source")
+            raise MemeError(
+                f"{path} is a pickled checkpoint, and loading it can run arbitrary code: convert it "
+                f"to .safetensors, or pass --allow-pickle if you trust its source"
+            )
         if path.suffix.lower() not in PICKLE_SUFFIXES + (".safetensors",):
-            raise MemeError(f"{path} is not a model file: pass a diffusers folder, a .safetensors checkpoint "
-                            f"or a Hugging Face Hub id")
+            raise MemeError(
+                f"{path} is not a model file: pass a diffusers folder, a .safetensors checkpoint "
+                f"or a Hugging Face Hub id"
+            )
         return path
     if reference.startswith((".", "/", "~")) or reference.endswith(PICKLE_SUFFIXES + (".safetensors",)):
-        raise MemeError(f"base model {reference} not found: check the path (a meme whose base moved takes --base "
-                        f"NEW_PATH)")
+        raise MemeError(
+            f"base model {reference} not found: check the path (a meme whose base moved takes --base NEW_PATH)"
+        )
     return reference
 
 
@@ -157,8 +174,10 @@ def _load_diffusers(source: Path | str, dtype, allow_pickle: bool, local: bool) 
     if local:
         missing = [c for c in COMPONENTS if not (Path(source) / c).is_dir()]
         if missing:
-            raise MemeError(f"{source} is not a diffusers model folder: it lacks {', '.join(missing)}/ "
-                            f"(expected {' '.join(c + '/' for c in COMPONENTS)})")
+            raise MemeError(
+                f"{source} is not a diffusers model folder: it lacks {', '.join(missing)}/ "
+                f"(expected {' '.join(c + '/' for c in COMPONENTS)})"
+            )
     offline = not local and not hub_reachable()  # then only the local Hub cache can serve it, at once
     kw = dict(use_safetensors=None if allow_pickle else True, local_files_only=local or offline)
     try:
@@ -166,19 +185,23 @@ def _load_diffusers(source: Path | str, dtype, allow_pickle: bool, local: bool) 
             "unet": UNet2DConditionModel.from_pretrained(source, subfolder="unet", dtype=dtype, **kw),
             "vae": AutoencoderKL.from_pretrained(source, subfolder="vae", dtype=dtype, **kw),
             "text_encoder": CLIPTextModel.from_pretrained(source, subfolder="text_encoder", dtype=dtype, **kw),
-            "tokenizer": CLIPTokenizer.from_pretrained(source, subfolder="tokenizer",
-                                                       local_files_only=kw["local_files_only"]),
-            "scheduler_config": dict(DDIMScheduler.load_config(source, subfolder="scheduler",
-                                                               local_files_only=kw["local_files_only"])),
+            "tokenizer": CLIPTokenizer.from_pretrained(
+                source, subfolder="tokenizer", local_files_only=kw["local_files_only"]
+            ),
+            "scheduler_config": dict(
+                DDIMScheduler.load_config(source, subfolder="scheduler", local_files_only=kw["local_files_only"])
+            ),
         }
     except MemeError:
         raise
     except Exception as e:  # the Hub client and the loaders raise many types; the user needs one line
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if offline:
-            raise MemeError(f"could not load base model {source}: it is not in the local Hugging Face cache, and the "
-                            f"Hub at {hub_endpoint()} cannot be reached; download it on a connected machine, or pass "
-                            f"a local diffusers folder") from e
+            raise MemeError(
+                f"could not load base model {source}: it is not in the local Hugging Face cache, and the "
+                f"Hub at {hub_endpoint()} cannot be reached; download it on a connected machine, or pass "
+                f"a local diffusers folder"
+            ) from e
         where = "the local folder" if local else "the Hugging Face Hub"
         pickled = local and not allow_pickle and any(Path(source).glob(f"*/*{PICKLE_SUFFIXES[1]}"))
         hint = " (only pickled weights there? pass --allow-pickle if you trust them)" if pickled else ""
@@ -198,8 +221,9 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return True  # through a proxy a direct probe says nothing: let the Hub client try
     url = urlparse(hub_endpoint())
     try:
-        socket.create_connection((url.hostname, url.port or (80 if url.scheme == "http" else 443)),
-                                 timeout=timeout).close()
+        socket.create_connection(
+            (url.hostname, url.port or (80 if url.scheme == "http" else 443)), timeout=timeout
+        ).close()
     except OSError:
         return False
     return True
@@ -209,8 +233,10 @@ def _load_single_file(path: Path, config: str | None, dtype, allow_pickle: bool)
     from diffusers import StableDiffusionPipeline
 
     if config is None and not hub_reachable():
-        raise MemeError(f"{path} is a single-file checkpoint and its configs would come from the Hub, which cannot be "
-                        f"reached: pass a diffusers folder with the SD configs as --base-config")
+        raise MemeError(
+            f"{path} is a single-file checkpoint and its configs would come from the Hub, which cannot be "
+            f"reached: pass a diffusers folder with the SD configs as --base-config"
+        )
     kw = dict(torch_dtype=dtype, local_files_only=config is not None)
     if config is not None:
         kw["config"] = str(config)
@@ -223,7 +249,14 @@ def _load_single_file(path: Path, config: str | None, dtype, allow_pickle: bool)
     for part in ("unet", "vae", "text_encoder"):  # diffusers leaves weights the file lacks on the meta device
         missing = [n for n, t in getattr(pipe, part).state_dict().items() if t.is_meta]
         if missing:
-            raise MemeError(f"{path} lacks {len(missing)} {part} weights (e.g. {missing[0]}): it is not a complete "
-                            f"SD 1.x checkpoint")
-    return {"unet": pipe.unet, "vae": pipe.vae, "text_encoder": pipe.text_encoder, "tokenizer": pipe.tokenizer,
-            "scheduler_config": dict(pipe.scheduler.config)}
+            raise MemeError(
+                f"{path} lacks {len(missing)} {part} weights (e.g. {missing[0]}): it is not a complete "
+                f"SD 1.x checkpoint"
+            )
+    return {
+        "unet": pipe.unet,
+        "vae": pipe.vae,
+        "text_encoder": pipe.text_encoder,
+        "tokenizer": pipe.tokenizer,
+        "scheduler_config": dict(pipe.scheduler.config),
+    }

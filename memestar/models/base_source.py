@@ -11,6 +11,7 @@ from ..options import option
 class BaseSource:
     """Where a stage's base model comes from and where it runs: the options `meme train`, `meme export` and
     `meme gen` share (a stage redeclares one where its meaning differs, as `meme train`'s default base)."""
+
     base: str | None = option(None, "Where the meme's base is now, if it moved (must be the same weights).")
     base_config: str | None = option(None, "Diffusers folder with the configs for a single-file base.")
     allow_pickle: bool = option(False, "Allow pickled .ckpt/.bin weights (unpickling runs code).")

@@ -18,8 +18,9 @@ class FrameContext:
     @property
     def num_frames(self) -> int:
         if self._frames is None:
-            raise RuntimeError("the frame count is unset: run clips through the VideoUNet (b c f h w), not its 2D "
-                               "layers on their own")
+            raise RuntimeError(
+                "the frame count is unset: run clips through the VideoUNet (b c f h w), not its 2D layers on their own"
+            )
         return self._frames
 
     @contextmanager

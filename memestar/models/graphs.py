@@ -14,8 +14,8 @@ Inputs and outputs are fp32 (ids and timesteps int64) whatever the graph's preci
 All other sizes are static per meme (`Shapes`).
 """
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -34,6 +34,7 @@ TEXT_ENCODER, UNET, VAE_DECODER = "text_encoder", "unet", "vae_decoder"
 @record
 class Shapes:
     """What fixes a meme's graphs: frames, latent size and channels, text length and width, token vocabulary."""
+
     frames: int
     latent_channels: int
     latent_side: int
@@ -85,6 +86,7 @@ class VaeDecoderGraph(nn.Module):
 class TensorSpec:
     """One input or output: its name, dtype, shape for n clips (from the meme's `Shapes`), whether its first
     axis is the batch and, for inputs, how to draw a random value of it for the export's self-check."""
+
     name: str
     dtype: torch.dtype
     shape: Callable[[Shapes, int], tuple[int, ...]]
@@ -129,21 +131,47 @@ def _normal(shape, s, g):
 
 
 GRAPHS: tuple[GraphSpec, ...] = (
-    GraphSpec(TEXT_ENCODER, lambda base, video: TextEncoderGraph(base.text_encoder),
-              inputs=(TensorSpec("input_ids", torch.int64, lambda s, n: (n, s.text_length),
-                                 lambda shape, s, g: torch.randint(0, s.vocab_size, shape, generator=g)),),
-              outputs=(TensorSpec("embeddings", torch.float32, lambda s, n: (n, s.text_length, s.text_width)),)),
-    GraphSpec(UNET, lambda base, video: GuidedUNetGraph(video),
-              inputs=(TensorSpec("latents", torch.float32, _latents, _normal),
-                      TensorSpec("timestep", torch.int64, lambda s, n: (1,),
-                                 lambda shape, s, g: torch.randint(1, 1000, shape, generator=g), batched=False),
-                      TensorSpec("text", torch.float32, lambda s, n: (n, 2, s.text_length, s.text_width), _normal),
-                      TensorSpec("guidance", torch.float32, lambda s, n: (n,),
-                                 lambda shape, s, g: 1 + 10 * torch.rand(shape, generator=g))),
-              outputs=(TensorSpec("model_output", torch.float32, _latents),), buckets=BATCH_BUCKETS),
-    GraphSpec(VAE_DECODER, lambda base, video: VaeDecoderGraph(base.vae),
-              inputs=(TensorSpec("latents", torch.float32, _latents, _normal),),
-              outputs=(TensorSpec("pixels", torch.float32,
-                                  lambda s, n: (n, s.frames, s.pixel_side, s.pixel_side, 3)),)),
+    GraphSpec(
+        TEXT_ENCODER,
+        lambda base, video: TextEncoderGraph(base.text_encoder),
+        inputs=(
+            TensorSpec(
+                "input_ids",
+                torch.int64,
+                lambda s, n: (n, s.text_length),
+                lambda shape, s, g: torch.randint(0, s.vocab_size, shape, generator=g),
+            ),
+        ),
+        outputs=(TensorSpec("embeddings", torch.float32, lambda s, n: (n, s.text_length, s.text_width)),),
+    ),
+    GraphSpec(
+        UNET,
+        lambda base, video: GuidedUNetGraph(video),
+        inputs=(
+            TensorSpec("latents", torch.float32, _latents, _normal),
+            TensorSpec(
+                "timestep",
+                torch.int64,
+                lambda s, n: (1,),
+                lambda shape, s, g: torch.randint(1, 1000, shape, generator=g),
+                batched=False,
+            ),
+            TensorSpec("text", torch.float32, lambda s, n: (n, 2, s.text_length, s.text_width), _normal),
+            TensorSpec(
+                "guidance",
+                torch.float32,
+                lambda s, n: (n,),
+                lambda shape, s, g: 1 + 10 * torch.rand(shape, generator=g),
+            ),
+        ),
+        outputs=(TensorSpec("model_output", torch.float32, _latents),),
+        buckets=BATCH_BUCKETS,
+    ),
+    GraphSpec(
+        VAE_DECODER,
+        lambda base, video: VaeDecoderGraph(base.vae),
+        inputs=(TensorSpec("latents", torch.float32, _latents, _normal),),
+        outputs=(TensorSpec("pixels", torch.float32, lambda s, n: (n, s.frames, s.pixel_side, s.pixel_side, 3)),),
+    ),
 )
 GRAPH_SPECS = {spec.name: spec for spec in GRAPHS}

@@ -12,4 +12,3 @@ TEMPORAL_PATTERNS = (".attn_temp.", ".norm_temp.")
 # What a tuning run changes: "all" the trainable tensors (Tune-A-Video), "temporal" the temporal attention alone
 # (VMC: the spatial layers, and so the base's look of a subject, stay the base's)
 TUNED = ("all", "temporal")
-

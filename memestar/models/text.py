@@ -7,8 +7,9 @@ from transformers import CLIPTextModel, CLIPTokenizer
 @torch.no_grad()
 def encode_prompts(tokenizer: CLIPTokenizer, text_encoder: CLIPTextModel, prompts: list[str]) -> torch.Tensor:
     """(len(prompts), 77, d): the last hidden state, padded to the tokenizer's length."""
-    ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                    return_tensors="pt").input_ids
+    ids = tokenizer(
+        prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids
     return text_encoder(ids.to(text_encoder.device))[0]
 
 
@@ -18,5 +19,5 @@ def truncation_warning(tokenizer: CLIPTokenizer, prompt: str) -> str | None:
     limit = tokenizer.model_max_length
     if len(ids) <= limit:
         return None
-    dropped = tokenizer.decode(ids[limit - 1:-1]).strip()
+    dropped = tokenizer.decode(ids[limit - 1 : -1]).strip()
     return f"the prompt is {len(ids)} tokens, over the limit of {limit}: dropped {dropped!r}"

@@ -13,7 +13,7 @@ def vae_scale_factor(vae: AutoencoderKL) -> int:
 def encode_frames(vae: AutoencoderKL, frames: torch.Tensor, chunk: int = 16) -> torch.Tensor:
     """uint8 frames `f h w 3` -> scaled latents `1 c f h/s w/s` (the posterior mean; s = `vae_scale_factor`)."""
     x = frames.to(vae.device).permute(0, 3, 1, 2).to(vae.dtype) / 127.5 - 1  # f 3 h w in [-1, 1]
-    latents = torch.cat([vae.encode(x[i:i + chunk]).latent_dist.mean for i in range(0, len(x), chunk)])
+    latents = torch.cat([vae.encode(x[i : i + chunk]).latent_dist.mean for i in range(0, len(x), chunk)])
     return (latents * vae.config.scaling_factor).transpose(0, 1)[None]  # 1 c f h w
 
 
@@ -26,7 +26,7 @@ def decode_pixels(vae: AutoencoderKL, latents: torch.Tensor, chunk: int | None =
     if chunk is None:
         x = vae.decode(z).sample
     else:
-        x = torch.cat([vae.decode(z[i:i + chunk]).sample for i in range(0, len(z), chunk)])
+        x = torch.cat([vae.decode(z[i : i + chunk]).sample for i in range(0, len(z), chunk)])
     x = ((x.float() + 1) * 127.5).clamp(0, 255)
     return x.permute(0, 2, 3, 1).reshape(b, f, *x.shape[2:], 3)  # b f h w 3
 

@@ -22,15 +22,18 @@ from torch import nn
 from .attention import SparseCausalAttnProcessor, add_temporal_attention
 from .frame_context import FrameContext
 from .group_norm import span_frames
-from .layout import (DEFAULT_FRAME_POSITIONS, DEFAULT_GROUP_NORM, GROUP_NORM_MODES, TEMPORAL_PATTERNS,
-                     TRAINABLE_PATTERNS)
+from .layout import DEFAULT_FRAME_POSITIONS, DEFAULT_GROUP_NORM, GROUP_NORM_MODES, TEMPORAL_PATTERNS, TRAINABLE_PATTERNS
 
 
 class VideoUNet(nn.Module):
     """Runs an inflated UNet on video latents `b c f h w` with one text embedding per clip."""
 
-    def __init__(self, unet: UNet2DConditionModel, group_norm: str = DEFAULT_GROUP_NORM,
-                 frame_positions: bool = DEFAULT_FRAME_POSITIONS):
+    def __init__(
+        self,
+        unet: UNet2DConditionModel,
+        group_norm: str = DEFAULT_GROUP_NORM,
+        frame_positions: bool = DEFAULT_FRAME_POSITIONS,
+    ):
         super().__init__()
         if group_norm not in GROUP_NORM_MODES:
             raise ValueError(f"group_norm must be one of {GROUP_NORM_MODES}, not {group_norm!r}")

@@ -5,8 +5,14 @@ light modules here (the settings, the options of `meme gen`) import without them
 
 import importlib
 
-_WHERE = {"Generation": ".generation", "Meme": ".meme", "GenRequest": ".settings", "GenSettings": ".settings",
-          "variant_requests": ".settings", "MemeStore": ".store"}
+_WHERE = {
+    "Generation": ".generation",
+    "Meme": ".meme",
+    "GenRequest": ".settings",
+    "GenSettings": ".settings",
+    "variant_requests": ".settings",
+    "MemeStore": ".store",
+}
 __all__ = sorted(_WHERE)
 
 

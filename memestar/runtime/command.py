@@ -26,7 +26,7 @@ from .settings import follows, variant_requests
 from .styles import Style, apply_style, get_style
 
 MAX_PROMPTS = 10_000
-MAX_PROMPTS_FILE_BYTES = 4 * 2 ** 20
+MAX_PROMPTS_FILE_BYTES = 4 * 2**20
 
 
 def read_prompts(prompt: str | None, prompts: Path | None) -> list[str]:
@@ -60,15 +60,17 @@ def output_paths(lines: list[str], out: Path | None, fmt: str, many: bool, varia
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise write_error(e, folder) from e
-    targets = [folder / f"{i:03d}-{slug(p)}{f'-v{k}' if k else ''}.{fmt}"
-               for i, p in enumerate(lines) for k in range(variants)]
+    targets = [
+        folder / f"{i:03d}-{slug(p)}{f'-v{k}' if k else ''}.{fmt}" for i, p in enumerate(lines) for k in range(variants)
+    ]
     return [check_target(t) for t in targets]
 
 
 def with_style(o: GenOptions, style: Style) -> GenOptions:
     """`o` with the style's defaults wherever the user left the option at its own default."""
-    settings, look, preset = apply_style(style, o.settings, o.look, o.preset,
-                                         format_given=o.format is not None or o.max_kb is not None)
+    settings, look, preset = apply_style(
+        style, o.settings, o.look, o.preset, format_given=o.format is not None or o.max_kb is not None
+    )
     return replace(o, settings=settings, look=look, preset=preset)
 
 
@@ -80,8 +82,10 @@ def output_format(o: GenOptions) -> str:
         if o.format is not None or o.max_kb is not None:
             raise MemeError(f"--preset {preset.name} fixes the format and the size: drop --format and --max-kb")
         if single_file and o.out.suffix.lower() != preset.suffix:
-            raise MemeError(f"--preset {preset.name} writes {preset.container} ({preset.suffix}): name the output "
-                            f"{o.out.with_suffix(preset.suffix)}")
+            raise MemeError(
+                f"--preset {preset.name} writes {preset.container} ({preset.suffix}): name the output "
+                f"{o.out.with_suffix(preset.suffix)}"
+            )
         return preset.suffix.lstrip(".")
     return media_format(o.out, o.format) if single_file else media_format(f"clip.{o.format or 'gif'}")
 
@@ -108,12 +112,20 @@ def run_gen(o: GenOptions, log=print) -> list[dict]:
     requests = [r for line in lines for r in variant_requests(line, o.settings, o.variants)]
     o.look.check(get_preset(o.preset).side if o.preset else manifest.size, fmt)  # before anything loads
     targets = output_paths(names, o.out, fmt, many=o.prompts is not None, variants=o.variants)
-    meme = Meme.load(o.meme, base=o.base, device=o.device, precision=o.precision, backend=o.backend,
-                     base_config=o.base_config, allow_pickle=o.allow_pickle, compile=o.compile)
+    meme = Meme.load(
+        o.meme,
+        base=o.base,
+        device=o.device,
+        precision=o.precision,
+        backend=o.backend,
+        base_config=o.base_config,
+        allow_pickle=o.allow_pickle,
+        compile=o.compile,
+    )
     results = []
     with tqdm(total=len(requests), desc="generating", unit="clip", disable=o.quiet or len(requests) == 1) as bar:
         for k in range(0, len(requests), MAX_BATCH):
-            for g, target in zip(meme.generate_batch(requests[k:k + MAX_BATCH]), targets[k:k + MAX_BATCH]):
+            for g, target in zip(meme.generate_batch(requests[k : k + MAX_BATCH]), targets[k : k + MAX_BATCH]):
                 t = time.perf_counter()
                 data, note = g.encode_for(o.preset, o.look) if o.preset else g.encode(fmt, o.max_kb, o.look)
                 write_bytes(data, target)
@@ -122,10 +134,21 @@ def run_gen(o: GenOptions, log=print) -> list[dict]:
                 notes = g.warnings + ([note] if note else [])
                 for line in notes:
                     log(f"note: {line}")
-                results.append({"prompt": g.prompt, "output": str(target), "bytes": len(data), "loop": o.look.loop,
-                                "loop_seam": round(seam_score(make_loop(g.frames, o.look.loop)), 3),
-                                "frames": len(g.frames), "size": g.frames.shape[1], "fps": g.fps, **g.settings,
-                                "batch_size": g.batch_size, "seconds": {k: round(v, 4) for k, v in g.seconds.items()},
-                                "notes": notes})
+                results.append(
+                    {
+                        "prompt": g.prompt,
+                        "output": str(target),
+                        "bytes": len(data),
+                        "loop": o.look.loop,
+                        "loop_seam": round(seam_score(make_loop(g.frames, o.look.loop)), 3),
+                        "frames": len(g.frames),
+                        "size": g.frames.shape[1],
+                        "fps": g.fps,
+                        **g.settings,
+                        "batch_size": g.batch_size,
+                        "seconds": {k: round(v, 4) for k, v in g.seconds.items()},
+                        "notes": notes,
+                    }
+                )
                 bar.update(1)
     return results

@@ -23,8 +23,9 @@ class Generation:
     warnings: list[str] = field(default_factory=list)
     batch_size: int = 1
 
-    def encode(self, fmt: str = "gif", max_kb: float | None = None,
-               look: Look | None = None) -> tuple[bytes, str | None]:
+    def encode(
+        self, fmt: str = "gif", max_kb: float | None = None, look: Look | None = None
+    ) -> tuple[bytes, str | None]:
         """The clip as GIF/MP4/WebP bytes in `look`; with `max_kb`, fitted under that size (the note says how)."""
         if fmt not in ENCODERS:
             raise MemeError(f"unknown format {fmt!r}: use gif, mp4 or webp")

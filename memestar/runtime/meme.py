@@ -33,21 +33,45 @@ class Meme:
     """A loaded meme: its manifest, inversion and (torch backend) adapter tensors, on a runtime it may share with
     other memes of the same base (`runtimes.BaseRuntime`)."""
 
-    def __init__(self, folder: Path, manifest: MemeManifest, runtime, inversion: torch.Tensor,
-                 adapter: dict[str, torch.Tensor] | None = None):
+    def __init__(
+        self,
+        folder: Path,
+        manifest: MemeManifest,
+        runtime,
+        inversion: torch.Tensor,
+        adapter: dict[str, torch.Tensor] | None = None,
+    ):
         self.folder, self.manifest, self.runtime, self.inversion = folder, manifest, runtime, inversion
         self.adapter = adapter
         self.stamp = None  # meme.json as it was when loaded (`MemeStore`)
         self.nbytes = inversion.nbytes + sum(t.nbytes for t in (adapter or {}).values())
 
     @classmethod
-    def load(cls, folder: str | Path, *, base: str | None = None, device: str = DEFAULT_DEVICE,
-             precision: str = "auto", backend: str = "auto", base_config: str | None = None,
-             allow_pickle: bool = False, cuda_graphs: bool = True, compile: bool = False) -> "Meme":
+    def load(
+        cls,
+        folder: str | Path,
+        *,
+        base: str | None = None,
+        device: str = DEFAULT_DEVICE,
+        precision: str = "auto",
+        backend: str = "auto",
+        base_config: str | None = None,
+        allow_pickle: bool = False,
+        cuda_graphs: bool = True,
+        compile: bool = False,
+    ) -> "Meme":
         """Loads the meme's base (or `base`, if it moved), its adapter and inversion, and checks they belong
         together; with `backend` ort or trt, the meme's export instead (`meme export`), which needs no base."""
-        runtimes = Runtimes(base=base, device=device, precision=precision, backend=backend, base_config=base_config,
-                            allow_pickle=allow_pickle, cuda_graphs=cuda_graphs, compile=compile)
+        runtimes = Runtimes(
+            base=base,
+            device=device,
+            precision=precision,
+            backend=backend,
+            base_config=base_config,
+            allow_pickle=allow_pickle,
+            cuda_graphs=cuda_graphs,
+            compile=compile,
+        )
         folder = Path(folder).absolute()
         manifest = read_meme(folder)
         return cls(folder, manifest, *runtimes.open(folder, manifest))
@@ -66,17 +90,45 @@ class Meme:
         """(1, L, d) fp32, cached per prompt (per base)."""
         return self.runtime.text_embedding(prompt)
 
-    def generate(self, prompt: str, *, seed: int = GenSettings.seed, steps: int = GenSettings.steps,
-                 guidance: float = GenSettings.guidance, negative: str = GenSettings.negative,
-                 sampler: str = GenSettings.sampler, start: str = GenSettings.start,
-                 variation: float | None = GenSettings.variation, fps: float | None = GenSettings.fps,
-                 follow: str = GenSettings.follow, follow_measure: str = GenSettings.follow_measure,
-                 guidance_until: float = GenSettings.guidance_until,
-                 cache_interval: int = GenSettings.cache_interval) -> Generation:
+    def generate(
+        self,
+        prompt: str,
+        *,
+        seed: int = GenSettings.seed,
+        steps: int = GenSettings.steps,
+        guidance: float = GenSettings.guidance,
+        negative: str = GenSettings.negative,
+        sampler: str = GenSettings.sampler,
+        start: str = GenSettings.start,
+        variation: float | None = GenSettings.variation,
+        fps: float | None = GenSettings.fps,
+        follow: str = GenSettings.follow,
+        follow_measure: str = GenSettings.follow_measure,
+        guidance_until: float = GenSettings.guidance_until,
+        cache_interval: int = GenSettings.cache_interval,
+    ) -> Generation:
         """One clip for `prompt` with the meme's motion. Same arguments, same backend: the same frames."""
-        return self.generate_batch([GenRequest(prompt, GenSettings(seed, steps, guidance, negative, sampler, start,
-                                                                   variation, fps, follow, follow_measure,
-                                                                   guidance_until, cache_interval))])[0]
+        return self.generate_batch(
+            [
+                GenRequest(
+                    prompt,
+                    GenSettings(
+                        seed,
+                        steps,
+                        guidance,
+                        negative,
+                        sampler,
+                        start,
+                        variation,
+                        fps,
+                        follow,
+                        follow_measure,
+                        guidance_until,
+                        cache_interval,
+                    ),
+                )
+            ]
+        )[0]
 
     def generate_batch(self, requests: list[GenRequest]) -> list[Generation]:
         """One clip per request, in order. Requests with the same `batch_key` (sampler, steps, guided-or-not, following
@@ -92,7 +144,7 @@ class Meme:
         out: list[Generation | None] = [None] * len(requests)
         for indices in groups.values():
             for k in range(0, len(indices), MAX_BATCH):
-                chunk = indices[k:k + MAX_BATCH]
+                chunk = indices[k : k + MAX_BATCH]
                 with self.runtime.lock:  # one batch at a time on a runtime: its buffers and adapter are shared
                     for i, g in zip(chunk, self._run_batch([requests[i] for i in chunk])):
                         out[i] = g
@@ -135,17 +187,28 @@ class Meme:
         t = time.perf_counter()
         x = torch.cat([self.start_latents(r.settings) for r in requests])  # n c f h w
         follow = follows(self.manifest, first, self.folder.name)
-        track = self.manifest.subject_track.tensor().to(backend.device).expand(len(requests), -1, -1) \
-            if follow else None  # n f 3
-        latents = backend.sample(first.sampler, first.steps, x, text, [r.settings.guidance for r in requests], track,
-                                 guidance_until=first.guidance_until, cache_interval=first.cache_interval,
-                                 follow_measure=first.follow_measure)
+        track = (
+            self.manifest.subject_track.tensor().to(backend.device).expand(len(requests), -1, -1) if follow else None
+        )  # n f 3
+        latents = backend.sample(
+            first.sampler,
+            first.steps,
+            x,
+            text,
+            [r.settings.guidance for r in requests],
+            track,
+            guidance_until=first.guidance_until,
+            cache_interval=first.cache_interval,
+            follow_measure=first.follow_measure,
+        )
         sync()
         seconds["denoise"] = time.perf_counter() - t
         for r, z in zip(requests, latents):
             if not torch.isfinite(z).all():
-                raise MemeError(f"sampling {r.prompt!r} gave non-finite latents (guidance {r.settings.guidance:g} "
-                                f"in {backend.name}): lower --guidance, or use --precision fp32")
+                raise MemeError(
+                    f"sampling {r.prompt!r} gave non-finite latents (guidance {r.settings.guidance:g} "
+                    f"in {backend.name}): lower --guidance, or use --precision fp32"
+                )
 
         t = time.perf_counter()
         frames = backend.decode(latents).numpy()  # n f H W 3
@@ -155,14 +218,17 @@ class Meme:
         for r, clip in zip(requests, frames):
             s = r.settings
             warnings = [w for w in (truncation_warning(backend.tokenizer, p) for p in (r.prompt, s.negative)) if w]
-            settings = {**asdict(s), "guidance": s.guidance if s.guidance > 1 else "none",
-                        "variation": s.noise_share, "follow": follow, "backend": backend.name,
-                        "follow_measure": s.follow_measure if follow else None,
-                        "guidance_until": s.guidance_until if s.guidance > 1 else None,
-                        "cache_interval": s.cache_interval if backend.caches_deep_features else 1}
+            settings = {
+                **asdict(s),
+                "guidance": s.guidance if s.guidance > 1 else "none",
+                "variation": s.noise_share,
+                "follow": follow,
+                "backend": backend.name,
+                "follow_measure": s.follow_measure if follow else None,
+                "guidance_until": s.guidance_until if s.guidance > 1 else None,
+                "cache_interval": s.cache_interval if backend.caches_deep_features else 1,
+            }
             settings.pop("fps")
             fps = s.fps or max(self.manifest.fps, MIN_DEFAULT_FPS)
             out.append(Generation(r.prompt, clip, fps, settings, dict(seconds), warnings, len(requests)))
         return out
-
-

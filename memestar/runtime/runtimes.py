@@ -73,9 +73,18 @@ class Runtimes:
     """Opens memes on runtimes, keeping one `BaseRuntime` per (base, device, precision, UNet layout) for the torch
     backend; ONNX Runtime and TensorRT memes each get one of their own. Not thread-safe: `MemeStore` holds a lock."""
 
-    def __init__(self, *, device: str = DEFAULT_DEVICE, precision: str = "auto", backend: str = "auto",
-                 base: str | None = None, base_config: str | None = None, allow_pickle: bool = False,
-                 cuda_graphs: bool = True, compile: bool = False):
+    def __init__(
+        self,
+        *,
+        device: str = DEFAULT_DEVICE,
+        precision: str = "auto",
+        backend: str = "auto",
+        base: str | None = None,
+        base_config: str | None = None,
+        allow_pickle: bool = False,
+        cuda_graphs: bool = True,
+        compile: bool = False,
+    ):
         check_choice("--backend", backend, BACKENDS)
         check_choice("--precision", precision, PRECISIONS)
         check_device(device)
@@ -97,12 +106,15 @@ class Runtimes:
             shape = (1, s.latent_channels, s.frames, s.latent_side, s.latent_side)
             return BaseRuntime(graphs), load_inversion(folder, shape).to(self.device), None
         # before a runtime is built from what meme.json says
-        difference = layout_difference(read_adapter_metadata(folder / ADAPTER), manifest.group_norm,
-                                       manifest.frame_positions)
+        difference = layout_difference(
+            read_adapter_metadata(folder / ADAPTER), manifest.group_norm, manifest.frame_positions
+        )
         if difference:
             name, tuned, said = difference
-            raise MemeError(f"{folder / MEME_JSON} says {name}={said}, but its adapter was tuned with {tuned}: the "
-                            f"folder is damaged, retrain the meme")
+            raise MemeError(
+                f"{folder / MEME_JSON} says {name}={said}, but its adapter was tuned with {tuned}: the "
+                f"folder is damaged, retrain the meme"
+            )
         key = (manifest.base.id, str(self.device), str(self.dtype), manifest.group_norm, manifest.frame_positions)
         runtime = self.bases.get(key) or self._base_runtime(manifest)
         b, video = runtime.backend.base, runtime.video
@@ -114,8 +126,14 @@ class Runtimes:
         return runtime, inversion.to(self.device), adapter
 
     def _base_runtime(self, manifest: MemeManifest) -> BaseRuntime:
-        b = load_base(self.base or manifest.base.reference, device=self.device, dtype=self.dtype,
-                      config=self.base_config, allow_pickle=self.allow_pickle)
+        b = load_base(
+            self.base or manifest.base.reference,
+            device=self.device,
+            dtype=self.dtype,
+            config=self.base_config,
+            allow_pickle=self.allow_pickle,
+        )
         video = VideoUNet(b.unet, manifest.group_norm, manifest.frame_positions).to(self.dtype).eval()
-        return BaseRuntime(TorchBackend(b, video, self.device, self.dtype, cuda_graphs=self.cuda_graphs,
-                                        compile=self.compile), video)
+        return BaseRuntime(
+            TorchBackend(b, video, self.device, self.dtype, cuda_graphs=self.cuda_graphs, compile=self.compile), video
+        )

@@ -6,9 +6,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from ..checks import (MAX_CACHE_INTERVAL, MAX_FPS, MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED, MAX_STEPS, MIN_FPS,
-                      check_cache_interval, check_choice, check_fps, check_guidance, check_guidance_until,
-                      check_seed, check_steps, check_variants, check_variation, plain_text)
+from ..checks import (
+    MAX_CACHE_INTERVAL,
+    MAX_FPS,
+    MAX_GUIDANCE,
+    MAX_PROMPT_CHARS,
+    MAX_SEED,
+    MAX_STEPS,
+    MIN_FPS,
+    check_cache_interval,
+    check_choice,
+    check_fps,
+    check_guidance,
+    check_guidance_until,
+    check_seed,
+    check_steps,
+    check_variants,
+    check_variation,
+    plain_text,
+)
 from ..errors import MemeError
 from ..options import option
 from ..sampling.names import FOLLOW_MEASURES, SAMPLER_NAMES
@@ -34,43 +50,81 @@ FOLLOWS = ("auto", "on", "off")
 @dataclass
 class GenSettings:
     """How one clip is sampled: the defaults of `Meme.generate`, `meme gen`, `meme serve` and the bench."""
-    seed: int = option(0, "Seed of the start noise (with --start layout, mix or noise, or a --variation).", low=0,
-                       high=MAX_SEED, body=True)
+
+    seed: int = option(
+        0,
+        "Seed of the start noise (with --start layout, mix or noise, or a --variation).",
+        low=0,
+        high=MAX_SEED,
+        body=True,
+    )
     # DDIM 10, guidance down to timestep 200, deep features every other step, the subject measured on the latents:
     # of the points `meme eval` measured, the least work (0.14 of DDIM 25's at SD1.5 size, 256 px) within 0.02 of
     # every quality figure of DDIM 12 from the inversion and the mix (benchmarks/results/eval-tiny-work-savers-*)
     steps: int = option(10, "Denoising steps.", low=1, high=MAX_STEPS, body=True)
-    guidance: float = option(7.5, "Classifier-free guidance scale; 1 means no guidance.", low=1, high=MAX_GUIDANCE,
-                             body=True)
+    guidance: float = option(
+        7.5, "Classifier-free guidance scale; 1 means no guidance.", low=1, high=MAX_GUIDANCE, body=True
+    )
     negative: str = option("", "Negative prompt.", max_length=MAX_PROMPT_CHARS, body=True)
     sampler: str = option("ddim", "The sampler.", choices=SAMPLER_NAMES, body=True)
     # `starts.py`: where sampling starts
-    start: str = option("inversion", "inversion (keeps the clip's motion), layout (its coarse layout, the detail from "
-                        "the seed's noise: keeps where the subject is, frees its shape), mix (the seed's noise with "
-                        "some of the inversion) or noise.", choices=STARTS, body=True)
+    start: str = option(
+        "inversion",
+        "inversion (keeps the clip's motion), layout (its coarse layout, the detail from "
+        "the seed's noise: keeps where the subject is, frees its shape), mix (the seed's noise with "
+        "some of the inversion) or noise.",
+        choices=STARTS,
+        body=True,
+    )
     # None: 0 for one clip from the inversion (the inversion as stored), VARIANTS_VARIATION for variants (else they
     # would be one clip N times), DEFAULT_VARIATIONS for the mix and layout starts
-    variation: float | None = option(None, "How much of the seed's noise to blend into the inversion, 0 to 1 "
-                                     "(default: 0 for one clip, the same clip for every seed; "
-                                     f"{VARIANTS_VARIATION} with --variants; {MIX_VARIATION} with --start mix; "
-                                     f"{LAYOUT_VARIATION} with --start layout, where it is the cut: the inversion is "
-                                     "kept below 1 - variation of the Nyquist frequency).", low=0, high=1, body=True)
-    fps: float | None = option(None, f"Frame rate (default: the clip's, at least {MIN_DEFAULT_FPS:g}).", low=MIN_FPS,
-                               high=MAX_FPS, body=True)
-    follow: str = option("auto", "Hold the subject on the clip's subject track while sampling (one subject on a "
-                         "plain background, as a sticker): on, off, or auto (on where the meme has a track).",
-                         choices=FOLLOWS, body=True)
-    follow_measure: str = option("latents", "Where a followed subject is measured: latents (no decoder in the loop) "
-                                 "or pixels (a VAE decode in each of the first 70% of the steps).",
-                                 choices=FOLLOW_MEASURES, body=True)
+    variation: float | None = option(
+        None,
+        "How much of the seed's noise to blend into the inversion, 0 to 1 "
+        "(default: 0 for one clip, the same clip for every seed; "
+        f"{VARIANTS_VARIATION} with --variants; {MIX_VARIATION} with --start mix; "
+        f"{LAYOUT_VARIATION} with --start layout, where it is the cut: the inversion is "
+        "kept below 1 - variation of the Nyquist frequency).",
+        low=0,
+        high=1,
+        body=True,
+    )
+    fps: float | None = option(
+        None, f"Frame rate (default: the clip's, at least {MIN_DEFAULT_FPS:g}).", low=MIN_FPS, high=MAX_FPS, body=True
+    )
+    follow: str = option(
+        "auto",
+        "Hold the subject on the clip's subject track while sampling (one subject on a "
+        "plain background, as a sticker): on, off, or auto (on where the meme has a track).",
+        choices=FOLLOWS,
+        body=True,
+    )
+    follow_measure: str = option(
+        "latents",
+        "Where a followed subject is measured: latents (no decoder in the loop) "
+        "or pixels (a VAE decode in each of the first 70% of the steps).",
+        choices=FOLLOW_MEASURES,
+        body=True,
+    )
     # `sampling/guidance.py`
-    guidance_until: float = option(0.2, "Guide only the steps whose timestep is at or above this share of the noise "
-                                   "schedule, 0 to 1; later steps run the prompt alone, at half the work (0: every "
-                                   "step).", low=0, high=1, body=True)
+    guidance_until: float = option(
+        0.2,
+        "Guide only the steps whose timestep is at or above this share of the noise "
+        "schedule, 0 to 1; later steps run the prompt alone, at half the work (0: every "
+        "step).",
+        low=0,
+        high=1,
+        body=True,
+    )
     # `sampling/deep_cache.py`
-    cache_interval: int = option(2, "Compute the UNet's deep features every this many steps and reuse them between "
-                                 "(torch backend), 1 to 8 (1: every step whole).", low=1, high=MAX_CACHE_INTERVAL,
-                                 body=True)
+    cache_interval: int = option(
+        2,
+        "Compute the UNet's deep features every this many steps and reuse them between "
+        "(torch backend), 1 to 8 (1: every step whole).",
+        low=1,
+        high=MAX_CACHE_INTERVAL,
+        body=True,
+    )
 
     def check(self) -> GenSettings:
         check_seed(self.seed)
@@ -104,15 +158,24 @@ class GenSettings:
     def batch_key(self) -> tuple:
         """Requests with the same key can run as one batch: one schedule with the same steps guided and cached,
         following (measured alike) or not."""
-        return (self.sampler, self.steps, self.guidance > 1, self.follow, self.follow_measure, self.guidance_until,
-                self.cache_interval)
+        return (
+            self.sampler,
+            self.steps,
+            self.guidance > 1,
+            self.follow,
+            self.follow_measure,
+            self.guidance_until,
+            self.cache_interval,
+        )
 
 
 def follows(manifest: MemeManifest, s: GenSettings, name: str) -> bool:
     """Whether `s` holds the subject on the meme's subject track; `--follow on` for a meme without one is an error."""
     if s.follow == "on" and manifest.subject_track is None:
-        raise MemeError(f"meme {name} has no subject track to follow (its clip has no plain background, or it was "
-                        f"trained before meme-star tracked subjects): use --follow off, or retrain it")
+        raise MemeError(
+            f"meme {name} has no subject track to follow (its clip has no plain background, or it was "
+            f"trained before meme-star tracked subjects): use --follow off, or retrain it"
+        )
     return s.follow == "on" or (s.follow == "auto" and manifest.subject_track is not None)
 
 
@@ -131,5 +194,4 @@ def variant_requests(prompt: str, settings: GenSettings, variants: int) -> list[
     variation = settings.variation
     if variation is None and settings.start == "inversion":
         variation = VARIANTS_VARIATION if variants > 1 else 0.0
-    return [GenRequest(prompt, replace(settings, seed=settings.seed + i, variation=variation))
-            for i in range(variants)]
+    return [GenRequest(prompt, replace(settings, seed=settings.seed + i, variation=variation)) for i in range(variants)]

@@ -32,16 +32,33 @@ def _stamp(folder: Path) -> tuple | None:
 class MemeStore:
     """Memes by folder, on shared bases; `load` is safe to call from many threads."""
 
-    def __init__(self, *, device: str = DEFAULT_DEVICE, precision: str = "auto", backend: str = "auto",
-                 base: str | None = None, base_config: str | None = None, allow_pickle: bool = False,
-                 cuda_graphs: bool = True, compile: bool = False, max_memes: int = DEFAULT_MAX_MEMES,
-                 max_bytes: int = DEFAULT_MAX_BYTES):
-        self.runtimes = Runtimes(device=device, precision=precision, backend=backend, base=base,
-                                 base_config=base_config, allow_pickle=allow_pickle, cuda_graphs=cuda_graphs,
-                                 compile=compile)
+    def __init__(
+        self,
+        *,
+        device: str = DEFAULT_DEVICE,
+        precision: str = "auto",
+        backend: str = "auto",
+        base: str | None = None,
+        base_config: str | None = None,
+        allow_pickle: bool = False,
+        cuda_graphs: bool = True,
+        compile: bool = False,
+        max_memes: int = DEFAULT_MAX_MEMES,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ):
+        self.runtimes = Runtimes(
+            device=device,
+            precision=precision,
+            backend=backend,
+            base=base,
+            base_config=base_config,
+            allow_pickle=allow_pickle,
+            cuda_graphs=cuda_graphs,
+            compile=compile,
+        )
         self.device, self.bases = self.runtimes.device, self.runtimes.bases
         check_int("--max-memes", max_memes, 1, 100_000)
-        check_int("--max-bytes", max_bytes, 1, 2 ** 50)
+        check_int("--max-bytes", max_bytes, 1, 2**50)
         self.max_memes, self.max_bytes = max_memes, max_bytes
         self._memes: OrderedDict[Path, Meme] = OrderedDict()  # by absolute folder
         self._lock = threading.RLock()  # held while loading: two requests for one base load it once
@@ -57,8 +74,11 @@ class MemeStore:
                 self._memes.move_to_end(folder)
                 return cached
             manifest = read_meme(folder)
-            if cached is not None and cached.manifest.adapter_sha256 == manifest.adapter_sha256 \
-                    and cached.manifest.files == manifest.files:
+            if (
+                cached is not None
+                and cached.manifest.adapter_sha256 == manifest.adapter_sha256
+                and cached.manifest.files == manifest.files
+            ):
                 cached.stamp = stamp
                 self._memes.move_to_end(folder)
                 return cached

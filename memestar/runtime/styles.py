@@ -73,15 +73,22 @@ def template_parts(template: str) -> list[tuple[str, str | None, str, str | None
 TYPES = {f.name: f.type for f in fields(Style) if f.name != "name"}
 
 
-def apply_style(style: Style, settings: GenSettings, look: Look, preset: str | None,
-                format_given: bool) -> tuple[GenSettings, Look, str | None]:
+def apply_style(
+    style: Style, settings: GenSettings, look: Look, preset: str | None, format_given: bool
+) -> tuple[GenSettings, Look, str | None]:
     """The style's defaults wherever the user left an option at its own: the negative prompt, the guidance, the
     chat-app preset (not when a format or size was asked for) and the look."""
-    settings = replace(settings, negative=settings.negative or style.negative or "",
-                       guidance=style.guidance if style.guidance and settings.guidance == GenSettings.guidance
-                       else settings.guidance)
-    look = replace(look, sticker=look.sticker or style.sticker, pixel=look.pixel or style.pixel,
-                   loop=style.loop if style.loop and look.loop == Look.loop else look.loop)
+    settings = replace(
+        settings,
+        negative=settings.negative or style.negative or "",
+        guidance=style.guidance if style.guidance and settings.guidance == GenSettings.guidance else settings.guidance,
+    )
+    look = replace(
+        look,
+        sticker=look.sticker or style.sticker,
+        pixel=look.pixel or style.pixel,
+        loop=style.loop if style.loop and look.loop == Look.loop else look.loop,
+    )
     return settings, look, preset or (None if format_given else style.preset)
 
 
@@ -100,12 +107,20 @@ def _read(path: Path) -> dict[str, Style]:
         if unknown:
             raise MemeError(f"{path}: style {name!r} has an unknown key {unknown[0]!r}: use {', '.join(TYPES)}")
         for key, value in table.items():
-            wanted = {"prompt": str, "negative": str, "guidance": (int, float), "preset": str, "sticker": bool,
-                      "pixel": int, "loop": str}[key]
+            wanted = {
+                "prompt": str,
+                "negative": str,
+                "guidance": (int, float),
+                "preset": str,
+                "sticker": bool,
+                "pixel": int,
+                "loop": str,
+            }[key]
             if not isinstance(value, wanted) or (isinstance(value, bool) and key != "sticker"):
                 raise MemeError(f"{path}: style {name!r}, {key}: {value!r} is not a {TYPES[key]}")
         styles[name] = Style(name=name, **{k: float(v) if k == "guidance" else v for k, v in table.items()}).check(
-            str(path))
+            str(path)
+        )
     return styles
 
 
@@ -123,6 +138,8 @@ def load_styles(extra: Path | None = None) -> dict[str, Style]:
 def get_style(name: str, extra: Path | None = None) -> Style:
     styles = load_styles(extra)
     if name not in styles:
-        raise MemeError(f"--style {name!r} is not a style: use one of {', '.join(styles)}"
-                        f"{'' if extra else ' (or add it with --styles FILE)'}")
+        raise MemeError(
+            f"--style {name!r} is not a style: use one of {', '.join(styles)}"
+            f"{'' if extra else ' (or add it with --styles FILE)'}"
+        )
     return styles[name]

@@ -16,7 +16,7 @@ def alphas_cumprod(config: dict) -> torch.Tensor:
     n, start, end = config.get("num_train_timesteps", 1000), config["beta_start"], config["beta_end"]
     schedule = config.get("beta_schedule", "linear")
     if schedule == "scaled_linear":
-        betas = torch.linspace(start ** 0.5, end ** 0.5, n, dtype=torch.float32) ** 2
+        betas = torch.linspace(start**0.5, end**0.5, n, dtype=torch.float32) ** 2
     elif schedule == "linear":
         betas = torch.linspace(start, end, n, dtype=torch.float32)
     else:
@@ -97,4 +97,3 @@ class DDIMSchedule:
         for i in progress(range(len(self) - 1, -1, -1)):
             x = self.invert_step(model_fn(x, self.timesteps[i]), i, x)
         return x
-

@@ -62,6 +62,7 @@ class DeepCache:
             if keeps and self._mode == "store":
                 self.features = out
             return out
+
         block.forward = forward
 
     @staticmethod

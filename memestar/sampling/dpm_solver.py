@@ -9,7 +9,6 @@ import numpy as np
 import torch
 
 from ..errors import ScheduleError
-
 from .ddim import alphas_cumprod, check_supported
 
 
@@ -34,7 +33,7 @@ class DPMSolverPP2M:
         all_sigmas = np.array(((1 - acp) / acp) ** 0.5)
         sigmas = np.interp(timesteps, np.arange(len(all_sigmas)), all_sigmas)
         sigmas = torch.from_numpy(np.concatenate([sigmas, [0.0]]).astype(np.float32))  # ends at sigma 0
-        alpha = 1 / (sigmas ** 2 + 1).sqrt()
+        alpha = 1 / (sigmas**2 + 1).sqrt()
         sigma = sigmas * alpha
         lam = alpha.log() - sigma.log()  # log signal-to-noise; -inf... +inf at the end
         self.timesteps = torch.from_numpy(timesteps.copy()).to(device)

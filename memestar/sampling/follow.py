@@ -81,8 +81,9 @@ def plain_background(frames: torch.Tensor) -> bool:
     frame's border is the frame's median colour."""
     e = _difference(frames[None])  # f H W
     ring = max(1, e.shape[-1] // 16)
-    border = torch.cat([e[:, :ring].flatten(1), e[:, -ring:].flatten(1), e[:, :, :ring].flatten(1),
-                        e[:, :, -ring:].flatten(1)], 1)
+    border = torch.cat(
+        [e[:, :ring].flatten(1), e[:, -ring:].flatten(1), e[:, :, :ring].flatten(1), e[:, :, -ring:].flatten(1)], 1
+    )
     return bool((border < PLAIN_DISTANCE).float().mean() >= PLAIN_SHARE)
 
 
@@ -121,7 +122,7 @@ def following(model_fn, measure, track: torch.Tensor, scheduler_config: dict, ti
     it). `measure(x0)` -> `(n, f, 3)`: where the subject is in predicted clean latents (`latent_subject_track`, or
     `subject_track` of their decoded frames)."""
     acp = alphas_cumprod(scheduler_config)
-    alphas = [float(acp[t]) for t in timesteps[:followed_steps(timesteps, scheduler_config)]]
+    alphas = [float(acp[t]) for t in timesteps[: followed_steps(timesteps, scheduler_config)]]
     v_prediction = scheduler_config.get("prediction_type", "epsilon") == "v_prediction"
     held = moving(track)
     calls = iter(range(len(timesteps)))
@@ -135,4 +136,5 @@ def following(model_fn, measure, track: torch.Tensor, scheduler_config: dict, ti
         x0 = warp_to_track(x0, measure(x0), track, held)
         eps = (x - a * x0) / b
         return a * eps - b * x0 if v_prediction else eps
+
     return model_fn_following

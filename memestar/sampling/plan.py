@@ -24,8 +24,9 @@ class Schedules:
         return self._built[kind, steps]
 
 
-def loop_plan(timesteps: list[int], scheduler_config: dict, guided: bool, guidance_until: float = 0.0,
-              cache_interval: int = 1) -> list[tuple[bool, str | None]]:
+def loop_plan(
+    timesteps: list[int], scheduler_config: dict, guided: bool, guidance_until: float = 0.0, cache_interval: int = 1
+) -> list[tuple[bool, str | None]]:
     """Per step of a schedule (its timesteps, high noise first): whether it runs guidance, and its deep-feature
     cache mode (`sampling/deep_cache.py`). What a backend runs (`Backend.step_plan`) and what `bench/work.py` counts."""
     guiding = guided_steps(timesteps, scheduler_config, guidance_until) if guided else [False] * len(timesteps)

@@ -23,7 +23,7 @@ def spatial_lowpass(h: int, w: int, cutoff: float, device: torch.device | str = 
     """`(h, w)` Butterworth low-pass in FFT order, 0.5 at `cutoff` (in units of the Nyquist frequency)."""
     fy = torch.fft.fftfreq(h, device=device)[:, None] * 2  # -1 .. 1 of Nyquist
     fx = torch.fft.fftfreq(w, device=device)[None, :] * 2
-    radius = (fx ** 2 + fy ** 2).sqrt()
+    radius = (fx**2 + fy**2).sqrt()
     return 1 / (1 + (radius / cutoff) ** (2 * BUTTERWORTH_ORDER))
 
 

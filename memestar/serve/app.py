@@ -21,10 +21,10 @@ import hmac
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -66,6 +66,7 @@ OPEN_PATHS = ("/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc",
 @dataclass
 class GenPlan:
     """What a gen body asks for once its subject and style are resolved."""
+
     prompt: str
     requests: list[GenRequest]
     look: Look
@@ -75,6 +76,7 @@ class GenPlan:
 class GenBodyBase(BaseModel):
     """What every gen body does; its fields are the options `GenOptions`, `GenSettings` and `Look` declare for a
     body (`GenBody`, below), with their defaults, ranges and choices."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
     def plan(self, manifest: Callable[[], MemeManifest]) -> GenPlan:
@@ -108,8 +110,11 @@ class GenBodyBase(BaseModel):
 GenBody = create_model("GenBody", __base__=GenBodyBase, **body_fields(GenOptions, GenSettings, Look))
 # the training options a clip upload takes, as `meme train` declares them; a job's lr must be above 0 (the CLI
 # takes 0, which checks that tuning moves nothing; a job at 0 would tune nothing)
-TRAIN_FORM = {d.name: Form(d.default, **body_limits(d), **({"gt": 0} if d.name == "lr" else {}))
-              for d in declared(TrainOptions) if d.name in ("steps", "frames", "size", "lr", "seed", "inversion_steps")}
+TRAIN_FORM = {
+    d.name: Form(d.default, **body_limits(d), **({"gt": 0} if d.name == "lr" else {}))
+    for d in declared(TrainOptions)
+    if d.name in ("steps", "frames", "size", "lr", "seed", "inversion_steps")
+}
 
 
 def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
@@ -125,8 +130,11 @@ def meme_id(value: str) -> str:
 
 def list_memes(memes_dir: Path) -> list[tuple[str, float]]:
     """(id, meme.json's modification time) of every meme folder in `memes_dir`."""
-    return [(path.name, (path / MEME_JSON).stat().st_mtime) for path in memes_dir.iterdir()
-            if MEME_ID_PATTERN.fullmatch(path.name) and (path / MEME_JSON).is_file()]
+    return [
+        (path.name, (path / MEME_JSON).stat().st_mtime)
+        for path in memes_dir.iterdir()
+        if MEME_ID_PATTERN.fullmatch(path.name) and (path / MEME_JSON).is_file()
+    ]
 
 
 def meme_folder(memes_dir: Path, mid: str) -> Path:
@@ -145,9 +153,16 @@ def read_manifest(memes_dir: Path, mid: str) -> MemeManifest:
 def meme_summary(mid: str, m: MemeManifest) -> dict:
     """What a client shows of a meme; `template` is its prompt with `{subject}` where a gen body's subject goes,
     `follows` whether it has a subject track for a gen body's `follow`."""
-    return {"id": mid, "prompt": m.prompt, "template": m.template or guess_template(m.prompt), "frames": m.frames,
-            "size": m.size, "fps": m.fps, "follows": m.subject_track is not None,
-            "base": {"reference": m.base.reference, "id": m.base.id}}
+    return {
+        "id": mid,
+        "prompt": m.prompt,
+        "template": m.template or guess_template(m.prompt),
+        "frames": m.frames,
+        "size": m.size,
+        "fps": m.fps,
+        "follows": m.subject_track is not None,
+        "base": {"reference": m.base.reference, "id": m.base.id},
+    }
 
 
 class BearerAuth:
@@ -163,8 +178,11 @@ class BearerAuth:
             return await self.app(scope, receive, send)
         scheme, _, value = dict(scope["headers"]).get(b"authorization", b"").partition(b" ")
         if scheme.lower() != b"bearer" or not hmac.compare_digest(value, self.token.encode()):
-            response = error(401, "missing or wrong token: send the header 'Authorization: Bearer TOKEN'",
-                             {"WWW-Authenticate": "Bearer", "Connection": "close"})  # its body is never read
+            response = error(
+                401,
+                "missing or wrong token: send the header 'Authorization: Bearer TOKEN'",
+                {"WWW-Authenticate": "Bearer", "Connection": "close"},
+            )  # its body is never read
             return await response(scope, receive, send)
         return await self.app(scope, receive, send)
 
@@ -172,6 +190,7 @@ class BearerAuth:
 def add_error_handlers(app: FastAPI) -> None:
     """Every error as `{"error": "one line"}`: HTTP errors with their status, invalid fields 422, bad settings
     (MemeError) 422, anything else 500 (the traceback goes to the log, never to the client)."""
+
     @app.exception_handler(HTTPException)
     async def http_error(request, e: HTTPException):
         return error(e.status_code, e.detail, getattr(e, "headers", None))
@@ -195,8 +214,7 @@ def add_error_handlers(app: FastAPI) -> None:
 def clips_response(mid: str, body: GenBody, plan: GenPlan, generations: list) -> Response:
     """One clip as its bytes with its media type, or variants as JSON with base64 clips."""
     look, preset = plan.look, plan.preset
-    encoded = [g.encode_for(preset, look) if preset else g.encode(body.format, body.max_kb, look)
-               for g in generations]
+    encoded = [g.encode_for(preset, look) if preset else g.encode(body.format, body.max_kb, look) for g in generations]
     fmt = PRESETS[preset].container if preset else body.format
     media_type = PRESETS[preset].media_type if preset else MEDIA_TYPES[body.format]
     g0 = generations[0]
@@ -207,9 +225,17 @@ def clips_response(mid: str, body: GenBody, plan: GenPlan, generations: list) ->
             headers["X-Meme-Note"] = " | ".join(notes).encode("ascii", "replace").decode()
         headers["X-Seed"] = str(body.seed)
         return Response(encoded[0][0], media_type=media_type, headers=headers)
-    clips = [{"seed": g.settings["seed"], "format": fmt, "media_type": media_type,
-              "bytes": len(data), "data": base64.b64encode(data).decode("ascii"), "note": note}
-             for g, (data, note) in zip(generations, encoded)]
+    clips = [
+        {
+            "seed": g.settings["seed"],
+            "format": fmt,
+            "media_type": media_type,
+            "bytes": len(data),
+            "data": base64.b64encode(data).decode("ascii"),
+            "note": note,
+        }
+        for g, (data, note) in zip(generations, encoded)
+    ]
     return JSONResponse({"meme": mid, "prompt": plan.prompt, "clips": clips, "notes": notes}, headers=headers)
 
 
@@ -226,8 +252,11 @@ class BodyLimit:
         upload = scope["method"] == "POST" and scope["path"].rstrip("/") == "/memes"
         limit = self.upload_bytes if upload else MAX_JSON_BYTES
         declared = dict(scope["headers"]).get(b"content-length")
-        too_large = f"the request body is over {limit / 2 ** 20:g} MiB" if upload else \
-            f"the request body is over {limit // 1024} KiB"
+        too_large = (
+            f"the request body is over {limit / 2**20:g} MiB"
+            if upload
+            else f"the request body is over {limit // 1024} KiB"
+        )
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             response = error(413, too_large if declared.isdigit() else "the Content-Length header is not a number")
             return await response(scope, receive, send)
@@ -241,6 +270,7 @@ class BodyLimit:
                 if received > limit:
                     raise HTTPException(413, too_large)
             return message
+
         return await self.app(scope, limited, send)
 
 
@@ -259,6 +289,7 @@ class Timed:
             if message["type"] == "http.response.start":
                 status[0] = str(message["status"])
             await send(message)
+
         try:
             await self.app(scope, receive, sent)
         finally:
@@ -268,16 +299,27 @@ class Timed:
 
 def create_app(o: ServeOptions) -> FastAPI:
     o.check()
-    store = MemeStore(device=o.device, precision=o.precision, backend=o.backend, max_memes=o.max_memes,
-                      max_bytes=o.max_bytes, cuda_graphs=o.cuda_graphs)
+    store = MemeStore(
+        device=o.device,
+        precision=o.precision,
+        backend=o.backend,
+        max_memes=o.max_memes,
+        max_bytes=o.max_bytes,
+        cuda_graphs=o.cuda_graphs,
+    )
     memes_dir = o.memes.absolute()
 
     def run_batch(mid, requests):
         return store.load(memes_dir / mid).generate_batch(requests)
 
     graphs = store.device.type == "cuda" and o.cuda_graphs and o.backend in ("auto", "torch")
-    worker = BatchWorker(run_batch, window_s=o.window_ms / 1000, max_batch=o.max_batch, max_queue=o.max_queue,
-                         buckets=BATCH_BUCKETS if graphs else None)
+    worker = BatchWorker(
+        run_batch,
+        window_s=o.window_ms / 1000,
+        max_batch=o.max_batch,
+        max_queue=o.max_queue,
+        buckets=BATCH_BUCKETS if graphs else None,
+    )
     metrics = Metrics(lambda: worker.depth, lambda: len(store.memes), store.device)
     worker.on_batch = metrics.observe_batch
     jobs = TrainingJobs(memes_dir, worker.gate)
@@ -308,10 +350,14 @@ def create_app(o: ServeOptions) -> FastAPI:
         await run_in_threadpool(jobs.stop)  # drains: the running job checkpoints, and resumes on the next start
         await run_in_threadpool(worker.stop)
 
-    app = FastAPI(title="meme-star", version="1", description="Memes for chat apps: one-shot tuned video "
-                  "diffusion, as GIF/MP4/WebP.", lifespan=lifespan)
+    app = FastAPI(
+        title="meme-star",
+        version="1",
+        description="Memes for chat apps: one-shot tuned video diffusion, as GIF/MP4/WebP.",
+        lifespan=lifespan,
+    )
     app.state.store, app.state.worker, app.state.jobs, app.state.metrics = store, worker, jobs, metrics
-    app.add_middleware(BodyLimit, upload_bytes=int(o.max_upload_mb * 2 ** 20))
+    app.add_middleware(BodyLimit, upload_bytes=int(o.max_upload_mb * 2**20))
     app.add_middleware(BearerAuth, token=o.token)  # outside the body limit: a stranger learns nothing of it
     app.add_middleware(Timed, metrics=metrics)
 
@@ -325,8 +371,13 @@ def create_app(o: ServeOptions) -> FastAPI:
     @app.get("/readyz", summary="The worker is alive and a base is loaded (or there is no meme yet)")
     async def readyz():
         ready = worker.alive() and state["warm"]
-        body = {"ready": ready, "worker": worker.alive(), "bases": len(store.bases), "memes_loaded": len(store.memes),
-                "device": device_name(store.device)}
+        body = {
+            "ready": ready,
+            "worker": worker.alive(),
+            "bases": len(store.bases),
+            "memes_loaded": len(store.memes),
+            "device": device_name(store.device),
+        }
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", summary="Prometheus metrics")
@@ -347,9 +398,13 @@ def create_app(o: ServeOptions) -> FastAPI:
     async def one_meme(mid: str):
         m = manifest(mid)
         loaded = any(x.folder.name == mid for x in store.memes)
-        return {**meme_summary(mid, m), "group_norm": m.group_norm, "frame_positions": m.frame_positions,
-                "training": {"steps": m.training.steps, "final_loss": m.training.final_loss,
-                             "seconds": m.training.seconds}, "loaded": loaded}
+        return {
+            **meme_summary(mid, m),
+            "group_norm": m.group_norm,
+            "frame_positions": m.frame_positions,
+            "training": {"steps": m.training.steps, "final_loss": m.training.final_loss, "seconds": m.training.seconds},
+            "loaded": loaded,
+        }
 
     @app.get("/memes/{mid}/preview.gif", summary="The meme's preview, as tuned", response_class=FileResponse)
     async def preview(mid: str):
@@ -358,9 +413,13 @@ def create_app(o: ServeOptions) -> FastAPI:
             raise HTTPException(404, f"meme {mid!r} has no preview")
         return FileResponse(path, media_type="image/gif")
 
-    @app.post("/memes/{mid}/gen", summary="A clip (or variants) of a new subject with the meme's motion",
-              responses={200: {"content": {t: {} for t in {*MEDIA_TYPES.values(),
-                                                             *(p.media_type for p in PRESETS.values())}}}})
+    @app.post(
+        "/memes/{mid}/gen",
+        summary="A clip (or variants) of a new subject with the meme's motion",
+        responses={
+            200: {"content": {t: {} for t in {*MEDIA_TYPES.values(), *(p.media_type for p in PRESETS.values())}}}
+        },
+    )
     async def gen(mid: str, body: GenBody, request: Request):
         meme_folder(memes_dir, mid)
         plan = body.plan(lambda: manifest(mid))
@@ -399,12 +458,17 @@ def create_app(o: ServeOptions) -> FastAPI:
         return response
 
     @app.post("/memes", status_code=202, summary="Train a new meme from a clip and its prompt (a job)")
-    async def train(clip: UploadFile = File(..., description="The clip: MP4, GIF, WebM, MOV, MKV, AVI or WebP"),
-                    prompt: str = Form(..., min_length=1, max_length=MAX_PROMPT_CHARS),
-                    id: str | None = Form(None, description="The meme's id (default: from the prompt)"),
-                    steps: int = TRAIN_FORM["steps"], frames: int = TRAIN_FORM["frames"],
-                    size: int = TRAIN_FORM["size"], lr: float = TRAIN_FORM["lr"], seed: int = TRAIN_FORM["seed"],
-                    inversion_steps: int = TRAIN_FORM["inversion_steps"]):
+    async def train(
+        clip: UploadFile = File(..., description="The clip: MP4, GIF, WebM, MOV, MKV, AVI or WebP"),
+        prompt: str = Form(..., min_length=1, max_length=MAX_PROMPT_CHARS),
+        id: str | None = Form(None, description="The meme's id (default: from the prompt)"),
+        steps: int = TRAIN_FORM["steps"],
+        frames: int = TRAIN_FORM["frames"],
+        size: int = TRAIN_FORM["size"],
+        lr: float = TRAIN_FORM["lr"],
+        seed: int = TRAIN_FORM["seed"],
+        inversion_steps: int = TRAIN_FORM["inversion_steps"],
+    ):
         check_prompt(prompt, "say what the clip shows")
         mid = meme_id(id) if id else slug_id(prompt)
         suffix = Path(clip.filename or "").suffix.lower()
@@ -419,11 +483,22 @@ def create_app(o: ServeOptions) -> FastAPI:
         try:
             folder.mkdir(parents=True)
             with path.open("wb") as f:
-                while chunk := await clip.read(2 ** 20):
+                while chunk := await clip.read(2**20):
                     f.write(chunk)
-            options = TrainOptions(clip=path, prompt=prompt, base=o.train_base, base_config=o.train_base_config,
-                                   frames=frames, size=size, steps=steps, lr=lr, seed=seed,
-                                   inversion_steps=inversion_steps, device=o.device, quiet=True)
+            options = TrainOptions(
+                clip=path,
+                prompt=prompt,
+                base=o.train_base,
+                base_config=o.train_base_config,
+                frames=frames,
+                size=size,
+                steps=steps,
+                lr=lr,
+                seed=seed,
+                inversion_steps=inversion_steps,
+                device=o.device,
+                quiet=True,
+            )
             options.check()
             try:
                 await run_in_threadpool(read_clip, path, frames, size)  # a clip the trainer cannot read fails now

@@ -41,21 +41,43 @@ class TrainingJob:
     seconds: float | None = None
 
     def public(self) -> dict:
-        return {"id": self.id, "meme": self.meme_id, "state": self.state,
-                "progress": {"step": self.step, "steps": self.options.steps,
-                             "fraction": round(self.step / self.options.steps, 4), "loss": self.loss},
-                "error": without_paths(self.error) if self.error else None, "seconds": self.seconds}
+        return {
+            "id": self.id,
+            "meme": self.meme_id,
+            "state": self.state,
+            "progress": {
+                "step": self.step,
+                "steps": self.options.steps,
+                "fraction": round(self.step / self.options.steps, 4),
+                "loss": self.loss,
+            },
+            "error": without_paths(self.error) if self.error else None,
+            "seconds": self.seconds,
+        }
 
     def record(self) -> JobRecord:
-        return JobRecord(format=JOB_FORMAT, id=self.id, meme_id=self.meme_id, clip=Path(self.options.clip).name,
-                         **{name: getattr(self.options, name) for name in JOURNALLED_OPTIONS},
-                         state=self.state, step=self.step, loss=self.loss, error=self.error, created=self.created,
-                         seconds=self.seconds)
+        return JobRecord(
+            format=JOB_FORMAT,
+            id=self.id,
+            meme_id=self.meme_id,
+            clip=Path(self.options.clip).name,
+            **{name: getattr(self.options, name) for name in JOURNALLED_OPTIONS},
+            state=self.state,
+            step=self.step,
+            loss=self.loss,
+            error=self.error,
+            created=self.created,
+            seconds=self.seconds,
+        )
 
     @classmethod
     def from_record(cls, r: JobRecord, folder: Path) -> "TrainingJob":
-        options = TrainOptions(clip=folder / r.clip, out=folder / "meme", quiet=True,
-                               **{name: getattr(r, name) for name in JOURNALLED_OPTIONS})
+        options = TrainOptions(
+            clip=folder / r.clip,
+            out=folder / "meme",
+            quiet=True,
+            **{name: getattr(r, name) for name in JOURNALLED_OPTIONS},
+        )
         return cls(r.id, r.meme_id, options, r.state, r.step, r.loss, r.error, r.created, r.seconds)
 
 
@@ -186,8 +208,9 @@ class TrainingJobs:
                     train_meme(options, on_step=on_step, between_steps=between_steps, stop=self._halt)
             target = self.memes_dir / job.meme_id
             if target.exists():
-                raise MemeError(f"meme {job.meme_id!r} appeared while the job ran: it was kept, and this job's "
-                                f"meme dropped")
+                raise MemeError(
+                    f"meme {job.meme_id!r} appeared while the job ran: it was kept, and this job's meme dropped"
+                )
             (out / CHECKPOINT).unlink(missing_ok=True)
             out.rename(target)
             job.state = "done"
@@ -197,15 +220,18 @@ class TrainingJobs:
             if self._halt.is_set():  # drained: the checkpoint and the clip stay for the next start
                 job.state = "queued"
                 self._journal(job)
-                log.info("job %s stopped at step %d of %d; it resumes on the next start", job.id, job.step,
-                         job.options.steps)
+                log.info(
+                    "job %s stopped at step %d of %d; it resumes on the next start", job.id, job.step, job.options.steps
+                )
                 return
             job.error, job.state = str(e), "failed"
         except MemeError as e:
             job.error, job.state = str(e), "failed"
         except Exception as e:  # noqa: BLE001 (a job fails with one line; the server lives on)
-            job.error, job.state = f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", \
-                "failed"
+            job.error, job.state = (
+                f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+                "failed",
+            )
         job.seconds = round(time.perf_counter() - t, 3)
         self._journal(job)
         for path in self.folder(job.id).iterdir():  # the clip and the half-written meme go; the journal stays

@@ -14,13 +14,24 @@ JOB_FORMAT = "memestar-job/1"
 STATES = ("queued", "running", "done", "failed")
 UNREADABLE = "a server's job journal: remove the job's folder"
 # the TrainOptions a job keeps, under the same names in JobRecord (the rest are the server's or the job folder's)
-JOURNALLED_OPTIONS = ("prompt", "base", "base_config", "device", "frames", "size", "steps", "lr", "seed",
-                      "inversion_steps")
+JOURNALLED_OPTIONS = (
+    "prompt",
+    "base",
+    "base_config",
+    "device",
+    "frames",
+    "size",
+    "steps",
+    "lr",
+    "seed",
+    "inversion_steps",
+)
 
 
 @record
 class JobRecord:
     """One training job as accepted: the upload's settings (the clip is `clip` in the job's folder) and its state."""
+
     format: str
     id: str
     meme_id: str
@@ -57,6 +68,7 @@ class JobRecord:
 @dataclass
 class JournalEntry:
     """A job folder found on start: its record, or why it could not be read."""
+
     folder: Path
     job: JobRecord | None
     problem: str | None

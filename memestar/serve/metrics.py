@@ -14,20 +14,30 @@ STAGES = ("queue", "text", "denoise", "decode", "encode")
 class Metrics:
     def __init__(self, queue_depth, memes_loaded, device: torch.device):
         self.registry = r = CollectorRegistry()
-        self.request_seconds = Histogram("memestar_request_seconds", "HTTP request latency", ("route", "status"),
-                                         buckets=LATENCY_BUCKETS, registry=r)
-        self.stage_seconds = Histogram("memestar_stage_seconds", "Time per generation stage (text, denoise and "
-                                       "decode per batch; queue and encode per request)", ("stage",),
-                                       buckets=LATENCY_BUCKETS, registry=r)
-        self.batch_size = Histogram("memestar_batch_size", "Clips per batch run on the device", buckets=BATCH_BUCKETS,
-                                    registry=r)
-        self.rejected = Counter("memestar_rejected_requests", "Generation requests not run, by reason", ("reason",),
-                                registry=r)
+        self.request_seconds = Histogram(
+            "memestar_request_seconds", "HTTP request latency", ("route", "status"), buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.stage_seconds = Histogram(
+            "memestar_stage_seconds",
+            "Time per generation stage (text, denoise and decode per batch; queue and encode per request)",
+            ("stage",),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "memestar_batch_size", "Clips per batch run on the device", buckets=BATCH_BUCKETS, registry=r
+        )
+        self.rejected = Counter(
+            "memestar_rejected_requests", "Generation requests not run, by reason", ("reason",), registry=r
+        )
         self.clips = Counter("memestar_clips", "Clips generated", registry=r)
         Gauge("memestar_queue_depth", "Generation requests waiting", registry=r).set_function(queue_depth)
         Gauge("memestar_memes_loaded", "Memes in memory", registry=r).set_function(memes_loaded)
-        memory = Gauge("memestar_device_memory_bytes", "Memory in use: the GPU allocator's on CUDA, else the "
-                       "process's resident set", registry=r)
+        memory = Gauge(
+            "memestar_device_memory_bytes",
+            "Memory in use: the GPU allocator's on CUDA, else the process's resident set",
+            registry=r,
+        )
         if device.type == "cuda":
             memory.set_function(lambda: torch.cuda.memory_allocated(device))
         else:

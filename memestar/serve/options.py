@@ -15,24 +15,26 @@ TOKEN_ENV = "MEMESTAR_TOKEN"
 
 @dataclass
 class ServeOptions:
-    memes: Path = option(Path("memes"), "Folder of memes (one sub-folder each, as `meme train` writes them); trained "
-                         "memes land here too.", argument=True)
+    memes: Path = option(
+        Path("memes"),
+        "Folder of memes (one sub-folder each, as `meme train` writes them); trained memes land here too.",
+        argument=True,
+    )
     host: str = option("127.0.0.1", "Address to bind: loopback by default; 0.0.0.0 exposes it.")
     port: int = option(8000, "Port (0: any free one).", low=0, high=65535)
     # None: $MEMESTAR_TOKEN if set, else no auth (the default bind is loopback only)
-    token: str | None = option(None, f"Require 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV} if set, else no "
-                               "auth).")
+    token: str | None = option(
+        None, f"Require 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV} if set, else no auth)."
+    )
     device: str = option(DEFAULT_DEVICE, "auto, cpu, cuda or cuda:N.")
     precision: str = option("auto", "auto, bf16, fp16 or fp32.", choices=PRECISIONS)
     backend: str = option("auto", "auto, torch, ort or trt.", choices=BACKENDS)
     max_memes: int = option(DEFAULT_MAX_MEMES, "Memes kept in memory (least recently used go).", low=1, high=100_000)
-    max_bytes: int = option(DEFAULT_MAX_BYTES, "Bytes of adapters and inversions kept in memory.", low=1,
-                            high=2 ** 50)
+    max_bytes: int = option(DEFAULT_MAX_BYTES, "Bytes of adapters and inversions kept in memory.", low=1, high=2**50)
     window_ms: float = option(10.0, "How long a request waits for others to batch with.", low=0, high=1000)
     max_batch: int = option(8, "Clips per batch at most.", low=1, high=64)
     max_queue: int = option(64, "Requests waiting at most; more get 503.", low=1, high=100_000)
-    deadline_s: float = option(60.0, "Seconds a request may take; then 504.", low=0.1, high=3600,
-                               flags=("--deadline",))
+    deadline_s: float = option(60.0, "Seconds a request may take; then 504.", low=0.1, high=3600, flags=("--deadline",))
     max_upload_mb: float = option(50.0, "Largest clip upload for training.", low=0.01, high=4096)
     train_base: str = option(DEFAULT_BASE, "Base that POST /memes tunes on.")
     train_base_config: str | None = option(None, "Diffusers folder with the configs for a single-file base.")
@@ -42,13 +44,15 @@ class ServeOptions:
         if self.token is None:
             self.token = os.environ.get(TOKEN_ENV) or None
         if not self.memes.is_dir():
-            raise MemeError(f"memes folder {self.memes} not found: pass a folder of memes made by `meme train` "
-                            f"(it may be empty)")
+            raise MemeError(
+                f"memes folder {self.memes} not found: pass a folder of memes made by `meme train` (it may be empty)"
+            )
         for d in declared(ServeOptions):
             value = getattr(self, d.name)
             if d.spec.low is not None and not d.spec.low <= value <= d.spec.high:
                 raise MemeError(f"{d.flag} is {value}: it must be from {d.spec.low} to {d.spec.high}")
         if self.token is not None and len(self.token) < 16:
-            raise MemeError("--token is shorter than 16 characters: use a long random token (e.g. `openssl rand "
-                            "-hex 32`)")
+            raise MemeError(
+                "--token is shorter than 16 characters: use a long random token (e.g. `openssl rand -hex 32`)"
+            )
         return self

@@ -9,13 +9,20 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 FOLDER = Path(__file__).parent / "playground"
-FILES = {"index.html": "text/html; charset=utf-8", "playground.js": "text/javascript; charset=utf-8",
-         "playground.css": "text/css; charset=utf-8"}
+FILES = {
+    "index.html": "text/html; charset=utf-8",
+    "playground.js": "text/javascript; charset=utf-8",
+    "playground.css": "text/css; charset=utf-8",
+}
 ASSETS = "/playground/"
 # Only this origin's own scripts and styles; clips arrive as blob: URLs.
-HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
-                                      "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-           "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
+HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
 
 
 def is_page(path: str) -> bool:

@@ -29,8 +29,16 @@ from ..runtime.meme import Meme
 from ..runtime.settings import GenRequest
 from ..runtime.store import MemeStore
 from ..sampling.batch import MAX_BATCH
-from .app import (BearerAuth, GenBody, add_error_handlers, clips_response, list_memes, meme_folder, meme_summary,
-                  read_manifest)
+from .app import (
+    BearerAuth,
+    GenBody,
+    add_error_handlers,
+    clips_response,
+    list_memes,
+    meme_folder,
+    meme_summary,
+    read_manifest,
+)
 from .options import ServeOptions
 
 AUTOSCALING = {"min_replicas": 1, "max_replicas": 8, "target_ongoing_requests": 4}
@@ -46,8 +54,14 @@ class MemeGenerator:
     def __init__(self, options: dict):
         o = ServeOptions(**options)
         self.memes_dir = Path(o.memes).absolute()
-        self.store = MemeStore(device=o.device, precision=o.precision, backend=o.backend, max_memes=o.max_memes,
-                               max_bytes=o.max_bytes, cuda_graphs=o.cuda_graphs)
+        self.store = MemeStore(
+            device=o.device,
+            precision=o.precision,
+            backend=o.backend,
+            max_memes=o.max_memes,
+            max_bytes=o.max_bytes,
+            cuda_graphs=o.cuda_graphs,
+        )
         self.replica = serve.get_replica_context().replica_id.unique_id
 
     @serve.multiplexed(max_num_models_per_replica=MEMES_PER_REPLICA)
@@ -81,8 +95,12 @@ class MemeGenerator:
         for r in results:
             if isinstance(r, Exception):
                 raise r
-        return {"generations": results, "replica": self.replica, "held": held,
-                "memes": sorted(m.folder.name for m in self.store.memes)}
+        return {
+            "generations": results,
+            "replica": self.replica,
+            "held": held,
+            "memes": sorted(m.folder.name for m in self.store.memes),
+        }
 
 
 async def ask_replicas(generator, mid: str, requests: list[GenRequest]) -> tuple[dict, int]:
@@ -97,10 +115,12 @@ async def ask_replicas(generator, mid: str, requests: list[GenRequest]) -> tuple
         try:
             return await generator.options(multiplexed_model_id=mid).generate.remote(requests), tries
         except (RayActorError, ActorUnavailableError, ReplicaUnavailableError, DeploymentUnavailableError) as e:
-            log.warning("replica lost a request for %s (try %d of %d): %s", mid, tries, REPLICA_TRIES,
-                        type(e).__name__)
-    raise HTTPException(503, f"the generator replicas failed {REPLICA_TRIES} times: retry in a few seconds",
-                        headers={"Retry-After": "5"})
+            log.warning("replica lost a request for %s (try %d of %d): %s", mid, tries, REPLICA_TRIES, type(e).__name__)
+    raise HTTPException(
+        503,
+        f"the generator replicas failed {REPLICA_TRIES} times: retry in a few seconds",
+        headers={"Retry-After": "5"},
+    )
 
 
 def ingress_app(options: ServeOptions) -> FastAPI:
@@ -152,8 +172,9 @@ def build(options: ServeOptions, replicas: int | None = None, gpus: float | None
             return response
 
     scaling = {"num_replicas": replicas} if replicas else {"autoscaling_config": AUTOSCALING}
-    generator = MemeGenerator.options(ray_actor_options={"num_gpus": gpus, "num_cpus": 0 if not gpus else 1},
-                                      **scaling).bind(asdict(options))
+    generator = MemeGenerator.options(
+        ray_actor_options={"num_gpus": gpus, "num_cpus": 0 if not gpus else 1}, **scaling
+    ).bind(asdict(options))
     return Ingress.bind(generator)
 
 

@@ -13,10 +13,10 @@ its steps while no batch waits, so a request waits at most one training step.
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from collections.abc import Callable
 
 from ..runtime.generation import Generation
 from ..runtime.settings import GenRequest
@@ -33,6 +33,7 @@ class DeadlineExceeded(Exception):
 @dataclass
 class GenJob:
     """One HTTP request: one prompt's clips (its variants), for one meme."""
+
     meme_id: str
     requests: list[GenRequest]
     deadline: float  # time.monotonic()
@@ -92,9 +93,17 @@ class DeviceGate:
 class BatchWorker:
     """`run_batch(meme_id, requests) -> generations` on one thread, fed by `submit` from any thread."""
 
-    def __init__(self, run_batch: Callable[[str, list[GenRequest]], list[Generation]], *, window_s: float = 0.01,
-                 max_batch: int = 8, max_queue: int = 64, gate: DeviceGate | None = None,
-                 buckets: tuple[int, ...] | None = None, on_batch: Callable[[int, dict], None] | None = None):
+    def __init__(
+        self,
+        run_batch: Callable[[str, list[GenRequest]], list[Generation]],
+        *,
+        window_s: float = 0.01,
+        max_batch: int = 8,
+        max_queue: int = 64,
+        gate: DeviceGate | None = None,
+        buckets: tuple[int, ...] | None = None,
+        on_batch: Callable[[int, dict], None] | None = None,
+    ):
         self.run_batch, self.window_s, self.max_batch, self.max_queue = run_batch, window_s, max_batch, max_queue
         self.buckets = buckets  # batch sizes the device runs without padding (CUDA graphs): batches are cut to them
         self.gate = gate or DeviceGate()
@@ -187,5 +196,5 @@ class BatchWorker:
                 self.on_batch(len(requests), generations[0].seconds)
             k = 0
             for job in live:
-                job.future.set_result(generations[k:k + len(job.requests)])
+                job.future.set_result(generations[k : k + len(job.requests)])
                 k += len(job.requests)

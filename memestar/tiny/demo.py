@@ -39,14 +39,21 @@ def contact_sheet(rows: list[tuple[str, np.ndarray]], every: int = 2, scale: int
     return sheet
 
 
-def run_demo(out: Path = DEMO_OUT, steps: int = DEMO_STEPS, lr: float = WORLD_LR, subjects: int = 4,
-             quiet: bool = False, log=print) -> dict:
+def run_demo(
+    out: Path = DEMO_OUT,
+    steps: int = DEMO_STEPS,
+    lr: float = WORLD_LR,
+    subjects: int = 4,
+    quiet: bool = False,
+    log=print,
+) -> dict:
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     (colour, shape), targets = PLAN[DEMO_MOTION]
     log(f"tuning the bundled tiny model on {clip_caption(Sprite(colour, shape), DEMO_MOTION)!r} ({steps} steps) ...")
-    summary, prompt, source, track = tune_on_world_clip(DEMO_MOTION, (colour, shape), out, out / "meme", steps, lr,
-                                                        quiet=quiet)
+    summary, prompt, source, track = tune_on_world_clip(
+        DEMO_MOTION, (colour, shape), out, out / "meme", steps, lr, quiet=quiet
+    )
     meme = Meme.load(out / "meme")
     rows, sheet_rows = [], [(f"source: {prompt}", source)]
     chosen = targets[:subjects]
@@ -55,13 +62,20 @@ def run_demo(out: Path = DEMO_OUT, steps: int = DEMO_STEPS, lr: float = WORLD_LR
     for (c, s), g in zip(chosen, clips):
         path = write_gif(g.frames, out / f"{slug(g.prompt)}.gif", fps=8)
         scores = score_clip(g.frames, c, s, (colour, shape), track)
-        rows.append({"prompt": g.prompt, "gif": str(path), "seconds": round(g.seconds["total"] / g.batch_size, 3),
-                     **scores})
+        rows.append(
+            {"prompt": g.prompt, "gif": str(path), "seconds": round(g.seconds["total"] / g.batch_size, 3), **scores}
+        )
         sheet_rows.append((g.prompt, g.frames))
     with atomic_path(out / "contact-sheet.png") as tmp:
         contact_sheet(sheet_rows).save(tmp, format="PNG")
-    return {"source": prompt, "tune_seconds": summary["seconds"], "results": rows, "mean": mean_scores(rows),
-            "contact_sheet": str(out / "contact-sheet.png"), "seconds": round(time.perf_counter() - t0, 1)}
+    return {
+        "source": prompt,
+        "tune_seconds": summary["seconds"],
+        "results": rows,
+        "mean": mean_scores(rows),
+        "contact_sheet": str(out / "contact-sheet.png"),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 def format_table(result: dict) -> str:

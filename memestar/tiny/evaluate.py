@@ -91,21 +91,49 @@ def write_world_clip(frames: np.ndarray, folder: Path, prompt: str) -> Path:
     return clip
 
 
-def tune_on_world_clip(motion: str, subject: tuple[str, str], folder: Path, meme_dir: Path, steps: int, lr: float,
-                       group_norm: str = DEFAULT_GROUP_NORM, base: str = "tiny", seed: int = 0,
-                       inversion_steps: int = 25, quiet: bool = True, motion_loss: str = DEFAULT_MOTION_LOSS,
-                       tune: str = TuneSettings.tuned, frame_positions: bool = DEFAULT_FRAME_POSITIONS):
+def tune_on_world_clip(
+    motion: str,
+    subject: tuple[str, str],
+    folder: Path,
+    meme_dir: Path,
+    steps: int,
+    lr: float,
+    group_norm: str = DEFAULT_GROUP_NORM,
+    base: str = "tiny",
+    seed: int = 0,
+    inversion_steps: int = 25,
+    quiet: bool = True,
+    motion_loss: str = DEFAULT_MOTION_LOSS,
+    tune: str = TuneSettings.tuned,
+    frame_positions: bool = DEFAULT_FRAME_POSITIONS,
+):
     """Renders the subject's clip of `motion` into `folder` and tunes a meme on it into `meme_dir` (`meme
     train`'s code). Returns train's summary, the clip's caption, its frames and its trajectory as read back."""
     source = Sprite(*subject)
     frames = render_clip(source, motion)
     prompt = clip_caption(source, motion)
     clip = write_world_clip(frames, folder, prompt)
-    summary = train_meme(TrainOptions(clip=clip, prompt=prompt, base=base, out=meme_dir, frames=len(frames),
-                                      size=frames.shape[1], steps=steps, lr=lr, seed=seed, group_norm=group_norm,
-                                      motion_loss=motion_loss, tune=tune, frame_positions=frame_positions,
-                                      inversion_steps=inversion_steps, force=True,
-                                      quiet=quiet, checkpoint_every=0))
+    summary = train_meme(
+        TrainOptions(
+            clip=clip,
+            prompt=prompt,
+            base=base,
+            out=meme_dir,
+            frames=len(frames),
+            size=frames.shape[1],
+            steps=steps,
+            lr=lr,
+            seed=seed,
+            group_norm=group_norm,
+            motion_loss=motion_loss,
+            tune=tune,
+            frame_positions=frame_positions,
+            inversion_steps=inversion_steps,
+            force=True,
+            quiet=quiet,
+            checkpoint_every=0,
+        )
+    )
     return summary, prompt, frames, trajectory(read_clip_frames(frames))
 
 
@@ -125,17 +153,40 @@ def eval_requests(o: EvalOptions, motion: str) -> list[dict]:
     clip, so it runs once. Without following, the measure has nothing to change: it runs once."""
     out = []
     for (colour, shape), start, sampler, steps, follows, measure, guidance, until, interval in itertools.product(
-            PLAN[motion][1][:o.subjects], o.starts, o.samplers, o.gen_steps, o.follows, o.follow_measures,
-            o.guidances, o.guidance_untils, o.cache_intervals):
+        PLAN[motion][1][: o.subjects],
+        o.starts,
+        o.samplers,
+        o.gen_steps,
+        o.follows,
+        o.follow_measures,
+        o.guidances,
+        o.guidance_untils,
+        o.cache_intervals,
+    ):
         if not follows and measure != o.follow_measures[0]:
             continue
         for seed in range(o.seed, o.seed + (1 if start == "inversion" else o.seeds)):
-            settings = GenSettings(seed=seed, steps=steps, guidance=guidance, sampler=sampler, start=start,
-                                   variation={"mix": o.mix, "layout": o.layout}.get(start),
-                                   follow="on" if follows else "off", follow_measure=measure, guidance_until=until,
-                                   cache_interval=interval)
-            out.append({"colour": colour, "shape": shape, "seed": seed, **{a: getattr(settings, a) for a in AXES},
-                        "request": GenRequest(clip_caption(Sprite(colour, shape), motion), settings)})
+            settings = GenSettings(
+                seed=seed,
+                steps=steps,
+                guidance=guidance,
+                sampler=sampler,
+                start=start,
+                variation={"mix": o.mix, "layout": o.layout}.get(start),
+                follow="on" if follows else "off",
+                follow_measure=measure,
+                guidance_until=until,
+                cache_interval=interval,
+            )
+            out.append(
+                {
+                    "colour": colour,
+                    "shape": shape,
+                    "seed": seed,
+                    **{a: getattr(settings, a) for a in AXES},
+                    "request": GenRequest(clip_caption(Sprite(colour, shape), motion), settings),
+                }
+            )
     return out
 
 
@@ -155,19 +206,35 @@ def evaluate(o: EvalOptions, log=print) -> dict:
                 tuning = loss if tune == "all" else f"{loss}, {tune} only"
                 if tuned and positions != DEFAULT_FRAME_POSITIONS:
                     tuning += ", frame positions" if positions else ", no frame positions"
-                log(f"{'tuning' if tuned else 'inverting'} {clip_caption(Sprite(*source), motion)!r} "
-                    f"({'loss ' + tuning if tuned else 'untuned'}) ...")
+                log(
+                    f"{'tuning' if tuned else 'inverting'} {clip_caption(Sprite(*source), motion)!r} "
+                    f"({'loss ' + tuning if tuned else 'untuned'}) ..."
+                )
                 meme_dir = root / f"{motion}-{slug(tuning)}"
                 steps, lr = (o.steps, o.lr) if tuned else (1, 0.0)  # one step at lr 0: the untuned weights, saved
-                _, _, _, source_track = tune_on_world_clip(motion, source, root, meme_dir, steps, lr, o.group_norm,
-                                                           o.base, o.seed, o.inversion_steps, o.quiet,
-                                                           loss if tuned else DEFAULT_MOTION_LOSS, tune, positions)
+                _, _, _, source_track = tune_on_world_clip(
+                    motion,
+                    source,
+                    root,
+                    meme_dir,
+                    steps,
+                    lr,
+                    o.group_norm,
+                    o.base,
+                    o.seed,
+                    o.inversion_steps,
+                    o.quiet,
+                    loss if tuned else DEFAULT_MOTION_LOSS,
+                    tune,
+                    positions,
+                )
                 rows += score_meme(o, Meme.load(meme_dir), motion, tuning, source, source_track, root)
     return report(o, rows)
 
 
-def score_meme(o: EvalOptions, meme: Meme, motion: str, tuning: str, source: tuple[str, str],
-               source_track: np.ndarray, root: Path) -> list[dict]:
+def score_meme(
+    o: EvalOptions, meme: Meme, motion: str, tuning: str, source: tuple[str, str], source_track: np.ndarray, root: Path
+) -> list[dict]:
     wanted = eval_requests(o, motion)
     generations = meme.generate_batch([w["request"] for w in wanted])
     clips: dict[tuple, list[np.ndarray]] = {}
@@ -176,12 +243,19 @@ def score_meme(o: EvalOptions, meme: Meme, motion: str, tuning: str, source: tup
         group = (w["colour"], w["shape"], *(w[a] for a in AXES))
         clips.setdefault(group, []).append(g.frames)
         if o.keep:
-            write_gif(g.frames, root / f"{motion}-{slug(tuning)}-{'-'.join(map(str, group))}-{w['seed']}.gif",
-                      fps=8)
-        rows.append({"motion": motion, "tuning": tuning, **{a: w[a] for a in AXES}, "prompt": g.prompt,
-                     "seed": w["seed"], "group": group,
-                     "seconds": g.seconds["total"] / g.batch_size,
-                     **score_clip(g.frames, w["colour"], w["shape"], source, source_track)})
+            write_gif(g.frames, root / f"{motion}-{slug(tuning)}-{'-'.join(map(str, group))}-{w['seed']}.gif", fps=8)
+        rows.append(
+            {
+                "motion": motion,
+                "tuning": tuning,
+                **{a: w[a] for a in AXES},
+                "prompt": g.prompt,
+                "seed": w["seed"],
+                "group": group,
+                "seconds": g.seconds["total"] / g.batch_size,
+                **score_clip(g.frames, w["colour"], w["shape"], source, source_track),
+            }
+        )
     for row in rows:
         row["variety"] = pixel_difference(clips[row.pop("group")])
     return rows
@@ -198,14 +272,21 @@ def report(o: EvalOptions, rows: list[dict]) -> dict:
     variants = {}
     for name in dict.fromkeys(variant_name(r) for r in rows):
         chosen = [r for r in rows if variant_name(r) == name]
-        variants[name] = {"overall": mean_scores(chosen, EVAL_METRICS),
-                          "motions": {m: mean_scores([r for r in chosen if r["motion"] == m], EVAL_METRICS)
-                                      for m in o.motions}}
+        variants[name] = {
+            "overall": mean_scores(chosen, EVAL_METRICS),
+            "motions": {m: mean_scores([r for r in chosen if r["motion"] == m], EVAL_METRICS) for m in o.motions},
+        }
     tuned = [v for v in variants if not v.startswith(UNTUNED)]
     best = max(tuned, key=lambda v: quality(variants[v]["overall"]))
-    return {"benchmark": "meme eval", "date": datetime.date.today().isoformat(), "base": o.base,
-            "settings": {k: v for k, v in vars(o).items() if k not in ("keep", "quiet")},
-            "variants": variants, "best": best, "rows": rows}
+    return {
+        "benchmark": "meme eval",
+        "date": datetime.date.today().isoformat(),
+        "base": o.base,
+        "settings": {k: v for k, v in vars(o).items() if k not in ("keep", "quiet")},
+        "variants": variants,
+        "best": best,
+        "rows": rows,
+    }
 
 
 def json_safe(value):
@@ -226,24 +307,39 @@ def quality(scores: dict) -> float:
 
 def markdown(r: dict) -> str:
     motions = list(next(iter(r["variants"].values()))["motions"])
-    lines = [f"# meme eval: motion transfer on the `{r['base']}` base", "",
-             f"Date: {r['date']}. Settings: {r['settings']}.", "",
-             "Tuning / start / sampler steps / following the subject track (measured on) / guidance (until the "
-             "timestep share where it stops) / deep-cache interval, over every motion and subject "
-             "(seconds: sampling and decoding one clip in batches of up to 8; variety: mean pixel difference between "
-             "seeds):",
-             "",
-             "| variant | colour right | shape right | source absent | trajectory corr | trajectory dist px | "
-             "variety | s per clip |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# meme eval: motion transfer on the `{r['base']}` base",
+        "",
+        f"Date: {r['date']}. Settings: {r['settings']}.",
+        "",
+        "Tuning / start / sampler steps / following the subject track (measured on) / guidance (until the "
+        "timestep share where it stops) / deep-cache interval, over every motion and subject "
+        "(seconds: sampling and decoding one clip in batches of up to 8; variety: mean pixel difference between "
+        "seeds):",
+        "",
+        "| variant | colour right | shape right | source absent | trajectory corr | trajectory dist px | "
+        "variety | s per clip |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, v in r["variants"].items():
         m = v["overall"]
-        lines.append(f"| {name} | {m['colour_right']:.2f} | {m['shape_right']:.2f} | {m['source_absent']:.2f} | "
-                     f"{m['trajectory_correlation']:.2f} | {m['trajectory_distance_px']:.1f} | {m['variety']:.1f} | "
-                     f"{m['seconds']:.2f} |")
-    for metric, title in (("trajectory_correlation", "Trajectory correlation"), ("shape_right", "Shape right"),
-                          ("colour_right", "Colour right")):
-        lines += ["", f"{title} by motion:", "", "| variant | " + " | ".join(motions) + " |",
-                  "|---|" + "---|" * len(motions)]
+        lines.append(
+            f"| {name} | {m['colour_right']:.2f} | {m['shape_right']:.2f} | {m['source_absent']:.2f} | "
+            f"{m['trajectory_correlation']:.2f} | {m['trajectory_distance_px']:.1f} | {m['variety']:.1f} | "
+            f"{m['seconds']:.2f} |"
+        )
+    for metric, title in (
+        ("trajectory_correlation", "Trajectory correlation"),
+        ("shape_right", "Shape right"),
+        ("colour_right", "Colour right"),
+    ):
+        lines += [
+            "",
+            f"{title} by motion:",
+            "",
+            "| variant | " + " | ".join(motions) + " |",
+            "|---|" + "---|" * len(motions),
+        ]
         for name, v in r["variants"].items():
             lines.append(f"| {name} | " + " | ".join(f"{v['motions'][m][metric]:.2f}" for m in motions) + " |")
     lines += ["", f"Best (subject and motion, equally): {r['best']}."]

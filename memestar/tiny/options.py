@@ -4,8 +4,19 @@ light, so that the CLI reads them without torch."""
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..checks import (MAX_CACHE_INTERVAL, MAX_GUIDANCE, MAX_STEPS, MAX_TRAIN_STEPS, check_cache_interval,
-                      check_guidance, check_guidance_until, check_int, check_lr, check_steps, check_variation)
+from ..checks import (
+    MAX_CACHE_INTERVAL,
+    MAX_GUIDANCE,
+    MAX_STEPS,
+    MAX_TRAIN_STEPS,
+    check_cache_interval,
+    check_guidance,
+    check_guidance_until,
+    check_int,
+    check_lr,
+    check_steps,
+    check_variation,
+)
 from ..errors import MemeError
 from ..models.layout import DEFAULT_FRAME_POSITIONS, DEFAULT_GROUP_NORM, GROUP_NORM_MODES, TUNED
 from ..options import option
@@ -14,18 +25,25 @@ from ..sampling.names import FOLLOW_MEASURES, SAMPLER_NAMES
 from ..train.options import DEFAULT_MOTION_LOSS, TuneSettings, parse_motion_loss
 from .world import MOTIONS
 
-
 # (source subject, new subjects) per motion: new colour, new shape, both, and a third colour and shape.
 PLAN = {
     "bouncing": (("red", "circle"), [("blue", "circle"), ("red", "square"), ("green", "triangle"), ("yellow", "star")]),
-    "sliding": (("blue", "square"),
-                [("red", "square"), ("blue", "star"), ("yellow", "circle"), ("purple", "triangle")]),
-    "growing": (("green", "triangle"), [("orange", "triangle"), ("green", "circle"), ("blue", "square"),
-                                        ("red", "star")]),
-    "spinning": (("purple", "star"), [("green", "star"), ("purple", "square"), ("red", "triangle"),
-                                      ("blue", "circle")]),
-    "popping": (("orange", "star"), [("blue", "star"), ("orange", "circle"), ("purple", "square"),
-                                     ("green", "triangle")]),
+    "sliding": (
+        ("blue", "square"),
+        [("red", "square"), ("blue", "star"), ("yellow", "circle"), ("purple", "triangle")],
+    ),
+    "growing": (
+        ("green", "triangle"),
+        [("orange", "triangle"), ("green", "circle"), ("blue", "square"), ("red", "star")],
+    ),
+    "spinning": (
+        ("purple", "star"),
+        [("green", "star"), ("purple", "square"), ("red", "triangle"), ("blue", "circle")],
+    ),
+    "popping": (
+        ("orange", "star"),
+        [("blue", "star"), ("orange", "circle"), ("purple", "square"), ("green", "triangle")],
+    ),
 }
 
 
@@ -36,38 +54,64 @@ WORLD_LR = 1e-3
 
 @dataclass
 class EvalOptions:
-    motions: tuple[str, ...] = option(MOTIONS, "Motions, comma-separated (bouncing, sliding, growing, spinning, "
-                                      "popping).", choices=MOTIONS)
+    motions: tuple[str, ...] = option(
+        MOTIONS, "Motions, comma-separated (bouncing, sliding, growing, spinning, popping).", choices=MOTIONS
+    )
     subjects: int = option(4, "New subjects per motion (at most 4).", low=1, high=4)
     steps: int = option(150, "Tuning steps per meme.", low=1, high=MAX_TRAIN_STEPS)
     lr: float = option(WORLD_LR, "Tuning learning rate.", low=0, high=1)
-    losses: tuple[str, ...] = option((DEFAULT_MOTION_LOSS,), "Tuning losses to compare, one tuning run each, "
-                                     "separated by ';' (each as --motion-loss takes it: "
-                                     "mse;debiased;mse=1,residual=1).", separator=";")
-    tunes: tuple[str, ...] = option((TuneSettings.tuned,), "What tuning changes, compared: all, temporal (one tuning "
-                                    "run each, for each loss).", choices=TUNED)
-    positions: tuple[bool, ...] = option((DEFAULT_FRAME_POSITIONS,), "Tune with frame positions (on), without (off), "
-                                         "or both: on,off.", flags=("--frame-positions",))
+    losses: tuple[str, ...] = option(
+        (DEFAULT_MOTION_LOSS,),
+        "Tuning losses to compare, one tuning run each, "
+        "separated by ';' (each as --motion-loss takes it: "
+        "mse;debiased;mse=1,residual=1).",
+        separator=";",
+    )
+    tunes: tuple[str, ...] = option(
+        (TuneSettings.tuned,),
+        "What tuning changes, compared: all, temporal (one tuning run each, for each loss).",
+        choices=TUNED,
+    )
+    positions: tuple[bool, ...] = option(
+        (DEFAULT_FRAME_POSITIONS,),
+        "Tune with frame positions (on), without (off), or both: on,off.",
+        flags=("--frame-positions",),
+    )
     starts: tuple[str, ...] = option(STARTS, "Starts to compare: inversion, layout, mix, noise.", choices=STARTS)
     mix: float = option(MIX_VARIATION, "The noise share of the mix start (--variation).", low=0, high=1)
     layout: float = option(LAYOUT_VARIATION, "The layout start's --variation (its cut).", low=0, high=1)
-    samplers: tuple[str, ...] = option((GenSettings.sampler,), "Samplers to compare: ddim, dpm++.",
-                                       choices=SAMPLER_NAMES)
-    gen_steps: tuple[int, ...] = option((GenSettings.steps,), "Sampling step counts to compare, e.g. 4,8,12,25.",
-                                        low=1, high=MAX_STEPS)
-    follows: tuple[bool, ...] = option((True,), "Follow the clip's subject track (on), not (off), or compare both: "
-                                       "on,off.", flags=("--follow",))
-    guidances: tuple[float, ...] = option((5.0,), "Guidance scales to compare, e.g. 3,5.", low=1, high=MAX_GUIDANCE,
-                                          flags=("--guidance",))
-    follow_measures: tuple[str, ...] = option((GenSettings.follow_measure,), "Where a followed subject is measured, "
-                                              "compared: latents, pixels.", choices=FOLLOW_MEASURES,
-                                              flags=("--follow-measure",))
-    guidance_untils: tuple[float, ...] = option((GenSettings.guidance_until,), "Shares of the noise schedule below "
-                                                "which guidance stops, compared, e.g. 0,0.5.", low=0, high=1,
-                                                flags=("--guidance-until",))
-    cache_intervals: tuple[int, ...] = option((GenSettings.cache_interval,), "Deep-feature cache intervals to "
-                                              "compare, e.g. 1,2,3.", low=1, high=MAX_CACHE_INTERVAL,
-                                              flags=("--cache-interval",))
+    samplers: tuple[str, ...] = option(
+        (GenSettings.sampler,), "Samplers to compare: ddim, dpm++.", choices=SAMPLER_NAMES
+    )
+    gen_steps: tuple[int, ...] = option(
+        (GenSettings.steps,), "Sampling step counts to compare, e.g. 4,8,12,25.", low=1, high=MAX_STEPS
+    )
+    follows: tuple[bool, ...] = option(
+        (True,), "Follow the clip's subject track (on), not (off), or compare both: on,off.", flags=("--follow",)
+    )
+    guidances: tuple[float, ...] = option(
+        (5.0,), "Guidance scales to compare, e.g. 3,5.", low=1, high=MAX_GUIDANCE, flags=("--guidance",)
+    )
+    follow_measures: tuple[str, ...] = option(
+        (GenSettings.follow_measure,),
+        "Where a followed subject is measured, compared: latents, pixels.",
+        choices=FOLLOW_MEASURES,
+        flags=("--follow-measure",),
+    )
+    guidance_untils: tuple[float, ...] = option(
+        (GenSettings.guidance_until,),
+        "Shares of the noise schedule below which guidance stops, compared, e.g. 0,0.5.",
+        low=0,
+        high=1,
+        flags=("--guidance-until",),
+    )
+    cache_intervals: tuple[int, ...] = option(
+        (GenSettings.cache_interval,),
+        "Deep-feature cache intervals to compare, e.g. 1,2,3.",
+        low=1,
+        high=MAX_CACHE_INTERVAL,
+        flags=("--cache-interval",),
+    )
     seeds: int = option(2, "Seeds per subject and start (their difference: variety).", low=1, high=8)
     group_norm: str = DEFAULT_GROUP_NORM
     inversion_steps: int = 25
@@ -78,8 +122,11 @@ class EvalOptions:
     keep: Path | None = option(None, "Keep the memes and GIFs in this folder (default: a temporary folder).")
 
     def check(self) -> "EvalOptions":
-        for name, chosen, allowed in (("--motions", self.motions, tuple(PLAN)), ("--starts", self.starts, STARTS),
-                                      ("--samplers", self.samplers, SAMPLER_NAMES)):
+        for name, chosen, allowed in (
+            ("--motions", self.motions, tuple(PLAN)),
+            ("--starts", self.starts, STARTS),
+            ("--samplers", self.samplers, SAMPLER_NAMES),
+        ):
             if not chosen or set(chosen) - set(allowed):
                 raise MemeError(f"{name} must name some of {', '.join(allowed)}")
         if not self.losses:

@@ -84,7 +84,7 @@ def classify_shape(pixels: np.ndarray) -> str:
     centre = pixels.mean(axis=0) + 0.5
     r_max = np.sqrt(((pixels + 0.5 - centre) ** 2).sum(axis=1)).max() + 0.5
     solidity = area / max(_hull_area(pixels), 1.0)
-    fill = area / (np.pi * r_max ** 2)
+    fill = area / (np.pi * r_max**2)
     if solidity < 0.8:
         return "star"
     if fill > 0.8:
@@ -107,8 +107,15 @@ def read_frame(frame: np.ndarray) -> Reading:
     rgb = np.median(frame[pixels[:, 0], pixels[:, 1]], axis=0)
     y, x = pixels.mean(axis=0) + 0.5
     big_enough = [b for b in blobs if len(b) >= max(MIN_AREA, 0.25 * len(pixels))]
-    return Reading(nearest_colour(rgb), classify_shape(pixels), float(x), float(y), float(np.sqrt(len(pixels))),
-                   len(pixels), len(big_enough))
+    return Reading(
+        nearest_colour(rgb),
+        classify_shape(pixels),
+        float(x),
+        float(y),
+        float(np.sqrt(len(pixels))),
+        len(pixels),
+        len(big_enough),
+    )
 
 
 def read_clip_frames(frames: np.ndarray) -> list[Reading]:

@@ -45,15 +45,39 @@ WEIGHTS = Path(__file__).parent / "weights"
 MAX_TOKENS = 16
 EMA_DECAY = 0.995  # a longer average lags a run of a few thousand steps (README: the bundled tiny model)
 
-VAE_CONFIG = dict(in_channels=3, out_channels=3, block_out_channels=(16, 32, 32), layers_per_block=1,
-                  down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
-                  latent_channels=4, norm_num_groups=8, sample_size=64, mid_block_add_attention=False)
-UNET_CONFIG = dict(sample_size=16, in_channels=4, out_channels=4, block_out_channels=(64, 128, 128),
-                   layers_per_block=1, norm_num_groups=32, cross_attention_dim=128, attention_head_dim=4,
-                   down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-                   up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"))
-TEXT_CONFIG = dict(hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
-                   max_position_embeddings=MAX_TOKENS, projection_dim=128, hidden_act="quick_gelu")
+VAE_CONFIG = dict(
+    in_channels=3,
+    out_channels=3,
+    block_out_channels=(16, 32, 32),
+    layers_per_block=1,
+    down_block_types=("DownEncoderBlock2D",) * 3,
+    up_block_types=("UpDecoderBlock2D",) * 3,
+    latent_channels=4,
+    norm_num_groups=8,
+    sample_size=64,
+    mid_block_add_attention=False,
+)
+UNET_CONFIG = dict(
+    sample_size=16,
+    in_channels=4,
+    out_channels=4,
+    block_out_channels=(64, 128, 128),
+    layers_per_block=1,
+    norm_num_groups=32,
+    cross_attention_dim=128,
+    attention_head_dim=4,
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+)
+TEXT_CONFIG = dict(
+    hidden_size=128,
+    intermediate_size=512,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    max_position_embeddings=MAX_TOKENS,
+    projection_dim=128,
+    hidden_act="quick_gelu",
+)
 
 
 def write_tokenizer(folder: Path) -> CLIPTokenizer:
@@ -97,8 +121,9 @@ def cosine_lr(step: int, total: int, peak: float, warmup: int = 100) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
 
 
-def train_vae(images: np.ndarray, steps: int, batch: int, lr: float, seed: int,
-              quiet: bool) -> tuple[AutoencoderKL, list]:
+def train_vae(
+    images: np.ndarray, steps: int, batch: int, lr: float, seed: int, quiet: bool
+) -> tuple[AutoencoderKL, list]:
     torch.manual_seed(seed)
     vae = AutoencoderKL(**VAE_CONFIG)
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
@@ -129,8 +154,9 @@ def load_vae(folder: Path) -> AutoencoderKL:
 
 @torch.no_grad()
 def encode_bank(vae: AutoencoderKL, images: np.ndarray, chunk: int = 256) -> torch.Tensor:
-    return torch.cat([vae.encode(to_pixels(images[i:i + chunk])).latent_dist.mean
-                      for i in range(0, len(images), chunk)])
+    return torch.cat(
+        [vae.encode(to_pixels(images[i : i + chunk])).latent_dist.mean for i in range(0, len(images), chunk)]
+    )
 
 
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
@@ -139,22 +165,41 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
             e.lerp_(p, 1 - decay)
 
 
-def train_unet(latents: torch.Tensor, captions: list[str], tokenizer, steps: int, batch: int, lr: float,
-               seed: int, quiet: bool, drop: float = 0.1, ema_decay: float = EMA_DECAY, min_snr: float = 0.0,
-               every: int = 0, on_every=None):
+def train_unet(
+    latents: torch.Tensor,
+    captions: list[str],
+    tokenizer,
+    steps: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    quiet: bool,
+    drop: float = 0.1,
+    ema_decay: float = EMA_DECAY,
+    min_snr: float = 0.0,
+    every: int = 0,
+    on_every=None,
+):
     """The UNet and text encoder (their EMA), and the losses; `on_every(step, unet, text_encoder)` is called with
     the EMA weights every `every` steps (the quality curve)."""
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(**UNET_CONFIG)
-    text_encoder = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                                                eos_token_id=tokenizer.eos_token_id,
-                                                pad_token_id=tokenizer.pad_token_id, **TEXT_CONFIG))
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            **TEXT_CONFIG,
+        )
+    )
     ema_unet, ema_text = copy.deepcopy(unet).requires_grad_(False), copy.deepcopy(text_encoder).requires_grad_(False)
     params = list(unet.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
     acp = alphas_cumprod(SD_SCHEDULER)
-    ids = tokenizer(captions + [""], padding="max_length", max_length=MAX_TOKENS, truncation=True,
-                    return_tensors="pt").input_ids
+    ids = tokenizer(
+        captions + [""], padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt"
+    ).input_ids
     empty = ids[-1]
     rng = torch.Generator().manual_seed(seed)
     losses = []
@@ -198,8 +243,9 @@ def base_quality(unet, vae, text_encoder, tokenizer, seeds=(0, 1), steps: int = 
     rows = []
     for seed in seeds:
         x = torch.randn(len(prompts), 4, 16, 16, generator=torch.Generator().manual_seed(seed))
-        latents = schedule.sample(x, lambda x, t: guided_output(lambda x, t, e: unet(x, t, e).sample, x, t, texts,
-                                                               guidance))
+        latents = schedule.sample(
+            x, lambda x, t: guided_output(lambda x, t, e: unet(x, t, e).sample, x, t, texts, guidance)
+        )
         images = decode_latents(vae, latents.transpose(0, 1)[None])[0].numpy()  # n as frames
         for (c, s), image in zip(pairs, images):
             r = read_frame(image)
@@ -207,8 +253,15 @@ def base_quality(unet, vae, text_encoder, tokenizer, seeds=(0, 1), steps: int = 
     colour = np.mean([r["read_colour"] == r["colour"] for r in rows])
     shape = np.mean([r["read_shape"] == r["shape"] for r in rows])
     both = np.mean([r["read_colour"] == r["colour"] and r["read_shape"] == r["shape"] for r in rows])
-    return {"colour": float(colour), "shape": float(shape), "both": float(both), "images": len(rows),
-            "steps": steps, "guidance": guidance, "rows": rows}
+    return {
+        "colour": float(colour),
+        "shape": float(shape),
+        "both": float(both),
+        "images": len(rows),
+        "steps": steps,
+        "guidance": guidance,
+        "rows": rows,
+    }
 
 
 def main(argv=None) -> dict:
@@ -223,8 +276,9 @@ def main(argv=None) -> dict:
     p.add_argument("--unet-batch", type=int, default=32)
     p.add_argument("--unet-lr", type=float, default=2e-3)
     p.add_argument("--ema-decay", type=float, default=EMA_DECAY, help="EMA of the UNet and text encoder (0: none)")
-    p.add_argument("--min-snr", type=float, default=0.0,
-                   help="Min-SNR-gamma loss weighting (0: off, plain epsilon MSE)")
+    p.add_argument(
+        "--min-snr", type=float, default=0.0, help="Min-SNR-gamma loss weighting (0: off, plain epsilon MSE)"
+    )
     p.add_argument("--quality-seeds", type=int, default=4, help="seeds of the last quality check (24 drawings each)")
     p.add_argument("--curve-every", type=int, default=600, help="measure the base's quality every N UNet steps")
     p.add_argument("--seed", type=int, default=0)
@@ -248,7 +302,7 @@ def main(argv=None) -> dict:
         vae, vae_losses = train_vae(images, a.vae_steps, a.vae_batch, a.vae_lr, a.seed, a.quiet)
     check = images[:512]
     recon = decode_latents(vae, encode_frames(vae, torch.from_numpy(check)))[0].numpy()
-    psnr = float(10 * np.log10(255 ** 2 / np.mean((recon.astype(float) - check) ** 2)))
+    psnr = float(10 * np.log10(255**2 / np.mean((recon.astype(float) - check) ** 2)))
     seconds["vae"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -266,9 +320,20 @@ def main(argv=None) -> dict:
             tqdm.write(f"step {step}: colour {q['colour']:.2f}, shape {q['shape']:.2f}")
         seconds["curve"] += time.perf_counter() - start
 
-    unet, text_encoder, unet_losses = train_unet(raw * scaling, captions, tokenizer, a.unet_steps, a.unet_batch,
-                                                 a.unet_lr, a.seed, a.quiet, ema_decay=a.ema_decay, min_snr=a.min_snr,
-                                                 every=a.curve_every, on_every=measure)
+    unet, text_encoder, unet_losses = train_unet(
+        raw * scaling,
+        captions,
+        tokenizer,
+        a.unet_steps,
+        a.unet_batch,
+        a.unet_lr,
+        a.seed,
+        a.quiet,
+        ema_decay=a.ema_decay,
+        min_snr=a.min_snr,
+        every=a.curve_every,
+        on_every=measure,
+    )
     seconds["unet"] = time.perf_counter() - t - seconds["curve"]
 
     t = time.perf_counter()
@@ -279,20 +344,37 @@ def main(argv=None) -> dict:
     for name, model in (("unet", unet), ("vae", vae), ("text_encoder", text_encoder)):
         model.to(torch.float16).save_pretrained(a.out / name)
     DDIMScheduler(**SD_SCHEDULER).save_pretrained(a.out / "scheduler")
-    (a.out / "model_index.json").write_text(json.dumps({
-        "_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
-        "vae": ["diffusers", "AutoencoderKL"], "text_encoder": ["transformers", "CLIPTextModel"],
-        "tokenizer": ["transformers", "CLIPTokenizer"], "scheduler": ["diffusers", "DDIMScheduler"],
-        "safety_checker": [None, None], "feature_extractor": [None, None], "requires_safety_checker": False},
-        indent=2))
+    (a.out / "model_index.json").write_text(
+        json.dumps(
+            {
+                "_class_name": "StableDiffusionPipeline",
+                "unet": ["diffusers", "UNet2DConditionModel"],
+                "vae": ["diffusers", "AutoencoderKL"],
+                "text_encoder": ["transformers", "CLIPTextModel"],
+                "tokenizer": ["transformers", "CLIPTokenizer"],
+                "scheduler": ["diffusers", "DDIMScheduler"],
+                "safety_checker": [None, None],
+                "feature_extractor": [None, None],
+                "requires_safety_checker": False,
+            },
+            indent=2,
+        )
+    )
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}
     command = " ".join(["python -m memestar.tiny.train", *(sys.argv[1:] if argv is None else argv)])
-    recipe = {"command": command, "settings": settings,
-              "seconds": seconds, "threads": torch.get_num_threads(), "vae_psnr_db": psnr, "latent_scale": scaling,
-              "vae_loss_last100": float(np.mean(vae_losses[-100:])) if vae_losses else None,
-              "unet_loss_last100": float(np.mean(unet_losses[-100:])),
-              "quality": {k: v for k, v in quality.items() if k != "rows"}, "curve": curve,
-              "versions": library_versions()}
+    recipe = {
+        "command": command,
+        "settings": settings,
+        "seconds": seconds,
+        "threads": torch.get_num_threads(),
+        "vae_psnr_db": psnr,
+        "latent_scale": scaling,
+        "vae_loss_last100": float(np.mean(vae_losses[-100:])) if vae_losses else None,
+        "unet_loss_last100": float(np.mean(unet_losses[-100:])),
+        "quality": {k: v for k, v in quality.items() if k != "rows"},
+        "curve": curve,
+        "versions": library_versions(),
+    }
     (a.out / "recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
     if not a.quiet:
         print(json.dumps({k: v for k, v in recipe.items() if k != "versions"}, indent=2))

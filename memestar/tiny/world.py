@@ -58,9 +58,13 @@ def outline(sprite: Sprite) -> list[tuple[float, float]]:
     else:
         raise ValueError(f"unknown shape {s.shape!r}")
     offset = 45 if s.shape == "square" else -90  # squares sit flat, triangles and stars point up
-    return [(s.x + radii[i % len(radii)] * math.cos(math.radians(offset + s.angle + 360 * i / corners)),
-             s.y + radii[i % len(radii)] * math.sin(math.radians(offset + s.angle + 360 * i / corners)))
-            for i in range(corners)]
+    return [
+        (
+            s.x + radii[i % len(radii)] * math.cos(math.radians(offset + s.angle + 360 * i / corners)),
+            s.y + radii[i % len(radii)] * math.sin(math.radians(offset + s.angle + 360 * i / corners)),
+        )
+        for i in range(corners)
+    ]
 
 
 def render(sprite: Sprite | None, background=BACKGROUND, colour=None) -> np.ndarray:
@@ -87,9 +91,14 @@ def random_sprite(rng: np.random.Generator) -> Sprite:
     """Any colour and shape, a radius between small and big, anywhere it fits, any angle."""
     radius = float(rng.uniform(SIZES["small"] - 1, SIZES["big"] + 1))
     margin = radius + 2
-    return Sprite(colour=str(rng.choice(list(COLOURS))), shape=str(rng.choice(SHAPES)),
-                  x=float(rng.uniform(margin, SIDE - margin)), y=float(rng.uniform(margin, SIDE - margin)),
-                  radius=radius, angle=float(rng.uniform(0, 360)))
+    return Sprite(
+        colour=str(rng.choice(list(COLOURS))),
+        shape=str(rng.choice(SHAPES)),
+        x=float(rng.uniform(margin, SIDE - margin)),
+        y=float(rng.uniform(margin, SIDE - margin)),
+        radius=radius,
+        angle=float(rng.uniform(0, 360)),
+    )
 
 
 def motion(sprite: Sprite, name: str, frames: int = FRAMES) -> list[Sprite]:

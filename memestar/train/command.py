@@ -16,9 +16,22 @@ import torch
 from ..device import compute_dtype, peak_memory_bytes, pick_device
 from ..errors import Interrupted, MemeError
 from ..files import slug, write_error
-from ..formats.meme_folder import (ADAPTER, CHECKPOINT, INVERSION, MEME_JSON, PREVIEW, BaseRecord, ClipRecord,
-                                   FingerprintRecord, InversionRecord, SubjectTrackRecord, TrainingRecord,
-                                   library_versions, save_inversion, write_meme_json)
+from ..formats.meme_folder import (
+    ADAPTER,
+    CHECKPOINT,
+    INVERSION,
+    MEME_JSON,
+    PREVIEW,
+    BaseRecord,
+    ClipRecord,
+    FingerprintRecord,
+    InversionRecord,
+    SubjectTrackRecord,
+    TrainingRecord,
+    library_versions,
+    save_inversion,
+    write_meme_json,
+)
 from ..media.clips import read_clip
 from ..media.writers import write_gif
 from ..models.adapter import save_adapter
@@ -32,6 +45,7 @@ from ..sampling.follow import plain_background, subject_track
 from .inversion import invert_clip, sample_from
 from .options import TrainOptions, TuneSettings, parse_motion_loss
 from .tune import tune
+
 
 def default_out(prompt: str) -> Path:
     return Path("memes") / slug(prompt)
@@ -64,8 +78,9 @@ def locked_folder(out: Path):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as e:
-            raise MemeError(f"another `meme train` is writing to {out}: wait for it to finish, or choose another "
-                            f"--out") from e
+            raise MemeError(
+                f"another `meme train` is writing to {out}: wait for it to finish, or choose another --out"
+            ) from e
         yield
     finally:
         if created and not any(out.iterdir()):
@@ -87,8 +102,7 @@ def train_meme(o: TrainOptions, on_step=None, between_steps=None, stop=None) -> 
         return _train(o, out, device, dtype, on_step, between_steps, stop)
 
 
-def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype, on_step, between_steps,
-           stop) -> dict:
+def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype, on_step, between_steps, stop) -> dict:
     checkpointing = device.type == "cuda" if o.gradient_checkpointing is None else o.gradient_checkpointing
     prompt, template = split_subject(o.prompt)  # braces mark the subject: "running {apple-cat}"
     seconds = {}
@@ -112,20 +126,47 @@ def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype,
         torch.cuda.reset_peak_memory_stats(device)
     seconds["encode"] = time.perf_counter() - t
 
-    settings = TuneSettings(steps=o.steps, lr=o.lr, seed=o.seed, checkpoint_every=o.checkpoint_every,
-                            gradient_checkpointing=checkpointing, motion_loss=parse_motion_loss(o.motion_loss),
-                            tuned=o.tune)
-    run_key = {"prompt": prompt, "clip": Path(o.clip).name, "indices": clip.indices, "size": o.size,
-               "base": base.fingerprint.id, "group_norm": o.group_norm,
-               "frame_positions": o.frame_positions, "precision": str(dtype),
-               **{k: v for k, v in asdict(settings).items() if k != "checkpoint_every"}}
-    result = tune(video, latents, text, base.scheduler_config, settings, dtype=dtype, checkpoint=out / CHECKPOINT,
-                  run_key=run_key, resume=o.resume, quiet=o.quiet, on_step=on_step, stop=stop)
+    settings = TuneSettings(
+        steps=o.steps,
+        lr=o.lr,
+        seed=o.seed,
+        checkpoint_every=o.checkpoint_every,
+        gradient_checkpointing=checkpointing,
+        motion_loss=parse_motion_loss(o.motion_loss),
+        tuned=o.tune,
+    )
+    run_key = {
+        "prompt": prompt,
+        "clip": Path(o.clip).name,
+        "indices": clip.indices,
+        "size": o.size,
+        "base": base.fingerprint.id,
+        "group_norm": o.group_norm,
+        "frame_positions": o.frame_positions,
+        "precision": str(dtype),
+        **{k: v for k, v in asdict(settings).items() if k != "checkpoint_every"},
+    }
+    result = tune(
+        video,
+        latents,
+        text,
+        base.scheduler_config,
+        settings,
+        dtype=dtype,
+        checkpoint=out / CHECKPOINT,
+        run_key=run_key,
+        resume=o.resume,
+        quiet=o.quiet,
+        on_step=on_step,
+        stop=stop,
+    )
     seconds["tune"] = result.seconds
     peak = peak_memory_bytes(device)
     if result.interrupted:
-        raise Interrupted(f"interrupted after step {len(result.losses)} of {o.steps}; a checkpoint is in {out}: "
-                          f"run the same command with --resume to continue")
+        raise Interrupted(
+            f"interrupted after step {len(result.losses)} of {o.steps}; a checkpoint is in {out}: "
+            f"run the same command with --resume to continue"
+        )
 
     if o.force:
         (out / MEME_JSON).unlink(missing_ok=True)  # the folder is not a meme until the new meme.json lands
@@ -139,29 +180,59 @@ def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype,
     seconds["inversion"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    preview = sample_from(video, inverted, text, empty, base.scheduler_config, o.inversion_steps,
-                          o.preview_guidance, o.quiet, between_steps)
+    preview = sample_from(
+        video,
+        inverted,
+        text,
+        empty,
+        base.scheduler_config,
+        o.inversion_steps,
+        o.preview_guidance,
+        o.quiet,
+        between_steps,
+    )
     write_gif(decode_latents(base.vae, preview)[0].cpu().numpy(), out / PREVIEW, clip.fps)
     seconds["preview"] = time.perf_counter() - t
 
     counts = video.parameter_counts()
     window = min(20, max(1, len(result.losses) // 4))
     summary = {
-        "meme": str(out), "steps": o.steps, "first_loss": sum(result.losses[:window]) / window,
-        "final_loss": sum(result.losses[-window:]) / window, "seconds": {k: round(v, 3) for k, v in seconds.items()},
-        "peak_memory_bytes": peak, "trainable_parameters": counts["trainable"], "device": str(device),
-        "precision": str(dtype).removeprefix("torch."), "subject_track": track is not None,
+        "meme": str(out),
+        "steps": o.steps,
+        "first_loss": sum(result.losses[:window]) / window,
+        "final_loss": sum(result.losses[-window:]) / window,
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+        "peak_memory_bytes": peak,
+        "trainable_parameters": counts["trainable"],
+        "device": str(device),
+        "precision": str(dtype).removeprefix("torch."),
+        "subject_track": track is not None,
     }
     fingerprint = base.fingerprint.to_dict()
     write_meme_json(
-        out, prompt=prompt, template=template,
+        out,
+        prompt=prompt,
+        template=template,
         base=BaseRecord(reference=base.reference, id=base.fingerprint.id, fingerprint=FingerprintRecord(**fingerprint)),
-        frames=o.frames, size=o.size, fps=clip.fps, group_norm=o.group_norm,
-        frame_positions=o.frame_positions, subject_track=track,
+        frames=o.frames,
+        size=o.size,
+        fps=clip.fps,
+        group_norm=o.group_norm,
+        frame_positions=o.frame_positions,
+        subject_track=track,
         clip=ClipRecord(name=Path(o.clip).name, source_frames=clip.source_frames, indices=clip.indices),
-        training=TrainingRecord(**asdict(settings), precision=summary["precision"], losses=result.losses,
-                                first_loss=summary["first_loss"], final_loss=summary["final_loss"],
-                                seconds=summary["seconds"], peak_memory_bytes=peak, device=str(device)),
-        inversion=InversionRecord(steps=o.inversion_steps, prompt=""), versions=library_versions())
+        training=TrainingRecord(
+            **asdict(settings),
+            precision=summary["precision"],
+            losses=result.losses,
+            first_loss=summary["first_loss"],
+            final_loss=summary["final_loss"],
+            seconds=summary["seconds"],
+            peak_memory_bytes=peak,
+            device=str(device),
+        ),
+        inversion=InversionRecord(steps=o.inversion_steps, prompt=""),
+        versions=library_versions(),
+    )
     (out / CHECKPOINT).unlink(missing_ok=True)
     return summary

@@ -1,7 +1,7 @@
 """DDIM inversion of the tuned clip, and sampling from it (the preview, and the check that tuning helped)."""
 
-from functools import partial
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from tqdm import tqdm
@@ -33,18 +33,34 @@ def bar(desc: str, quiet: bool, between_steps: Callable[[], None] | None = None)
         for i in progress(steps):
             between_steps()
             yield i
+
     return stepping
 
 
-def invert_clip(video: VideoUNet, latents: torch.Tensor, empty_text: torch.Tensor, scheduler_config: dict,
-                steps: int, quiet: bool = True, between_steps: Callable[[], None] | None = None) -> torch.Tensor:
+def invert_clip(
+    video: VideoUNet,
+    latents: torch.Tensor,
+    empty_text: torch.Tensor,
+    scheduler_config: dict,
+    steps: int,
+    quiet: bool = True,
+    between_steps: Callable[[], None] | None = None,
+) -> torch.Tensor:
     """The noise latents (1 c f h w, fp32) that DDIM with the empty prompt maps back to the clip."""
     schedule = DDIMSchedule(scheduler_config, steps, latents.device)
     return schedule.invert(latents.float(), guided(video, empty_text), bar("inverting", quiet, between_steps))
 
 
-def sample_from(video: VideoUNet, start: torch.Tensor, text: torch.Tensor, uncond: torch.Tensor,
-                scheduler_config: dict, steps: int, guidance: float, quiet: bool = True,
-                between_steps: Callable[[], None] | None = None) -> torch.Tensor:
+def sample_from(
+    video: VideoUNet,
+    start: torch.Tensor,
+    text: torch.Tensor,
+    uncond: torch.Tensor,
+    scheduler_config: dict,
+    steps: int,
+    guidance: float,
+    quiet: bool = True,
+    between_steps: Callable[[], None] | None = None,
+) -> torch.Tensor:
     schedule = DDIMSchedule(scheduler_config, steps, start.device)
     return schedule.sample(start.float(), guided(video, text, uncond, guidance), bar("preview", quiet, between_steps))

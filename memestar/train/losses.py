@@ -21,9 +21,9 @@ DEBIAS_BETA = 1.0
 
 def debiased_loss(pred: torch.Tensor, target: torch.Tensor, anchor: int, beta: float = DEBIAS_BETA) -> torch.Tensor:
     """`pred`, `target`: b c f h w. MSE after alpha * x - beta * x[anchor frame] on both."""
-    alpha = math.sqrt(beta ** 2 + 1)
-    pred = alpha * pred - beta * pred[:, :, anchor:anchor + 1]
-    target = alpha * target - beta * target[:, :, anchor:anchor + 1]
+    alpha = math.sqrt(beta**2 + 1)
+    pred = alpha * pred - beta * pred[:, :, anchor : anchor + 1]
+    target = alpha * target - beta * target[:, :, anchor : anchor + 1]
     return F.mse_loss(pred, target)
 
 
@@ -36,8 +36,9 @@ def residual_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (1 - F.cosine_similarity(dp, dt, dim=-1, eps=1e-8)).mean()
 
 
-def motion_loss(pred: torch.Tensor, target: torch.Tensor, weights: dict[str, float],
-                generator: torch.Generator) -> torch.Tensor:
+def motion_loss(
+    pred: torch.Tensor, target: torch.Tensor, weights: dict[str, float], generator: torch.Generator
+) -> torch.Tensor:
     """The weighted sum of the chosen losses (fp32); the anchor frame drawn from `generator`."""
     pred, target = pred.float(), target.float()
     total = pred.new_zeros(())

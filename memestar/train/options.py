@@ -5,9 +5,23 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..checks import (MAX_FRAMES, MAX_INVERSION_STEPS, MAX_LR, MAX_SEED, MAX_SIZE, MAX_TRAIN_STEPS, check_choice,
-                      check_device, check_frames, check_int, check_lr, check_prompt, check_seed, check_size,
-                      check_steps)
+from ..checks import (
+    MAX_FRAMES,
+    MAX_INVERSION_STEPS,
+    MAX_LR,
+    MAX_SEED,
+    MAX_SIZE,
+    MAX_TRAIN_STEPS,
+    check_choice,
+    check_device,
+    check_frames,
+    check_int,
+    check_lr,
+    check_prompt,
+    check_seed,
+    check_size,
+    check_steps,
+)
 from ..device import PRECISIONS
 from ..errors import MemeError
 from ..models.base_source import BaseSource
@@ -20,14 +34,16 @@ DEFAULT_MOTION_LOSS = "mse"
 
 
 def parse_motion_loss(spec: str) -> dict[str, float]:
-    """"mse", "debiased", "mse=1,residual=0.5" -> {name: weight}; one line naming the problem otherwise."""
+    """ "mse", "debiased", "mse=1,residual=0.5" -> {name: weight}; one line naming the problem otherwise."""
     weights = {}
     for part in (p.strip() for p in str(spec).split(",")):
         name, _, weight = part.partition("=")
         name = name.strip()
         if name not in MOTION_LOSSES:
-            raise MemeError(f"--motion-loss {spec!r}: {name!r} is not a loss; use {', '.join(MOTION_LOSSES)}, "
-                            f"optionally weighted and combined, e.g. mse=1,debiased=1")
+            raise MemeError(
+                f"--motion-loss {spec!r}: {name!r} is not a loss; use {', '.join(MOTION_LOSSES)}, "
+                f"optionally weighted and combined, e.g. mse=1,debiased=1"
+            )
         try:
             value = float(weight) if weight else 1.0
         except ValueError as e:
@@ -57,10 +73,16 @@ DEFAULT_BASE = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 @dataclass
 class TrainOptions(BaseSource):
     clip: Path = option(help="The clip: a video (mp4, webm, mov), GIF/WebP, or a folder of frames.", argument=True)
-    prompt: str = option(help="What the clip shows, e.g. \"running {apple-cat}\" (braces mark the subject that "
-                         "`meme gen --subject` replaces; without them it is guessed).", flags=("--text", "-t"))
-    base: str = option(DEFAULT_BASE, "Base model: Hub id, diffusers folder, .safetensors file, tiny, or random-tiny "
-                       "/ random-sd15.", kw_only=True)
+    prompt: str = option(
+        help='What the clip shows, e.g. "running {apple-cat}" (braces mark the subject that '
+        "`meme gen --subject` replaces; without them it is guessed).",
+        flags=("--text", "-t"),
+    )
+    base: str = option(
+        DEFAULT_BASE,
+        "Base model: Hub id, diffusers folder, .safetensors file, tiny, or random-tiny / random-sd15.",
+        kw_only=True,
+    )
     out: Path | None = option(None, "Meme folder (default: memes/<prompt>).")
     frames: int = option(16, "Frames taken from the clip.", low=1, high=MAX_FRAMES)
     size: int = option(256, "Square side in pixels (a multiple of 8).", low=8, high=MAX_SIZE)
@@ -71,28 +93,44 @@ class TrainOptions(BaseSource):
     seed: int = option(TuneSettings.seed, "Seed for timesteps and noise.", low=0, high=MAX_SEED)
     resume: bool = option(False, "Continue an interrupted run from its checkpoint.")
     force: bool = option(False, "Replace a meme or an unfinished run in the output folder.")
-    checkpoint_every: int = option(TuneSettings.checkpoint_every, "Write a resumable checkpoint every N steps (0: only "
-                                   "on Ctrl-C).", low=0, high=MAX_TRAIN_STEPS)
-    group_norm: str = option(DEFAULT_GROUP_NORM, "GroupNorm statistics: per-frame or frames.",
-                             choices=GROUP_NORM_MODES)
-    frame_positions: bool = option(DEFAULT_FRAME_POSITIONS, "Temporal attention sees each frame's index "
-                                   "(AnimateDiff's sinusoidal encoding), so the meme learns where the subject is "
-                                   "when.", flags=("--frame-positions/--no-frame-positions",))
-    motion_loss: str = option(DEFAULT_MOTION_LOSS, "What tuning minimises: mse (every frame), debiased "
-                              "(MotionDirector: appearance shared by frames down-weighted), residual (VMC: "
-                              "frame-to-frame differences), or weighted together: mse=1,debiased=1.")
-    tune: str = option(TuneSettings.tuned, "What tuning changes: all (Tune-A-Video: the attention queries and the "
-                       "temporal attention) or temporal (the temporal attention alone).", choices=TUNED)
-    gradient_checkpointing: bool | None = option(None, "Recompute activations to save memory (default: on for "
-                                                 "GPUs).", flags=("--gradient-checkpointing/"
-                                                                  "--no-gradient-checkpointing",))
+    checkpoint_every: int = option(
+        TuneSettings.checkpoint_every,
+        "Write a resumable checkpoint every N steps (0: only on Ctrl-C).",
+        low=0,
+        high=MAX_TRAIN_STEPS,
+    )
+    group_norm: str = option(DEFAULT_GROUP_NORM, "GroupNorm statistics: per-frame or frames.", choices=GROUP_NORM_MODES)
+    frame_positions: bool = option(
+        DEFAULT_FRAME_POSITIONS,
+        "Temporal attention sees each frame's index "
+        "(AnimateDiff's sinusoidal encoding), so the meme learns where the subject is "
+        "when.",
+        flags=("--frame-positions/--no-frame-positions",),
+    )
+    motion_loss: str = option(
+        DEFAULT_MOTION_LOSS,
+        "What tuning minimises: mse (every frame), debiased "
+        "(MotionDirector: appearance shared by frames down-weighted), residual (VMC: "
+        "frame-to-frame differences), or weighted together: mse=1,debiased=1.",
+    )
+    tune: str = option(
+        TuneSettings.tuned,
+        "What tuning changes: all (Tune-A-Video: the attention queries and the "
+        "temporal attention) or temporal (the temporal attention alone).",
+        choices=TUNED,
+    )
+    gradient_checkpointing: bool | None = option(
+        None,
+        "Recompute activations to save memory (default: on for GPUs).",
+        flags=("--gradient-checkpointing/--no-gradient-checkpointing",),
+    )
     inversion_steps: int = option(50, "DDIM steps of the clip's inversion.", low=1, high=MAX_INVERSION_STEPS)
     preview_guidance: float = 7.5
     quiet: bool = option(False, "No progress bar or notes.", flags=("--quiet", "-q"))
 
     def check(self) -> None:
         """Refuses bad options before anything loads."""
-        check_prompt(self.prompt, "pass --text \"what the clip shows\"")
+        check_prompt(self.prompt, 'pass --text "what the clip shows"')
         split_subject(self.prompt)
         parse_motion_loss(self.motion_loss)
         check_frames(self.frames)

@@ -69,9 +69,21 @@ def stop_on_sigint(stop: threading.Event | None = None):
         signal.signal(signal.SIGINT, previous)
 
 
-def tune(video: VideoUNet, latents: torch.Tensor, text: torch.Tensor, scheduler_config: dict, s: TuneSettings,
-         *, dtype: torch.dtype, checkpoint: Path, run_key: dict, resume: bool = False, quiet: bool = False,
-         on_step=None, stop: threading.Event | None = None) -> TuneResult:
+def tune(
+    video: VideoUNet,
+    latents: torch.Tensor,
+    text: torch.Tensor,
+    scheduler_config: dict,
+    s: TuneSettings,
+    *,
+    dtype: torch.dtype,
+    checkpoint: Path,
+    run_key: dict,
+    resume: bool = False,
+    quiet: bool = False,
+    on_step=None,
+    stop: threading.Event | None = None,
+) -> TuneResult:
     """Tunes `video` in place on one clip's `latents` (1 c f h w) and prompt embedding `text` (1 L d); `stop`, once
     set, ends the run after the current step with a checkpoint, as Ctrl-C does."""
     device = latents.device
@@ -109,10 +121,14 @@ def tune(video: VideoUNet, latents: torch.Tensor, text: torch.Tensor, scheduler_
             loss = motion_loss(pred, target, s.motion_loss, g)
             value = loss.item()
             if not math.isfinite(value):
-                kept = (f"the last good checkpoint is kept in {checkpoint.parent}" if checkpoint.exists()
-                        else "no checkpoint was written yet")
-                raise TrainingFailed(f"the loss became {value} at step {step + 1}; {kept}: lower --lr or use "
-                                     f"--precision fp32/bf16")
+                kept = (
+                    f"the last good checkpoint is kept in {checkpoint.parent}"
+                    if checkpoint.exists()
+                    else "no checkpoint was written yet"
+                )
+                raise TrainingFailed(
+                    f"the loss became {value} at step {step + 1}; {kept}: lower --lr or use --precision fp32/bf16"
+                )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
@@ -145,11 +161,16 @@ def save_checkpoint(path: Path, params: dict, optimizer, scaler, step: int, loss
         state = optimizer.state[p]  # empty while fp16's GradScaler has skipped every step so far
         tensors[f"param/{name}"] = p.detach().cpu().contiguous()
         tensors[f"exp_avg/{name}"] = state["exp_avg"].cpu().contiguous() if state else torch.zeros_like(p, device="cpu")
-        tensors[f"exp_avg_sq/{name}"] = (state["exp_avg_sq"].cpu().contiguous() if state
-                                         else torch.zeros_like(p, device="cpu"))
+        tensors[f"exp_avg_sq/{name}"] = (
+            state["exp_avg_sq"].cpu().contiguous() if state else torch.zeros_like(p, device="cpu")
+        )
         tensors[f"adam_step/{name}"] = torch.tensor([float(state["step"]) if state else 0.0])
-    metadata = {"step": str(step), "losses": json.dumps(losses), "run": json.dumps(run_key, sort_keys=True),
-                "scaler": json.dumps(scaler.state_dict() if scaler.is_enabled() else {})}
+    metadata = {
+        "step": str(step),
+        "losses": json.dumps(losses),
+        "run": json.dumps(run_key, sort_keys=True),
+        "scaler": json.dumps(scaler.state_dict() if scaler.is_enabled() else {}),
+    }
     save_safetensors(tensors, path, metadata)
 
 
@@ -159,8 +180,10 @@ def load_checkpoint(path: Path, params: dict, optimizer, scaler, run_key: dict) 
     try:
         return _load_checkpoint(path, params, optimizer, scaler, run_key)
     except (SafetensorError, KeyError, ValueError, TypeError, RuntimeError) as e:
-        raise MemeError(f"--resume: the checkpoint in {path.parent} is damaged ({str(e).splitlines()[0]}): "
-                        f"pass --force to start over") from e
+        raise MemeError(
+            f"--resume: the checkpoint in {path.parent} is damaged ({str(e).splitlines()[0]}): "
+            f"pass --force to start over"
+        ) from e
 
 
 def _load_checkpoint(path: Path, params: dict, optimizer, scaler, run_key: dict) -> tuple[int, list[float]]:
@@ -169,8 +192,10 @@ def _load_checkpoint(path: Path, params: dict, optimizer, scaler, run_key: dict)
         saved_run = json.loads(meta["run"])
         if saved_run != json.loads(json.dumps(run_key, sort_keys=True)):
             differ = sorted(k for k in set(saved_run) | set(run_key) if saved_run.get(k) != run_key.get(k))
-            raise MemeError(f"--resume: the checkpoint in {path.parent} was made with other settings "
-                            f"({', '.join(differ)}); use the same ones, or --force to start over")
+            raise MemeError(
+                f"--resume: the checkpoint in {path.parent} was made with other settings "
+                f"({', '.join(differ)}); use the same ones, or --force to start over"
+            )
         step = int(meta["step"])
         state = {}
         with torch.no_grad():
@@ -178,9 +203,11 @@ def _load_checkpoint(path: Path, params: dict, optimizer, scaler, run_key: dict)
                 p.copy_(f.get_tensor(f"param/{name}"))
                 adam_step = float(f.get_tensor(f"adam_step/{name}")[0])
                 if adam_step > 0:  # AdamW's own count, which excludes steps the GradScaler skipped
-                    state[i] = {"step": torch.tensor(adam_step),
-                                "exp_avg": f.get_tensor(f"exp_avg/{name}").to(p.device),
-                                "exp_avg_sq": f.get_tensor(f"exp_avg_sq/{name}").to(p.device)}
+                    state[i] = {
+                        "step": torch.tensor(adam_step),
+                        "exp_avg": f.get_tensor(f"exp_avg/{name}").to(p.device),
+                        "exp_avg_sq": f.get_tensor(f"exp_avg_sq/{name}").to(p.device),
+                    }
     optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
     if scaler.is_enabled() and json.loads(meta["scaler"]):
         scaler.load_state_dict(json.loads(meta["scaler"]))

@@ -29,6 +29,7 @@ from ...models.vae import to_uint8
 from ...sampling.follow import following, latent_subject_track, subject_track
 from ...sampling.plan import loop_plan
 
+
 class Backend(ABC):
     name: str
     device: torch.device
@@ -47,9 +48,19 @@ class Backend(ABC):
         `text` is `(2n, L, d)` (unconditional, conditional) with guidance, or `(n, L, d)` with guidance 1."""
 
     @abstractmethod
-    def sample(self, sampler: str, steps: int, x: torch.Tensor, text: torch.Tensor, guidance,
-               follow: torch.Tensor | None = None, *, guidance_until: float = 0.0, cache_interval: int = 1,
-               follow_measure: str = "latents") -> torch.Tensor:
+    def sample(
+        self,
+        sampler: str,
+        steps: int,
+        x: torch.Tensor,
+        text: torch.Tensor,
+        guidance,
+        follow: torch.Tensor | None = None,
+        *,
+        guidance_until: float = 0.0,
+        cache_interval: int = 1,
+        follow_measure: str = "latents",
+    ) -> torch.Tensor:
         """The whole denoising loop from start latents `x` `(n, c, f, h, w)`: clean latents, the same shape, fp32.
         With `follow`, each clip's subject is held on that track (`sampling/follow.py`)."""
 
@@ -61,11 +72,17 @@ class Backend(ABC):
         """Latents `(n, c, f, h, w)` -> uint8 frames `(n, f, H, W, 3)` on the CPU."""
         return to_uint8(self.decode_pixels(latents)).cpu()
 
-    def step_plan(self, schedule, guided: bool, guidance_until: float = 0.0,
-                  cache_interval: int = 1) -> list[tuple[bool, str | None]]:
+    def step_plan(
+        self, schedule, guided: bool, guidance_until: float = 0.0, cache_interval: int = 1
+    ) -> list[tuple[bool, str | None]]:
         """`loop_plan` of `schedule` on this backend (cache mode None on backends that do not cache)."""
-        return loop_plan(schedule.timestep_list, self.scheduler_config, guided, guidance_until,
-                         cache_interval if self.caches_deep_features else 1)
+        return loop_plan(
+            schedule.timestep_list,
+            self.scheduler_config,
+            guided,
+            guidance_until,
+            cache_interval if self.caches_deep_features else 1,
+        )
 
     def subject_measure(self, follow_measure: str):
         """`measure(x0)` -> `(n, f, 3)`: where the subject is in predicted clean latents `(n, c, f, h, w)`, on the
@@ -81,8 +98,9 @@ class Backend(ABC):
         without one."""
         if follow is None:
             return model_fn
-        return following(model_fn, self.subject_measure(follow_measure), follow, self.scheduler_config,
-                         schedule.timestep_list)
+        return following(
+            model_fn, self.subject_measure(follow_measure), follow, self.scheduler_config, schedule.timestep_list
+        )
 
     def unet_passes(self, guided: bool) -> int:
         """UNet evaluations (of one clip) per denoising step: 2 with guidance (one batch of two); without it, 1

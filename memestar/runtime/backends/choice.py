@@ -14,15 +14,19 @@ from ...graph_runtimes import engine_identity
 from .base import Backend
 
 
-def choose_backend(folder: Path, meme: MemeManifest, device: torch.device,
-                   precision: str = "auto") -> tuple[str, Path | None]:
+def choose_backend(
+    folder: Path, meme: MemeManifest, device: torch.device, precision: str = "auto"
+) -> tuple[str, Path | None]:
     """The fastest backend this meme's exports allow here, and the export it runs: TensorRT engines built for
     this GPU; on a CPU, ONNX Runtime when the export's own timing there found it faster than torch; else torch
     (also for bf16, which no export holds)."""
     if precision not in ("auto", *EXPORT_PRECISIONS):
         return "torch", None
-    exports = [(path, m) for path, m in list_exports(folder, meme.adapter_sha256)
-               if precision in ("auto", m.built_from.precision)]
+    exports = [
+        (path, m)
+        for path, m in list_exports(folder, meme.adapter_sha256)
+        if precision in ("auto", m.built_from.precision)
+    ]
     if device.type == "cuda":
         try:
             identity = engine_identity(device)
@@ -40,15 +44,17 @@ def choose_backend(folder: Path, meme: MemeManifest, device: torch.device,
     return "torch", None
 
 
-def load_graph_backend(kind: str, folder: Path, meme: MemeManifest, device: torch.device, precision: str,
-                       export_folder: Path | None = None) -> Backend:
+def load_graph_backend(
+    kind: str, folder: Path, meme: MemeManifest, device: torch.device, precision: str, export_folder: Path | None = None
+) -> Backend:
     """The ONNX Runtime or TensorRT backend on `export_folder`, or on the meme's newest export of `precision`
     (auto: fp16 on a GPU, fp32 on a CPU, else whichever there is)."""
     if export_folder is not None:
         manifest = ExportManifest.from_json(export_folder / EXPORT_JSON)
     elif precision == "auto":
-        export_folder, manifest = find_export(folder, meme.adapter_sha256,
-                                              prefer="fp16" if device.type == "cuda" else "fp32")
+        export_folder, manifest = find_export(
+            folder, meme.adapter_sha256, prefer="fp16" if device.type == "cuda" else "fp32"
+        )
     elif precision in EXPORT_PRECISIONS:
         export_folder, manifest = find_export(folder, meme.adapter_sha256, precision)
     else:

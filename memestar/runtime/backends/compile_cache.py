@@ -29,7 +29,7 @@ def compile_unet(unet: torch.nn.Module) -> Path:
     the on-disk cache; returns the inductor folder in use. Compilation itself happens at the first call per shape."""
     folder = compile_cache_dir()
     if os.environ.get(INDUCTOR_CACHE_ENV) in (None, os.path.abspath(default_cache_dir())):  # torch sets its default
-        os.environ[INDUCTOR_CACHE_ENV] = str(folder / "inductor")                           # on import: not the user
+        os.environ[INDUCTOR_CACHE_ENV] = str(folder / "inductor")  # on import: not the user
     os.environ.setdefault(TRITON_CACHE_ENV, str(folder / "triton"))
     unet.compile(dynamic=False)
     return Path(os.environ[INDUCTOR_CACHE_ENV])

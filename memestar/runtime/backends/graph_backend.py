@@ -31,8 +31,9 @@ class GraphBackend(Backend):
             self.tokenizer = CLIPTokenizer.from_pretrained(self.folder / TOKENIZER, local_files_only=True)
             self.scheduler_config = json.loads((self.folder / SCHEDULER_JSON).read_text())
         except (OSError, ValueError) as e:
-            raise MemeError(f"export {self.folder} is damaged ({str(e).splitlines()[0]}): run `meme export MEME "
-                            f"--force`") from e
+            raise MemeError(
+                f"export {self.folder} is damaged ({str(e).splitlines()[0]}): run `meme export MEME --force`"
+            ) from e
         self.sampler = Schedules(self.scheduler_config, device)
         self.vae_scale = manifest.shapes.pixel_side // manifest.shapes.latent_side
 
@@ -43,8 +44,10 @@ class GraphBackend(Backend):
 
     def _call(self, graph: str, *tensors: torch.Tensor) -> torch.Tensor:
         spec, n = GRAPH_SPECS[graph], len(tensors[0])
-        feeds = {t.name: x.to(self.device, t.dtype).reshape(t.shape(self.manifest.shapes, n))
-                 for t, x in zip(spec.inputs, tensors, strict=True)}
+        feeds = {
+            t.name: x.to(self.device, t.dtype).reshape(t.shape(self.manifest.shapes, n))
+            for t, x in zip(spec.inputs, tensors, strict=True)
+        }
         return self._run(spec, feeds, n)
 
     @property
@@ -55,8 +58,13 @@ class GraphBackend(Backend):
         return 2  # the exported UNet always guides: no guidance runs the conditional text twice
 
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
-        ids = self.tokenizer(prompts, padding="max_length", max_length=self.tokenizer.model_max_length,
-                             truncation=True, return_tensors="pt").input_ids
+        ids = self.tokenizer(
+            prompts,
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids
         return torch.cat([self._call(TEXT_ENCODER, row[None]) for row in ids])
 
     @staticmethod
@@ -71,9 +79,19 @@ class GraphBackend(Backend):
         pairs, scales = self._pairs(text, guidance_scales(guidance, len(x), self.device))
         return self._call(UNET, x, torch.as_tensor(t), pairs, scales)
 
-    def sample(self, sampler: str, steps: int, x: torch.Tensor, text: torch.Tensor, guidance,
-               follow: torch.Tensor | None = None, *, guidance_until: float = 0.0, cache_interval: int = 1,
-               follow_measure: str = "latents") -> torch.Tensor:
+    def sample(
+        self,
+        sampler: str,
+        steps: int,
+        x: torch.Tensor,
+        text: torch.Tensor,
+        guidance,
+        follow: torch.Tensor | None = None,
+        *,
+        guidance_until: float = 0.0,
+        cache_interval: int = 1,
+        follow_measure: str = "latents",
+    ) -> torch.Tensor:
         schedule = self.sampler(sampler, steps)
         pairs, scales = self._pairs(text, guidance_scales(guidance, len(x), self.device))
         plan = self.step_plan(schedule, len(text) != len(x), guidance_until, cache_interval)
@@ -85,6 +103,7 @@ class GraphBackend(Backend):
             def unet(z, t, e=pairs[rows], g=scales[rows]):
                 guided, _ = next(steps)
                 return self._call(UNET, z, torch.as_tensor(t), e, g if guided else torch.ones_like(g))
+
             model_fn = self.following(unet, None if follow is None else follow[rows], schedule, follow_measure)
             out.append(schedule.sample(x[rows], model_fn))
         return torch.cat(out)

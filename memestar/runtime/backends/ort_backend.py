@@ -28,20 +28,34 @@ def providers_for(device: torch.device, export_folder: Path) -> list:
     try:
         import onnxruntime as ort
     except ImportError as e:
-        raise MemeError("--backend ort needs ONNX Runtime: pip install \"meme-star[onnx]\" (or [gpu] on NVIDIA "
-                        "GPUs)") from e
+        raise MemeError(
+            '--backend ort needs ONNX Runtime: pip install "meme-star[onnx]" (or [gpu] on NVIDIA GPUs)'
+        ) from e
     if device.type == "cpu":
         return ["CPUExecutionProvider"]
     available = ort.get_available_providers()
     if "CUDAExecutionProvider" not in available:
-        raise MemeError("this ONNX Runtime has no CUDA provider: pip install \"meme-star[gpu]\" (onnxruntime-gpu), "
-                        "or run --backend ort with --device cpu")
+        raise MemeError(
+            'this ONNX Runtime has no CUDA provider: pip install "meme-star[gpu]" (onnxruntime-gpu), '
+            "or run --backend ort with --device cpu"
+        )
     providers = [cuda_provider(device), "CPUExecutionProvider"]
     if "TensorrtExecutionProvider" in available and importlib.util.find_spec("tensorrt"):
         cache = str(export_folder / "ort-trt-cache")
-        providers.insert(0, ("TensorrtExecutionProvider", {
-            "device_id": device.index or 0, "trt_fp16_enable": True, "trt_engine_cache_enable": True,
-            "trt_engine_cache_path": cache, "trt_timing_cache_enable": True, "trt_timing_cache_path": cache}))
+        providers.insert(
+            0,
+            (
+                "TensorrtExecutionProvider",
+                {
+                    "device_id": device.index or 0,
+                    "trt_fp16_enable": True,
+                    "trt_engine_cache_enable": True,
+                    "trt_engine_cache_path": cache,
+                    "trt_timing_cache_enable": True,
+                    "trt_timing_cache_path": cache,
+                },
+            ),
+        )
     return providers
 
 
@@ -51,14 +65,22 @@ class OrtBackend(GraphBackend):
     def __init__(self, export_folder: Path, manifest: ExportManifest, device: torch.device):
         super().__init__(export_folder, manifest, device)
         providers = providers_for(device, self.folder)
-        self.pinned = {spec.name: 1 if device.type == "cpu" else spec.buckets[0] if len(spec.buckets) == 1 else None
-                       for spec in GRAPHS}
+        self.pinned = {
+            spec.name: 1 if device.type == "cpu" else spec.buckets[0] if len(spec.buckets) == 1 else None
+            for spec in GRAPHS
+        }
         try:
-            self.sessions = {spec.name: ort_session(self.folder / manifest.graphs[spec.name].file, providers,
-                                                    batch=self.pinned[spec.name]) for spec in GRAPHS}
+            self.sessions = {
+                spec.name: ort_session(
+                    self.folder / manifest.graphs[spec.name].file, providers, batch=self.pinned[spec.name]
+                )
+                for spec in GRAPHS
+            }
         except Exception as e:  # onnxruntime raises its own kinds for a damaged or foreign file
-            raise MemeError(f"ONNX Runtime cannot load the export {self.folder} ({str(e).splitlines()[0]}): "
-                            f"run `meme export MEME --force`") from e
+            raise MemeError(
+                f"ONNX Runtime cannot load the export {self.folder} ({str(e).splitlines()[0]}): "
+                f"run `meme export MEME --force`"
+            ) from e
 
     @property
     def max_batch(self) -> int:
@@ -71,8 +93,7 @@ class OrtBackend(GraphBackend):
         binding, index = session.io_binding(), self.device.index or 0
         feeds = {k: v.contiguous() for k, v in feeds.items()}  # alive until the run ends: ORT reads their memory
         for name, tensor in feeds.items():
-            binding.bind_input(name, "cuda", index, NUMPY_DTYPES[tensor.dtype], tuple(tensor.shape),
-                               tensor.data_ptr())
+            binding.bind_input(name, "cuda", index, NUMPY_DTYPES[tensor.dtype], tuple(tensor.shape), tensor.data_ptr())
         out = torch.empty(spec.output.shape(self.manifest.shapes, n), dtype=torch.float32, device=self.device)
         binding.bind_output(spec.output.name, "cuda", index, np.float32, tuple(out.shape), out.data_ptr())
         torch.cuda.current_stream(self.device).synchronize()  # ORT runs on its own stream: inputs must be written

@@ -33,8 +33,15 @@ class TorchBackend(Backend):
     name = "torch"
     caches_deep_features = True
 
-    def __init__(self, base: BaseModel, video: VideoUNet, device: torch.device, dtype: torch.dtype,
-                 cuda_graphs: bool = True, compile: bool = False):
+    def __init__(
+        self,
+        base: BaseModel,
+        video: VideoUNet,
+        device: torch.device,
+        dtype: torch.dtype,
+        cuda_graphs: bool = True,
+        compile: bool = False,
+    ):
         self.base, self.video, self.device, self.dtype = base, video, device, dtype
         self.scheduler_config, self.vae_scale = base.scheduler_config, vae_scale_factor(base.vae)
         self.deep_cache = DeepCache(video.unet)
@@ -69,6 +76,7 @@ class TorchBackend(Backend):
             guided, cache = next(steps)
             with self.deep_cache.mode(cache):
                 return guided_output(unet, x, t, text if guided else conditional, guidance)
+
         return model_fn
 
     @torch.inference_mode()
@@ -81,9 +89,19 @@ class TorchBackend(Backend):
         return schedule.sample(x, model_fn)
 
     @torch.inference_mode()
-    def sample(self, sampler: str, steps: int, x: torch.Tensor, text: torch.Tensor, guidance,
-               follow: torch.Tensor | None = None, *, guidance_until: float = 0.0, cache_interval: int = 1,
-               follow_measure: str = "latents") -> torch.Tensor:
+    def sample(
+        self,
+        sampler: str,
+        steps: int,
+        x: torch.Tensor,
+        text: torch.Tensor,
+        guidance,
+        follow: torch.Tensor | None = None,
+        *,
+        guidance_until: float = 0.0,
+        cache_interval: int = 1,
+        follow_measure: str = "latents",
+    ) -> torch.Tensor:
         n, guided = len(x), len(text) != len(x)
         scales = guidance_scales(guidance, n, self.device)
         schedule = self.sampler(sampler, steps)
@@ -93,8 +111,14 @@ class TorchBackend(Backend):
         rows = bucket(n)
         text = torch.cat([padded(half, rows) for half in text.chunk(2)]) if guided else padded(text, rows)
         inputs = (padded(x, rows), text, padded(scales, rows)) + (() if follow is None else (padded(follow, rows),))
-        key = (sampler, steps, tuple(inputs[0].shape), tuple(text.shape), tuple(plan),
-               follow_measure if follow is not None else None)
+        key = (
+            sampler,
+            steps,
+            tuple(inputs[0].shape),
+            tuple(text.shape),
+            tuple(plan),
+            follow_measure if follow is not None else None,
+        )
         if key in self._graphs:
             self._graphs.move_to_end(key)
         else:
@@ -122,8 +146,11 @@ class TorchBackend(Backend):
             with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 static_out = self._loop(schedule, plan, follow_measure, *static)
         except RuntimeError as e:  # e.g. a compiled UNet whose kernels cannot be captured
-            print(f"note: the denoising loop cannot be captured as a CUDA graph ({str(e).splitlines()[0]}); "
-                  f"running it step by step", file=sys.stderr)
+            print(
+                f"note: the denoising loop cannot be captured as a CUDA graph ({str(e).splitlines()[0]}); "
+                f"running it step by step",
+                file=sys.stderr,
+            )
             self.cuda_graphs = False
             return None
         return graph, static, static_out

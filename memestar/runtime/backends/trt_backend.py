@@ -46,10 +46,18 @@ class TrtProfile:
             if -1 in shape:  # a batched input: this profile's shape (min = opt = max)
                 shape = tuple(engine.get_tensor_profile_shape(name, index)[0])
             self.context.set_input_shape(name, shape)
-        dtypes = {trt.float32: torch.float32, trt.float16: torch.float16, trt.int64: torch.int64,
-                  trt.int32: torch.int32}
-        self.buffers = {n: torch.empty(tuple(self.context.get_tensor_shape(n)),
-                                       dtype=dtypes[engine.get_tensor_dtype(n)], device=device) for n in names}
+        dtypes = {
+            trt.float32: torch.float32,
+            trt.float16: torch.float16,
+            trt.int64: torch.int64,
+            trt.int32: torch.int32,
+        }
+        self.buffers = {
+            n: torch.empty(
+                tuple(self.context.get_tensor_shape(n)), dtype=dtypes[engine.get_tensor_dtype(n)], device=device
+            )
+            for n in names
+        }
         for name, buffer in self.buffers.items():
             self.context.set_tensor_address(name, buffer.data_ptr())
         self.output = next(n for n in names if n not in inputs)
@@ -99,8 +107,10 @@ class TrtEngine:
         """The output for n rows, run in the smallest profile that holds them (batched feeds padded to it)."""
         rows = next((b for b in sorted(self.profiles) if b >= n), None)
         if rows is None:
-            raise MemeError(f"these TensorRT engines run at most {max(self.profiles)} clips at a time, not {n}: "
-                            f"rebuild them with `meme export MEME --trt --force`")
+            raise MemeError(
+                f"these TensorRT engines run at most {max(self.profiles)} clips at a time, not {n}: "
+                f"rebuild them with `meme export MEME --trt --force`"
+            )
         batched = {t.name for t in spec.inputs if t.batched}
         return self.profiles[rows]({k: padded(v, rows) if k in batched else v for k, v in feeds.items()})[:n]
 
