@@ -177,9 +177,11 @@ class TrainingJobs:
                 job = self._waiting.popleft()
             self._run(job)
 
-    def _journal(self, job: TrainingJob) -> None:
+    def _journal(self, job: TrainingJob, state: str | None = None) -> None:
+        """Writes the job's record; `state` journals an end the job shows only once its folder is cleaned."""
+        record = job.record() if state is None else replace(job.record(), state=state)
         try:
-            write_job(self.folder(job.id), job.record())
+            write_job(self.folder(job.id), record)
         except MemeError as e:  # a full disk: the job goes on, its journal is one state behind
             log.warning("could not journal job %s: %s", job.id, e)
 
@@ -213,7 +215,7 @@ class TrainingJobs:
                 )
             (out / CHECKPOINT).unlink(missing_ok=True)
             out.rename(target)
-            job.state = "done"
+            ending = "done"
             if self.on_done is not None:
                 self.on_done(job)
         except Interrupted as e:
@@ -224,19 +226,18 @@ class TrainingJobs:
                     "job %s stopped at step %d of %d; it resumes on the next start", job.id, job.step, job.options.steps
                 )
                 return
-            job.error, job.state = str(e), "failed"
+            job.error, ending = str(e), "failed"
         except MemeError as e:
-            job.error, job.state = str(e), "failed"
+            job.error, ending = str(e), "failed"
         except Exception as e:  # noqa: BLE001 (a job fails with one line; the server lives on)
-            job.error, job.state = (
-                f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-                "failed",
-            )
+            job.error = f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            ending = "failed"
         job.seconds = round(time.perf_counter() - t, 3)
-        self._journal(job)
+        self._journal(job, state=ending)
         for path in self.folder(job.id).iterdir():  # the clip and the half-written meme go; the journal stays
             if path.name != JOB_JSON:
                 remove(path)
+        job.state = ending  # a client that sees the end finds the folder as the journal leaves it
 
 
 def remove(path: Path) -> None:
