@@ -31,7 +31,7 @@ from .options import cli_parameters, from_cli
 from .runtime.options import GenOptions
 from .runtime.settings import GenSettings
 from .serve.options import ServeOptions
-from .tiny.options import DEMO_OUT, DEMO_STEPS, EvalOptions
+from .tiny.options import DemoOptions, EvalOptions
 from .train.options import TrainOptions
 
 app = typer.Typer(
@@ -307,24 +307,25 @@ def serve(
 
 
 @app.command()
+@with_options(DemoOptions)
 def demo(
-    out: Path = typer.Option(DEMO_OUT, "-o", "--out", help="Folder for the GIFs and the contact sheet."),
-    steps: int = typer.Option(DEMO_STEPS, help="Tuning steps."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     as_json: bool = JSON,
+    **values,
 ):
-    """The whole loop on the bundled tiny model, on a CPU: tune on one clip, make new subjects move the same way."""
-    from .checks import MAX_TRAIN_STEPS, check_steps
+    """The whole loop on a bundled model, on a CPU: tune on one clip, make new subjects move the same way."""
     from .tiny.demo import format_table, run_demo
 
-    check_steps(steps, "--steps", MAX_TRAIN_STEPS)
+    options = from_cli(DemoOptions, values)
     _quiet_libraries()
-    result = run_demo(out, steps=steps, quiet=quiet or as_json, log=_log(quiet or as_json))
+    result = run_demo(
+        options.out, steps=options.steps, quiet=quiet or as_json, log=_log(quiet or as_json), world_name=options.world
+    )
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
     typer.echo(format_table(result))
-    typer.echo(f"\nGIFs and {result['contact_sheet']} in {out}/ ({result['seconds']} s)")
+    typer.echo(f"\nGIFs and {result['contact_sheet']} in {options.out}/ ({result['seconds']} s)")
 
 
 @app.command(name="eval")

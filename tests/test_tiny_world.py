@@ -4,6 +4,7 @@ import pytest
 from memestar.tiny.recognise import read_frame
 from memestar.tiny.train import make_bank, write_tokenizer
 from memestar.tiny.world import COLOURS, MOTIONS, SHAPES, Sprite, motion, random_sprite, render, render_clip, vocabulary
+from memestar.tiny.worlds import WORLDS
 
 
 def test_world_is_deterministic():
@@ -108,7 +109,7 @@ def test_eval_compares_every_guidance_scale_as_its_own_variant():
     o = EvalOptions(
         motions=("sliding",), subjects=2, starts=("inversion", "mix"), gen_steps=(12,), guidances=(3.0, 5.0)
     )
-    wanted = eval_requests(o, "sliding")
+    wanted = eval_requests(o, "sliding", WORLDS["shapes"])
     assert len(wanted) == 2 * 2 * (1 + o.seeds)
     for g in o.guidances:
         mine = [w for w in wanted if w["guidance"] == g]
@@ -138,7 +139,7 @@ def test_eval_compares_the_work_savers_each_as_its_own_variant():
         guidance_untils=(0.0, 0.2),
         cache_intervals=(1, 2),
     )
-    wanted = eval_requests(o.check(), "sliding")
+    wanted = eval_requests(o.check(), "sliding", WORLDS["shapes"])
     assert len(wanted) == (2 + 1) * 2 * 2  # (followed on latents, on pixels, not followed) x untils x intervals
     for w in wanted:
         s = w["request"].settings

@@ -1,7 +1,7 @@
 """Loading a base Stable Diffusion 1.x model, and telling one base from another.
 
 A base is named by one string:
-- `tiny`: the bundled tiny model trained on the synthetic world (memestar/tiny);
+- `tiny` / `emoji`: the bundled models trained on the synthetic shapes / emoji world (memestar/tiny);
 - `random-tiny` / `random-sd15`: built-in random-weight models, built once into the cache folder;
 - a local diffusers folder (`unet/ vae/ text_encoder/ tokenizer/ scheduler/`);
 - one `.safetensors` SD checkpoint (diffusers' single-file loading; `config` names a diffusers folder
@@ -29,6 +29,12 @@ from .random_base import RANDOM_BASES, build_random_base
 
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth")
 BUNDLED_TINY = Path(__file__).resolve().parents[1] / "tiny" / "weights"  # `--base tiny`, shipped in the package
+BUNDLED_EMOJI = Path(__file__).resolve().parents[1] / "tiny" / "emoji" / "weights"  # `--base emoji`, likewise
+# the bundled bases: name -> (folder, the recipe that trains it)
+BUNDLED = {
+    "tiny": (BUNDLED_TINY, "python -m memestar.tiny.train"),
+    "emoji": (BUNDLED_EMOJI, "python -m memestar.tiny.emoji_train"),
+}
 COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 PROBE_VALUES_PER_TENSOR = 4
 
@@ -121,7 +127,7 @@ def load_base(
     models = {k: parts[k] for k in ("unet", "vae", "text_encoder")}
     for model in models.values():
         model.requires_grad_(False).eval().to(device)
-    named = str(reference) in RANDOM_BASES or str(reference) == "tiny" or not isinstance(source, Path)
+    named = str(reference) in RANDOM_BASES or str(reference) in BUNDLED or not isinstance(source, Path)
     reference = str(reference) if named else str(source.resolve())  # a path that works from any folder
     return BaseModel(**parts, reference=reference, fingerprint=fingerprint_modules(models))
 
@@ -129,13 +135,13 @@ def load_base(
 def _resolve(reference: str, allow_pickle: bool) -> Path | str:
     if reference in RANDOM_BASES:
         return _random_base_folder(reference)
-    if reference == "tiny":
-        if not (BUNDLED_TINY / "model_index.json").exists():
+    if reference in BUNDLED:
+        folder, recipe = BUNDLED[reference]
+        if not (folder / "model_index.json").exists():
             raise MemeError(
-                f"the bundled tiny model is missing from this install ({BUNDLED_TINY}): train it with "
-                f"`python -m memestar.tiny.train`"
+                f"the bundled {reference} model is missing from this install ({folder}): train it with `{recipe}`"
             )
-        return BUNDLED_TINY
+        return folder
     path = Path(reference).expanduser()
     if path.is_dir():
         return path

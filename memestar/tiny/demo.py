@@ -14,11 +14,12 @@ from PIL import Image, ImageDraw
 from ..files import atomic_path, slug
 from ..media.writers import write_gif
 from ..runtime import GenRequest, GenSettings, Meme
-from .evaluate import METRICS, mean_scores, score_clip, tune_on_world_clip
-from .options import DEMO_OUT, DEMO_STEPS, PLAN, WORLD_LR
-from .world import Sprite, clip_caption
+from .evaluate import mean_scores, metrics, score_clip, tune_on_world_clip
+from .options import DEMO_OUT, DEMO_STEPS, WORLD_LR
+from .worlds import WORLDS
 
-DEMO_MOTION = "bouncing"
+# the motions the demo tunes on, one meme each: the emoji world's are the original design's two results rows
+DEMO_MOTIONS = {"shapes": ("bouncing",), "emoji": ("popping", "running")}
 # The default path (GenSettings) at the tiny world's guidance, 5
 DEMO_GUIDANCE = 5.0
 
@@ -46,41 +47,51 @@ def run_demo(
     subjects: int = 4,
     quiet: bool = False,
     log=print,
+    world_name: str = "shapes",
 ) -> dict:
+    """One meme per demo motion of the world, tuned on the planned source, then its new subjects; every clip scored."""
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    (colour, shape), targets = PLAN[DEMO_MOTION]
-    log(f"tuning the bundled tiny model on {clip_caption(Sprite(colour, shape), DEMO_MOTION)!r} ({steps} steps) ...")
-    summary, prompt, source, track = tune_on_world_clip(
-        DEMO_MOTION, (colour, shape), out, out / "meme", steps, lr, quiet=quiet
-    )
-    meme = Meme.load(out / "meme")
-    rows, sheet_rows = [], [(f"source: {prompt}", source)]
-    chosen = targets[:subjects]
-    settings = GenSettings(guidance=DEMO_GUIDANCE)
-    clips = meme.generate_batch([GenRequest(clip_caption(Sprite(c, s), DEMO_MOTION), settings) for c, s in chosen])
-    for (c, s), g in zip(chosen, clips):
-        path = write_gif(g.frames, out / f"{slug(g.prompt)}.gif", fps=8)
-        scores = score_clip(g.frames, c, s, (colour, shape), track)
-        rows.append(
-            {"prompt": g.prompt, "gif": str(path), "seconds": round(g.seconds["total"] / g.batch_size, 3), **scores}
+    world = WORLDS[world_name]
+    rows, sheet_rows, sources, tune_seconds = [], [], [], 0.0
+    for motion in DEMO_MOTIONS[world.name]:
+        source_subject, targets = world.plan[motion]
+        log(f"tuning the bundled {world.base} model on {world.caption(source_subject, motion)!r} ({steps} steps) ...")
+        meme_dir = out / ("meme" if len(DEMO_MOTIONS[world.name]) == 1 else f"meme-{motion}")
+        summary, prompt, source, track = tune_on_world_clip(
+            motion, source_subject, out, meme_dir, steps, lr, quiet=quiet, world=world
         )
-        sheet_rows.append((g.prompt, g.frames))
+        sources.append(prompt)
+        tune_seconds += summary["seconds"]
+        sheet_rows.append((f"source: {prompt}", source))
+        chosen = targets[:subjects]
+        settings = GenSettings(guidance=DEMO_GUIDANCE)
+        clips = Meme.load(meme_dir).generate_batch([GenRequest(world.caption(s, motion), settings) for s in chosen])
+        for subject, g in zip(chosen, clips):
+            path = write_gif(g.frames, out / f"{slug(g.prompt)}.gif", fps=8)
+            scores = score_clip(g.frames, subject, source_subject, track, world)
+            rows.append(
+                {"prompt": g.prompt, "gif": str(path), "seconds": round(g.seconds["total"] / g.batch_size, 3), **scores}
+            )
+            sheet_rows.append((g.prompt, g.frames))
     with atomic_path(out / "contact-sheet.png") as tmp:
         contact_sheet(sheet_rows).save(tmp, format="PNG")
     return {
-        "source": prompt,
-        "tune_seconds": summary["seconds"],
+        "world": world.name,
+        "base": world.base,
+        "sources": sources,
+        "tune_seconds": round(tune_seconds, 1),
         "results": rows,
-        "mean": mean_scores(rows),
+        "mean": mean_scores(rows, metrics(world)),
         "contact_sheet": str(out / "contact-sheet.png"),
         "seconds": round(time.perf_counter() - t0, 1),
     }
 
 
 def format_table(result: dict) -> str:
-    header = "| prompt | " + " | ".join(m.replace("_", " ") for m in METRICS) + " | gen s |"
-    lines = [header, "|" + "---|" * (len(METRICS) + 2)]
+    shown = metrics(WORLDS[result["world"]])
+    header = "| prompt | " + " | ".join(m.replace("_", " ") for m in shown) + " | gen s |"
+    lines = [header, "|" + "---|" * (len(shown) + 2)]
     for r in result["results"] + [{"prompt": "**mean**", **result["mean"], "seconds": float("nan")}]:
-        lines.append(f"| {r['prompt']} | " + " | ".join(f"{r[m]:.2f}" for m in METRICS) + f" | {r['seconds']:.2f} |")
+        lines.append(f"| {r['prompt']} | " + " | ".join(f"{r[m]:.2f}" for m in shown) + f" | {r['seconds']:.2f} |")
     return "\n".join(lines)

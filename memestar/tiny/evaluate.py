@@ -30,9 +30,8 @@ from ..runtime import Meme
 from ..runtime.settings import GenRequest, GenSettings
 from ..train.command import TrainOptions, train_meme
 from ..train.options import DEFAULT_MOTION_LOSS, TuneSettings
-from .options import PLAN, EvalOptions
-from .recognise import read_clip_frames
-from .world import Sprite, clip_caption, render_clip
+from .options import EvalOptions
+from .worlds import WORLDS, Subject, World
 
 UNTUNED = "untuned"  # the tuning label of the untuned reference
 
@@ -58,23 +57,33 @@ def trajectory_scores(source: np.ndarray, generated: np.ndarray) -> tuple[float,
     return float(np.mean(correlations)) if correlations else float("nan"), distance
 
 
-def score_clip(frames: np.ndarray, colour: str, shape: str, source: tuple[str, str], source_track: np.ndarray) -> dict:
-    readings = read_clip_frames(frames)
+def score_clip(
+    frames: np.ndarray, subject: Subject, source: Subject, source_track: np.ndarray, world: World = WORLDS["shapes"]
+) -> dict:
+    """Each part of the subject right (share of frames), the source absent, the trajectory against the source's."""
+    readings = world.read_frames(frames)
     correlation, distance = trajectory_scores(source_track, trajectory(readings))
-    return {
-        "colour_right": float(np.mean([r.colour == colour for r in readings])),
-        "shape_right": float(np.mean([r.shape == shape for r in readings])),
-        "source_absent": float(np.mean([(r.colour, r.shape) != source for r in readings])),
+    right = {
+        metric: float(np.mean([r.subject is not None and r.subject[i] == subject[i] for r in readings]))
+        for i, metric in enumerate(world.right_metrics)
+    }
+    return right | {
+        "source_absent": float(np.mean([r.subject != tuple(source) for r in readings])),
         "trajectory_correlation": correlation,
         "trajectory_distance_px": distance,
     }
 
 
-METRICS = ("colour_right", "shape_right", "source_absent", "trajectory_correlation", "trajectory_distance_px")
-EVAL_METRICS = (*METRICS, "variety", "seconds")
+def metrics(world: World) -> tuple[str, ...]:
+    """A clip's scores in `world`, in the order tables show them."""
+    return (*world.right_metrics, "source_absent", "trajectory_correlation", "trajectory_distance_px")
 
 
-def mean_scores(rows: list[dict], metrics: tuple[str, ...] = METRICS) -> dict:
+def eval_metrics(world: World) -> tuple[str, ...]:
+    return (*metrics(world), "variety", "seconds")
+
+
+def mean_scores(rows: list[dict], metrics: tuple[str, ...]) -> dict:
     """Means that skip NaN (a clip where nothing was found, a motion without a trajectory); NaN when all are."""
     kept = {m: [r[m] for r in rows if not np.isnan(r[m])] for m in metrics}
     return {m: float(np.mean(v)) if v else float("nan") for m, v in kept.items()}
@@ -93,31 +102,32 @@ def write_world_clip(frames: np.ndarray, folder: Path, prompt: str) -> Path:
 
 def tune_on_world_clip(
     motion: str,
-    subject: tuple[str, str],
+    subject: Subject,
     folder: Path,
     meme_dir: Path,
     steps: int,
     lr: float,
     group_norm: str = DEFAULT_GROUP_NORM,
-    base: str = "tiny",
+    base: str | None = None,
     seed: int = 0,
     inversion_steps: int = 25,
     quiet: bool = True,
     motion_loss: str = DEFAULT_MOTION_LOSS,
     tune: str = TuneSettings.tuned,
     frame_positions: bool = DEFAULT_FRAME_POSITIONS,
+    world: World = WORLDS["shapes"],
 ):
-    """Renders the subject's clip of `motion` into `folder` and tunes a meme on it into `meme_dir` (`meme
-    train`'s code). Returns train's summary, the clip's caption, its frames and its trajectory as read back."""
-    source = Sprite(*subject)
-    frames = render_clip(source, motion)
-    prompt = clip_caption(source, motion)
+    """Renders the subject's clip of `motion` in `world` into `folder` and tunes a meme on it into `meme_dir` (`meme
+    train`'s code; `base` defaults to the world's). Returns train's summary, the clip's caption, its frames and its
+    trajectory as read back."""
+    frames = world.clip(subject, motion)
+    prompt = world.caption(subject, motion)
     clip = write_world_clip(frames, folder, prompt)
     summary = train_meme(
         TrainOptions(
             clip=clip,
             prompt=prompt,
-            base=base,
+            base=base or world.base,
             out=meme_dir,
             frames=len(frames),
             size=frames.shape[1],
@@ -134,7 +144,7 @@ def tune_on_world_clip(
             checkpoint_every=0,
         )
     )
-    return summary, prompt, frames, trajectory(read_clip_frames(frames))
+    return summary, prompt, frames, trajectory(world.read_frames(frames))
 
 
 def pixel_difference(clips: list[np.ndarray]) -> float:
@@ -147,13 +157,13 @@ def pixel_difference(clips: list[np.ndarray]) -> float:
 AXES = ("start", "sampler", "steps", "follow", "follow_measure", "guidance", "guidance_until", "cache_interval")
 
 
-def eval_requests(o: EvalOptions, motion: str) -> list[dict]:
+def eval_requests(o: EvalOptions, motion: str, world: World) -> list[dict]:
     """What to generate from each meme of `motion`: every (subject, start, sampler, steps, follow and its measure,
     guidance and its last guided share, cache interval, seed); from the inversion alone every seed gives the same
     clip, so it runs once. Without following, the measure has nothing to change: it runs once."""
     out = []
-    for (colour, shape), start, sampler, steps, follows, measure, guidance, until, interval in itertools.product(
-        PLAN[motion][1][: o.subjects],
+    for subject, start, sampler, steps, follows, measure, guidance, until, interval in itertools.product(
+        world.plan[motion][1][: o.subjects],
         o.starts,
         o.samplers,
         o.gen_steps,
@@ -180,11 +190,10 @@ def eval_requests(o: EvalOptions, motion: str) -> list[dict]:
             )
             out.append(
                 {
-                    "colour": colour,
-                    "shape": shape,
+                    "subject": subject,
                     "seed": seed,
                     **{a: getattr(settings, a) for a in AXES},
-                    "request": GenRequest(clip_caption(Sprite(colour, shape), motion), settings),
+                    "request": GenRequest(world.caption(subject, motion), settings),
                 }
             )
     return out
@@ -192,14 +201,15 @@ def eval_requests(o: EvalOptions, motion: str) -> list[dict]:
 
 def evaluate(o: EvalOptions, log=print) -> dict:
     """Tunes one meme per (motion, loss), plus the untuned reference, and scores every generation; the report."""
-    o.check()
+    o = o.check()
+    world = WORLDS[o.world]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = o.keep or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
         runs = list(itertools.product(o.losses, o.tunes, o.positions))
         for motion in o.motions:
-            source = PLAN[motion][0]
+            source = world.plan[motion][0]
             # untuned, the temporal attention adds nothing, with or without frame positions
             for loss, tune, positions in runs + ([(UNTUNED, "all", DEFAULT_FRAME_POSITIONS)] if o.untuned else []):
                 tuned = loss != UNTUNED
@@ -207,7 +217,7 @@ def evaluate(o: EvalOptions, log=print) -> dict:
                 if tuned and positions != DEFAULT_FRAME_POSITIONS:
                     tuning += ", frame positions" if positions else ", no frame positions"
                 log(
-                    f"{'tuning' if tuned else 'inverting'} {clip_caption(Sprite(*source), motion)!r} "
+                    f"{'tuning' if tuned else 'inverting'} {world.caption(source, motion)!r} "
                     f"({'loss ' + tuning if tuned else 'untuned'}) ..."
                 )
                 meme_dir = root / f"{motion}-{slug(tuning)}"
@@ -227,20 +237,28 @@ def evaluate(o: EvalOptions, log=print) -> dict:
                     loss if tuned else DEFAULT_MOTION_LOSS,
                     tune,
                     positions,
+                    world,
                 )
-                rows += score_meme(o, Meme.load(meme_dir), motion, tuning, source, source_track, root)
+                rows += score_meme(o, world, Meme.load(meme_dir), motion, tuning, source, source_track, root)
     return report(o, rows)
 
 
 def score_meme(
-    o: EvalOptions, meme: Meme, motion: str, tuning: str, source: tuple[str, str], source_track: np.ndarray, root: Path
+    o: EvalOptions,
+    world: World,
+    meme: Meme,
+    motion: str,
+    tuning: str,
+    source: Subject,
+    source_track: np.ndarray,
+    root: Path,
 ) -> list[dict]:
-    wanted = eval_requests(o, motion)
+    wanted = eval_requests(o, motion, world)
     generations = meme.generate_batch([w["request"] for w in wanted])
     clips: dict[tuple, list[np.ndarray]] = {}
     rows = []
     for w, g in zip(wanted, generations):
-        group = (w["colour"], w["shape"], *(w[a] for a in AXES))
+        group = (*w["subject"], *(w[a] for a in AXES))
         clips.setdefault(group, []).append(g.frames)
         if o.keep:
             write_gif(g.frames, root / f"{motion}-{slug(tuning)}-{'-'.join(map(str, group))}-{w['seed']}.gif", fps=8)
@@ -253,7 +271,7 @@ def score_meme(
                 "seed": w["seed"],
                 "group": group,
                 "seconds": g.seconds["total"] / g.batch_size,
-                **score_clip(g.frames, w["colour"], w["shape"], source, source_track),
+                **score_clip(g.frames, w["subject"], source, source_track, world),
             }
         )
     for row in rows:
@@ -269,18 +287,19 @@ def variant_name(row: dict) -> str:
 
 
 def report(o: EvalOptions, rows: list[dict]) -> dict:
-    variants = {}
+    variants, measured = {}, eval_metrics(WORLDS[o.world])
     for name in dict.fromkeys(variant_name(r) for r in rows):
         chosen = [r for r in rows if variant_name(r) == name]
         variants[name] = {
-            "overall": mean_scores(chosen, EVAL_METRICS),
-            "motions": {m: mean_scores([r for r in chosen if r["motion"] == m], EVAL_METRICS) for m in o.motions},
+            "overall": mean_scores(chosen, measured),
+            "motions": {m: mean_scores([r for r in chosen if r["motion"] == m], measured) for m in o.motions},
         }
     tuned = [v for v in variants if not v.startswith(UNTUNED)]
     best = max(tuned, key=lambda v: quality(variants[v]["overall"]))
     return {
         "benchmark": "meme eval",
         "date": datetime.date.today().isoformat(),
+        "world": o.world,
         "base": o.base,
         "settings": {k: v for k, v in vars(o).items() if k not in ("keep", "quiet")},
         "variants": variants,
@@ -299,16 +318,19 @@ def json_safe(value):
 
 
 def quality(scores: dict) -> float:
-    """One number to rank variants: subject right and motion kept, equally (by subject alone where no motion has a
-    trajectory: spinning alone)."""
+    """One number to rank variants: subject right (each part's share, averaged) and motion kept, equally (by subject
+    alone where no motion has a trajectory: spinning alone)."""
     trajectory = scores["trajectory_correlation"]
-    return (scores["colour_right"] + scores["shape_right"]) / 2 + (0.0 if np.isnan(trajectory) else trajectory)
+    right = np.mean([v for k, v in scores.items() if k.endswith("_right")])
+    return float(right) + (0.0 if np.isnan(trajectory) else trajectory)
 
 
 def markdown(r: dict) -> str:
+    world = WORLDS[r["world"]]
     motions = list(next(iter(r["variants"].values()))["motions"])
+    right = [(m, m.replace("_", " ")) for m in world.right_metrics]
     lines = [
-        f"# meme eval: motion transfer on the `{r['base']}` base",
+        f"# meme eval: motion transfer in the {world.name} world, on the `{r['base']}` base",
         "",
         f"Date: {r['date']}. Settings: {r['settings']}.",
         "",
@@ -317,25 +339,21 @@ def markdown(r: dict) -> str:
         "(seconds: sampling and decoding one clip in batches of up to 8; variety: mean pixel difference between "
         "seeds):",
         "",
-        "| variant | colour right | shape right | source absent | trajectory corr | trajectory dist px | "
-        "variety | s per clip |",
-        "|---|---|---|---|---|---|---|---|",
+        "| variant | " + " | ".join(title for _, title in right) + " | source absent | trajectory corr | "
+        "trajectory dist px | variety | s per clip |",
+        "|---|" + "---|" * (len(right) + 6),
     ]
     for name, v in r["variants"].items():
         m = v["overall"]
         lines.append(
-            f"| {name} | {m['colour_right']:.2f} | {m['shape_right']:.2f} | {m['source_absent']:.2f} | "
+            f"| {name} | " + " | ".join(f"{m[k]:.2f}" for k, _ in right) + f" | {m['source_absent']:.2f} | "
             f"{m['trajectory_correlation']:.2f} | {m['trajectory_distance_px']:.1f} | {m['variety']:.1f} | "
             f"{m['seconds']:.2f} |"
         )
-    for metric, title in (
-        ("trajectory_correlation", "Trajectory correlation"),
-        ("shape_right", "Shape right"),
-        ("colour_right", "Colour right"),
-    ):
+    for metric, title in [("trajectory_correlation", "Trajectory correlation")] + right[::-1]:
         lines += [
             "",
-            f"{title} by motion:",
+            f"{title[0].upper() + title[1:]} by motion:",
             "",
             "| variant | " + " | ".join(motions) + " |",
             "|---|" + "---|" * len(motions),

@@ -1,7 +1,7 @@
 """`meme eval`'s and `meme demo`'s options and the plan of the tiny world they run, declared once (`options.py`):
 light, so that the CLI reads them without torch."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..checks import (
@@ -23,29 +23,9 @@ from ..options import option
 from ..runtime.settings import LAYOUT_VARIATION, MIX_VARIATION, STARTS, GenSettings
 from ..sampling.names import FOLLOW_MEASURES, SAMPLER_NAMES
 from ..train.options import DEFAULT_MOTION_LOSS, TuneSettings, parse_motion_loss
-from .world import MOTIONS
+from .worlds import WORLDS
 
-# (source subject, new subjects) per motion: new colour, new shape, both, and a third colour and shape.
-PLAN = {
-    "bouncing": (("red", "circle"), [("blue", "circle"), ("red", "square"), ("green", "triangle"), ("yellow", "star")]),
-    "sliding": (
-        ("blue", "square"),
-        [("red", "square"), ("blue", "star"), ("yellow", "circle"), ("purple", "triangle")],
-    ),
-    "growing": (
-        ("green", "triangle"),
-        [("orange", "triangle"), ("green", "circle"), ("blue", "square"), ("red", "star")],
-    ),
-    "spinning": (
-        ("purple", "star"),
-        [("green", "star"), ("purple", "square"), ("red", "triangle"), ("blue", "circle")],
-    ),
-    "popping": (
-        ("orange", "star"),
-        [("blue", "star"), ("orange", "circle"), ("purple", "square"), ("green", "triangle")],
-    ),
-}
-
+ALL_MOTIONS = tuple(dict.fromkeys(m for w in WORLDS.values() for m in w.motions))
 
 # Tuning's learning rate on the tiny world: on the 2026-12 base, 1e-3 kept the most motion of 1e-4, 3e-4, 1e-3 and
 # 3e-3 (0.74 over three motions, 3e-3: 0.45 on sliding; benchmarks/results/eval-tiny-screen-2026-12-01.md).
@@ -54,8 +34,11 @@ WORLD_LR = 1e-3
 
 @dataclass
 class EvalOptions:
+    world: str = option(
+        "shapes", "The world: shapes (the tiny base's) or emoji (the emoji base's).", choices=tuple(WORLDS)
+    )
     motions: tuple[str, ...] = option(
-        MOTIONS, "Motions, comma-separated (bouncing, sliding, growing, spinning, popping).", choices=MOTIONS
+        (), "Motions, comma-separated (default: every motion of the world).", choices=ALL_MOTIONS
     )
     subjects: int = option(4, "New subjects per motion (at most 4).", low=1, high=4)
     steps: int = option(150, "Tuning steps per meme.", low=1, high=MAX_TRAIN_STEPS)
@@ -116,14 +99,28 @@ class EvalOptions:
     group_norm: str = DEFAULT_GROUP_NORM
     inversion_steps: int = 25
     untuned: bool = option(True, "Also score an untuned meme: what tuning adds.", flags=("--untuned/--no-untuned",))
-    base: str = option("tiny", "Base model (the tiny world's).")
+    base: str | None = option(None, "Base model (default: the world's own, tiny or emoji).")
     seed: int = 0
     quiet: bool = True
     keep: Path | None = option(None, "Keep the memes and GIFs in this folder (default: a temporary folder).")
 
+    def resolved(self) -> "EvalOptions":
+        """The world's own base and motions where none are named."""
+        world = WORLDS[self.world] if self.world in WORLDS else None
+        return replace(
+            self,
+            base=self.base or (world.base if world else None),
+            motions=self.motions or (world.motions if world else ()),
+        )
+
     def check(self) -> "EvalOptions":
+        """The options with the world's own base and motions where none are named (`resolved`), checked."""
+        if self.world not in WORLDS:
+            raise MemeError(f"--world must be one of {', '.join(WORLDS)}")
+        self = self.resolved()
+        plan = WORLDS[self.world].plan
         for name, chosen, allowed in (
-            ("--motions", self.motions, tuple(PLAN)),
+            ("--motions", self.motions, tuple(plan)),
             ("--starts", self.starts, STARTS),
             ("--samplers", self.samplers, SAMPLER_NAMES),
         ):
@@ -155,7 +152,7 @@ class EvalOptions:
             check_guidance_until(until)
         for interval in self.cache_intervals:
             check_cache_interval(interval)
-        check_int("--subjects", self.subjects, 1, min(len(t) for _, t in PLAN.values()))
+        check_int("--subjects", self.subjects, 1, min(len(t) for _, t in plan.values()))
         check_int("--seeds", self.seeds, 1, 8)
         check_steps(self.steps, "--steps", MAX_TRAIN_STEPS)
         check_steps(self.inversion_steps, "--inversion-steps")
@@ -168,6 +165,13 @@ class EvalOptions:
 
 
 DEMO_STEPS = 100  # tuning steps: about a minute on two CPU cores
-
-
 DEMO_OUT = Path("demo")
+
+
+@dataclass
+class DemoOptions:
+    out: Path = option(DEMO_OUT, "Folder for the GIFs and the contact sheet.", flags=("-o", "--out"))
+    steps: int = option(DEMO_STEPS, "Tuning steps of each meme.", low=1, high=MAX_TRAIN_STEPS)
+    world: str = option(
+        "shapes", "The world: shapes (the tiny base) or emoji (the emoji base: two memes).", choices=tuple(WORLDS)
+    )

@@ -80,24 +80,55 @@ TEXT_CONFIG = dict(
 )
 
 
-def write_tokenizer(folder: Path) -> CLIPTokenizer:
-    """Byte-level CLIP BPE: every printable byte is a token; merges build each world word left to right."""
+def write_tokenizer(folder: Path, words: list[str] | None = None) -> CLIPTokenizer:
+    """Byte-level CLIP BPE: every printable byte is a token; merges build each world word (`words`, default the shapes
+    world's) left to right."""
     folder.mkdir(parents=True, exist_ok=True)
     chars = list(bytes_to_unicode().values())
     tokens = chars + [c + "</w>" for c in chars]
     merges = []
-    for word in sorted(set(vocabulary()), key=lambda w: (-len(w), w)):  # longest first, ties by name (not hash)
+    ordered = sorted(set(words or vocabulary()), key=lambda w: (-len(w), w))  # longest first, ties by name
+    for word in ordered:
         pieces = list(word[:-1]) + [word[-1] + "</w>"]
         for i in range(1, len(pieces)):
             left, right = "".join(pieces[:i]), pieces[i]
             if f"{left} {right}" not in merges:
                 merges.append(f"{left} {right}")
                 tokens.append(left + right)
+    # A word whose letters an earlier word's merges take first ("b i" of "birthday" inside "rabbit") stays in pieces:
+    # merges appended last join what BPE leaves of it, until every word is one token.
+    unfinished = True
+    while unfinished:
+        unfinished = False
+        for word in ordered:
+            pieces = bpe(list(word[:-1]) + [word[-1] + "</w>"], {m: i for i, m in enumerate(merges)})
+            if len(pieces) > 1:
+                merges.append(f"{pieces[0]} {pieces[1]}")
+                tokens.append(pieces[0] + pieces[1])
+                unfinished = True
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(dict.fromkeys(tokens))}))
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
     (folder / "tokenizer_config.json").write_text(json.dumps({"model_max_length": MAX_TOKENS}))
     return CLIPTokenizer.from_pretrained(folder, local_files_only=True)
+
+
+def bpe(pieces: list[str], ranks: dict[str, int]) -> list[str]:
+    """What CLIP's BPE makes of a word's pieces: the best-ranked merge present, applied everywhere, until none is."""
+    while True:
+        pairs = [(ranks[f"{a} {b}"], a, b) for a, b in zip(pieces, pieces[1:]) if f"{a} {b}" in ranks]
+        if not pairs:
+            return pieces
+        _, first, second = min(pairs)
+        merged, i = [], 0
+        while i < len(pieces):
+            if i + 1 < len(pieces) and (pieces[i], pieces[i + 1]) == (first, second):
+                merged.append(first + second)
+                i += 2
+            else:
+                merged.append(pieces[i])
+                i += 1
+        pieces = merged
 
 
 def make_bank(n: int, seed: int) -> tuple[np.ndarray, list[str]]:
@@ -122,30 +153,108 @@ def cosine_lr(step: int, total: int, peak: float, warmup: int = 100) -> float:
 
 
 def train_vae(
-    images: np.ndarray, steps: int, batch: int, lr: float, seed: int, quiet: bool
+    images: np.ndarray, steps: int, batch: int, lr: float, seed: int, quiet: bool, config: dict = VAE_CONFIG
 ) -> tuple[AutoencoderKL, list]:
-    torch.manual_seed(seed)
-    vae = AutoencoderKL(**VAE_CONFIG)
-    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
-    rng = np.random.default_rng(seed)
-    losses = []
-    for step in tqdm(range(steps), desc="vae", disable=quiet):
-        for group in opt.param_groups:
-            group["lr"] = cosine_lr(step, steps, lr)
-        x = to_pixels(images[rng.integers(0, len(images), batch)])
-        posterior = vae.encode(x).latent_dist
-        recon = vae.decode(posterior.sample()).sample
+    training = VAETraining(images, steps, batch, lr, seed, config)
+    training.run(steps, quiet)
+    return training.vae.eval().requires_grad_(False), training.losses
+
+
+class Training:
+    """A seeded training loop that can stop after any step and go on later exactly where it stopped: its modules,
+    optimiser, random generator and losses are `state()`, a flat dict of tensors (safetensors, no pickle)."""
+
+    name = "training"
+
+    def __init__(self, modules: dict[str, torch.nn.Module], params: list, lr: float, steps: int, seed: int, decay):
+        self.modules, self.lr, self.steps, self.step = modules, lr, steps, 0
+        self.optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=decay)
+        self.rng = torch.Generator().manual_seed(seed)
+        self.losses: list[float] = []
+
+    def train_step(self) -> float:
+        raise NotImplementedError
+
+    def run(self, until: int, quiet: bool, every: int = 0, on_every=None, should_stop=lambda: False) -> bool:
+        """Steps up to `until` (of `steps`); False when `should_stop()` ended it early (after a whole step)."""
+        for step in tqdm(range(self.step, until), desc=self.name, disable=quiet, initial=self.step, total=self.steps):
+            for group in self.optimizer.param_groups:
+                group["lr"] = cosine_lr(step, self.steps, self.lr)
+            self.losses.append(self.train_step())
+            self.step = step + 1
+            if every and on_every and self.step % every == 0 and self.step < self.steps:
+                on_every(self.step)
+            if should_stop() and self.step < until:
+                return False
+        return True
+
+    def state(self) -> dict[str, torch.Tensor]:
+        tensors = {f"{name}.{k}": v for name, m in self.modules.items() for k, v in m.state_dict().items()}
+        for index, slots in self.optimizer.state_dict()["state"].items():
+            tensors |= {f"optimizer.{index}.{k}": torch.as_tensor(v) for k, v in slots.items()}
+        return tensors | {
+            "rng": self.rng.get_state(),
+            "losses": torch.tensor(self.losses, dtype=torch.float64),
+            "step": torch.tensor(self.step),
+        }
+
+    def load(self, tensors: dict[str, torch.Tensor]) -> None:
+        for name, module in self.modules.items():
+            prefix = f"{name}."
+            module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
+        optimizer = self.optimizer.state_dict()
+        slots: dict[int, dict] = {}
+        for key, value in tensors.items():
+            if key.startswith("optimizer."):
+                _, index, slot = key.split(".", 2)
+                slots.setdefault(int(index), {})[slot] = value
+        self.optimizer.load_state_dict({"state": slots, "param_groups": optimizer["param_groups"]})
+        self.rng.set_state(tensors["rng"])
+        self.losses = tensors["losses"].tolist()
+        self.step = int(tensors["step"])
+
+
+class VAETraining(Training):
+    """MSE + 1e-4 KL on random batches of the bank."""
+
+    name = "vae"
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        steps: int,
+        batch: int,
+        lr: float,
+        seed: int,
+        config: dict = VAE_CONFIG,
+        crop: int = 0,
+        whole_share: float = 1.0,
+    ):
+        """`crop`: the first (1 - `whole_share`) of the steps see random crop x crop squares (a quarter of the work at
+        half the side: the VAE is convolutional), the rest whole images (its group norms see whole frames)."""
+        torch.manual_seed(seed)
+        self.vae, self.images, self.batch = AutoencoderKL(**config), images, batch
+        self.crop, self.whole_from = crop, round(steps * (1 - whole_share)) if crop else 0
+        super().__init__({"vae": self.vae}, list(self.vae.parameters()), lr, steps, seed, decay=0.0)
+
+    def train_step(self) -> float:
+        pick = torch.randint(0, len(self.images), (self.batch,), generator=self.rng).numpy()
+        x = to_pixels(self.images[pick])
+        if self.step < self.whole_from:
+            top, left = torch.randint(0, x.shape[-1] - self.crop + 1, (2,), generator=self.rng).tolist()
+            x = x[..., top : top + self.crop, left : left + self.crop]
+        posterior = self.vae.encode(x).latent_dist
+        recon = self.vae.decode(posterior.sample(generator=self.rng)).sample
         loss = F.mse_loss(recon, x) + 1e-4 * posterior.kl().mean() / x[0].numel()
-        opt.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return vae.eval().requires_grad_(False), losses
+        self.optimizer.step()
+        return loss.item()
 
 
-def load_vae(folder: Path) -> AutoencoderKL:
+def load_vae(folder: Path, config: dict = VAE_CONFIG) -> AutoencoderKL:
     """The VAE an earlier run of this recipe wrote (its weights and latent scale), to keep as it is."""
-    vae = AutoencoderKL(**VAE_CONFIG)
+    vae = AutoencoderKL(**config)
     weights = load_file(folder / SAFETENSORS_WEIGHTS_NAME)
     vae.load_state_dict({k: v.float() for k, v in weights.items()})
     vae.register_to_config(scaling_factor=AutoencoderKL.load_config(folder)["scaling_factor"])
@@ -182,54 +291,93 @@ def train_unet(
 ):
     """The UNet and text encoder (their EMA), and the losses; `on_every(step, unet, text_encoder)` is called with
     the EMA weights every `every` steps (the quality curve)."""
-    torch.manual_seed(seed)
-    unet = UNet2DConditionModel(**UNET_CONFIG)
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            **TEXT_CONFIG,
+    training = UNetTraining(latents, captions, tokenizer, steps, batch, lr, seed, drop, ema_decay, min_snr)
+    training.run(steps, quiet, every, on_every and (lambda step: on_every(step, training.ema_unet, training.ema_text)))
+    return training.ema_unet.eval(), training.ema_text.eval(), training.losses
+
+
+class UNetTraining(Training):
+    """UNet and CLIP text encoder together on SD's epsilon loss, captions dropped at `drop` (for guidance), an EMA of
+    both kept (what the recipe ships)."""
+
+    name = "unet"
+
+    def __init__(
+        self,
+        latents: torch.Tensor,
+        captions: list[str],
+        tokenizer,
+        steps: int,
+        batch: int,
+        lr: float,
+        seed: int,
+        drop: float = 0.1,
+        ema_decay: float = EMA_DECAY,
+        min_snr: float = 0.0,
+        unet_config: dict = UNET_CONFIG,
+        text_config: dict = TEXT_CONFIG,
+    ):
+        torch.manual_seed(seed)
+        self.unet = UNet2DConditionModel(**unet_config)
+        self.text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=len(tokenizer),
+                bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+                **text_config,
+            )
         )
-    )
-    ema_unet, ema_text = copy.deepcopy(unet).requires_grad_(False), copy.deepcopy(text_encoder).requires_grad_(False)
-    params = list(unet.parameters()) + list(text_encoder.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
-    acp = alphas_cumprod(SD_SCHEDULER)
-    ids = tokenizer(
-        captions + [""], padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt"
-    ).input_ids
-    empty = ids[-1]
-    rng = torch.Generator().manual_seed(seed)
-    losses = []
-    for step in tqdm(range(steps), desc="unet", disable=quiet):
-        for group in opt.param_groups:
-            group["lr"] = cosine_lr(step, steps, lr)
-        pick = torch.randint(0, len(latents), (batch,), generator=rng)
-        x0 = latents[pick]
-        tokens = ids[pick].clone()
-        tokens[torch.rand(batch, generator=rng) < drop] = empty
+        self.ema_unet = copy.deepcopy(self.unet).requires_grad_(False)
+        self.ema_text = copy.deepcopy(self.text_encoder).requires_grad_(False)
+        self.params = list(self.unet.parameters()) + list(self.text_encoder.parameters())
+        modules = {"unet": self.unet, "text": self.text_encoder, "ema_unet": self.ema_unet, "ema_text": self.ema_text}
+        super().__init__(modules, self.params, lr, steps, seed, decay=1e-2)
+        self.latents, self.batch, self.drop, self.ema_decay, self.min_snr = latents, batch, drop, ema_decay, min_snr
+        self.acp = alphas_cumprod(SD_SCHEDULER)
+        self.ids = tokenizer(
+            captions + [""], padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt"
+        ).input_ids
+        self.empty = self.ids[-1]
+
+    def train_step(self) -> float:
+        rng, batch, acp = self.rng, self.batch, self.acp
+        pick = torch.randint(0, len(self.latents), (batch,), generator=rng)
+        x0 = self.latents[pick]
+        tokens = self.ids[pick].clone()
+        tokens[torch.rand(batch, generator=rng) < self.drop] = self.empty
         t = torch.randint(0, len(acp), (batch,), generator=rng)
         noise = torch.randn(x0.shape, generator=rng)
         a = acp[t].view(-1, 1, 1, 1)
         noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        pred = unet(noisy, t, text_encoder(tokens)[0]).sample
+        pred = self.unet(noisy, t, self.text_encoder(tokens)[0]).sample
         loss = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
-        if min_snr:  # Min-SNR-gamma: easy, nearly clean timesteps weigh less, so the shape's steps weigh more
+        if self.min_snr:  # Min-SNR-gamma: easy, nearly clean timesteps weigh less, so the shape's steps weigh more
             snr = acp[t] / (1 - acp[t])
-            loss = loss * snr.clamp(max=min_snr) / snr
+            loss = loss * snr.clamp(max=self.min_snr) / snr
         loss = loss.mean()
-        opt.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        ema_update(ema_unet, unet, ema_decay if step > 200 else 0.0)
-        ema_update(ema_text, text_encoder, ema_decay if step > 200 else 0.0)
-        losses.append(loss.item())
-        if every and on_every and (step + 1) % every == 0 and step + 1 < steps:
-            on_every(step + 1, ema_unet, ema_text)
-    return ema_unet.eval(), ema_text.eval(), losses
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.optimizer.step()
+        decay = self.ema_decay if self.step > 200 else 0.0
+        ema_update(self.ema_unet, self.unet, decay)
+        ema_update(self.ema_text, self.text_encoder, decay)
+        return loss.item()
+
+
+@torch.no_grad()
+def draw(unet, vae, text_encoder, tokenizer, prompts: list[str], seed: int, steps: int, guidance: float) -> np.ndarray:
+    """One image per prompt (n h w 3 uint8), DDIM from seeded noise with classifier-free guidance."""
+    text = encode_prompts(tokenizer, text_encoder, prompts + [""])
+    texts = torch.cat([text[-1:].expand(len(prompts), -1, -1), text[:-1]])  # uncond then cond
+    schedule = DDIMSchedule(SD_SCHEDULER, steps)
+    side = unet.config.sample_size
+    x = torch.randn(len(prompts), 4, side, side, generator=torch.Generator().manual_seed(seed))
+    latents = schedule.sample(
+        x, lambda x, t: guided_output(lambda x, t, e: unet(x, t, e).sample, x, t, texts, guidance)
+    )
+    return decode_latents(vae, latents.transpose(0, 1)[None])[0].numpy()  # n as frames
 
 
 @torch.no_grad()
@@ -237,16 +385,9 @@ def base_quality(unet, vae, text_encoder, tokenizer, seeds=(0, 1), steps: int = 
     """Draws every colour x shape pair from its caption alone and reads each drawing back."""
     pairs = [(c, s) for c in COLOURS for s in SHAPES]
     prompts = [Sprite(c, s).caption() for c, s in pairs]
-    text = encode_prompts(tokenizer, text_encoder, prompts + [""])
-    texts = torch.cat([text[-1:].expand(len(prompts), -1, -1), text[:-1]])  # uncond then cond
-    schedule = DDIMSchedule(SD_SCHEDULER, steps)
     rows = []
     for seed in seeds:
-        x = torch.randn(len(prompts), 4, 16, 16, generator=torch.Generator().manual_seed(seed))
-        latents = schedule.sample(
-            x, lambda x, t: guided_output(lambda x, t, e: unet(x, t, e).sample, x, t, texts, guidance)
-        )
-        images = decode_latents(vae, latents.transpose(0, 1)[None])[0].numpy()  # n as frames
+        images = draw(unet, vae, text_encoder, tokenizer, prompts, seed, steps, guidance)
         for (c, s), image in zip(pairs, images):
             r = read_frame(image)
             rows.append({"colour": c, "shape": s, "seed": seed, "read_colour": r.colour, "read_shape": r.shape})
@@ -262,6 +403,29 @@ def base_quality(unet, vae, text_encoder, tokenizer, seeds=(0, 1), steps: int = 
         "guidance": guidance,
         "rows": rows,
     }
+
+
+def write_base(out: Path, unet, vae, text_encoder) -> None:
+    """fp16 weights in diffusers' layout, with SD's DDIM scheduler and a model index: a base `load_base` reads."""
+    for name, model in (("unet", unet), ("vae", vae), ("text_encoder", text_encoder)):
+        model.to(torch.float16).save_pretrained(out / name)
+    DDIMScheduler(**SD_SCHEDULER).save_pretrained(out / "scheduler")
+    (out / "model_index.json").write_text(
+        json.dumps(
+            {
+                "_class_name": "StableDiffusionPipeline",
+                "unet": ["diffusers", "UNet2DConditionModel"],
+                "vae": ["diffusers", "AutoencoderKL"],
+                "text_encoder": ["transformers", "CLIPTextModel"],
+                "tokenizer": ["transformers", "CLIPTokenizer"],
+                "scheduler": ["diffusers", "DDIMScheduler"],
+                "safety_checker": [None, None],
+                "feature_extractor": [None, None],
+                "requires_safety_checker": False,
+            },
+            indent=2,
+        )
+    )
 
 
 def main(argv=None) -> dict:
@@ -341,25 +505,7 @@ def main(argv=None) -> dict:
     curve.append({"step": a.unet_steps, **{k: quality[k] for k in ("colour", "shape", "both")}})
     seconds["quality"] = time.perf_counter() - t
 
-    for name, model in (("unet", unet), ("vae", vae), ("text_encoder", text_encoder)):
-        model.to(torch.float16).save_pretrained(a.out / name)
-    DDIMScheduler(**SD_SCHEDULER).save_pretrained(a.out / "scheduler")
-    (a.out / "model_index.json").write_text(
-        json.dumps(
-            {
-                "_class_name": "StableDiffusionPipeline",
-                "unet": ["diffusers", "UNet2DConditionModel"],
-                "vae": ["diffusers", "AutoencoderKL"],
-                "text_encoder": ["transformers", "CLIPTextModel"],
-                "tokenizer": ["transformers", "CLIPTokenizer"],
-                "scheduler": ["diffusers", "DDIMScheduler"],
-                "safety_checker": [None, None],
-                "feature_extractor": [None, None],
-                "requires_safety_checker": False,
-            },
-            indent=2,
-        )
-    )
+    write_base(a.out, unet, vae, text_encoder)
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}
     command = " ".join(["python -m memestar.tiny.train", *(sys.argv[1:] if argv is None else argv)])
     recipe = {

@@ -1,0 +1,166 @@
+import json
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from memestar.tiny.emoji_reader import read_frame
+from memestar.tiny.emoji_train import main as train_emoji_base
+from memestar.tiny.emoji_world import (
+    EMOJI,
+    MOTIONS,
+    EmojiSprite,
+    atlas,
+    character,
+    motion,
+    random_sprite,
+    render,
+    render_clip,
+    vocabulary,
+)
+from memestar.tiny.train import write_tokenizer
+
+ASKED = (
+    "cat face",
+    "dog face",
+    "pig face",
+    "cow face",
+    "rabbit face",
+    "elephant",
+    "pineapple",
+    "banana",
+    "green apple",
+    "blueberries",
+)
+
+
+def test_world_holds_the_asked_emoji_and_motions_and_draws_them_the_same_every_time():
+    assert 48 <= len(EMOJI) <= 96 and set(ASKED) <= set(EMOJI) and len(set(EMOJI)) == len(EMOJI)
+    assert {"bouncing", "sliding", "growing", "spinning", "popping", "running", "dancing"} <= set(MOTIONS)
+    assert character("cow face") == "\U0001f42e" and EmojiSprite("cow face").caption() == "a cow face"
+    assert set(atlas()) == set(EMOJI) and all(max(g.size) == 96 and g.mode == "RGBA" for g in atlas().values())
+    rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
+    for _ in range(5):
+        assert np.array_equal(render(random_sprite(rng_a)), render(random_sprite(rng_b)))
+    backgrounds = [random_sprite(np.random.default_rng(seed)).background for seed in range(60)]
+    assert 5 < sum(len(b) == 3 for b in backgrounds) < 40  # gradients, and plain colours of every kind
+    assert len({b[0] for b in backgrounds}) == 60
+
+
+def test_reader_reads_clean_renders_of_every_emoji():
+    rng = np.random.default_rng(11)
+    sprites = [random_sprite(rng, name) for name in EMOJI for _ in range(2)]  # sizes, places, angles, backgrounds
+    readings = [read_frame(render(s)) for s in sprites]
+    right = np.mean([r.name == s.name for s, r in zip(sprites, readings)])
+    assert right >= 0.95, [(s.name, r.name) for s, r in zip(sprites, readings) if r.name != s.name]
+    assert read_frame(render(None, background=((30, 200, 90), (200, 40, 90), 45.0))).name is None
+
+
+@pytest.mark.parametrize("name", MOTIONS)
+def test_motions_move_as_named_and_are_read_back(name):
+    sprite = EmojiSprite("green apple", background=((70, 110, 190),))
+    frames = render_clip(sprite, name)
+    assert frames.shape == (16, 64, 64, 3)
+    readings = [read_frame(f) for f in frames]
+    expected = motion(sprite, name)
+    shown = [r for r, s in zip(readings, expected) if s.size >= 12]  # the first frames of popping are specks
+    assert np.mean([r.name == "green apple" for r in shown]) >= 0.9
+    xs, ys = np.array([r.x for r in readings]), np.array([r.y for r in readings])
+    sizes = np.array([r.size for r in readings])
+    if name in ("bouncing", "sliding", "running"):
+        assert xs[-1] - xs[0] > 20
+        assert np.corrcoef(xs, [s.x for s in expected])[0, 1] > 0.99
+    if name == "bouncing":
+        assert np.corrcoef(ys, [s.y for s in expected])[0, 1] > 0.95
+    if name == "growing":
+        assert np.all(np.diff(sizes) >= 0) and sizes[-1] > 2.5 * sizes[0]
+    if name == "popping":
+        assert sizes[0] < 6 < 15 < sizes[-1]
+    if name == "dancing":
+        assert np.corrcoef(xs, [s.x for s in expected])[0, 1] > 0.95 and len({s.angle for s in expected}) > 8
+    if name == "spinning":
+        assert np.nanmax(np.abs(xs - 32)) < 3 and len({round(s.angle) for s in expected}) == 16
+
+
+def test_tokenizer_has_one_token_per_word_of_the_world(tmp_path):
+    tokenizer = write_tokenizer(tmp_path / "tok", vocabulary())
+    for word in vocabulary():
+        assert len(tokenizer(word).input_ids) == 3, word
+    longest = max((f"a {n} {m}" for n in EMOJI for m in MOTIONS), key=lambda c: len(c.split()))
+    assert len(tokenizer(longest).input_ids) <= tokenizer.model_max_length
+
+
+SMALL = ["--bank", "48", "--vae-steps", "2", "--vae-batch", "4", "--unet-steps", "3", "--unet-batch", "4"]
+SMALL += ["--quality-seeds", "1", "--quality-steps", "2", "--quiet"]
+
+
+@pytest.mark.slow  # trains
+def test_recipe_stopped_after_every_step_and_resumed_gives_the_same_base(tmp_path):
+    """Two runs of the recipe: one straight through (measuring the quality curve on the way), one stopped after every
+    step (a `--stop-after` of almost 0 stops once a step is done) and resumed; the same weights bit for bit (the
+    curve's drawings do not touch the training's random state), and every run is recorded."""
+    whole = train_emoji_base(
+        ["--work", str(tmp_path / "w1"), "--out", str(tmp_path / "b1"), *SMALL, "--curve-every", "2"]
+    )
+    assert whole is not None and [c["step"] for c in whole["curve"]] == [2, 3]
+    stopped = [
+        "--work",
+        str(tmp_path / "w2"),
+        "--out",
+        str(tmp_path / "b2"),
+        "--stop-after",
+        "1e-9",
+        "--curve-every",
+        "0",
+    ]
+    recipe, runs = train_emoji_base([*stopped, *SMALL]), 1
+    while recipe is None:
+        recipe, runs = train_emoji_base([*stopped, "--resume", *SMALL]), runs + 1
+        assert runs < 20
+    assert runs == 4 and len(recipe["runs"]) == runs  # 2 VAE steps, 3 UNet steps: the run that ends the VAE goes on
+    for part in ("unet/diffusion_pytorch_model", "vae/diffusion_pytorch_model", "text_encoder/model"):
+        a, b = (load_file(tmp_path / f"b{i}" / f"{part}.safetensors") for i in (1, 2))
+        assert a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a), part
+    assert recipe["curve"][-1]["right"] == whole["curve"][-1]["right"] and len(recipe["curve"]) == 1
+    written = json.loads((tmp_path / "b2" / "recipe.json").read_text())
+    assert written["quality"]["images"] == len(EMOJI) and "Open Font License" in written["font"]
+
+
+@pytest.mark.slow  # trains
+def test_recipe_refuses_to_start_over_or_resume_what_is_not_there(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        train_emoji_base(["--work", str(tmp_path / "none"), "--resume", "--quiet"])
+    assert exit_.value.code == 2 and "does not exist" in capsys.readouterr().err
+    work = ["--work", str(tmp_path / "w"), "--out", str(tmp_path / "b"), "--stop-after", "1e-9"]
+    assert train_emoji_base([*work, *SMALL]) is None
+    with pytest.raises(SystemExit) as exit_:
+        train_emoji_base([*work, *SMALL])
+    assert exit_.value.code == 2 and "--resume" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="other settings .*unet_steps"):
+        train_emoji_base([*work, "--resume", *SMALL, "--unet-steps", "6"])
+
+
+@pytest.mark.slow  # trains
+def test_eval_and_its_table_run_in_the_emoji_world():
+    """`meme eval --world emoji` on a random base (the plumbing; the emoji base's figures are the results page's):
+    the world's plan, captions, clips, reader and scores (emoji right, no colour or shape)."""
+    from memestar.tiny.evaluate import evaluate, markdown
+    from memestar.tiny.options import EvalOptions
+    from memestar.tiny.worlds import WORLDS
+
+    world = WORLDS["emoji"]
+    sources = {source for source, _ in world.plan.values()}
+    assert set(world.plan) == set(MOTIONS) and all(len(new) >= 4 for _, new in world.plan.values())
+    assert not sources & {s for _, new in world.plan.values() for s in new}  # no new subject is anyone's source
+    assert world.plan["popping"] == (("cat face",), [("cow face",), ("rabbit face",), ("pig face",), ("dog face",)])
+    options = EvalOptions(
+        world="emoji", base="random-tiny", motions=("popping",), subjects=1, steps=2, starts=("inversion",),
+        seeds=1, inversion_steps=2, gen_steps=(2,), untuned=False,
+    )  # fmt: skip
+    report = evaluate(options, log=lambda *a: None)
+    assert report["world"] == "emoji" and report["base"] == "random-tiny"
+    (row,) = report["rows"]
+    assert row["prompt"] == "a cow face popping" and 0 <= row["emoji_right"] <= 1 and "colour_right" not in row
+    table = markdown(report)
+    assert "emoji world" in table and "| emoji right |" in table and "colour" not in table
+    assert EvalOptions(world="emoji").check().motions == MOTIONS and EvalOptions(world="emoji").check().base == "emoji"
