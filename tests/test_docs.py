@@ -53,6 +53,10 @@ OTHER_PROGRAMS = {
     "--date": "benchmarks/gpu_check.py",
     "--min-snr": "memestar.tiny.train",
     "--vae": "memestar.tiny.train",
+    "--stop-after": "memestar.tiny.emoji_train",
+    "--resume": "memestar.tiny.emoji_train",
+    "--work": "memestar.tiny.emoji_train",
+    "--atlas": "memestar.tiny.emoji_world",
     "--help": "every command",
 }
 
