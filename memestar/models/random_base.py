@@ -12,6 +12,7 @@ vocabulary has to be downloaded.
 import json
 from pathlib import Path
 
+import diffusers
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
@@ -108,6 +109,31 @@ def write_byte_tokenizer(folder: Path) -> None:
     (folder / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 77}))
 
 
+def write_pipeline(folder: Path, models: dict, dtype: torch.dtype) -> None:
+    """`models` (unet, vae, text_encoder) in `dtype` in diffusers' layout, with SD's DDIM scheduler and a model index:
+    a base `load_base` reads (the tokenizer is the caller's)."""
+    for sub, model in models.items():
+        model.to(dtype).save_pretrained(folder / sub)
+    DDIMScheduler(**SD_SCHEDULER).save_pretrained(folder / "scheduler")
+    (folder / "model_index.json").write_text(
+        json.dumps(
+            {
+                "_class_name": "StableDiffusionPipeline",
+                "_diffusers_version": diffusers.__version__,
+                "unet": ["diffusers", "UNet2DConditionModel"],
+                "vae": ["diffusers", "AutoencoderKL"],
+                "text_encoder": ["transformers", "CLIPTextModel"],
+                "tokenizer": ["transformers", "CLIPTokenizer"],
+                "scheduler": ["diffusers", "DDIMScheduler"],
+                "safety_checker": [None, None],
+                "feature_extractor": [None, None],
+                "requires_safety_checker": False,
+            },
+            indent=2,
+        )
+    )
+
+
 def build_random_base(name: str, folder: Path, seed: int = 0, dtype: torch.dtype = torch.float32):
     """Builds `name` with seeded random weights and writes it to `folder` in diffusers layout."""
     cfg = _CONFIGS[name]
@@ -129,24 +155,5 @@ def build_random_base(name: str, folder: Path, seed: int = 0, dtype: torch.dtype
         "vae": AutoencoderKL(**cfg["vae"]),
         "text_encoder": CLIPTextModel(CLIPTextConfig(**text_cfg)),
     }
-    for sub, model in models.items():
-        model.to(dtype).save_pretrained(folder / sub)
-    DDIMScheduler(**SD_SCHEDULER).save_pretrained(folder / "scheduler")
-    (folder / "model_index.json").write_text(
-        json.dumps(
-            {
-                "_class_name": "StableDiffusionPipeline",
-                "_diffusers_version": "0.42.1",
-                "unet": ["diffusers", "UNet2DConditionModel"],
-                "vae": ["diffusers", "AutoencoderKL"],
-                "text_encoder": ["transformers", "CLIPTextModel"],
-                "tokenizer": ["transformers", "CLIPTokenizer"],
-                "scheduler": ["diffusers", "DDIMScheduler"],
-                "safety_checker": [None, None],
-                "feature_extractor": [None, None],
-                "requires_safety_checker": False,
-            },
-            indent=2,
-        )
-    )
+    write_pipeline(folder, models, dtype)
     return folder

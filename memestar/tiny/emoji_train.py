@@ -36,6 +36,7 @@ from .emoji_world import EMOJI, SIDE, random_sprite, render, vocabulary
 from .train import (
     EMA_DECAY,
     TEXT_CONFIG,
+    UNET_CONFIG,
     UNetTraining,
     VAETraining,
     draw,
@@ -43,6 +44,7 @@ from .train import (
     write_base,
     write_tokenizer,
 )
+from .train import VAE_CONFIG as SHAPES_VAE_CONFIG
 
 WEIGHTS = Path(__file__).parent / "emoji" / "weights"
 WORK = Path(".emoji-train")
@@ -56,30 +58,8 @@ RESUMABLE_AS_SET = (
     "checkpoint_every",
 )  # may differ between the runs of one training
 
-VAE_CONFIG = dict(
-    in_channels=3,
-    out_channels=3,
-    block_out_channels=(32, 64, 64),
-    layers_per_block=1,
-    down_block_types=("DownEncoderBlock2D",) * 3,
-    up_block_types=("UpDecoderBlock2D",) * 3,
-    latent_channels=4,
-    norm_num_groups=16,
-    sample_size=SIDE,
-    mid_block_add_attention=False,
-)
-UNET_CONFIG = dict(
-    sample_size=16,
-    in_channels=4,
-    out_channels=4,
-    block_out_channels=(64, 128, 128),
-    layers_per_block=1,
-    norm_num_groups=32,
-    cross_attention_dim=128,
-    attention_head_dim=4,
-    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-)
+# twice the shapes VAE's width: emoji have detail flat shapes lack (benchmarks/results/emoji-vae-pilot-2026-12-06.md)
+VAE_CONFIG = SHAPES_VAE_CONFIG | dict(block_out_channels=(32, 64, 64), norm_num_groups=16)
 
 
 def make_bank(n: int, seed: int, images: bool = True) -> tuple[np.ndarray | None, list[str]]:

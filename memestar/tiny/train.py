@@ -26,14 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, UNet2DConditionModel
 from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
 from safetensors.torch import load_file
 from tqdm import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from ..formats.meme_folder import library_versions
-from ..models.random_base import SD_SCHEDULER, bytes_to_unicode
+from ..models.random_base import SD_SCHEDULER, bytes_to_unicode, write_pipeline
 from ..models.text import encode_prompts
 from ..models.vae import decode_latents, encode_frames
 from ..sampling.ddim import DDIMSchedule, alphas_cumprod
@@ -407,25 +407,7 @@ def base_quality(unet, vae, text_encoder, tokenizer, seeds=(0, 1), steps: int = 
 
 def write_base(out: Path, unet, vae, text_encoder) -> None:
     """fp16 weights in diffusers' layout, with SD's DDIM scheduler and a model index: a base `load_base` reads."""
-    for name, model in (("unet", unet), ("vae", vae), ("text_encoder", text_encoder)):
-        model.to(torch.float16).save_pretrained(out / name)
-    DDIMScheduler(**SD_SCHEDULER).save_pretrained(out / "scheduler")
-    (out / "model_index.json").write_text(
-        json.dumps(
-            {
-                "_class_name": "StableDiffusionPipeline",
-                "unet": ["diffusers", "UNet2DConditionModel"],
-                "vae": ["diffusers", "AutoencoderKL"],
-                "text_encoder": ["transformers", "CLIPTextModel"],
-                "tokenizer": ["transformers", "CLIPTokenizer"],
-                "scheduler": ["diffusers", "DDIMScheduler"],
-                "safety_checker": [None, None],
-                "feature_extractor": [None, None],
-                "requires_safety_checker": False,
-            },
-            indent=2,
-        )
-    )
+    write_pipeline(out, {"unet": unet, "vae": vae, "text_encoder": text_encoder}, torch.float16)
 
 
 def main(argv=None) -> dict:
