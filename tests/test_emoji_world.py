@@ -18,7 +18,7 @@ from memestar.tiny.emoji_world import (
     render_clip,
     vocabulary,
 )
-from memestar.tiny.train import write_tokenizer
+from memestar.tiny.train import VAETraining, write_tokenizer
 
 ASKED = (
     "cat face",
@@ -95,29 +95,33 @@ SMALL += ["--quality-seeds", "1", "--quality-steps", "2", "--quiet"]
 
 
 @pytest.mark.slow  # trains
-def test_recipe_stopped_after_every_step_and_resumed_gives_the_same_base(tmp_path):
-    """Two runs of the recipe: one straight through (measuring the quality curve on the way), one stopped after every
-    step (a `--stop-after` of almost 0 stops once a step is done) and resumed; the same weights bit for bit (the
-    curve's drawings do not touch the training's random state), and every run is recorded."""
+def test_recipe_killed_stopped_and_resumed_gives_the_same_base(tmp_path, monkeypatch):
+    """Two runs of the recipe: one straight through (measuring the quality curve on the way), one killed in its second
+    step, then resumed and stopped after every step (a `--stop-after` of almost 0 stops once a step is done); the
+    same weights bit for bit (the curve's drawings do not touch the training's random state), every run recorded."""
     whole = train_emoji_base(
         ["--work", str(tmp_path / "w1"), "--out", str(tmp_path / "b1"), *SMALL, "--curve-every", "2"]
     )
     assert whole is not None and [c["step"] for c in whole["curve"]] == [2, 3]
-    stopped = [
-        "--work",
-        str(tmp_path / "w2"),
-        "--out",
-        str(tmp_path / "b2"),
-        "--stop-after",
-        "1e-9",
-        "--curve-every",
-        "0",
-    ]
-    recipe, runs = train_emoji_base([*stopped, *SMALL]), 1
+    work = ["--work", str(tmp_path / "w2"), "--out", str(tmp_path / "b2"), "--curve-every", "0", *SMALL]
+    real_step, calls = VAETraining.train_step, []
+
+    def killed_in_the_second_step(training):
+        calls.append(training.step)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # a kill: no checkpoint of its own; the one after step 1 stays
+        return real_step(training)
+
+    monkeypatch.setattr(VAETraining, "train_step", killed_in_the_second_step)
+    with pytest.raises(KeyboardInterrupt):
+        train_emoji_base([*work, "--checkpoint-every", "1"])
+    monkeypatch.undo()
+    recipe, runs = None, 1
     while recipe is None:
-        recipe, runs = train_emoji_base([*stopped, "--resume", *SMALL]), runs + 1
+        recipe, runs = train_emoji_base([*work, "--resume", "--stop-after", "1e-9"]), runs + 1
         assert runs < 20
-    assert runs == 4 and len(recipe["runs"]) == runs  # 2 VAE steps, 3 UNet steps: the run that ends the VAE goes on
+    # killed after VAE step 1; then VAE step 2, which goes on into UNet step 1; then UNet steps 2 and 3
+    assert runs == 4 and len(recipe["runs"]) == runs and "ended" not in recipe["runs"][0]
     for part in ("unet/diffusion_pytorch_model", "vae/diffusion_pytorch_model", "text_encoder/model"):
         a, b = (load_file(tmp_path / f"b{i}" / f"{part}.safetensors") for i in (1, 2))
         assert a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a), part

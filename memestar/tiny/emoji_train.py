@@ -211,20 +211,21 @@ def main(argv=None) -> dict | None:
         t = time.perf_counter()
         images, _ = make_bank(a.bank, a.seed)
         spend("bank", t)
-        t = time.perf_counter()
         training = VAETraining(
             images, a.vae_steps, a.vae_batch, a.vae_lr, a.seed, VAE_CONFIG, a.vae_crop, a.vae_whole_share
         )
         if vae_path.is_file():
             training.load(load_file(vae_path))
-        while training.step < a.vae_steps:
-            until = min(a.vae_steps, training.step + a.checkpoint_every)
+        while training.step < a.vae_steps:  # a checkpoint and the state that names it every `--checkpoint-every`
+            until, t = min(a.vae_steps, training.step + a.checkpoint_every), time.perf_counter()
             finished = training.run(until, a.quiet, should_stop=should_stop)
             save_atomic(training.state(), vae_path)
+            spend("vae", t)
+            work.write(state)
             if not finished or (should_stop() and training.step < a.vae_steps):
-                spend("vae", t)
                 stopped("vae", training.step, a.vae_steps)
                 return None
+        t = time.perf_counter()
         vae = training.vae.eval().requires_grad_(False)
         raw = encode_bank(vae, images)
         scale = float(1 / raw.std())
