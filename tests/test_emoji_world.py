@@ -1,4 +1,6 @@
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -131,12 +133,26 @@ def test_recipe_killed_stopped_and_resumed_gives_the_same_base(tmp_path, monkeyp
 
 
 @pytest.mark.slow  # trains
-def test_recipe_refuses_to_start_over_or_resume_what_is_not_there(tmp_path, capsys):
+def test_ctrl_c_stops_after_the_step_and_the_recipe_refuses_to_start_over_or_resume_nothing(
+    tmp_path, capsys, monkeypatch
+):
+    """Ctrl-C (SIGINT) in a step: the step ends, is checkpointed, and the run stops with the resume hint (the
+    handler before it is back after); what would lose or invent work is refused in one line."""
     with pytest.raises(SystemExit) as exit_:
         train_emoji_base(["--work", str(tmp_path / "none"), "--resume", "--quiet"])
     assert exit_.value.code == 2 and "does not exist" in capsys.readouterr().err
-    work = ["--work", str(tmp_path / "w"), "--out", str(tmp_path / "b"), "--stop-after", "1e-9"]
-    assert train_emoji_base([*work, *SMALL]) is None
+    real_step, handler = VAETraining.train_step, signal.getsignal(signal.SIGINT)
+
+    def interrupted_step(training):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_step(training)
+
+    monkeypatch.setattr(VAETraining, "train_step", interrupted_step)
+    work = ["--work", str(tmp_path / "w"), "--out", str(tmp_path / "b")]
+    assert train_emoji_base([*work, *[a for a in SMALL if a != "--quiet"]]) is None
+    monkeypatch.undo()
+    assert "stopped at vae step 1 of 2" in capsys.readouterr().out and signal.getsignal(signal.SIGINT) is handler
+    assert json.loads((tmp_path / "w" / "state.json").read_text())["runs"][0]["ended"] == "vae step 1 of 2"
     with pytest.raises(SystemExit) as exit_:
         train_emoji_base([*work, *SMALL])
     assert exit_.value.code == 2 and "--resume" in capsys.readouterr().err

@@ -17,10 +17,13 @@ exactly where it stopped, with the same settings. Everything is seeded.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -167,10 +170,41 @@ def main(argv=None) -> dict | None:
     a = parse(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
+    interrupted = threading.Event()
+    with stop_on_signals(interrupted):
+        return train(
+            a, interrupted, " ".join(["python -m memestar.tiny.emoji_train", *(sys.argv[1:] if argv is None else argv)])
+        )
+
+
+@contextlib.contextmanager
+def stop_on_signals(interrupted: threading.Event):
+    """Ctrl-C or a kill sets `interrupted` (the run checkpoints after the step under way and stops); a second one acts
+    as it would have. The handlers before are back afterwards."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def interrupt(signum, frame) -> None:
+        interrupted.set()
+        signal.signal(signum, previous[signum])
+
+    for signum in previous:
+        signal.signal(signum, interrupt)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def train(a: argparse.Namespace, interrupted: threading.Event, command: str) -> dict | None:
+    """The recipe's stages from where the work folder stands; `command` is recorded as this run's."""
     started = time.perf_counter()
 
     def should_stop() -> bool:
-        return bool(a.stop_after) and time.perf_counter() - started > 60 * a.stop_after
+        return interrupted.is_set() or bool(a.stop_after) and time.perf_counter() - started > 60 * a.stop_after
 
     work = Work(a.work)
     if a.resume:
@@ -188,7 +222,6 @@ def main(argv=None) -> dict | None:
             "threads": torch.get_num_threads(),
         }
     )
-    command = " ".join(["python -m memestar.tiny.emoji_train", *(sys.argv[1:] if argv is None else argv)])
     state.setdefault("commands", []).append(command)
 
     def spend(stage: str, since: float) -> None:
