@@ -336,11 +336,11 @@ def eval_(
     quiet: bool = ONLY_THE_TABLE,
     **values,
 ):
-    """Measure motion transfer on the tiny world: subject recognised per frame, trajectory against the source."""
+    """Measure motion transfer in a tiny world (shapes, emoji): subject read per frame, path against the source."""
     from .files import write_report
     from .tiny.evaluate import evaluate, json_safe, markdown
 
-    options = from_cli(EvalOptions, values)
+    options = from_cli(EvalOptions, values).resolved()  # the world's base and motions name the report
     _quiet_libraries()
     report = evaluate(options, log=_log(quiet))
     stem = f"eval-{options.base}-{len(options.motions)}-motions-{report['date']}"
