@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "memestar"
 
 # the rows of docs/architecture.md's table, from the ground up; a unit is a top-level module or folder of memestar
 LAYERS = [
-    {"errors"},
+    {"errors", "lazy"},
     {"checks", "device", "files", "options", "prompts"},
     {"records", "sampling", "media"},
     {"models"},

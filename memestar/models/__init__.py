@@ -1,7 +1,7 @@
 """The models: surgery on a stock diffusers UNet, bases, adapters. The names below are imported on first use, so
 that a light module of this package (the base-source options) imports without torch and diffusers."""
 
-import importlib
+from ..lazy import lazy_exports
 
 _WHERE = {
     "load_adapter": ".adapter",
@@ -14,8 +14,4 @@ _WHERE = {
 }
 __all__ = sorted(_WHERE)
 
-
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_WHERE[name], __name__), name)
+__getattr__ = lazy_exports(__name__, _WHERE)

@@ -3,7 +3,7 @@
 `from memestar.runtime import Meme` loads torch and the models; the names are imported on first use, so that the
 light modules here (the settings, the options of `meme gen`) import without them."""
 
-import importlib
+from ..lazy import lazy_exports
 
 _WHERE = {
     "Generation": ".generation",
@@ -15,8 +15,4 @@ _WHERE = {
 }
 __all__ = sorted(_WHERE)
 
-
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_WHERE[name], __name__), name)
+__getattr__ = lazy_exports(__name__, _WHERE)

@@ -297,9 +297,9 @@ class Timed:
             self.metrics.request_seconds.labels(route, status[0]).observe(time.perf_counter() - t)
 
 
-def create_app(o: ServeOptions) -> FastAPI:
-    o.check()
-    store = MemeStore(
+def meme_store(o: ServeOptions) -> MemeStore:
+    """The memes a server holds, as its options say (one process, or one Ray replica)."""
+    return MemeStore(
         device=o.device,
         precision=o.precision,
         backend=o.backend,
@@ -307,6 +307,11 @@ def create_app(o: ServeOptions) -> FastAPI:
         max_bytes=o.max_bytes,
         cuda_graphs=o.cuda_graphs,
     )
+
+
+def create_app(o: ServeOptions) -> FastAPI:
+    o.check()
+    store = meme_store(o)
     memes_dir = o.memes.absolute()
 
     def run_batch(mid, requests):

@@ -27,7 +27,6 @@ from starlette.exceptions import HTTPException
 from ..runtime.generation import Generation
 from ..runtime.meme import Meme
 from ..runtime.settings import GenRequest
-from ..runtime.store import MemeStore
 from ..sampling.batch import MAX_BATCH
 from .app import (
     BearerAuth,
@@ -36,6 +35,7 @@ from .app import (
     clips_response,
     list_memes,
     meme_folder,
+    meme_store,
     meme_summary,
     read_manifest,
 )
@@ -54,14 +54,7 @@ class MemeGenerator:
     def __init__(self, options: dict):
         o = ServeOptions(**options)
         self.memes_dir = Path(o.memes).absolute()
-        self.store = MemeStore(
-            device=o.device,
-            precision=o.precision,
-            backend=o.backend,
-            max_memes=o.max_memes,
-            max_bytes=o.max_bytes,
-            cuda_graphs=o.cuda_graphs,
-        )
+        self.store = meme_store(o)
         self.replica = serve.get_replica_context().replica_id.unique_id
 
     @serve.multiplexed(max_num_models_per_replica=MEMES_PER_REPLICA)

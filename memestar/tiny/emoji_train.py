@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from diffusers import AutoencoderKL
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
@@ -275,7 +276,7 @@ def train(a: argparse.Namespace, interrupted: threading.Event, command: str) -> 
         state["stage"] = "unet"
         work.write(state)
 
-    vae = VAETraining(np.zeros((1, SIDE, SIDE, 3), np.uint8), 1, 1, a.vae_lr, a.seed, VAE_CONFIG).vae
+    vae = AutoencoderKL(**VAE_CONFIG)
     vae.load_state_dict({k[len("vae.") :]: v for k, v in load_file(vae_path).items() if k.startswith("vae.")})
     vae.register_to_config(scaling_factor=state["latent_scale"])
     vae.eval().requires_grad_(False)

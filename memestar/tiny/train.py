@@ -152,14 +152,6 @@ def cosine_lr(step: int, total: int, peak: float, warmup: int = 100) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
 
 
-def train_vae(
-    images: np.ndarray, steps: int, batch: int, lr: float, seed: int, quiet: bool, config: dict = VAE_CONFIG
-) -> tuple[AutoencoderKL, list]:
-    training = VAETraining(images, steps, batch, lr, seed, config)
-    training.run(steps, quiet)
-    return training.vae.eval().requires_grad_(False), training.losses
-
-
 class Training:
     """A seeded training loop that can stop after any step and go on later exactly where it stopped: its modules,
     optimiser, random generator and losses are `state()`, a flat dict of tensors (safetensors, no pickle)."""
@@ -272,28 +264,6 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
     with torch.no_grad():
         for e, p in zip(ema.parameters(), model.parameters()):
             e.lerp_(p, 1 - decay)
-
-
-def train_unet(
-    latents: torch.Tensor,
-    captions: list[str],
-    tokenizer,
-    steps: int,
-    batch: int,
-    lr: float,
-    seed: int,
-    quiet: bool,
-    drop: float = 0.1,
-    ema_decay: float = EMA_DECAY,
-    min_snr: float = 0.0,
-    every: int = 0,
-    on_every=None,
-):
-    """The UNet and text encoder (their EMA), and the losses; `on_every(step, unet, text_encoder)` is called with
-    the EMA weights every `every` steps (the quality curve)."""
-    training = UNetTraining(latents, captions, tokenizer, steps, batch, lr, seed, drop, ema_decay, min_snr)
-    training.run(steps, quiet, every, on_every and (lambda step: on_every(step, training.ema_unet, training.ema_text)))
-    return training.ema_unet.eval(), training.ema_text.eval(), training.losses
 
 
 class UNetTraining(Training):
@@ -445,7 +415,9 @@ def main(argv=None) -> dict:
     if a.vae:
         vae, vae_losses = load_vae(a.vae), []
     else:
-        vae, vae_losses = train_vae(images, a.vae_steps, a.vae_batch, a.vae_lr, a.seed, a.quiet)
+        vae_training = VAETraining(images, a.vae_steps, a.vae_batch, a.vae_lr, a.seed)
+        vae_training.run(a.vae_steps, a.quiet)
+        vae, vae_losses = vae_training.vae.eval().requires_grad_(False), vae_training.losses
     check = images[:512]
     recon = decode_latents(vae, encode_frames(vae, torch.from_numpy(check)))[0].numpy()
     psnr = float(10 * np.log10(255**2 / np.mean((recon.astype(float) - check) ** 2)))
@@ -458,28 +430,21 @@ def main(argv=None) -> dict:
     scaling = float(vae.config.scaling_factor)
     curve, seconds["curve"] = [], 0.0
 
-    def measure(step, unet, text_encoder):
+    training = UNetTraining(
+        raw * scaling, captions, tokenizer, a.unet_steps, a.unet_batch, a.unet_lr, a.seed,
+        ema_decay=a.ema_decay, min_snr=a.min_snr,
+    )  # fmt: skip
+
+    def measure(step):
         start = time.perf_counter()
-        q = base_quality(unet, vae, text_encoder, tokenizer)
+        q = base_quality(training.ema_unet, vae, training.ema_text, tokenizer)
         curve.append({"step": step, "colour": q["colour"], "shape": q["shape"], "both": q["both"]})
         if not a.quiet:
             tqdm.write(f"step {step}: colour {q['colour']:.2f}, shape {q['shape']:.2f}")
         seconds["curve"] += time.perf_counter() - start
 
-    unet, text_encoder, unet_losses = train_unet(
-        raw * scaling,
-        captions,
-        tokenizer,
-        a.unet_steps,
-        a.unet_batch,
-        a.unet_lr,
-        a.seed,
-        a.quiet,
-        ema_decay=a.ema_decay,
-        min_snr=a.min_snr,
-        every=a.curve_every,
-        on_every=measure,
-    )
+    training.run(a.unet_steps, a.quiet, a.curve_every, measure)
+    unet, text_encoder, unet_losses = training.ema_unet.eval(), training.ema_text.eval(), training.losses
     seconds["unet"] = time.perf_counter() - t - seconds["curve"]
 
     t = time.perf_counter()
