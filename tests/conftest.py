@@ -227,6 +227,7 @@ SLOW_FIXTURES = {"small_meme_dir", "make_small_meme", "meme_variant", "tiny_dir"
 SLOW_MODULES = {
     "test_bench",
     "test_compile_cache",
+    "test_emoji_base",
     "test_export",
     "test_gpu",
     "test_gpu_check",

@@ -6,7 +6,7 @@ from memestar.tiny.demo import format_table, run_demo
 def test_demo_tunes_makes_scores_and_draws_its_contact_sheet(tmp_path):
     """`meme demo` on the shapes world, cut short (3 tuning steps, one new subject): a GIF per clip, the contact
     sheet, one scored row per new subject, and the table `make demo` prints."""
-    result = run_demo(tmp_path, steps=3, subjects=1, quiet=True, log=lambda *a: None)
+    result = run_demo(tmp_path, steps=3, subjects=1, quiet=True, log=lambda *a: None, world_name="shapes")
     json.dumps(result)  # what `meme demo --json` prints
     assert result["world"] == "shapes" and result["sources"] == ["a red circle bouncing"]
     (row,) = result["results"]

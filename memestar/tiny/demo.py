@@ -1,8 +1,9 @@
-"""`meme demo`: the whole loop on the bundled tiny model, on a CPU, in about a minute.
+"""`meme demo`: the whole loop on a bundled base, on a CPU, in under two minutes.
 
-Tunes the tiny base on one clip ("a red circle bouncing"), makes the same motion with new subjects,
-writes their GIFs and a contact sheet (a row of frames per clip, its prompt under it) to `demo/`, and
-prints the measured scores.
+On the emoji base (the default) it tunes two memes, the original design's results rows ("a cat face popping",
+"a green apple running"), and makes each motion with four new subjects; on the shapes world (`--world shapes`) one,
+"a red circle bouncing". It writes their GIFs and a contact sheet (a row of frames per clip, its prompt under it) to
+`demo/`, and prints the measured scores.
 """
 
 import time
@@ -15,7 +16,7 @@ from ..files import atomic_path, slug
 from ..media.writers import write_gif
 from ..runtime import GenRequest, GenSettings, Meme
 from .evaluate import mean_scores, metrics, score_clip, tune_on_world_clip
-from .options import DEMO_OUT, DEMO_STEPS, WORLD_LR
+from .options import DEMO_OUT, DEMO_STEPS, WORLD_LR, DemoOptions
 from .worlds import WORLDS
 
 # the motions the demo tunes on, one meme each: the emoji world's are the original design's two results rows
@@ -47,7 +48,7 @@ def run_demo(
     subjects: int = 4,
     quiet: bool = False,
     log=print,
-    world_name: str = "shapes",
+    world_name: str = DemoOptions.world,
 ) -> dict:
     """One meme per demo motion of the world, tuned on the planned source, then its new subjects; every clip scored."""
     t0 = time.perf_counter()

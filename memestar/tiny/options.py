@@ -164,7 +164,7 @@ class EvalOptions:
         return self
 
 
-DEMO_STEPS = 100  # tuning steps: about a minute on two CPU cores
+DEMO_STEPS = 100  # tuning steps of each meme: two emoji memes in under two minutes on two CPU cores
 DEMO_OUT = Path("demo")
 
 
@@ -173,5 +173,5 @@ class DemoOptions:
     out: Path = option(DEMO_OUT, "Folder for the GIFs and the contact sheet.", flags=("-o", "--out"))
     steps: int = option(DEMO_STEPS, "Tuning steps of each meme.", low=1, high=MAX_TRAIN_STEPS)
     world: str = option(
-        "shapes", "The world: shapes (the tiny base) or emoji (the emoji base: two memes).", choices=tuple(WORLDS)
+        "emoji", "The world: emoji (the emoji base: two memes) or shapes (the tiny base).", choices=tuple(WORLDS)
     )
