@@ -6,14 +6,12 @@ import json
 import pytest
 import torch
 
-from memestar.models.base import BUNDLED_EMOJI, load_base
+from memestar.models.base import BUNDLED_EMOJI, bundled_missing, load_base
 from memestar.tiny.emoji_train import emoji_quality
 from memestar.tiny.evaluate import EvalOptions, evaluate
 
-pytestmark = pytest.mark.skipif(
-    not (BUNDLED_EMOJI / "model_index.json").exists(),
-    reason="the bundled emoji weights are absent: python -m memestar.tiny.emoji_train",
-)
+MISSING = bundled_missing("emoji")
+pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
 
 
 def test_emoji_base_loads_offline_and_is_small():

@@ -5,15 +5,13 @@ import json
 import pytest
 import torch
 
-from memestar.models.base import BUNDLED_TINY, load_base
+from memestar.models.base import BUNDLED_TINY, bundled_missing, load_base
 from memestar.tiny.demo import DEMO_STEPS
 from memestar.tiny.evaluate import EvalOptions, evaluate
 from memestar.tiny.train import base_quality
 
-pytestmark = pytest.mark.skipif(
-    not (BUNDLED_TINY / "model_index.json").exists(),
-    reason="the bundled tiny weights are absent: python -m memestar.tiny.train",
-)
+MISSING = bundled_missing("tiny")
+pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
 
 
 def test_tiny_loads_offline_and_is_small():

@@ -132,16 +132,23 @@ def load_base(
     return BaseModel(**parts, reference=reference, fingerprint=fingerprint_modules(models))
 
 
+def bundled_missing(name: str) -> str | None:
+    """Why bundled base `name` cannot load (its weights are not in this install; the recipe that writes them), or
+    None when they are."""
+    folder, recipe = BUNDLED[name]
+    if (folder / "model_index.json").exists():
+        return None
+    return f"the bundled {name} model is missing from this install ({folder}): train it with `{recipe}`"
+
+
 def _resolve(reference: str, allow_pickle: bool) -> Path | str:
     if reference in RANDOM_BASES:
         return _random_base_folder(reference)
     if reference in BUNDLED:
-        folder, recipe = BUNDLED[reference]
-        if not (folder / "model_index.json").exists():
-            raise MemeError(
-                f"the bundled {reference} model is missing from this install ({folder}): train it with `{recipe}`"
-            )
-        return folder
+        missing = bundled_missing(reference)
+        if missing:
+            raise MemeError(missing)
+        return BUNDLED[reference][0]
     path = Path(reference).expanduser()
     if path.is_dir():
         return path
