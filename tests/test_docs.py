@@ -56,6 +56,8 @@ OTHER_PROGRAMS = {
     "--stop-after": "memestar.tiny.emoji_train",
     "--resume": "memestar.tiny.emoji_train",
     "--work": "memestar.tiny.emoji_train",
+    "--extend": "memestar.tiny.emoji_train",
+    "--extend-lr": "memestar.tiny.emoji_train",
     "--atlas": "memestar.tiny.emoji_world",
     "--help": "every command",
 }

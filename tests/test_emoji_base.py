@@ -20,26 +20,24 @@ def test_emoji_base_loads_offline_and_is_small():
     size = sum(p.stat().st_size for p in BUNDLED_EMOJI.rglob("*") if p.is_file())
     assert size <= 40 * 2**20, size
     recipe = json.loads((BUNDLED_EMOJI / "recipe.json").read_text())
-    # the issue's aim is 0.90; the shipped base measured 0.88 (every emoji x 4 seeds, DDIM 25, guidance 5)
-    assert recipe["quality"]["images"] == 4 * 56 and recipe["quality"]["right"] >= 0.85, recipe["quality"]
+    # the issue's aim; the shipped base measured 0.92 (every emoji x 4 seeds, DDIM 25, guidance 5)
+    assert recipe["quality"]["images"] == 4 * 56 and recipe["quality"]["right"] >= 0.9, recipe["quality"]
 
 
 def test_emoji_base_draws_the_asked_emoji():
-    """Every emoji of the world drawn once from its caption alone and read back (measured on the shipped base, seed 1:
-    0.86 at DDIM 12, 0.88 at 20; at 12 the banana, crown, ghost, octopus, panda face, pig face, soccer ball and
-    tropical fish wrong)."""
+    """Every emoji of the world drawn once from its caption alone and read back (measured on the shipped base, seed 1,
+    DDIM 12: 0.91; the birthday cake, panda face, rabbit face, soccer ball and tropical fish wrong)."""
     base = load_base("emoji")
     with torch.no_grad():
         quality = emoji_quality(base.unet, base.vae, base.text_encoder, base.tokenizer, seeds=(1,), steps=12)
     print(f"\nemoji base, one seed: {quality['right']:.2f} drawn right; wrong: {', '.join(quality['wrong'])}")
-    assert quality["images"] == 56 and quality["right"] >= 0.8, quality
+    assert quality["images"] == 56 and quality["right"] >= 0.85, quality
 
 
 def test_one_short_tuning_makes_new_emoji_pop():
     """The demo's first row, cut to one new subject and one start: the cow face pops where the cat face popped and
-    the cat is gone (measured after 30 steps: trajectory 0.96, source absent 1.00, the reader names the cow in 0.12
-    of the frames, chance being 0.02; after 60 steps 0.98, 1.00 and 0.44; after the demo's 100 the same 0.44, a cow
-    face to the eye once it has grown past a speck)."""
+    the cat is gone (measured on the base of 0.92 after 30 steps: trajectory 0.94, source absent 1.00, the reader
+    names the cow in 0.12 of the frames, chance being 0.02)."""
     report = evaluate(
         EvalOptions(
             world="emoji",

@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 
 from memestar.tiny.emoji_reader import read_frame
 from memestar.tiny.emoji_train import main as train_emoji_base
+from memestar.tiny.emoji_train import unet_schedule
 from memestar.tiny.emoji_world import (
     EMOJI,
     MOTIONS,
@@ -130,6 +131,17 @@ def test_recipe_killed_stopped_and_resumed_gives_the_same_base(tmp_path, monkeyp
     assert recipe["curve"][-1]["right"] == whole["curve"][-1]["right"] and len(recipe["curve"]) == 1
     written = json.loads((tmp_path / "b2" / "recipe.json").read_text())
     assert written["quality"]["images"] == len(EMOJI) and "Open Font License" in written["font"]
+    # the finished first training extended by a second cosine: the curve goes on, the base is written again
+    extended = train_emoji_base(
+        ["--work", str(tmp_path / "w1"), "--out", str(tmp_path / "b1"), *SMALL, "--curve-every", "2"]
+        + ["--resume", "--extend", "2", "--extend-lr", "1e-3"]
+    )
+    assert [c["step"] for c in extended["curve"]] == [2, 3, 4, 5] and extended["runs"][-1]["ended"] == "done"
+    assert extended["settings"]["extensions"] == [{"steps": 2, "lr": 1e-3}] and len(extended["commands"]) == 2
+    extended_unet, first_unet = (
+        load_file(tmp_path / b / "unet" / "diffusion_pytorch_model.safetensors") for b in ("b1", "b2")
+    )
+    assert not all(np.array_equal(extended_unet[k].numpy(), first_unet[k].numpy()) for k in first_unet)
 
 
 @pytest.mark.slow  # trains
@@ -158,6 +170,18 @@ def test_ctrl_c_stops_after_the_step_and_the_recipe_refuses_to_start_over_or_res
     assert exit_.value.code == 2 and "--resume" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="other settings .*unet_steps"):
         train_emoji_base([*work, "--resume", *SMALL, "--unet-steps", "6"])
+    with pytest.raises(SystemExit, match="not finished"):
+        train_emoji_base([*work, "--resume", *SMALL, "--extend", "2"])
+    with pytest.raises(SystemExit) as exit_:
+        train_emoji_base([*work, *SMALL, "--extend", "2"])
+    assert exit_.value.code == 2 and "goes with --resume" in capsys.readouterr().err
+
+
+def test_an_extension_is_a_second_cosine_after_the_first():
+    steps, lr_at = unet_schedule({"unet_steps": 1000, "unet_lr": 2e-3, "extensions": [{"steps": 500, "lr": 6e-4}]})
+    assert steps == 1500 and lr_at(999) == pytest.approx(2e-4, rel=1e-3)  # the first cycle's floor
+    assert lr_at(1000) == pytest.approx(6e-6) and lr_at(1099) == pytest.approx(6e-4)  # warm-up, then the new peak
+    assert lr_at(1499) == pytest.approx(6e-5, rel=1e-3) and unet_schedule({"unet_steps": 7, "unet_lr": 1.0})[0] == 7
 
 
 @pytest.mark.slow  # trains
@@ -183,4 +207,8 @@ def test_eval_and_its_table_run_in_the_emoji_world():
     assert row["prompt"] == "a cow face popping" and 0 <= row["emoji_right"] <= 1 and "colour_right" not in row
     table = markdown(report)
     assert "emoji world" in table and "| emoji right |" in table and "colour" not in table
+    lines = table.splitlines()
+    for header, separator in zip(lines, lines[1:]):
+        if separator.startswith("|---"):
+            assert separator.count("|") == header.count("|"), header  # every column has its separator
     assert EvalOptions(world="emoji").check().motions == MOTIONS and EvalOptions(world="emoji").check().base == "emoji"

@@ -49,6 +49,7 @@ def memes_dir(tmp_path_factory) -> Path:
             steps=5,
             lr=3e-3,
             inversion_steps=5,
+            preview=True,
         )
     return root / "memes"
 

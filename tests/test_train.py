@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 
 import numpy as np
@@ -47,6 +48,16 @@ def test_loss_falls_and_not_without_learning(meme, clip_path, tmp_path, train_op
     assert last < 0.8 * first, (first, last)
     frozen = train_meme(train_options(clip_path, tmp_path / "lr0", lr=0.0, steps=40, inversion_steps=2))
     assert frozen["final_loss"] > 0.9 * frozen["first_loss"]
+
+
+def test_no_preview_leaves_none_behind(meme, clip_path, tmp_path, train_options):
+    """`--no-preview` (the eval's and the demo's memes): no preview is sampled, and a forced retrain drops the old one,
+    which showed the meme before it."""
+    out = tmp_path / "again"
+    shutil.copytree(meme[0], out)
+    summary = train_meme(train_options(clip_path, out, steps=2, inversion_steps=2, preview=False, force=True))
+    assert "preview" not in summary["seconds"] and "preview" in meme[1]["seconds"]
+    assert not (out / "preview.gif").exists() and read_meme(out).training.steps == 2
 
 
 def test_meme_folder_is_complete_and_loads(meme):

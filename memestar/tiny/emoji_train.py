@@ -14,6 +14,10 @@ The shapes recipe (`train.py`) with the emoji world's bank, vocabulary, sizes an
 A run may stop after any step (`--stop-after`, or a kill: at most `--checkpoint-every` steps are lost); the work
 folder keeps the stage, the weights, optimiser and random state (safetensors) and the curve, and `--resume` goes on
 exactly where it stopped, with the same settings. Everything is seeded.
+
+A finished training may be extended (`--resume --extend STEPS [--extend-lr LR]`): the UNet goes on from its last
+weights and optimiser state along a second cosine (a warm restart), and the base is measured and written again; each
+extension is recorded in the recipe's settings.
 """
 
 import argparse
@@ -25,6 +29,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +48,7 @@ from .train import (
     UNET_CONFIG,
     UNetTraining,
     VAETraining,
+    cosine_lr,
     draw,
     encode_bank,
     write_base,
@@ -60,7 +66,9 @@ RESUMABLE_AS_SET = (
     "threads",
     "work",
     "checkpoint_every",
-)  # may differ between the runs of one training
+    "extend",
+    "extend_lr",
+)  # may differ between the runs of one training (an extension is recorded in the settings' "extensions")
 
 # twice the shapes VAE's width: emoji have detail flat shapes lack (benchmarks/results/emoji-vae-pilot-2026-12-06.md)
 VAE_CONFIG = SHAPES_VAE_CONFIG | dict(block_out_channels=(32, 64, 64), norm_num_groups=16)
@@ -134,6 +142,10 @@ def parse(argv) -> argparse.Namespace:
     p.add_argument("--quality-seeds", type=int, default=4, help="seeds of the last quality check (one image per emoji)")
     p.add_argument("--quality-steps", type=int, default=25, help="DDIM steps of each quality drawing")
     p.add_argument("--curve-every", type=int, default=1000, help="measure the base's quality every N UNet steps")
+    p.add_argument(
+        "--extend", type=int, default=0, help="with --resume: UNet steps more after a finished training (warm restart)"
+    )
+    p.add_argument("--extend-lr", type=float, default=6e-4, help="peak learning rate of the extension's cosine")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--quiet", action="store_true")
@@ -152,6 +164,10 @@ def parse(argv) -> argparse.Namespace:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     if a.vae_crop and not (8 <= a.vae_crop <= SIDE and a.vae_crop % 4 == 0):
         p.error(f"--vae-crop must be 0 or a multiple of 4 from 8 to {SIDE} (the VAE halves the side twice)")
+    if a.extend < 0 or (a.extend and not a.resume):
+        p.error("--extend takes a number of steps and goes with --resume (it extends a finished training)")
+    if not 0 < a.extend_lr <= 1e-1:
+        p.error("--extend-lr must be above 0 and at most 0.1")
     if not 0 < a.vae_whole_share <= 1:
         p.error("--vae-whole-share must be above 0 and at most 1")
     state = a.work / STATE
@@ -164,6 +180,21 @@ def parse(argv) -> argparse.Namespace:
 
 def settings_of(a: argparse.Namespace) -> dict:
     return {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items() if k not in RESUMABLE_AS_SET}
+
+
+def unet_schedule(settings: dict) -> tuple[int, Callable[[int], float]]:
+    """All the UNet's steps and the learning rate of each: the first cosine, then one more per extension."""
+    cycles = [(settings["unet_steps"], settings["unet_lr"])]
+    cycles += [(e["steps"], e["lr"]) for e in settings.get("extensions", [])]
+
+    def lr_at(step: int) -> float:
+        for steps, peak in cycles:
+            if step < steps:
+                return cosine_lr(step, steps, peak)
+            step -= steps
+        return cosine_lr(cycles[-1][0], cycles[-1][0], cycles[-1][1])
+
+    return sum(steps for steps, _ in cycles), lr_at
 
 
 def main(argv=None) -> dict | None:
@@ -210,12 +241,18 @@ def train(a: argparse.Namespace, interrupted: threading.Event, command: str) -> 
     work = Work(a.work)
     if a.resume:
         state, now = work.read(), settings_of(a)
-        first = {k: v for k, v in state["settings"].items() if k not in RESUMABLE_AS_SET}
+        first = {k: v for k, v in state["settings"].items() if k not in (*RESUMABLE_AS_SET, "extensions")}
         changed = sorted(k for k in first.keys() | now.keys() if first.get(k) != now.get(k))
         if changed:
             raise SystemExit(f"--resume with other settings ({', '.join(changed)}): resume with the first run's")
+        if a.extend:
+            if state["stage"] != "done":
+                raise SystemExit(f"--extend: the training is not finished ({state['stage']}); --resume it first")
+            state["settings"].setdefault("extensions", []).append({"steps": a.extend, "lr": a.extend_lr})
+            state["stage"] = "unet"
     else:
         state = {"settings": settings_of(a), "stage": "vae", "seconds": {}, "runs": [], "curve": []}
+    unet_steps, lr_at = unet_schedule(state["settings"])
     state["runs"].append(
         {
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -285,9 +322,10 @@ def train(a: argparse.Namespace, interrupted: threading.Event, command: str) -> 
         _, captions = make_bank(a.bank, a.seed, images=False)
         latents = load_file(latents_path)["latents"]
         training = UNetTraining(
-            latents, captions, tokenizer, a.unet_steps, a.unet_batch, a.unet_lr, a.seed,
+            latents, captions, tokenizer, unet_steps, a.unet_batch, a.unet_lr, a.seed,
             ema_decay=a.ema_decay, unet_config=UNET_CONFIG, text_config=TEXT_CONFIG,
         )  # fmt: skip
+        training.lr_at = lr_at
         if unet_path.is_file():
             training.load(load_file(unet_path))
 
@@ -301,15 +339,15 @@ def train(a: argparse.Namespace, interrupted: threading.Event, command: str) -> 
                 tqdm.write(f"step {step}: {q['right']:.2f} of the emoji drawn right")
             spend("curve", since)
 
-        while training.step < a.unet_steps:
-            until = min(a.unet_steps, training.step + a.checkpoint_every)
+        while training.step < unet_steps:
+            until = min(unet_steps, training.step + a.checkpoint_every)
             t, curve_seconds = time.perf_counter(), state["seconds"].get("curve", 0.0)
             finished = training.run(until, a.quiet, a.curve_every, measure, should_stop)
             save_atomic(training.state(), unet_path)
             spend("unet", t + state["seconds"].get("curve", 0.0) - curve_seconds)  # the curve's time is its own
             work.write(state)
-            if not finished or (should_stop() and training.step < a.unet_steps):
-                stopped("unet", training.step, a.unet_steps)
+            if not finished or (should_stop() and training.step < unet_steps):
+                stopped("unet", training.step, unet_steps)
                 return None
         state["unet_loss_last100"] = float(np.mean(training.losses[-100:]))
         unet, text_encoder = training.ema_unet.eval(), training.ema_text.eval()
@@ -319,7 +357,7 @@ def train(a: argparse.Namespace, interrupted: threading.Event, command: str) -> 
         )
         spend("quality", t)
         state["curve"].append(
-            {"step": a.unet_steps, "right": quality["right"], "loss_last100": state["unet_loss_last100"]}
+            {"step": unet_steps, "right": quality["right"], "loss_last100": state["unet_loss_last100"]}
         )
         state["quality"] = quality
         write_base(a.out, unet, vae, text_encoder)

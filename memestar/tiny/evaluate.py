@@ -116,10 +116,11 @@ def tune_on_world_clip(
     tune: str = TuneSettings.tuned,
     frame_positions: bool = DEFAULT_FRAME_POSITIONS,
     world: World = WORLDS["shapes"],
+    preview: bool = False,
 ):
     """Renders the subject's clip of `motion` in `world` into `folder` and tunes a meme on it into `meme_dir` (`meme
-    train`'s code; `base` defaults to the world's). Returns train's summary, the clip's caption, its frames and its
-    trajectory as read back."""
+    train`'s code; `base` defaults to the world's; no preview.gif unless `preview`: the eval and the demo never show
+    it). Returns train's summary, the clip's caption, its frames and its trajectory as read back."""
     frames = world.clip(subject, motion)
     prompt = world.caption(subject, motion)
     clip = write_world_clip(frames, folder, prompt)
@@ -139,6 +140,7 @@ def tune_on_world_clip(
             tune=tune,
             frame_positions=frame_positions,
             inversion_steps=inversion_steps,
+            preview=preview,
             force=True,
             quiet=quiet,
             checkpoint_every=0,
@@ -341,7 +343,7 @@ def markdown(r: dict) -> str:
         "",
         "| variant | " + " | ".join(title for _, title in right) + " | source absent | trajectory corr | "
         "trajectory dist px | variety | s per clip |",
-        "|---|" + "---|" * (len(right) + 6),
+        "|---|" + "---|" * (len(right) + 5),
     ]
     for name, v in r["variants"].items():
         m = v["overall"]

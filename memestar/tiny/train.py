@@ -164,6 +164,9 @@ class Training:
         self.rng = torch.Generator().manual_seed(seed)
         self.losses: list[float] = []
 
+    def lr_at(self, step: int) -> float:
+        return cosine_lr(step, self.steps, self.lr)
+
     def train_step(self) -> float:
         raise NotImplementedError
 
@@ -171,7 +174,7 @@ class Training:
         """Steps up to `until` (of `steps`); False when `should_stop()` ended it early (after a whole step)."""
         for step in tqdm(range(self.step, until), desc=self.name, disable=quiet, initial=self.step, total=self.steps):
             for group in self.optimizer.param_groups:
-                group["lr"] = cosine_lr(step, self.steps, self.lr)
+                group["lr"] = self.lr_at(step)
             self.losses.append(self.train_step())
             self.step = step + 1
             if every and on_every and self.step % every == 0 and self.step < self.steps:

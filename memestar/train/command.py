@@ -1,7 +1,7 @@
 """`meme train`: one (text, clip) pair -> a meme folder (see `memestar.formats.meme_folder`).
 
 read clip (and its subject's track, on a plain background) -> load base -> encode clip and prompt once -> tune ->
-save adapter -> DDIM-invert the clip -> preview GIF -> meme.json, last.
+save adapter -> DDIM-invert the clip -> preview GIF (unless --no-preview) -> meme.json, last.
 """
 
 import fcntl
@@ -179,20 +179,23 @@ def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype,
     save_inversion(out / INVERSION, inverted, o.inversion_steps)
     seconds["inversion"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    preview = sample_from(
-        video,
-        inverted,
-        text,
-        empty,
-        base.scheduler_config,
-        o.inversion_steps,
-        o.preview_guidance,
-        o.quiet,
-        between_steps,
-    )
-    write_gif(decode_latents(base.vae, preview)[0].cpu().numpy(), out / PREVIEW, clip.fps)
-    seconds["preview"] = time.perf_counter() - t
+    if o.preview:
+        t = time.perf_counter()
+        preview = sample_from(
+            video,
+            inverted,
+            text,
+            empty,
+            base.scheduler_config,
+            o.inversion_steps,
+            o.preview_guidance,
+            o.quiet,
+            between_steps,
+        )
+        write_gif(decode_latents(base.vae, preview)[0].cpu().numpy(), out / PREVIEW, clip.fps)
+        seconds["preview"] = time.perf_counter() - t
+    else:
+        (out / PREVIEW).unlink(missing_ok=True)  # a forced retrain's old preview is not this meme's
 
     counts = video.parameter_counts()
     window = min(20, max(1, len(result.losses) // 4))

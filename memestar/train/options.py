@@ -125,6 +125,12 @@ class TrainOptions(BaseSource):
         flags=("--gradient-checkpointing/--no-gradient-checkpointing",),
     )
     inversion_steps: int = option(50, "DDIM steps of the clip's inversion.", low=1, high=MAX_INVERSION_STEPS)
+    preview: bool = option(
+        True,
+        "Sample the prompt from the inversion into preview.gif (the server's picture of the meme; about as long as "
+        "one clip).",
+        flags=("--preview/--no-preview",),
+    )
     preview_guidance: float = 7.5
     quiet: bool = option(False, "No progress bar or notes.", flags=("--quiet", "-q"))
 
