@@ -158,14 +158,14 @@ def train_options():
 
 @pytest.fixture(scope="session")
 def make_small_meme(sliding_square, train_options):
-    """`make_small_meme(root)`: a meme on random-tiny tuned for 3 steps on the sliding square (its temporal layers
-    are no longer zero), in `root/meme`."""
+    """`make_small_meme(root, **train_changes)`: a meme on random-tiny tuned for 3 steps on the sliding square (its
+    temporal layers are no longer zero), in `root/meme`."""
     from memestar.media.writers import write_gif
     from memestar.train.command import train_meme
 
-    def make(root: Path) -> Path:
+    def make(root: Path, **changes) -> Path:
         clip = write_gif(sliding_square(), root / "slide.gif", fps=8)
-        train_meme(train_options(clip, root / "meme", steps=3, inversion_steps=4))
+        train_meme(train_options(clip, root / "meme", steps=3, inversion_steps=4, **changes))
         return root / "meme"
 
     return make

@@ -17,6 +17,7 @@ import memestar.files as files_module
 from memestar.errors import MemeError
 from memestar.files import check_target
 from memestar.formats.meme_folder import MEME_JSON, read_meme, sha256
+from memestar.models.layout import DEFAULT_FRAME_ATTENTION, FRAME_ATTENTION_MODES
 from memestar.train.command import locked_folder, train_meme
 
 PROMPT = "a blue circle sliding"
@@ -291,6 +292,8 @@ def replace(key, value):
     return change
 
 
+OTHER_FRAME_ATTENTION = next(m for m in FRAME_ATTENTION_MODES if m != DEFAULT_FRAME_ATTENTION)
+
 DAMAGED = {
     "a list": (lambda meta: [], "a JSON array"),
     "null": (lambda meta: None, "a JSON null"),
@@ -311,6 +314,11 @@ DAMAGED = {
     # read as a meme from before frame positions, which its adapter contradicts
     "frame_positions dropped": (drop("frame_positions"), "tuned with true"),
     "group_norm not the adapter's": (replace("group_norm", "frames"), "tuned with per-frame"),
+    "unknown frame attention": (replace("frame_attention", "all"), "field frame_attention"),
+    "frame_attention not the adapter's": (
+        replace("frame_attention", OTHER_FRAME_ATTENTION),
+        "tuned with first-previous",
+    ),
 }
 
 

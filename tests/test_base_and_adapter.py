@@ -77,6 +77,26 @@ def test_adapter_with_other_group_norm_is_refused(tiny, tmp_path):
         load_adapter(VideoUNet(fresh.unet, "frames"), path, fresh.reference, fresh.fingerprint)
 
 
+def test_adapter_keeps_its_frame_attention_and_old_adapters_read_as_first_previous(tiny, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = tmp_path / "adapter.safetensors"
+    fresh = load_base(tiny.reference)
+    save_adapter(VideoUNet(fresh.unet, frame_attention="first-previous-self"), path, tiny.reference, tiny.fingerprint)
+    sparse_causal = VideoUNet(load_base(tiny.reference).unet, frame_attention="first-previous")
+    with pytest.raises(MemeError, match="frame_attention=first-previous-self.*frame_attention=first-previous"):
+        load_adapter(sparse_causal, path, fresh.reference, fresh.fingerprint)
+    with safe_open(path, framework="pt") as f:  # an adapter written before frame attention was a choice
+        metadata = {k: v for k, v in f.metadata().items() if k != "frame_attention"}
+        save_file({k: f.get_tensor(k) for k in f.keys()}, tmp_path / "old.safetensors", metadata)
+    old = tmp_path / "old.safetensors"
+    load_adapter(sparse_causal, old, fresh.reference, fresh.fingerprint)
+    with pytest.raises(MemeError, match="frame_attention=first-previous,"):
+        self_keys = VideoUNet(load_base(tiny.reference).unet, frame_attention="first-previous-self")
+        load_adapter(self_keys, old, fresh.reference, fresh.fingerprint)
+
+
 def test_adapter_keeps_its_frame_positions_and_old_adapters_read_as_without(tiny, tmp_path):
     from safetensors import safe_open
     from safetensors.torch import save_file

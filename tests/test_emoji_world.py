@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
+from memestar.models.layout import DEFAULT_FRAME_ATTENTION, FRAME_ATTENTION_MODES
 from memestar.tiny.emoji_reader import read_frame
 from memestar.tiny.emoji_train import main as train_emoji_base
 from memestar.tiny.emoji_train import unet_schedule
@@ -199,11 +200,18 @@ def test_eval_and_its_table_run_in_the_emoji_world():
     assert world.plan["popping"] == (("cat face",), [("cow face",), ("rabbit face",), ("pig face",), ("dog face",)])
     options = EvalOptions(
         world="emoji", base="random-tiny", motions=("popping",), subjects=1, steps=2, starts=("inversion",),
-        seeds=1, inversion_steps=2, gen_steps=(2,), untuned=False,
+        seeds=1, inversion_steps=2, gen_steps=(2,), attentions=("first-previous", "first-previous-self"),
     )  # fmt: skip
     report = evaluate(options, log=lambda *a: None)
     assert report["world"] == "emoji" and report["base"] == "random-tiny"
-    (row,) = report["rows"]
+    # each frame attention tuned and untuned: the untuned reference differs by its spatial attention too
+    other = next(m for m in FRAME_ATTENTION_MODES if m != DEFAULT_FRAME_ATTENTION)
+    labels = {m: "" if m == DEFAULT_FRAME_ATTENTION else f", {m}" for m in options.attentions}
+    tunings = [row["tuning"] for row in report["rows"]]
+    assert tunings == [f"{t}{labels[m]}" for t in ("mse", "untuned") for m in options.attentions] and other in str(
+        tunings
+    )
+    row = report["rows"][0]
     assert row["prompt"] == "a cow face popping" and 0 <= row["emoji_right"] <= 1 and "colour_right" not in row
     table = markdown(report)
     assert "emoji world" in table and "| emoji right |" in table and "colour" not in table

@@ -27,6 +27,7 @@ from memestar.formats.meme_folder import read_meme
 from memestar.graph_runtimes import INSTALL_HINT, ort_session
 from memestar.media.writers import write_gif
 from memestar.models.graphs import GRAPH_SPECS, Shapes
+from memestar.models.layout import DEFAULT_FRAME_ATTENTION, FRAME_ATTENTION_MODES
 from memestar.runtime import GenSettings, Meme
 from memestar.runtime.backends.choice import choose_backend
 from memestar.sampling.batch import BATCH_BUCKETS, MAX_BATCH
@@ -61,6 +62,15 @@ def test_export_checks_itself_and_a_repeat_is_a_cache_hit(meme_dir, exported, mo
     monkeypatch.setattr(export_stage, "load_base", None)  # a cache hit loads no model
     again = export_meme(ExportOptions(meme=meme_dir, precision="fp32", device="cpu", quiet=True))
     assert again["cached"] and again["key"] == exported["key"]
+
+
+def test_a_meme_with_the_other_frame_attention_exports_and_checks_itself(tmp_path, make_small_meme):
+    meme = make_small_meme(
+        tmp_path, frame_attention=next(m for m in FRAME_ATTENTION_MODES if m != DEFAULT_FRAME_ATTENTION)
+    )
+    result = export_meme(ExportOptions(meme=meme, precision="fp32", device="cpu", quiet=True))
+    manifest = ExportManifest.from_json(meme / "export" / result["key"] / EXPORT_JSON)
+    assert manifest.graphs["unet"].check.relative_error < 1e-3  # against the torch UNet with the same attention
 
 
 def test_ort_generation_matches_torch_from_the_same_latents(meme_dir, exported):

@@ -14,6 +14,7 @@ from memestar.media.clips import read_clip
 from memestar.media.writers import write_gif
 from memestar.models.adapter import load_adapter
 from memestar.models.base import load_base
+from memestar.models.layout import DEFAULT_FRAME_ATTENTION, FRAME_ATTENTION_MODES
 from memestar.models.text import encode_prompts
 from memestar.models.vae import encode_frames
 from memestar.models.video_unet import VideoUNet
@@ -91,6 +92,20 @@ def test_a_meme_without_frame_positions_loads_and_generates_as_one(clip_path, tm
     assert read_meme(out).frame_positions is False
     meme = Meme.load(out)
     assert meme.runtime.video.frame_positions is False
+    assert meme.generate("a red square sliding", steps=2).frames.shape == (8, 64, 64, 3)
+
+
+def test_a_meme_with_the_other_frame_attention_loads_and_generates_with_it(clip_path, tmp_path, train_options):
+    """`--frame-attention` other than the default is recorded in meme.json and the adapter; the runtime builds it
+    (the adapter check would refuse the default)."""
+    from memestar.runtime import Meme
+
+    other = next(m for m in FRAME_ATTENTION_MODES if m != DEFAULT_FRAME_ATTENTION)
+    out = tmp_path / "other-attention"
+    train_meme(train_options(clip_path, out, steps=6, inversion_steps=2, frame_attention=other))
+    assert read_meme(out).frame_attention == other
+    meme = Meme.load(out)
+    assert meme.runtime.video.frame_attention == other
     assert meme.generate("a red square sliding", steps=2).frames.shape == (8, 64, 64, 3)
 
 

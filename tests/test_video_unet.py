@@ -60,7 +60,7 @@ def test_inflation_is_deterministic(tiny_dir):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def slow_sparse_causal(attn: Attention, x: torch.Tensor, f: int) -> torch.Tensor:
+def slow_sparse_causal(attn: Attention, x: torch.Tensor, f: int, own_frame: bool = False) -> torch.Tensor:
     """Frame by frame, head by head, with an explicit softmax."""
     bf, n, c = x.shape
     heads, d = attn.heads, c // attn.heads
@@ -69,7 +69,7 @@ def slow_sparse_causal(attn: Attention, x: torch.Tensor, f: int) -> torch.Tensor
         frames = x[b * f : (b + 1) * f]
         for i in range(f):
             q = attn.to_q(frames[i])
-            kv_in = torch.cat([frames[0], frames[max(i - 1, 0)]])
+            kv_in = torch.cat([frames[0], frames[max(i - 1, 0)], *([frames[i]] if own_frame else [])])
             k, v = attn.to_k(kv_in), attn.to_v(kv_in)
             per_head = []
             for h in range(heads):
@@ -80,20 +80,33 @@ def slow_sparse_causal(attn: Attention, x: torch.Tensor, f: int) -> torch.Tensor
     return out
 
 
-def sparse_causal_attention(f: int):
+def sparse_causal_attention(f: int, own_frame: bool = False):
     torch.manual_seed(0)
     attn = Attention(query_dim=32, heads=4, dim_head=8)
     ctx = FrameContext()
-    attn.set_processor(SparseCausalAttnProcessor(ctx))
+    attn.set_processor(SparseCausalAttnProcessor(ctx, own_frame))
     return attn, ctx
 
 
-def test_sparse_causal_matches_slow_reference():
+@pytest.mark.parametrize("own_frame", [False, True])
+def test_sparse_causal_matches_slow_reference(own_frame):
     f = 5
-    attn, ctx = sparse_causal_attention(f)
+    attn, ctx = sparse_causal_attention(f, own_frame)
     x = torch.randn(2 * f, 6, 32)
     with torch.no_grad(), ctx.use(f):
-        assert (attn(x) - slow_sparse_causal(attn, x, f)).abs().max() < 1e-5
+        out = attn(x)
+        assert (out - slow_sparse_causal(attn, x, f, own_frame)).abs().max() < 1e-5
+        assert (out - slow_sparse_causal(attn, x, f, not own_frame)).abs().max() > 1e-3  # the keys tell them apart
+
+
+def test_frame_attention_is_the_video_unets_and_checked(tiny):
+    processors = {
+        type(p).__name__: p
+        for p in VideoUNet(tiny.unet, frame_attention="first-previous-self").unet.attn_processors.values()
+    }
+    assert processors["SparseCausalAttnProcessor"].own_frame is True
+    with pytest.raises(ValueError, match="frame_attention"):
+        VideoUNet(tiny.unet, frame_attention="every-frame")  # refused before any surgery
 
 
 def test_frame_sees_only_first_previous_and_itself():

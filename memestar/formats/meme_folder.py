@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from ..checks import MAX_FPS, MAX_FRAMES, MAX_SIZE, MIN_FPS
 from ..errors import MemeError
 from ..files import save_safetensors
-from ..models.layout import GROUP_NORM_MODES, TUNED
+from ..models.layout import FRAME_ATTENTION_MODES, GROUP_NORM_MODES, TUNED
 from ..records import read_record, record, write_record
 
 MEME_FORMAT = "memestar-meme/1"
@@ -139,6 +139,7 @@ class MemeManifest:
     versions: dict[str, str] | None = None
     template: str | None = None  # the prompt with its subject as {subject} (memestar/prompts.py); None: guessed
     frame_positions: bool = False  # temporal attention sees frame indices (models/video_unet.py); absent: made before
+    frame_attention: str = "first-previous"  # whose keys each frame's self-attention sees (models/layout.py)
     # the clip's subject per frame, for `meme gen --follow`; None: a clip without a plain background, or made before
     subject_track: SubjectTrackRecord | None = None
     format: str = MEME_FORMAT
@@ -156,6 +157,8 @@ class MemeManifest:
             return f"field fps: {self.fps} is not from {MIN_FPS} to {MAX_FPS}"
         if self.group_norm not in GROUP_NORM_MODES:
             return f"field group_norm: {self.group_norm!r} is not one of {', '.join(GROUP_NORM_MODES)}"
+        if self.frame_attention not in FRAME_ATTENTION_MODES:
+            return f"field frame_attention: {self.frame_attention!r} is not one of {', '.join(FRAME_ATTENTION_MODES)}"
         if self.subject_track is not None and len(self.subject_track.x) != self.frames:
             return f"field subject_track: has {len(self.subject_track.x)} frames, the meme {self.frames}"
         if set(self.files) != {ADAPTER, INVERSION}:

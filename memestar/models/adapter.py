@@ -33,18 +33,30 @@ def save_adapter(
         "format": ADAPTER_FORMAT,
         "group_norm": video_unet.group_norm,
         "frame_positions": json.dumps(video_unet.frame_positions),
+        "frame_attention": video_unet.frame_attention,
         "base_reference": base_reference,
         "base_fingerprint": json.dumps(base_fingerprint.to_dict()),
     }
     save_safetensors(tensors, path, metadata)
 
 
-def layout_difference(metadata: dict, group_norm: str, frame_positions: bool) -> tuple[str, str, str] | None:
-    """The first way the video UNet an adapter was tuned on (its metadata) differs from one built with `group_norm`
-    and `frame_positions`: (field, as tuned, as asked), spelled as JSON; None when they agree. Adapters from before
-    frame positions existed have none in their metadata: tuned without."""
-    tuned = {"group_norm": metadata["group_norm"], "frame_positions": metadata.get("frame_positions", "false")}
-    asked = {"group_norm": group_norm, "frame_positions": json.dumps(frame_positions)}
+def layout_difference(
+    metadata: dict, group_norm: str, frame_positions: bool, frame_attention: str
+) -> tuple[str, str, str] | None:
+    """The first way the video UNet an adapter was tuned on (its metadata) differs from one built with `group_norm`,
+    `frame_positions` and `frame_attention`: (field, as tuned, as asked), spelled as JSON; None when they agree.
+    Adapters from before frame positions or frame attention existed have none in their metadata: tuned without
+    positions, with frames 0 and i-1."""
+    tuned = {
+        "group_norm": metadata["group_norm"],
+        "frame_positions": metadata.get("frame_positions", "false"),
+        "frame_attention": metadata.get("frame_attention", "first-previous"),
+    }
+    asked = {
+        "group_norm": group_norm,
+        "frame_positions": json.dumps(frame_positions),
+        "frame_attention": frame_attention,
+    }
     for name in tuned:
         if tuned[name] != asked[name]:
             return name, tuned[name], asked[name]
@@ -99,7 +111,9 @@ def read_adapter(
             f"{trained_on.id}), not on {base_reference!r} (fingerprint {base_fingerprint.id}): "
             f"load it with the base it was tuned on"
         )
-    difference = layout_difference(metadata, video_unet.group_norm, video_unet.frame_positions)
+    difference = layout_difference(
+        metadata, video_unet.group_norm, video_unet.frame_positions, video_unet.frame_attention
+    )
     if difference:
         name, tuned, built = difference
         raise MemeError(

@@ -1,7 +1,8 @@
 """Tune-A-Video's two attention changes, as pieces that attach to a stock diffusers UNet.
 
 - `SparseCausalAttnProcessor` replaces the spatial self-attention of each transformer block (`attn1`):
-  frame i's queries attend to the keys and values of frame 0 and frame i-1 (frame 0 to itself twice).
+  frame i's queries attend to the keys and values of frame 0 and frame i-1 (frame 0 to itself twice), and with
+  `own_frame` to frame i's as well.
 - `add_temporal_attention` gives each `BasicTransformerBlock` a LayerNorm + self-attention over the
   frame axis at every spatial position, added as a residual after the block by a forward hook, with the
   output projection zeroed so the inflated model starts as the image model; with `frame_positions`, each frame's
@@ -25,10 +26,12 @@ def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
 
 
 class SparseCausalAttnProcessor:
-    """Self-attention where frame i sees frames 0 and i-1: keys/values are `[frame 0, frame i-1]`."""
+    """Self-attention where frame i sees frames 0 and i-1: keys/values are `[frame 0, frame i-1]`, and
+    `[frame 0, frame i-1, frame i]` with `own_frame`."""
 
-    def __init__(self, ctx: FrameContext):
+    def __init__(self, ctx: FrameContext, own_frame: bool = False):
         self.ctx = ctx
+        self.own_frame = own_frame
 
     def __call__(
         self, attn: Attention, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs
@@ -44,10 +47,11 @@ class SparseCausalAttnProcessor:
         value = attn.to_v(hidden_states).view(b, f, n, -1)
 
         def first_and_previous(x):
-            # b f n c -> (b f) 2n c: frame 0's tokens, then frame i-1's (frame 0 for i = 0)
+            # b f n c -> (b f) 2n c: frame 0's tokens, then frame i-1's (frame 0 for i = 0); 3n with frame i's own
             first = x[:, :1].expand(-1, f, -1, -1)
             previous = torch.cat([x[:, :1], x[:, :-1]], dim=1)
-            return torch.cat([first, previous], dim=2).reshape(bf, 2 * n, -1)
+            parts = [first, previous, x] if self.own_frame else [first, previous]
+            return torch.cat(parts, dim=2).reshape(bf, len(parts) * n, -1)
 
         key, value = first_and_previous(key), first_and_previous(value)
         query, key, value = (_split_heads(t, attn.heads) for t in (query, key, value))

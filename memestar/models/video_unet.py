@@ -1,7 +1,8 @@
 """A stock `diffusers.UNet2DConditionModel` inflated to video by small, explicit surgery.
 
 The surgery keeps every SD weight name, so SD weights load strictly before or after it:
-- each transformer block's `attn1` gets a `SparseCausalAttnProcessor`;
+- each transformer block's `attn1` gets a `SparseCausalAttnProcessor` (`frame_attention`: frames 0 and i-1, or
+  frame i's own as well);
 - each transformer block gets `norm_temp` + `attn_temp` (temporal attention, zero output projection), with
   `frame_positions` a sinusoidal encoding of the frame index added to its input (AnimateDiff; without it temporal
   attention cannot tell frames apart, and motion is learned only through what the frames show);
@@ -22,7 +23,15 @@ from torch import nn
 from .attention import SparseCausalAttnProcessor, add_temporal_attention
 from .frame_context import FrameContext
 from .group_norm import span_frames
-from .layout import DEFAULT_FRAME_POSITIONS, DEFAULT_GROUP_NORM, GROUP_NORM_MODES, TEMPORAL_PATTERNS, TRAINABLE_PATTERNS
+from .layout import (
+    DEFAULT_FRAME_ATTENTION,
+    DEFAULT_FRAME_POSITIONS,
+    DEFAULT_GROUP_NORM,
+    FRAME_ATTENTION_MODES,
+    GROUP_NORM_MODES,
+    TEMPORAL_PATTERNS,
+    TRAINABLE_PATTERNS,
+)
 
 
 class VideoUNet(nn.Module):
@@ -33,15 +42,19 @@ class VideoUNet(nn.Module):
         unet: UNet2DConditionModel,
         group_norm: str = DEFAULT_GROUP_NORM,
         frame_positions: bool = DEFAULT_FRAME_POSITIONS,
+        frame_attention: str = DEFAULT_FRAME_ATTENTION,
     ):
         super().__init__()
         if group_norm not in GROUP_NORM_MODES:
             raise ValueError(f"group_norm must be one of {GROUP_NORM_MODES}, not {group_norm!r}")
+        if frame_attention not in FRAME_ATTENTION_MODES:
+            raise ValueError(f"frame_attention must be one of {FRAME_ATTENTION_MODES}, not {frame_attention!r}")
         self.unet = unet
         self.group_norm = group_norm
         self.frame_positions = bool(frame_positions)
+        self.frame_attention = frame_attention
         self.frame_context = FrameContext()
-        _inflate(unet, self.frame_context, group_norm, self.frame_positions)
+        _inflate(unet, self.frame_context, group_norm, self.frame_positions, frame_attention == "first-previous-self")
 
     @property
     def config(self):
@@ -91,7 +104,9 @@ def is_trainable(name: str) -> bool:
     return any(pattern in name for pattern in TRAINABLE_PATTERNS)
 
 
-def _inflate(unet: UNet2DConditionModel, ctx: FrameContext, group_norm: str, frame_positions: bool) -> None:
+def _inflate(
+    unet: UNet2DConditionModel, ctx: FrameContext, group_norm: str, frame_positions: bool, own_frame: bool
+) -> None:
     blocks = [m for m in unet.modules() if isinstance(m, BasicTransformerBlock)]
     if not blocks:
         raise ValueError("the UNet has no transformer blocks to inflate")
@@ -100,7 +115,7 @@ def _inflate(unet: UNet2DConditionModel, ctx: FrameContext, group_norm: str, fra
         for block in blocks:
             if block.attn1.is_cross_attention or block.only_cross_attention:
                 raise ValueError("sparse-causal attention needs self-attention in attn1")
-            block.attn1.set_processor(SparseCausalAttnProcessor(ctx))
+            block.attn1.set_processor(SparseCausalAttnProcessor(ctx, own_frame))
             add_temporal_attention(block, ctx, frame_positions)
     if group_norm == "frames":
         for resnet in [m for m in unet.modules() if isinstance(m, ResnetBlock2D)]:

@@ -407,6 +407,7 @@ def create_app(o: ServeOptions) -> FastAPI:
             **meme_summary(mid, m),
             "group_norm": m.group_norm,
             "frame_positions": m.frame_positions,
+            "frame_attention": m.frame_attention,
             "training": {"steps": m.training.steps, "final_loss": m.training.final_loss, "seconds": m.training.seconds},
             "loaded": loaded,
         }

@@ -43,7 +43,7 @@ def contact_sheet(rows: list[tuple[str, np.ndarray]], every: int = 2, scale: int
 
 def run_demo(
     out: Path = DEMO_OUT,
-    steps: int = DEMO_STEPS,
+    steps: int | None = None,
     lr: float = WORLD_LR,
     subjects: int = 4,
     quiet: bool = False,
@@ -54,6 +54,7 @@ def run_demo(
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     world = WORLDS[world_name]
+    steps = steps or DEMO_STEPS[world.name]
     rows, sheet_rows, sources, tune_seconds = [], [], [], []
     for motion in DEMO_MOTIONS[world.name]:
         source_subject, targets = world.plan[motion]

@@ -25,7 +25,7 @@ from PIL import Image
 
 from ..files import slug
 from ..media.writers import write_gif
-from ..models.layout import DEFAULT_FRAME_POSITIONS, DEFAULT_GROUP_NORM
+from ..models.layout import DEFAULT_FRAME_ATTENTION, DEFAULT_FRAME_POSITIONS, DEFAULT_GROUP_NORM
 from ..runtime import Meme
 from ..runtime.settings import GenRequest, GenSettings
 from ..train.command import TrainOptions, train_meme
@@ -117,6 +117,7 @@ def tune_on_world_clip(
     frame_positions: bool = DEFAULT_FRAME_POSITIONS,
     world: World = WORLDS["shapes"],
     preview: bool = False,
+    frame_attention: str = DEFAULT_FRAME_ATTENTION,
 ):
     """Renders the subject's clip of `motion` in `world` into `folder` and tunes a meme on it into `meme_dir` (`meme
     train`'s code; `base` defaults to the world's; no preview.gif unless `preview`: the eval and the demo never show
@@ -139,6 +140,7 @@ def tune_on_world_clip(
             motion_loss=motion_loss,
             tune=tune,
             frame_positions=frame_positions,
+            frame_attention=frame_attention,
             inversion_steps=inversion_steps,
             preview=preview,
             force=True,
@@ -209,15 +211,18 @@ def evaluate(o: EvalOptions, log=print) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = o.keep or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
-        runs = list(itertools.product(o.losses, o.tunes, o.positions))
+        runs = list(itertools.product(o.losses, o.tunes, o.positions, o.attentions))
+        # untuned, the temporal attention adds nothing, with or without frame positions; the spatial one does
+        untuned = [(UNTUNED, "all", DEFAULT_FRAME_POSITIONS, a) for a in o.attentions] if o.untuned else []
         for motion in o.motions:
             source = world.plan[motion][0]
-            # untuned, the temporal attention adds nothing, with or without frame positions
-            for loss, tune, positions in runs + ([(UNTUNED, "all", DEFAULT_FRAME_POSITIONS)] if o.untuned else []):
+            for loss, tune, positions, attention in runs + untuned:
                 tuned = loss != UNTUNED
                 tuning = loss if tune == "all" else f"{loss}, {tune} only"
                 if tuned and positions != DEFAULT_FRAME_POSITIONS:
                     tuning += ", frame positions" if positions else ", no frame positions"
+                if attention != DEFAULT_FRAME_ATTENTION:
+                    tuning += f", {attention}"
                 log(
                     f"{'tuning' if tuned else 'inverting'} {world.caption(source, motion)!r} "
                     f"({'loss ' + tuning if tuned else 'untuned'}) ..."
@@ -240,6 +245,7 @@ def evaluate(o: EvalOptions, log=print) -> dict:
                     tune,
                     positions,
                     world,
+                    frame_attention=attention,
                 )
                 rows += score_meme(o, world, Meme.load(meme_dir), motion, tuning, source, source_track, root)
     return report(o, rows)

@@ -113,7 +113,7 @@ def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype,
     track = SubjectTrackRecord.from_tensor(subject_track(frames[None])[0]) if plain_background(frames) else None
     base = load_base(o.base, device=device, dtype=dtype, config=o.base_config, allow_pickle=o.allow_pickle)
     DDIMSchedule(base.scheduler_config, o.inversion_steps)  # a schedule it cannot run is refused before tuning
-    video = VideoUNet(base.unet, o.group_norm, o.frame_positions)
+    video = VideoUNet(base.unet, o.group_norm, o.frame_positions, o.frame_attention)
     seconds["load"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -143,6 +143,7 @@ def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype,
         "base": base.fingerprint.id,
         "group_norm": o.group_norm,
         "frame_positions": o.frame_positions,
+        "frame_attention": o.frame_attention,
         "precision": str(dtype),
         **{k: v for k, v in asdict(settings).items() if k != "checkpoint_every"},
     }
@@ -222,6 +223,7 @@ def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype,
         fps=clip.fps,
         group_norm=o.group_norm,
         frame_positions=o.frame_positions,
+        frame_attention=o.frame_attention,
         subject_track=track,
         clip=ClipRecord(name=Path(o.clip).name, source_frames=clip.source_frames, indices=clip.indices),
         training=TrainingRecord(

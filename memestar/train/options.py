@@ -25,7 +25,14 @@ from ..checks import (
 from ..device import PRECISIONS
 from ..errors import MemeError
 from ..models.base_source import BaseSource
-from ..models.layout import DEFAULT_FRAME_POSITIONS, DEFAULT_GROUP_NORM, GROUP_NORM_MODES, TUNED
+from ..models.layout import (
+    DEFAULT_FRAME_ATTENTION,
+    DEFAULT_FRAME_POSITIONS,
+    DEFAULT_GROUP_NORM,
+    FRAME_ATTENTION_MODES,
+    GROUP_NORM_MODES,
+    TUNED,
+)
 from ..options import option
 from ..prompts import split_subject
 
@@ -107,6 +114,12 @@ class TrainOptions(BaseSource):
         "when.",
         flags=("--frame-positions/--no-frame-positions",),
     )
+    frame_attention: str = option(
+        DEFAULT_FRAME_ATTENTION,
+        "Whose keys each frame's self-attention sees: first-previous (Tune-A-Video: frames 0 and i-1) or "
+        "first-previous-self (frame i's own too: no flicker between odd and even frames).",
+        choices=FRAME_ATTENTION_MODES,
+    )
     motion_loss: str = option(
         DEFAULT_MOTION_LOSS,
         "What tuning minimises: mse (every frame), debiased "
@@ -147,6 +160,7 @@ class TrainOptions(BaseSource):
         check_seed(self.seed)
         check_int("--checkpoint-every", self.checkpoint_every, 0, MAX_TRAIN_STEPS)
         check_choice("--group-norm", self.group_norm, GROUP_NORM_MODES)
+        check_choice("--frame-attention", self.frame_attention, FRAME_ATTENTION_MODES)
         check_choice("--tune", self.tune, TUNED)
         check_choice("--precision", self.precision, PRECISIONS)
         check_device(self.device)
