@@ -43,7 +43,7 @@ def test_reduced_eval_following_the_track_holds_the_motion_from_every_start():
     the red square read at the far edge). What following adds over not following and the untuned reference are the
     full eval's."""
     report = evaluate(
-        EvalOptions(motions=("sliding",), subjects=2, steps=DEMO_STEPS, follows=(True,), untuned=False),
+        EvalOptions(motions=("sliding",), subjects=2, steps=DEMO_STEPS["shapes"], follows=(True,), untuned=False),
         log=lambda *a: None,
     )
     scores = {name.split(" / ")[1]: v["overall"] for name, v in report["variants"].items()}
