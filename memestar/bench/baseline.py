@@ -30,7 +30,7 @@ class EagerFP32Baseline(Backend):
         self.base = load_base(meme.base.reference, device=device, dtype=torch.float32)
         self.tokenizer = self.base.tokenizer
         self.scheduler_config, self.vae_scale = self.base.scheduler_config, vae_scale_factor(self.base.vae)
-        self.video = VideoUNet(self.base.unet, meme.group_norm, meme.frame_positions, meme.frame_attention)
+        self.video = VideoUNet(self.base.unet, **meme.layout)
         load_adapter(self.video, meme_folder / ADAPTER, self.base.reference, self.base.fingerprint)
 
     def encode_text(self, prompts: list[str]) -> torch.Tensor:

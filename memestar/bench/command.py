@@ -83,9 +83,7 @@ def make_untrained_meme(base: str, frames: int, size: int, folder: Path) -> Path
         frames=frames,
         size=size,
         fps=8.0,
-        group_norm=video.group_norm,
-        frame_positions=video.frame_positions,
-        frame_attention=video.frame_attention,
+        **video.layout,
         inversion=InversionRecord(steps=50, prompt=""),
         subject_track=bench_track(frames),
         versions=library_versions(),
@@ -172,7 +170,7 @@ def _train_stage(meme: MemeManifest, device, dtype, o: BenchOptions, peak_flops:
     encode before the first step. Gradient checkpointing on GPUs, as `meme train` (and Tune-A-Video's configs)."""
     t = time.perf_counter()
     b = load_base(meme.base.reference, device=device, dtype=dtype)
-    video = VideoUNet(b.unet, meme.group_norm, meme.frame_positions, meme.frame_attention)
+    video = VideoUNet(b.unet, **meme.layout)
     frames = torch.randint(0, 256, (meme.frames, meme.size, meme.size, 3), dtype=torch.uint8)
     latents = encode_frames(b.vae, frames).float()
     text = encode_prompts(b.tokenizer, b.text_encoder, [PROMPT])

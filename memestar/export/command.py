@@ -88,7 +88,7 @@ def _load(meme: MemeManifest, folder: Path, o: ExportOptions, device: torch.devi
         config=o.base_config,
         allow_pickle=o.allow_pickle,
     )
-    video = VideoUNet(base.unet, meme.group_norm, meme.frame_positions, meme.frame_attention)
+    video = VideoUNet(base.unet, **meme.layout)
     load_adapter(video, folder / ADAPTER, base.reference, base.fingerprint)
     shapes = Shapes(
         frames=meme.frames,

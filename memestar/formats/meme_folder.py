@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from ..checks import MAX_FPS, MAX_FRAMES, MAX_SIZE, MIN_FPS
 from ..errors import MemeError
 from ..files import save_safetensors
-from ..models.layout import FRAME_ATTENTION_MODES, GROUP_NORM_MODES, TUNED
+from ..models.layout import FRAME_ATTENTION_BEFORE, FRAME_ATTENTION_MODES, GROUP_NORM_MODES, TUNED
 from ..records import read_record, record, write_record
 
 MEME_FORMAT = "memestar-meme/1"
@@ -139,10 +139,19 @@ class MemeManifest:
     versions: dict[str, str] | None = None
     template: str | None = None  # the prompt with its subject as {subject} (memestar/prompts.py); None: guessed
     frame_positions: bool = False  # temporal attention sees frame indices (models/video_unet.py); absent: made before
-    frame_attention: str = "first-previous"  # whose keys each frame's self-attention sees (models/layout.py)
+    frame_attention: str = FRAME_ATTENTION_BEFORE  # whose keys each frame's self-attention sees (models/layout.py)
     # the clip's subject per frame, for `meme gen --follow`; None: a clip without a plain background, or made before
     subject_track: SubjectTrackRecord | None = None
     format: str = MEME_FORMAT
+
+    @property
+    def layout(self) -> dict:
+        """What the meme's video UNet is built with, as `VideoUNet` takes it."""
+        return {
+            "group_norm": self.group_norm,
+            "frame_positions": self.frame_positions,
+            "frame_attention": self.frame_attention,
+        }
 
     def problem(self) -> str | None:
         if not self.prompt.strip():

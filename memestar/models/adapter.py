@@ -14,6 +14,7 @@ from safetensors import SafetensorError, safe_open
 from ..errors import MemeError
 from ..files import save_safetensors
 from .base import BaseFingerprint
+from .layout import FRAME_ATTENTION_BEFORE
 from .video_unet import VideoUNet
 
 ADAPTER_FORMAT = "memestar-adapter/1"
@@ -50,7 +51,7 @@ def layout_difference(
     tuned = {
         "group_norm": metadata["group_norm"],
         "frame_positions": metadata.get("frame_positions", "false"),
-        "frame_attention": metadata.get("frame_attention", "first-previous"),
+        "frame_attention": metadata.get("frame_attention", FRAME_ATTENTION_BEFORE),
     }
     asked = {
         "group_norm": group_norm,
@@ -111,9 +112,7 @@ def read_adapter(
             f"{trained_on.id}), not on {base_reference!r} (fingerprint {base_fingerprint.id}): "
             f"load it with the base it was tuned on"
         )
-    difference = layout_difference(
-        metadata, video_unet.group_norm, video_unet.frame_positions, video_unet.frame_attention
-    )
+    difference = layout_difference(metadata, **video_unet.layout)
     if difference:
         name, tuned, built = difference
         raise MemeError(

@@ -7,8 +7,9 @@ DEFAULT_GROUP_NORM = "per-frame"  # measured better than "frames" by `meme eval`
 DEFAULT_FRAME_POSITIONS = True  # measured better than without by `meme eval` (docs/tiny-world.md)
 # Whose keys frame i's spatial self-attention sees: frames 0 and i-1 (Tune-A-Video's sparse-causal attention), or
 # frame i's own as well, which takes away the flicker of period two the clip's inversion has without them
-# (benchmarks/results/emoji-frame-attention-probe-2026-12-07.md). Memes made before read as "first-previous".
+# (benchmarks/results/emoji-frame-attention-probe-2026-12-07.md).
 FRAME_ATTENTION_MODES = ("first-previous", "first-previous-self")
+FRAME_ATTENTION_BEFORE = "first-previous"  # what memes and adapters made before the choice read as
 # measured by `meme eval`: emoji world right 0.67 -> 0.75, trajectory 0.95 -> 0.97; shapes world within 0.01
 # (benchmarks/results/eval-frame-attention-2026-12-07.md)
 DEFAULT_FRAME_ATTENTION = "first-previous-self"

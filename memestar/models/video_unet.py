@@ -57,6 +57,15 @@ class VideoUNet(nn.Module):
         _inflate(unet, self.frame_context, group_norm, self.frame_positions, frame_attention == "first-previous-self")
 
     @property
+    def layout(self) -> dict:
+        """What it was built with, as the constructor takes it (and `meme.json` records it)."""
+        return {
+            "group_norm": self.group_norm,
+            "frame_positions": self.frame_positions,
+            "frame_attention": self.frame_attention,
+        }
+
+    @property
     def config(self):
         return self.unet.config
 

@@ -106,26 +106,14 @@ class Runtimes:
             shape = (1, s.latent_channels, s.frames, s.latent_side, s.latent_side)
             return BaseRuntime(graphs), load_inversion(folder, shape).to(self.device), None
         # before a runtime is built from what meme.json says
-        difference = layout_difference(
-            read_adapter_metadata(folder / ADAPTER),
-            manifest.group_norm,
-            manifest.frame_positions,
-            manifest.frame_attention,
-        )
+        difference = layout_difference(read_adapter_metadata(folder / ADAPTER), **manifest.layout)
         if difference:
             name, tuned, said = difference
             raise MemeError(
                 f"{folder / MEME_JSON} says {name}={said}, but its adapter was tuned with {tuned}: the "
                 f"folder is damaged, retrain the meme"
             )
-        key = (
-            manifest.base.id,
-            str(self.device),
-            str(self.dtype),
-            manifest.group_norm,
-            manifest.frame_positions,
-            manifest.frame_attention,
-        )
+        key = (manifest.base.id, str(self.device), str(self.dtype), *manifest.layout.values())
         runtime = self.bases.get(key) or self._base_runtime(manifest)
         b, video = runtime.backend.base, runtime.video
         _, tensors = read_adapter(video, folder / ADAPTER, b.reference, b.fingerprint)
@@ -143,8 +131,7 @@ class Runtimes:
             config=self.base_config,
             allow_pickle=self.allow_pickle,
         )
-        video = VideoUNet(b.unet, manifest.group_norm, manifest.frame_positions, manifest.frame_attention)
-        video = video.to(self.dtype).eval()
+        video = VideoUNet(b.unet, **manifest.layout).to(self.dtype).eval()
         return BaseRuntime(
             TorchBackend(b, video, self.device, self.dtype, cuda_graphs=self.cuda_graphs, compile=self.compile), video
         )

@@ -191,7 +191,10 @@ DEMO_OUT = Path("demo")
 class DemoOptions:
     out: Path = option(DEMO_OUT, "Folder for the GIFs and the contact sheet.", flags=("-o", "--out"))
     steps: int | None = option(
-        None, "Tuning steps of each meme (default: 70 on emoji, 100 on shapes).", low=1, high=MAX_TRAIN_STEPS
+        None,
+        "Tuning steps of each meme (default: " + ", ".join(f"{n} on {w}" for w, n in DEMO_STEPS.items()) + ").",
+        low=1,
+        high=MAX_TRAIN_STEPS,
     )
     world: str = option(
         "emoji", "The world: emoji (the emoji base: two memes) or shapes (the tiny base).", choices=tuple(WORLDS)
