@@ -26,7 +26,7 @@ def test_emoji_base_loads_offline_and_is_small():
 
 def test_emoji_base_draws_the_asked_emoji():
     """Every emoji of the world drawn once from its caption alone and read back (measured on the shipped base, seed 1,
-    DDIM 12: 0.91; the birthday cake, panda face, rabbit face, soccer ball and tropical fish wrong)."""
+    DDIM 12: 0.95; the birthday cake, panda face and rabbit face wrong)."""
     base = load_base("emoji")
     with torch.no_grad():
         quality = emoji_quality(base.unet, base.vae, base.text_encoder, base.tokenizer, seeds=(1,), steps=12)
@@ -36,8 +36,8 @@ def test_emoji_base_draws_the_asked_emoji():
 
 def test_one_short_tuning_makes_new_emoji_pop():
     """The demo's first row, cut to one new subject and one start: the cow face pops where the cat face popped and
-    the cat is gone (measured on the base of 0.92 after 30 steps: trajectory 0.94, source absent 1.00, the reader
-    names the cow in 0.12 of the frames, chance being 0.02)."""
+    the cat is gone, the cow in most frames (measured after 30 steps: trajectory 0.98, source absent 1.00, the reader
+    names the cow in 0.88 of the frames, chance being 0.02)."""
     report = evaluate(
         EvalOptions(
             world="emoji",
@@ -52,5 +52,5 @@ def test_one_short_tuning_makes_new_emoji_pop():
     )
     (scores,) = (v["overall"] for v in report["variants"].values())
     print(f"\ncow face popping after 30 tuning steps: {scores}")
-    assert scores["emoji_right"] >= 0.1 and scores["source_absent"] >= 0.9, scores
+    assert scores["emoji_right"] > 0.5 and scores["source_absent"] >= 0.9, scores
     assert scores["trajectory_correlation"] >= 0.9, scores
