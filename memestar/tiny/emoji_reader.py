@@ -9,9 +9,9 @@
    world's analytic recogniser.
 
 The blur is there because generated frames are softer than renders: unblurred, the sharp renders lose to the few
-smooth ones (the elephant above all) on every soft frame. Against 1,589 hand-labelled frames of generated clips
-(`tests/data/emoji-labelled/`), the reader agrees with the label on 0.905 of them unblurred and 0.964 at the blur below;
-clean renders read the same (benchmarks/results/emoji-reader-2026-12-07.md).
+smooth ones (the elephant above all) on every soft frame. Against 1,589 hand-labelled frames of generated clips (426
+of them in `tests/data/emoji-labelled/`), the reader agrees with the label on 0.905 of them unblurred and 0.964 at
+the blur below; clean renders read the same (benchmarks/results/emoji-reader-2026-12-07.md).
 """
 
 import functools
