@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from ..checks import MAX_FPS, MAX_FRAMES, MAX_SIZE, MIN_FPS
 from ..errors import MemeError
 from ..files import save_safetensors
-from ..models.layout import FRAME_ATTENTION_BEFORE, FRAME_ATTENTION_MODES, GROUP_NORM_MODES, TUNED
+from ..models.layout import FRAME_ATTENTION_BEFORE, FRAME_ATTENTION_MODES, GROUP_NORM_MODES, TUNED, layout_of
 from ..records import read_record, record, write_record
 
 MEME_FORMAT = "memestar-meme/1"
@@ -147,11 +147,7 @@ class MemeManifest:
     @property
     def layout(self) -> dict:
         """What the meme's video UNet is built with, as `VideoUNet` takes it."""
-        return {
-            "group_norm": self.group_norm,
-            "frame_positions": self.frame_positions,
-            "frame_attention": self.frame_attention,
-        }
+        return layout_of(self)
 
     def problem(self) -> str | None:
         if not self.prompt.strip():

@@ -13,6 +13,14 @@ FRAME_ATTENTION_BEFORE = "first-previous"  # what memes and adapters made before
 # measured by `meme eval`: emoji world right 0.67 -> 0.75, trajectory 0.95 -> 0.97; shapes world within 0.01
 # (benchmarks/results/eval-frame-attention-2026-12-07.md)
 DEFAULT_FRAME_ATTENTION = "first-previous-self"
+# What a video UNet's layout is: the keyword arguments `VideoUNet` takes, as `meme.json` records them
+LAYOUT_FIELDS = ("group_norm", "frame_positions", "frame_attention")
+
+
+def layout_of(built) -> dict:
+    """The layout of anything that holds LAYOUT_FIELDS as attributes (a `VideoUNet`, a `MemeManifest`)."""
+    return {name: getattr(built, name) for name in LAYOUT_FIELDS}
+
 
 # Parameter-name fragments of the tensors one-shot tuning trains (and an adapter holds); everything else stays frozen.
 TRAINABLE_PATTERNS = (".attn1.to_q.", ".attn2.to_q.", ".attn_temp.", ".norm_temp.")

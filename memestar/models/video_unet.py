@@ -31,6 +31,7 @@ from .layout import (
     GROUP_NORM_MODES,
     TEMPORAL_PATTERNS,
     TRAINABLE_PATTERNS,
+    layout_of,
 )
 
 
@@ -59,11 +60,7 @@ class VideoUNet(nn.Module):
     @property
     def layout(self) -> dict:
         """What it was built with, as the constructor takes it (and `meme.json` records it)."""
-        return {
-            "group_norm": self.group_norm,
-            "frame_positions": self.frame_positions,
-            "frame_attention": self.frame_attention,
-        }
+        return layout_of(self)
 
     @property
     def config(self):

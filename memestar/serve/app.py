@@ -405,9 +405,7 @@ def create_app(o: ServeOptions) -> FastAPI:
         loaded = any(x.folder.name == mid for x in store.memes)
         return {
             **meme_summary(mid, m),
-            "group_norm": m.group_norm,
-            "frame_positions": m.frame_positions,
-            "frame_attention": m.frame_attention,
+            **m.layout,
             "training": {"steps": m.training.steps, "final_loss": m.training.final_loss, "seconds": m.training.seconds},
             "loaded": loaded,
         }
