@@ -30,6 +30,9 @@ MAX_SOURCE_FRAMES = 36_000  # stored frames: 10 minutes at 60 fps
 # take 2 min of 1080p at 60 fps
 MAX_DECODE_PIXELS = 2**30
 MAX_VIDEO_DECODE_PIXELS = 2**34
+# A still to animate (`meme gen --image`, the server's gen upload): a phone photo is 2-12 MB; its canvas is held to
+# MAX_SOURCE_PIXELS like a clip's frame, and only its first frame is decoded
+MAX_STILL_BYTES = 16 * 2**20
 MAX_STYLES_BYTES = 256 * 1024  # a styles file (the bundled one is 1.4 KB): read whole, so capped
 MAX_PROMPT_CHARS = 1000  # CLIP reads 77 tokens; a longer text is a mistake or an attack, not a prompt
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -105,6 +108,10 @@ def check_lr(lr: float) -> float:
 
 def check_variation(variation: float) -> float:
     return check_float("--variation", variation, 0.0, 1.0, " (0 keeps the stored inversion, 1 is fresh noise)")
+
+
+def check_strength(strength: float) -> float:
+    return check_float("--strength", strength, 0, 1, " (0 keeps the still as placed, 1 redraws all of it)")
 
 
 def check_variants(variants: int) -> int:

@@ -183,7 +183,7 @@ def export_(
 @app.command()
 @with_options(GenOptions, GenSettings, Look)
 def gen(as_json: bool = JSON, **values):
-    """Make a GIF (or MP4/WebP) of a new subject with the meme's motion."""
+    """Make a GIF (or MP4/WebP) of a new subject, or of a photo's subject (--image), with the meme's motion."""
     from .runtime.command import run_gen
 
     _quiet_libraries()

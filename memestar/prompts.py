@@ -83,3 +83,23 @@ def with_subject(template: str, subject: str) -> str:
 def subject_prompt(prompt: str, template: str | None, subject: str) -> str:
     """A meme's prompt (its stored template, else the guessed one) with a new subject."""
     return with_subject(template or guess_template(prompt), subject)
+
+
+ARTICLES = ("a", "an", "the")
+
+
+def action_alone(template: str) -> str:
+    """The template's words without its subject (and the subject's article): "a {subject} running" -> "running",
+    what an animated still is prompted with when its subject is not named; "" if nothing is left."""
+    words = template.split()
+    at = next(i for i, w in enumerate(words) if SUBJECT in w)
+    before = words[: at - 1] if at and words[at - 1].lower() in ARTICLES else words[:at]
+    return " ".join(w for w in before + [words[at].replace(SUBJECT, "")] + words[at + 1 :] if w)
+
+
+def subject_of(prompt: str, template: str | None) -> str | None:
+    """The subject a prompt holds in its template's place: "a cat face popping" with "{subject} popping" -> "a cat
+    face"; None where the prompt does not fit the template."""
+    before, _, after = (template or guess_template(prompt)).partition(SUBJECT)
+    found = re.fullmatch(re.escape(before) + r"(.+?)" + re.escape(after), prompt)
+    return found.group(1).strip() if found else None

@@ -66,9 +66,9 @@ def text_embedding():
 def run_meme():
     """`run_meme(*args)`: the CLI in a subprocess, as a user runs it."""
 
-    def run(*args, env=None):
+    def run(*args, env=None, cwd=None):
         return subprocess.run(
-            [sys.executable, "-m", "memestar.cli", *map(str, args)], capture_output=True, text=True, env=env
+            [sys.executable, "-m", "memestar.cli", *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd
         )
 
     return run

@@ -102,6 +102,30 @@ def test_ort_generation_matches_torch_from_the_same_latents(meme_dir, exported):
     assert np.abs(g_ours.frames.astype(int) - g_ref.frames.astype(int)).max() <= 2
 
 
+def test_an_animated_still_through_ort_matches_torch_and_an_export_before_the_encoder_says_re_export(
+    meme_dir, exported, tmp_path
+):
+    ours = Meme.load(meme_dir, backend="ort", device="cpu")
+    reference = Meme.load(meme_dir, backend="torch", device="cpu")
+    frames = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 8, 64, 64, 3), dtype=np.uint8))
+    assert relative(ours.backend.encode_pixels(frames), reference.backend.encode_pixels(frames)) < 1e-3
+    still = np.zeros((24, 24, 4), np.uint8)
+    still[4:20, 4:20] = (250, 200, 20, 255)  # a yellow square, cut out
+    a, b = (m.generate(image=still, steps=4, strength=0.5, cache_interval=1) for m in (ours, reference))
+    assert a.settings["strength"] == 0.5 and np.abs(a.frames.astype(int) - b.frames.astype(int)).max() <= 2
+
+    older = tmp_path / "meme"
+    shutil.copytree(meme_dir, older)
+    for folder, manifest in list_exports(older, read_meme(older).adapter_sha256):
+        del manifest.graphs["vae_encoder"]
+        manifest.to_json(folder / EXPORT_JSON)
+        (folder / "vae_encoder.onnx").unlink()
+    meme = Meme.load(older, backend="ort", device="cpu")
+    assert meme.generate(PROMPT, steps=2).frames.shape == (8, 64, 64, 3)  # text clips as before
+    with pytest.raises(MemeError, match=r"no VAE encoder.*meme export MEME --force"):
+        meme.generate(image=still, steps=2)
+
+
 def test_exported_graphs_take_a_batch_and_each_clip_comes_out_as_alone(meme_dir, exported, monkeypatch):
     ours = Meme.load(meme_dir, backend="ort", device="cpu")
     backend, manifest = ours.backend, ours.backend.manifest
@@ -335,7 +359,7 @@ def test_cli_export_json(meme_dir, exported, run_meme):
     assert (
         info["cached"]
         and info["key"] == exported["key"]
-        and set(info["graphs"]) == {"text_encoder", "unet", "vae_decoder"}
+        and set(info["graphs"]) == {"text_encoder", "unet", "vae_encoder", "vae_decoder"}
     )
 
 

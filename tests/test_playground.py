@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from live_server import running, wait_ready
+from PIL import Image
 
 from memestar.media.writers import write_gif
 from memestar.serve.options import ServeOptions
@@ -142,6 +143,37 @@ def test_send_a_subject_and_see_the_clip_at_the_memes_size_and_errors_inline(pag
         page.get_by_role("button", name="Send").click()
         page.locator("#thread li.error").nth(1).wait_for()
         assert "at most 1000 characters" in page.locator("#thread li.error").nth(1).inner_text()
+
+
+def test_attach_a_photo_and_its_subject_comes_back_doing_the_meme(page, memes_dir, tmp_path):
+    photo = tmp_path / "my cat.png"
+    Image.new("RGBA", (40, 40)).save(photo)
+    with Image.open(photo) as image:
+        image.paste((240, 200, 30, 255), (8, 8, 32, 32))  # a yellow square, cut out
+        image.save(photo)
+    (tmp_path / "notes.png").write_text("not a photo")
+    with running(ServeOptions(memes=memes_dir)) as client:
+        wait_ready(client)
+        open_page(page, client)
+        memes(page).filter(has_text=re.compile("a blue square sliding")).click()
+        quick_settings(page)
+        page.get_by_label("Attach a photo").set_input_files(str(photo))
+        assert page.locator("#photo-name").inner_text() == "my cat.png"
+        page.get_by_role("button", name="Send").click()  # no words: the photo alone
+        clip = page.locator("#thread li.them img.clip").first
+        clip.wait_for()
+        page.wait_for_function("() => document.querySelector('#thread li.them img.clip').naturalWidth > 0")
+        assert clip.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [64, 64]
+        assert clip.get_attribute("alt") == "my cat.png doing “a blue square sliding”"
+        assert page.locator("#thread li.me img.photo").count() == 1  # the sent photo in the thread
+        assert page.locator("#photo-chip").is_hidden()  # sent: the next message has none
+
+        page.get_by_label("Attach a photo").set_input_files(str(tmp_path / "notes.png"))
+        message(page).fill("a cat")
+        message(page).press("Enter")
+        error = page.locator("#thread li.error").first
+        error.wait_for()
+        assert "notes.png is not an image" in error.inner_text()
 
 
 def test_train_a_meme_from_the_page_and_it_joins_the_picker(page, memes_dir, tmp_path):

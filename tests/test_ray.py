@@ -1,11 +1,13 @@
 """The Ray Serve deployment end to end on a local Ray instance on the CPU: two replicas, several memes, requests
 routed by meme id to replicas that hold it, batches formed, errors as one-line JSON."""
 
+import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from PIL import Image
 
 ray = pytest.importorskip("ray", reason="the Ray test needs the ray extra: pip install -e '.[ray]'")
 from ray import serve  # noqa: E402
@@ -74,6 +76,19 @@ def test_errors_are_one_line_json(ray_server):
     ):
         r = ray_server.post(path, json=body)
         assert r.status_code == status and set(r.json()) == {"error"}, (path, r.status_code, r.text)
+
+
+def test_a_photo_is_animated_through_the_ingress_and_its_body_is_capped(ray_server):
+    photo = Image.new("RGBA", (40, 40))
+    photo.paste((230, 60, 40, 255), (10, 10, 30, 30))
+    data = io.BytesIO()
+    photo.save(data, format="PNG")
+    r = ray_server.post(
+        "/memes/m2/gen", files={"image": ("cat.png", data.getvalue())}, data={"settings": '{"steps": 2}'}
+    )
+    assert r.status_code == 200 and r.headers["content-type"] == "image/gif", r.text
+    too_big = ray_server.post("/memes/m2/gen", files={"image": ("cat.png", bytes(17 * 2**20))})
+    assert too_big.status_code == 413 and "MiB" in too_big.json()["error"]
 
 
 def test_app_builder_refuses_unknown_options(tmp_path):

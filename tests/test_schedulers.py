@@ -5,8 +5,9 @@ import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
 from memestar.models.random_base import SD_SCHEDULER
-from memestar.sampling.ddim import DDIMSchedule
+from memestar.sampling.ddim import DDIMSchedule, alphas_cumprod
 from memestar.sampling.dpm_solver import DPMSolverPP2M
+from memestar.sampling.plan import first_step
 
 
 def toy_model(x, t):
@@ -65,3 +66,27 @@ def test_ddim_inversion_undoes_sampling():
 def test_step_counts_out_of_range_are_refused(cls, steps):
     with pytest.raises(ValueError, match="steps"):
         cls(SD_SCHEDULER, steps)
+
+
+@pytest.mark.parametrize("cls", [DDIMSchedule, DPMSolverPP2M])
+def test_a_loop_from_a_strengths_step_denoises_what_was_noised_to_it(cls):
+    """SDEdit's start (an animated still): clean latents noised to step k and sampled from step k come back whole
+    under a model that knows them, and a strength picks the step whose timestep it reaches."""
+    config = dict(SD_SCHEDULER, set_alpha_to_one=True)  # DDIM's last step lands on the clean latents
+    schedule = cls(config, 10)
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(1, 4, 2, 8, 8, generator=g), torch.randn(1, 4, 2, 8, 8, generator=g)
+    acp = alphas_cumprod(config)
+
+    def oracle(x, t):  # the noise in x, for a clip known to be x0
+        a = acp[int(t)]
+        return (x - a.sqrt() * x0) / (1 - a).sqrt()
+
+    timesteps = schedule.timestep_list
+    assert first_step(timesteps, SD_SCHEDULER, 1.0) == 0 and first_step(timesteps, SD_SCHEDULER, 0.0) == 10
+    k = first_step(timesteps, SD_SCHEDULER, 0.3)
+    assert timesteps[k] <= 300 < timesteps[k - 1]
+    calls = []
+    out = schedule.sample(schedule.noised(x0, noise, k), lambda x, t: calls.append(int(t)) or oracle(x, t), first=k)
+    assert calls == timesteps[k:]
+    assert (out - x0).abs().max() < 1e-4

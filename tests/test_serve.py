@@ -143,6 +143,46 @@ def test_bad_gen_requests_get_one_line_json_errors(server, body, status, words):
     assert words in one_line_error(r, status)
 
 
+def png_bytes(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_gen_with_a_photo_animates_its_subject_and_bad_photos_are_one_line(server):
+    photo = Image.new("RGBA", (40, 40))
+    photo.paste((230, 60, 40, 255), (10, 10, 30, 30))  # a red square, cut out
+
+    def send(data: bytes, settings: dict | str | None = None, name="my cat.png", **kw):
+        fields = (
+            {} if settings is None else {"settings": settings if isinstance(settings, str) else json.dumps(settings)}
+        )
+        return server.post("/memes/slide/gen", files={"image": (name, data, "image/png")}, data=fields, **kw)
+
+    r = send(png_bytes(photo), {"steps": 2})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/gif", r.text
+    assert gif_frames(r.content).shape == (8, 64, 64, 3)
+    r = send(png_bytes(photo), {"steps": 2, "variants": 2, "strength": 0.5, "format": "webp"})
+    body = r.json()
+    assert body["prompt"] == "sliding" and [c["media_type"] for c in body["clips"]] == ["image/webp"] * 2
+
+    assert "not an image Pillow can read" in one_line_error(send(b"hello"), 422)
+    assert "passwd is not an image" in one_line_error(send(b"hello", name="../../etc/passwd"), 422)  # its last part
+    assert "over the cap" in one_line_error(send(png_bytes(Image.new("RGB", (5000, 5000)))), 422)
+    assert "no subject to cut out" in one_line_error(send(png_bytes(Image.new("RGBA", (30, 30)))), 422)
+    assert "MiB" in one_line_error(send(bytes(17 * 2**20)), 413)
+    assert "strength" in one_line_error(send(png_bytes(photo), {"strength": 2}), 422)
+    assert "colour" in one_line_error(send(png_bytes(photo), {"colour": "red"}), 422)
+    assert "not valid JSON" in one_line_error(send(png_bytes(photo), "{not json"), 422)
+    no_photo = server.post("/memes/slide/gen", files={"settings": (None, json.dumps(QUICK))})
+    assert "multipart file field 'image'" in one_line_error(no_photo, 422)
+    two = server.post("/memes/slide/gen", files=[("image", ("a.png", b"x")), ("image", ("b.png", b"y"))])
+    assert one_line_error(two, 400)
+    text = server.post("/memes/slide/gen", content=b"hi", headers={"content-type": "text/plain"})
+    assert "multipart/form-data" in one_line_error(text, 415)
+    assert server.post("/memes/slide/gen", json=QUICK).status_code == 200  # and JSON as before
+
+
 def test_bad_ids_paths_and_bodies(server):
     assert "no meme" in one_line_error(server.post("/memes/nope/gen", json=QUICK), 404)
     assert "meme id" in one_line_error(server.post("/memes/%2E%2E/gen", json=QUICK), 400)

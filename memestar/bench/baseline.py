@@ -16,7 +16,7 @@ from ..formats.meme_folder import ADAPTER, MemeManifest
 from ..models.adapter import load_adapter
 from ..models.base import load_base
 from ..models.text import encode_prompts
-from ..models.vae import decode_pixels, vae_scale_factor
+from ..models.vae import decode_pixels, encode_pixels, vae_scale_factor
 from ..models.video_unet import VideoUNet
 from ..runtime.backends.base import Backend
 from ..sampling.guidance import guided_output
@@ -53,8 +53,9 @@ class EagerFP32Baseline(Backend):
         guidance_until: float = 0.0,
         cache_interval: int = 1,
         follow_measure: str = "latents",
+        first_step: int = 0,
     ):
-        if follow is not None or guidance_until or cache_interval != 1:
+        if follow is not None or guidance_until or cache_interval != 1 or first_step:
             raise MemeError(
                 "the eager baseline samples as Tune-A-Video does: every step whole and guided, no subject track"
             )
@@ -63,6 +64,9 @@ class EagerFP32Baseline(Backend):
         for t in scheduler.timesteps:
             x = scheduler.step(self.denoise(x, t, text, guidance), t, x).prev_sample
         return x
+
+    def encode_pixels(self, frames):
+        return encode_pixels(self.base.vae, frames)
 
     def decode_pixels(self, latents):
         return decode_pixels(self.base.vae, latents)

@@ -111,7 +111,7 @@ def build_engines(
         shared.mkdir(parents=True, exist_ok=True)
         built_s = _read_build_seconds(shared / "built.json")
         tmp.mkdir()
-        for spec in GRAPHS:
+        for spec in (g for g in GRAPHS if g.name in manifest.graphs):  # an older export may lack a graph
             name = spec.name
             onnx_path, plan = export_folder / f"{name}.onnx", tmp / f"{name}.plan"
             t = time.perf_counter()

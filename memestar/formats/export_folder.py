@@ -102,9 +102,10 @@ class ExportManifest:
             return f"field built_from.max_batch: {self.built_from.max_batch} is below 1"
         if self.built_from.precision not in EXPORT_PRECISIONS:
             return f"field built_from.precision: {self.built_from.precision!r} is not one of {EXPORT_PRECISIONS}"
-        if set(self.graphs) != {g.name for g in GRAPHS}:
-            return f"field graphs: holds {sorted(self.graphs)}, not {sorted(g.name for g in GRAPHS)}"
-        for spec in GRAPHS:
+        required, known = {g.name for g in GRAPHS if g.required}, {g.name for g in GRAPHS}
+        if not required <= set(self.graphs) <= known:
+            return f"field graphs: holds {sorted(self.graphs)}, not {sorted(known)}"
+        for spec in (g for g in GRAPHS if g.name in self.graphs):
             names = [t.name for t in self.graphs[spec.name].inputs]
             if names != [t.name for t in spec.inputs]:
                 return f"field graphs.{spec.name}.inputs: {names} are not the inputs this meme-star feeds"

@@ -94,10 +94,15 @@ class SubjectTrackRecord:
     x: list[float]
     y: list[float]
     size: list[float]
+    background: list[float] | None = None  # the plain background's RGB, 0-255 (an animated still's); None: before
 
     def problem(self) -> str | None:
         if not len(self.x) == len(self.y) == len(self.size):
             return "field subject_track: x, y and size must have one value per frame each"
+        if self.background is not None and (
+            len(self.background) != 3 or any(not 0 <= v <= 255 for v in self.background)
+        ):
+            return "field subject_track.background: must be 3 values (RGB) from 0 to 255"
         if any(abs(v) > 1 for v in self.x + self.y):
             return "field subject_track: x and y must be from -1 to 1"
         if any(not 0 < v <= 4 for v in self.size):
@@ -105,10 +110,10 @@ class SubjectTrackRecord:
         return None
 
     @classmethod
-    def from_tensor(cls, track) -> "SubjectTrackRecord":
-        """From `(f, 3)` (x, y, size per frame)."""
+    def from_tensor(cls, track, background=None) -> "SubjectTrackRecord":
+        """From `(f, 3)` (x, y, size per frame) and the background's RGB."""
         x, y, size = (track[:, k].tolist() for k in range(3))
-        return cls(x=x, y=y, size=size)
+        return cls(x=x, y=y, size=size, background=None if background is None else [float(v) for v in background])
 
     def tensor(self) -> torch.Tensor:
         """`(f, 3)` fp32."""

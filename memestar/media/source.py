@@ -8,6 +8,7 @@ damaged, in one line, whatever the decoder raised.
 """
 
 import contextlib
+import io
 import re
 import subprocess
 import warnings
@@ -61,14 +62,15 @@ def check_declared(
 
 
 @contextlib.contextmanager
-def open_image(path: Path, what: str = "an image"):
-    """The Pillow image at `path` (still or animated), its canvas and frame count held to the caps; anything the
-    decoder raises inside the block, on this file's bytes, becomes one line naming the file as damaged."""
+def open_image(path: Path, what: str = "an image", data: bytes | None = None):
+    """The Pillow image at `path` (still or animated; or in `data`, an upload that `path` names), its canvas and
+    frame count held to the caps; anything the decoder raises inside the block, on this file's bytes, becomes one
+    line naming the file as damaged."""
     name = path.name
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(path if data is None else io.BytesIO(data)) as image:
                 check_declared(name, image.width, image.height, getattr(image, "n_frames", 1), None)
                 yield image
     except MemeError:

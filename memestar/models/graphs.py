@@ -10,10 +10,13 @@ one TensorRT profile each):
   Classifier-free guidance runs inside the graph as one UNet batch of 2n; no guidance is the conditional text
   twice with guidance 1 (so it costs two passes).
 - `vae_decoder`: latents (n, c, f, h, w) -> frames (n, f, H, W, 3), fp32 in [0, 255] (rounded on the host).
+- `vae_encoder`: frames (n, f, H, W, 3) fp32 in [0, 255] -> latents (n, c, f, h, w), the posterior's mean: an
+  animated still's start (`meme gen --image`). Exports made before it lack it (`GraphSpec.required`).
 Inputs and outputs are fp32 (ids and timesteps int64) whatever the graph's precision; casts happen inside.
 All other sizes are static per meme (`Shapes`).
 """
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,7 +31,7 @@ from .video_unet import VideoUNet
 BATCH_AXIS = "batch"  # the name of the dynamic first axis in the ONNX files
 EXPORT_BATCH = 2  # the batch the exporter traces (not 1: a size of 1 would be taken for a constant)
 
-TEXT_ENCODER, UNET, VAE_DECODER = "text_encoder", "unet", "vae_decoder"
+TEXT_ENCODER, UNET, VAE_DECODER, VAE_ENCODER = "text_encoder", "unet", "vae_decoder", "vae_encoder"
 
 
 @record
@@ -82,6 +85,26 @@ class VaeDecoderGraph(nn.Module):
         return decode_pixels(self.vae, latents, chunk=None)  # every frame of the batch in one decoder call
 
 
+class VaeEncoderGraph(nn.Module):
+    """`encode_pixels` with every frame in one call, on a copy of the VAE's encoder half: the exporter casts each
+    graph's module to its precision and then frees it, which must leave the VAE of the decoder's graph (built
+    after this one) as it was."""
+
+    def __init__(self, vae):
+        super().__init__()
+        self.encoder, self.quant_conv = copy.deepcopy(vae.encoder), copy.deepcopy(vae.quant_conv)
+        self.scaling = vae.config.scaling_factor
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        n, f = pixels.shape[:2]
+        x = pixels.flatten(0, 1).permute(0, 3, 1, 2).to(self.encoder.conv_in.weight.dtype) / 127.5 - 1  # (n f) 3 H W
+        moments = self.encoder(x)
+        if self.quant_conv is not None:
+            moments = self.quant_conv(moments)
+        mean = moments.chunk(2, dim=1)[0] * self.scaling  # the posterior's mean, (n f) c h w
+        return mean.float().reshape(n, f, *mean.shape[1:]).transpose(1, 2)  # n c f h w
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     """One input or output: its name, dtype, shape for n clips (from the meme's `Shapes`), whether its first
@@ -106,6 +129,7 @@ class GraphSpec:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     buckets: tuple[int, ...] = (1,)  # the batch sizes the runtime runs it at (TensorRT: one profile each)
+    required: bool = True  # False: an export made before this graph existed is still read (without it)
 
     def random_inputs(self, shapes: Shapes, n: int = EXPORT_BATCH, seed: int = 0) -> dict[str, torch.Tensor]:
         """Random inputs for n clips of the right shapes and dtypes, the same for a given seed."""
@@ -124,6 +148,14 @@ class GraphSpec:
 
 def _latents(s: Shapes, n: int) -> tuple[int, ...]:
     return (n, s.latent_channels, s.frames, s.latent_side, s.latent_side)
+
+
+def _pixels(s: Shapes, n: int) -> tuple[int, ...]:
+    return (n, s.frames, s.pixel_side, s.pixel_side, 3)
+
+
+def _levels(shape, s, g):
+    return 255 * torch.rand(shape, generator=g)
 
 
 def _normal(shape, s, g):
@@ -167,11 +199,18 @@ GRAPHS: tuple[GraphSpec, ...] = (
         outputs=(TensorSpec("model_output", torch.float32, _latents),),
         buckets=BATCH_BUCKETS,
     ),
+    GraphSpec(  # before the decoder: `VaeEncoderGraph`
+        VAE_ENCODER,
+        lambda base, video: VaeEncoderGraph(base.vae),
+        inputs=(TensorSpec("pixels", torch.float32, _pixels, _levels),),
+        outputs=(TensorSpec("latents", torch.float32, _latents),),
+        required=False,
+    ),
     GraphSpec(
         VAE_DECODER,
         lambda base, video: VaeDecoderGraph(base.vae),
         inputs=(TensorSpec("latents", torch.float32, _latents, _normal),),
-        outputs=(TensorSpec("pixels", torch.float32, lambda s, n: (n, s.frames, s.pixel_side, s.pixel_side, 3)),),
+        outputs=(TensorSpec("pixels", torch.float32, _pixels),),
     ),
 )
 GRAPH_SPECS = {spec.name: spec for spec in GRAPHS}

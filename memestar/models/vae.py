@@ -10,11 +10,20 @@ def vae_scale_factor(vae: AutoencoderKL) -> int:
 
 
 @torch.no_grad()
+def encode_pixels(vae: AutoencoderKL, pixels: torch.Tensor, chunk: int | None = 16) -> torch.Tensor:
+    """Frames `b f h w 3` in [0, 255] (uint8, or fp32 as the exported encoder takes them) -> scaled latents
+    `b c f h/s w/s` fp32 (the posterior mean; s = `vae_scale_factor`), `chunk` frames per encoder call (None: all
+    in one)."""
+    b, f = pixels.shape[:2]
+    x = pixels.to(vae.device).flatten(0, 1).permute(0, 3, 1, 2).to(vae.dtype) / 127.5 - 1  # (b f) 3 h w in [-1, 1]
+    parts = [x] if chunk is None else x.split(chunk)
+    z = torch.cat([vae.encode(part).latent_dist.mean for part in parts]) * vae.config.scaling_factor  # (b f) c h w
+    return z.float().reshape(b, f, *z.shape[1:]).transpose(1, 2)  # b c f h w
+
+
 def encode_frames(vae: AutoencoderKL, frames: torch.Tensor, chunk: int = 16) -> torch.Tensor:
-    """uint8 frames `f h w 3` -> scaled latents `1 c f h/s w/s` (the posterior mean; s = `vae_scale_factor`)."""
-    x = frames.to(vae.device).permute(0, 3, 1, 2).to(vae.dtype) / 127.5 - 1  # f 3 h w in [-1, 1]
-    latents = torch.cat([vae.encode(x[i : i + chunk]).latent_dist.mean for i in range(0, len(x), chunk)])
-    return (latents * vae.config.scaling_factor).transpose(0, 1)[None]  # 1 c f h w
+    """uint8 frames `f h w 3` of one clip -> scaled latents `1 c f h/s w/s` fp32 (`encode_pixels`)."""
+    return encode_pixels(vae, frames[None], chunk)
 
 
 @torch.no_grad()

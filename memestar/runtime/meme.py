@@ -13,20 +13,24 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..checks import check_prompt
 from ..device import DEFAULT_DEVICE
 from ..errors import MemeError
 from ..formats.meme_folder import MemeManifest, read_meme
+from ..media.matte import background_colour
 from ..models.text import truncation_warning
 from ..prompts import subject_prompt
 from ..sampling.batch import MAX_BATCH
+from ..sampling.plan import first_step as first_step_of
 from ..sampling.starts import layout_start, mix_start
 from .backends.base import Backend
 from .generation import Generation
 from .runtimes import Runtimes
-from .settings import MIN_DEFAULT_FPS, GenRequest, GenSettings, follows
+from .settings import MIN_DEFAULT_FPS, GenRequest, GenSettings, follows, still_action, still_negative
+from .still import cut_out, place_along_track, read_still
 
 
 class Meme:
@@ -44,6 +48,7 @@ class Meme:
         self.folder, self.manifest, self.runtime, self.inversion = folder, manifest, runtime, inversion
         self.adapter = adapter
         self.stamp = None  # meme.json as it was when loaded (`MemeStore`)
+        self._background = None  # `background`, once known
         self.nbytes = inversion.nbytes + sum(t.nbytes for t in (adapter or {}).values())
 
     @classmethod
@@ -92,8 +97,9 @@ class Meme:
 
     def generate(
         self,
-        prompt: str,
+        prompt: str | None = None,
         *,
+        image: np.ndarray | str | Path | None = None,
         seed: int = GenSettings.seed,
         steps: int = GenSettings.steps,
         guidance: float = GenSettings.guidance,
@@ -106,41 +112,54 @@ class Meme:
         follow_measure: str = GenSettings.follow_measure,
         guidance_until: float = GenSettings.guidance_until,
         cache_interval: int = GenSettings.cache_interval,
+        strength: float = GenSettings.strength,
     ) -> Generation:
-        """One clip for `prompt` with the meme's motion. Same arguments, same backend: the same frames."""
-        return self.generate_batch(
-            [
-                GenRequest(
-                    prompt,
-                    GenSettings(
-                        seed,
-                        steps,
-                        guidance,
-                        negative,
-                        sampler,
-                        start,
-                        variation,
-                        fps,
-                        follow,
-                        follow_measure,
-                        guidance_until,
-                        cache_interval,
-                    ),
-                )
-            ]
-        )[0]
+        """One clip for `prompt` with the meme's motion; with `image` (a photo's path, or RGB/RGBA `(h, w, 3|4)`
+        uint8), that still's subject animated along the meme's subject track, `strength` of it redrawn (the
+        prompt may then be left out: `still_action`). Same arguments, same backend: the same frames."""
+        settings = GenSettings(
+            seed,
+            steps,
+            guidance,
+            negative,
+            sampler,
+            start,
+            variation,
+            fps,
+            follow,
+            follow_measure,
+            guidance_until,
+            cache_interval,
+            strength,
+        )
+        if image is None:
+            return self.generate_batch([GenRequest(prompt, settings)])[0]
+        if isinstance(image, (str, Path)):
+            image = read_still(Path(image))
+        elif not (
+            isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[-1] in (3, 4)
+        ):
+            raise MemeError("image must be a photo's path, or an RGB or RGBA array (h, w, 3 or 4) of uint8")
+        elif image.shape[-1] == 3:
+            image = np.concatenate([image, np.full_like(image[..., :1], 255)], axis=-1)
+        action = still_action(self.manifest, self.folder.name)
+        prompt, settings = (prompt, settings) if prompt else (action, still_negative(self.manifest, settings))
+        return self.generate_batch([GenRequest(prompt, settings, cut_out(image))])[0]
 
     def generate_batch(self, requests: list[GenRequest]) -> list[Generation]:
-        """One clip per request, in order. Requests with the same `batch_key` (sampler, steps, guided-or-not, following
-        and the work savers) run together, up to `MAX_BATCH` clips at a time; each clip equals its own `generate`
-        (within rounding)."""
+        """One clip per request, in order. Requests with the same `batch_key` (sampler, steps, guided-or-not,
+        following, the work savers and an animated still's strength) run together, up to `MAX_BATCH` clips at a
+        time; each clip equals its own `generate` (within rounding)."""
         for r in requests:
             check_prompt(r.prompt)
             r.settings.check()
             follows(self.manifest, r.settings, self.folder.name)
+            if r.image is not None:
+                still_action(self.manifest, self.folder.name)  # a meme with a track
+                self.background  # noqa: B018 (known before the batch runs: a meme made before may sample it)
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
-            groups.setdefault(r.settings.batch_key, []).append(i)
+            groups.setdefault(r.batch_key, []).append(i)
         out: list[Generation | None] = [None] * len(requests)
         for indices in groups.values():
             for k in range(0, len(indices), MAX_BATCH):
@@ -172,6 +191,33 @@ class Meme:
             return noise
         return (layout_start if s.start == "layout" else mix_start)(self.inversion.float(), noise, v)
 
+    @property
+    def background(self) -> np.ndarray:
+        """The RGB `(3,)` of the plain background the meme's clip is on: stored with its track, else (a meme made
+        before) the border of the meme's own prompt sampled from its inversion, once."""
+        if self._background is None:
+            stored = self.manifest.subject_track.background
+            if stored is None:
+                stored = background_colour(self.generate(self.manifest.prompt, follow="off").frames)
+            self._background = np.asarray(stored, np.float32)
+        return self._background
+
+    def _still_start(self, requests: list[GenRequest], x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Start latents `(n, c, f, h, w)` for a batch of stills (one strength), and the step they start from: each
+        still's subject placed along the meme's track on its background, encoded, and noised to the strength's step
+        with the start latents `x` (standardised per clip) as the noise."""
+        s, backend = requests[0].settings, self.backend
+        schedule = backend.sampler(s.sampler, s.steps)
+        first_step = first_step_of(schedule.timestep_list, backend.scheduler_config, s.strength)
+        track, background = self.manifest.subject_track.tensor().numpy(), self.background
+        placed = np.stack([place_along_track(r.image, track, background, self.manifest.size) for r in requests])
+        latents = backend.encode_pixels(torch.from_numpy(placed))  # n c f h w
+        if first_step == len(schedule):  # strength 0: the still as placed
+            return latents, first_step
+        dims = tuple(range(1, x.dim()))
+        noise = (x - x.mean(dims, keepdim=True)) / x.std(dims, keepdim=True)
+        return schedule.noised(latents, noise.to(latents.device), first_step), first_step
+
     def _run_batch(self, requests: list[GenRequest]) -> list[Generation]:
         first = requests[0].settings
         backend = self.backend
@@ -184,8 +230,14 @@ class Meme:
         sync()
         seconds["text"] = time.perf_counter() - t
 
-        t = time.perf_counter()
         x = torch.cat([self.start_latents(r.settings) for r in requests])  # n c f h w
+        first_step = 0
+        if requests[0].image is not None:  # the batch's stills, placed, encoded and noised to their strength
+            t = time.perf_counter()
+            x, first_step = self._still_start(requests, x)
+            sync()
+            seconds["still"] = time.perf_counter() - t
+        t = time.perf_counter()
         follow = follows(self.manifest, first, self.folder.name)
         track = (
             self.manifest.subject_track.tensor().to(backend.device).expand(len(requests), -1, -1) if follow else None
@@ -200,6 +252,7 @@ class Meme:
             guidance_until=first.guidance_until,
             cache_interval=first.cache_interval,
             follow_measure=first.follow_measure,
+            first_step=first_step,
         )
         sync()
         seconds["denoise"] = time.perf_counter() - t
@@ -227,6 +280,7 @@ class Meme:
                 "follow_measure": s.follow_measure if follow else None,
                 "guidance_until": s.guidance_until if s.guidance > 1 else None,
                 "cache_interval": s.cache_interval if backend.caches_deep_features else 1,
+                "strength": s.strength if r.image is not None else None,
             }
             settings.pop("fps")
             fps = s.fps or max(self.manifest.fps, MIN_DEFAULT_FPS)

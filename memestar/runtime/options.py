@@ -63,6 +63,12 @@ class GenOptions(BaseSource):
         max_length=MAX_PROMPT_CHARS,
         body=True,
     )
+    image: Path | None = option(
+        None,
+        "A photo whose subject the meme animates with its motion (PNG, JPEG, WebP, ...: its "
+        "transparency, else a plain background, is cut away; else it is placed whole); the prompt may "
+        "then be left out (the meme's action alone).",
+    )
     # the body takes the bundled styles; the CLI also those of a --styles file
     style: str | None = option(
         None,

@@ -21,15 +21,19 @@ from ..checks import (
     check_guidance_until,
     check_seed,
     check_steps,
+    check_strength,
     check_variants,
     check_variation,
     plain_text,
 )
 from ..errors import MemeError
 from ..options import option
+from ..prompts import action_alone, guess_template, subject_of
 from ..sampling.names import FOLLOW_MEASURES, SAMPLER_NAMES
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ..formats.meme_folder import MemeManifest
 
 STARTS = ("inversion", "layout", "mix", "noise")
@@ -45,6 +49,10 @@ MIX_VARIATION = 0.5
 LAYOUT_VARIATION = 0.5
 DEFAULT_VARIATIONS = {"mix": MIX_VARIATION, "layout": LAYOUT_VARIATION}  # of the starts that take one; others: 0
 FOLLOWS = ("auto", "on", "off")
+# An animated photo is read as the photo's in 0.98 / 0.91 of frames (running / popping; 0.94 the ceiling) at 0.2 of
+# the schedule, 0.61 / 0.39 at 0.3 and 0.31 / 0.20 at 0.5, where the meme draws its own source over it (the demo's
+# memes, emoji the tuning never saw, the default path: benchmarks/results/animated-still-2026-12-07.md)
+STILL_STRENGTH = 0.2
 
 
 @dataclass
@@ -126,6 +134,17 @@ class GenSettings:
         body=True,
     )
 
+    # `meme gen --image`: how far the placed still is noised before the meme denoises it (SDEdit's strength)
+    strength: float = option(
+        STILL_STRENGTH,
+        "With a photo (--image; a gen body's image): how much of the still placed along the track the "
+        "meme redraws, 0 (none) to 1 (all: nothing of the photo is kept); higher moves it more "
+        "naturally, lower keeps more of the photo.",
+        low=0,
+        high=1,
+        body=True,
+    )
+
     def check(self) -> GenSettings:
         check_seed(self.seed)
         check_steps(self.steps)
@@ -136,6 +155,7 @@ class GenSettings:
         check_choice("--follow-measure", self.follow_measure, FOLLOW_MEASURES)
         check_guidance_until(self.guidance_until)
         check_cache_interval(self.cache_interval)
+        check_strength(self.strength)
         if self.variation is not None:
             check_variation(self.variation)
         check_fps(self.fps)
@@ -183,10 +203,41 @@ def follows(manifest: MemeManifest, s: GenSettings, name: str) -> bool:
 class GenRequest:
     prompt: str
     settings: GenSettings = field(default_factory=GenSettings)
+    image: np.ndarray | None = None  # a still's subject to animate, RGBA `(h, w, 4)` uint8 (`runtime/still.cut_out`)
+
+    @property
+    def batch_key(self) -> tuple:
+        """Requests with the same key run as one batch: the settings' key, and where the loop starts (an animated
+        still's strength; None for a clip from noise)."""
+        return (*self.settings.batch_key, None if self.image is None else self.settings.strength)
 
 
-def variant_requests(prompt: str, settings: GenSettings, variants: int) -> list[GenRequest]:
-    """`variants` requests for one prompt, seeds `seed`, `seed + 1`, ...: options to pick from. From the
+def still_action(manifest: MemeManifest, name: str) -> str:
+    """What a photo is animated with when no prompt is given, by meme `name`: the meme's action alone ("{subject}
+    popping" -> "popping": the photo's subject is not the base's to name). A meme without a subject track has nowhere
+    to place a photo: a one-line error."""
+    if manifest.subject_track is None:
+        raise MemeError(
+            f"meme {name} has no subject track to place a still on (its clip has no plain background, or it was "
+            f"trained before meme-star tracked subjects): animate stills with a meme of one subject on a plain "
+            f"background, or retrain this one"
+        )
+    return action_alone(manifest.template or guess_template(manifest.prompt)) or manifest.prompt
+
+
+def still_negative(manifest: MemeManifest, settings: GenSettings) -> GenSettings:
+    """`settings` for an unnamed photo (`still_action`): with no negative prompt, the meme's own subject, which the
+    tuned meme otherwise draws over the photo at strengths from 0.3 (a named photo keeps more without it:
+    benchmarks/results/animated-still-2026-12-07.md)."""
+    if settings.negative:
+        return settings
+    return replace(settings, negative=subject_of(manifest.prompt, manifest.template) or "")
+
+
+def variant_requests(
+    prompt: str, settings: GenSettings, variants: int, image: np.ndarray | None = None
+) -> list[GenRequest]:
+    """`variants` requests for one prompt (and still), seeds `seed`, `seed + 1`, ...: options to pick from. From the
     inversion they differ only with a variation above 0 (`VARIANTS_VARIATION` unless one is given)."""
     check_variants(variants)
     if settings.seed + variants - 1 > MAX_SEED:
@@ -194,4 +245,7 @@ def variant_requests(prompt: str, settings: GenSettings, variants: int) -> list[
     variation = settings.variation
     if variation is None and settings.start == "inversion":
         variation = VARIANTS_VARIATION if variants > 1 else 0.0
-    return [GenRequest(prompt, replace(settings, seed=settings.seed + i, variation=variation)) for i in range(variants)]
+    return [
+        GenRequest(prompt, replace(settings, seed=settings.seed + i, variation=variation), image)
+        for i in range(variants)
+    ]

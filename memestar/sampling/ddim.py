@@ -85,10 +85,14 @@ class DDIMSchedule:
         x0, eps = self._x0_eps(model_output, x, self.alpha_prev[i])
         return self.alpha[i].sqrt() * x0 + (1 - self.alpha[i]).sqrt() * eps
 
-    def sample(self, x: torch.Tensor, model_fn, progress=iter) -> torch.Tensor:
-        """Denoises `x` over the whole schedule; `model_fn(x, t)` returns the (guided) model output.
-        `progress` wraps the step range (e.g. a tqdm bar)."""
-        for i in progress(range(len(self))):
+    def noised(self, x0: torch.Tensor, noise: torch.Tensor, i: int) -> torch.Tensor:
+        """Clean latents `x0` noised with `noise` to the level step i starts from (SDEdit's start)."""
+        return self.alpha[i].sqrt() * x0 + (1 - self.alpha[i]).sqrt() * noise
+
+    def sample(self, x: torch.Tensor, model_fn, progress=iter, first: int = 0) -> torch.Tensor:
+        """Denoises `x` over the schedule from step `first` (0: the whole); `model_fn(x, t)` returns the (guided)
+        model output. `progress` wraps the step range (e.g. a tqdm bar)."""
+        for i in progress(range(first, len(self))):
             x = self.step(model_fn(x, self.timesteps[i]), i, x)
         return x
 

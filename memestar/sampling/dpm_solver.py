@@ -50,11 +50,16 @@ class DPMSolverPP2M:
             return self.alpha[i] * x - self.sigma[i] * model_output
         raise ScheduleError(f"prediction_type {self.prediction_type!r} is not supported")
 
-    def sample(self, x: torch.Tensor, model_fn, progress=iter) -> torch.Tensor:
-        """Denoises `x` over the whole schedule; `model_fn(x, t)` returns the (guided) model output."""
+    def noised(self, x0: torch.Tensor, noise: torch.Tensor, i: int) -> torch.Tensor:
+        """Clean latents `x0` noised with `noise` to the level step i starts from (SDEdit's start)."""
+        return self.alpha[i] * x0 + self.sigma[i] * noise
+
+    def sample(self, x: torch.Tensor, model_fn, progress=iter, first: int = 0) -> torch.Tensor:
+        """Denoises `x` over the schedule from step `first` (0: the whole; its first step is first order);
+        `model_fn(x, t)` returns the (guided) model output."""
         last = len(self) - 1
         previous_x0 = None
-        for i in progress(range(len(self))):
+        for i in progress(range(first, len(self))):
             x0 = self._x0(model_fn(x, self.timesteps[i]), x, i)
             h = self.lam[i + 1] - self.lam[i]
             phi = self.alpha[i + 1] * (torch.exp(-h) - 1.0)

@@ -33,6 +33,12 @@ def loop_plan(
     return list(zip(guiding, cache_plan(guiding, cache_interval)))
 
 
+def first_step(timesteps: list[int], scheduler_config: dict, strength: float) -> int:
+    """The step a loop starts from to redraw `strength` (0 to 1) of a clip (SDEdit): the first whose timestep is at
+    most `strength` of training's (timesteps high noise first); 0 runs every step, `len(timesteps)` none."""
+    return sum(t > strength * scheduler_config.get("num_train_timesteps", 1000) for t in timesteps)
+
+
 def guidance_scales(guidance, n: int, device: torch.device) -> torch.Tensor:
     """One guidance scale per clip, `(n,)` fp32 on `device`, from a float or a sequence/tensor of n."""
     g = torch.as_tensor(guidance, dtype=torch.float32).reshape(-1).to(device)

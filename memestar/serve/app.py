@@ -4,7 +4,9 @@
     GET  /healthz /readyz /metrics /docs
     GET  /memes                     every meme in the folder: id, prompt, frames, size, base
     GET  /memes/{id}                one meme; /memes/{id}/preview.gif its preview
-    POST /memes/{id}/gen            JSON settings -> the clip's bytes, or JSON with base64 clips for variants > 1
+    POST /memes/{id}/gen            JSON settings -> the clip's bytes, or JSON with base64 clips for variants > 1;
+                                    multipart (a photo as `image`, the JSON settings as `settings`): the photo's
+                                    subject animated with the meme's motion
     POST /memes                     multipart clip + prompt + training options -> 202 and a job id
     GET  /jobs/{id}                 a training job's state, progress and one-line error
 
@@ -18,6 +20,7 @@ import asyncio
 import base64
 import functools
 import hmac
+import json
 import logging
 import shutil
 import time
@@ -26,14 +29,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.exceptions import HTTPException
 
-from ..checks import JOB_ID_PATTERN, MAX_PROMPT_CHARS, MEME_ID_PATTERN, check_prompt
+from ..checks import JOB_ID_PATTERN, MAX_PROMPT_CHARS, MAX_STILL_BYTES, MEME_ID_PATTERN, check_prompt
 from ..device import device_name
 from ..errors import MemeError, one_line, without_paths
 from ..files import slug
@@ -44,7 +49,8 @@ from ..media.presets import PRESETS
 from ..options import body_fields, body_limits, declared
 from ..prompts import guess_template, subject_prompt
 from ..runtime.options import GenOptions
-from ..runtime.settings import GenRequest, GenSettings, variant_requests
+from ..runtime.settings import GenRequest, GenSettings, still_action, still_negative, variant_requests
+from ..runtime.still import cut_out, read_still
 from ..runtime.store import MemeStore
 from ..runtime.styles import apply_style, get_style
 from ..sampling.batch import BATCH_BUCKETS
@@ -57,6 +63,7 @@ from .worker import BatchWorker, DeadlineExceeded, GenJob, QueueFull
 
 log = logging.getLogger("memestar.serve")
 MEDIA_TYPES = {"gif": "image/gif", "mp4": "video/mp4", "webp": "image/webp"}
+GEN_RESPONSES = {200: {"content": {t: {} for t in {*MEDIA_TYPES.values(), *(p.media_type for p in PRESETS.values())}}}}
 CLIP_SUFFIXES = (".mp4", ".gif", ".webm", ".mov", ".mkv", ".avi", ".webp")
 MAX_JSON_BYTES = 64 * 1024
 # open without the token (they hold no data): the probes and the API docs; the playground page too (page.is_page)
@@ -79,13 +86,15 @@ class GenBodyBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    def plan(self, manifest: Callable[[], MemeManifest]) -> GenPlan:
-        """The clips asked for (the variants of one prompt), the look and the preset, with the meme's subject
-        template and size (`manifest`, read only for a subject or a caption) and the style's defaults; every setting
-        checked."""
+    def plan(self, manifest: Callable[[], MemeManifest], still: np.ndarray | None = None, mid: str = "") -> GenPlan:
+        """The clips asked for (the variants of one prompt, of `still` if given: a photo's cut-out subject), the look
+        and the preset, with the meme's subject template and size (`manifest`, read only for a subject, a still or a
+        caption) and the style's defaults; every setting checked."""
         manifest = functools.cache(manifest)  # read once, and only if needed
-        if (self.prompt is None) == (self.subject is None):
+        if self.prompt is not None and self.subject is not None:
             raise MemeError("give a prompt or a subject (the meme's own prompt with a new subject), not both")
+        if self.prompt is None and self.subject is None and still is None:
+            raise MemeError("give a prompt or a subject (the meme's own prompt with a new subject), or a photo")
         format_given = "format" in self.model_fields_set or self.max_kb is not None
         if self.preset is not None and format_given:
             raise MemeError(f"preset {self.preset} fixes the format and the size: drop format and max_kb")
@@ -94,20 +103,101 @@ class GenBodyBase(BaseModel):
             m = manifest()
             prompt = subject_prompt(m.prompt, m.template, self.subject)
         settings = GenSettings(**{d.name: getattr(self, d.name) for d in declared(GenSettings)})
+        unnamed = still is not None and prompt is None
+        if still is not None:
+            action = still_action(manifest(), mid)  # a meme with a subject track
+            prompt = prompt or action
         look = Look(**{d.name: getattr(self, d.name) for d in declared(Look) if d.spec.body})
         preset = self.preset
         if self.style is not None:
             style = get_style(self.style)
             prompt = style.prompt_for(prompt, self.subject)
             settings, look, preset = apply_style(style, settings, look, preset, format_given)
+        if unnamed:
+            settings = still_negative(manifest(), settings)
         check_prompt(prompt)
         side = (PRESETS[preset].side if preset else manifest().size) if look.top or look.bottom else None
         look.check(side, None if preset else self.format)  # a caption that cannot fit: refused before any work
-        return GenPlan(prompt, variant_requests(prompt, settings.check(), self.variants), look, preset)
+        return GenPlan(prompt, variant_requests(prompt, settings.check(), self.variants, still), look, preset)
 
 
 # the settings of one generation request, defaults as `meme gen`'s
 GenBody = create_model("GenBody", __base__=GenBodyBase, **body_fields(GenOptions, GenSettings, Look))
+# a gen body with a photo: the photo and its JSON settings
+MAX_GEN_UPLOAD_BYTES = MAX_STILL_BYTES + MAX_JSON_BYTES
+# the docs' gen body: JSON settings, or multipart with a photo
+GEN_REQUEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/GenBody"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {
+                        "image": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": f"The photo (PNG, JPEG, WebP, ...; at most {MAX_STILL_BYTES // 2**20} MiB)",
+                        },
+                        "settings": {"type": "string", "description": "The JSON settings (as the JSON body's)"},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+def document_gen_body(app: FastAPI) -> None:
+    """The docs' schema with `GenBody` among its components, where `GEN_REQUEST_BODY` and the playground read it
+    (the gen route reads its body itself: JSON or multipart)."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schemas = build().setdefault("components", {}).setdefault("schemas", {})
+            schemas["GenBody"] = GenBody.model_json_schema(ref_template="#/components/schemas/{model}")
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
+def parse_gen_body(text: str | bytes) -> GenBody:
+    """The settings of a gen body, read as FastAPI reads a JSON body: Python's JSON, then the model (strict)."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, nesting too deep
+        raise HTTPException(422, f"body: not valid JSON ({str(e).splitlines()[0]})") from None
+    try:
+        return GenBody.model_validate(data)
+    except ValidationError as e:
+        raise RequestValidationError(e.errors()) from None
+
+
+async def read_gen(request: Request) -> tuple[GenBody, np.ndarray | None]:
+    """A gen request's settings and, in a multipart body, its photo's subject cut out (decoded under the caps, off
+    the event loop): JSON, or multipart with the file field `image` and the JSON text field `settings`."""
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind in ("application/json", ""):
+        return parse_gen_body(await request.body()), None
+    if kind != "multipart/form-data":
+        raise HTTPException(415, "send the settings as application/json, or multipart/form-data with a photo")
+    form = await request.form(max_files=1, max_fields=1, max_part_size=MAX_JSON_BYTES)
+    try:
+        image, settings = form.get("image"), form.get("settings", "{}")
+        if not isinstance(image, StarletteUpload):  # what Starlette's form parser gives (FastAPI's is a subclass)
+            raise HTTPException(422, "image: send the photo as the multipart file field 'image'")
+        if not isinstance(settings, str):
+            raise HTTPException(422, "settings: send the settings as the multipart text field 'settings' (JSON)")
+        data, name = await image.read(), uploaded_name(image.filename, "the uploaded photo")
+    finally:
+        await form.close()
+    body = parse_gen_body(settings)
+    return body, await run_in_threadpool(lambda: cut_out(read_still(Path(name), data), name))
+
+
 # the training options a clip upload takes, as `meme train` declares them; a job's lr must be above 0 (the CLI
 # takes 0, which checks that tuning moves nothing; a job at 0 would tune nothing)
 TRAIN_FORM = {
@@ -249,12 +339,15 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        upload = scope["method"] == "POST" and scope["path"].rstrip("/") == "/memes"
-        limit = self.upload_bytes if upload else MAX_JSON_BYTES
-        declared = dict(scope["headers"]).get(b"content-length")
+        path, headers = scope["path"].rstrip("/"), dict(scope["headers"])
+        post = scope["method"] == "POST"
+        upload = post and path == "/memes"
+        photo = post and path.endswith("/gen") and headers.get(b"content-type", b"").startswith(b"multipart/")
+        limit = self.upload_bytes if upload else MAX_GEN_UPLOAD_BYTES if photo else MAX_JSON_BYTES
+        declared = headers.get(b"content-length")
         too_large = (
             f"the request body is over {limit / 2**20:g} MiB"
-            if upload
+            if upload or photo
             else f"the request body is over {limit // 1024} KiB"
         )
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
@@ -368,6 +461,7 @@ def create_app(o: ServeOptions) -> FastAPI:
 
     add_error_handlers(app)
     add_playground(app)
+    document_gen_body(app)
 
     @app.get("/healthz", summary="The process is up")
     async def healthz():
@@ -419,14 +513,14 @@ def create_app(o: ServeOptions) -> FastAPI:
 
     @app.post(
         "/memes/{mid}/gen",
-        summary="A clip (or variants) of a new subject with the meme's motion",
-        responses={
-            200: {"content": {t: {} for t in {*MEDIA_TYPES.values(), *(p.media_type for p in PRESETS.values())}}}
-        },
+        summary="A clip (or variants) of a new subject, or of a photo's subject, with the meme's motion",
+        responses=GEN_RESPONSES,
+        openapi_extra=GEN_REQUEST_BODY,
     )
-    async def gen(mid: str, body: GenBody, request: Request):
+    async def gen(mid: str, request: Request):
         meme_folder(memes_dir, mid)
-        plan = body.plan(lambda: manifest(mid))
+        body, still = await read_gen(request)
+        plan = body.plan(lambda: manifest(mid), still, mid)
         job = GenJob(mid, plan.requests, time.monotonic() + o.deadline_s)
         t = time.perf_counter()
         try:
@@ -483,7 +577,7 @@ def create_app(o: ServeOptions) -> FastAPI:
         job_id = jobs.new_id()
         folder = jobs.folder(job_id)
         path = folder / f"clip{suffix}"
-        shown = uploaded_name(clip.filename, suffix)
+        shown = uploaded_name(clip.filename, f"the uploaded clip{suffix}")
         try:
             folder.mkdir(parents=True)
             with path.open("wb") as f:
@@ -525,10 +619,10 @@ def create_app(o: ServeOptions) -> FastAPI:
     return app
 
 
-def uploaded_name(filename: str | None, suffix: str) -> str:
+def uploaded_name(filename: str | None, unnamed: str) -> str:
     """The client's name for its upload, as errors show it: its last part, printable, at most 64 characters."""
     name = "".join(c for c in Path(filename or "").name if c.isprintable())[-64:]
-    return name or f"the uploaded clip{suffix}"
+    return name or unnamed
 
 
 def slug_id(prompt: str) -> str:

@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from ray import serve
 from starlette.exceptions import HTTPException
@@ -29,14 +29,19 @@ from ..runtime.meme import Meme
 from ..runtime.settings import GenRequest
 from ..sampling.batch import MAX_BATCH
 from .app import (
+    GEN_REQUEST_BODY,
+    GEN_RESPONSES,
+    MAX_JSON_BYTES,
     BearerAuth,
-    GenBody,
+    BodyLimit,
     add_error_handlers,
     clips_response,
+    document_gen_body,
     list_memes,
     meme_folder,
     meme_store,
     meme_summary,
+    read_gen,
     read_manifest,
 )
 from .options import ServeOptions
@@ -118,8 +123,10 @@ async def ask_replicas(generator, mid: str, requests: list[GenRequest]) -> tuple
 
 def ingress_app(options: ServeOptions) -> FastAPI:
     app = FastAPI(title="meme-star on Ray Serve")
+    app.add_middleware(BodyLimit, upload_bytes=MAX_JSON_BYTES)  # no training uploads here; a gen photo as on one node
     app.add_middleware(BearerAuth, token=options.token)
     add_error_handlers(app)
+    document_gen_body(app)
     memes_dir = Path(options.memes).absolute()
 
     @app.get("/healthz")
@@ -150,10 +157,11 @@ def build(options: ServeOptions, replicas: int | None = None, gpus: float | None
         def __init__(self, generator):
             self.generator = generator
 
-        @app.post("/memes/{mid}/gen")
-        async def gen(self, mid: str, body: GenBody):
+        @app.post("/memes/{mid}/gen", responses=GEN_RESPONSES, openapi_extra=GEN_REQUEST_BODY)
+        async def gen(self, mid: str, request: Request):
             meme_folder(memes_dir, mid)
-            plan = body.plan(lambda: read_manifest(memes_dir, mid))  # refused here, before any replica is asked
+            body, still = await read_gen(request)
+            plan = body.plan(lambda: read_manifest(memes_dir, mid), still, mid)  # refused before any replica is asked
             t = time.perf_counter()
             result, tries = await ask_replicas(self.generator, mid, plan.requests)
             response = await run_in_threadpool(clips_response, mid, body, plan, result["generations"])

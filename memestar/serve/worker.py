@@ -42,7 +42,7 @@ class GenJob:
 
     @property
     def key(self) -> tuple:
-        return self.meme_id, self.requests[0].settings.batch_key
+        return self.meme_id, self.requests[0].batch_key
 
 
 class DeviceGate:

@@ -33,6 +33,7 @@ from ..formats.meme_folder import (
     write_meme_json,
 )
 from ..media.clips import read_clip
+from ..media.matte import background_colour
 from ..media.writers import write_gif
 from ..models.adapter import save_adapter
 from ..models.base import load_base
@@ -110,7 +111,9 @@ def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype,
     t = time.perf_counter()
     clip = read_clip(o.clip, o.frames, o.size, start=o.start, stride=o.stride)
     frames = torch.from_numpy(clip.frames)
-    track = SubjectTrackRecord.from_tensor(subject_track(frames[None])[0]) if plain_background(frames) else None
+    track = None
+    if plain_background(frames):
+        track = SubjectTrackRecord.from_tensor(subject_track(frames[None])[0], background_colour(clip.frames).round())
     base = load_base(o.base, device=device, dtype=dtype, config=o.base_config, allow_pickle=o.allow_pickle)
     DDIMSchedule(base.scheduler_config, o.inversion_steps)  # a schedule it cannot run is refused before tuning
     video = VideoUNet(base.unet, o.group_norm, o.frame_positions, o.frame_attention)

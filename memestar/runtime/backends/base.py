@@ -11,14 +11,16 @@ returns the same shapes and dtypes, whatever it computes in:
 - guidance: one scale for the batch, or one per clip `(n,)`; 1 with `(n, L, d)` text means no guidance;
 - frames: `(n, f, H, W, 3)` uint8 on the CPU (`decode`), or fp32 in [0, 255] on the device (`decode_pixels`);
 - a subject track to follow (`sampling/follow.py`): `(n, f, 3)` fp32 on the device, or None.
+- frames to encode (`encode_pixels`, an animated still's start): `(n, f, H, W, 3)` uint8 on the CPU.
 Each clip of a batch comes out as it would alone (within rounding). What no guidance costs differs: see
 `unet_passes`.
 
 The loop's work savers, the same for every clip of a batch (`sample`'s keywords; their defaults are the plain
 loop, `GenSettings` holds the product's): guidance only while the timestep is at or above `guidance_until` of
 training's (`sampling/guidance.py`), the UNet's deep features reused for `cache_interval - 1` steps after each full
-one (`sampling/deep_cache.py`; the torch backend only: the exported UNet graph is whole), and where a followed
-subject is measured (`follow_measure`: on the latents, or on their decoded frames).
+one (`sampling/deep_cache.py`; the torch backend only: the exported UNet graph is whole), where a followed
+subject is measured (`follow_measure`: on the latents, or on their decoded frames), and the step the loop starts
+from (`first_step`: an animated still's latents enter part-way, `sampling/plan.first_step`).
 """
 
 from abc import ABC, abstractmethod
@@ -60,9 +62,16 @@ class Backend(ABC):
         guidance_until: float = 0.0,
         cache_interval: int = 1,
         follow_measure: str = "latents",
+        first_step: int = 0,
     ) -> torch.Tensor:
-        """The whole denoising loop from start latents `x` `(n, c, f, h, w)`: clean latents, the same shape, fp32.
-        With `follow`, each clip's subject is held on that track (`sampling/follow.py`)."""
+        """The denoising loop from start latents `x` `(n, c, f, h, w)` at step `first_step` (0: pure noise, the whole
+        loop): clean latents, the same shape, fp32. With `follow`, each clip's subject is held on that track
+        (`sampling/follow.py`)."""
+
+    @abstractmethod
+    def encode_pixels(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames `(n, f, H, W, 3)` -> their latents `(n, c, f, h, w)` fp32 on the device (the VAE posterior's
+        mean, scaled as the UNet takes it)."""
 
     @abstractmethod
     def decode_pixels(self, latents: torch.Tensor) -> torch.Tensor:
@@ -73,11 +82,12 @@ class Backend(ABC):
         return to_uint8(self.decode_pixels(latents)).cpu()
 
     def step_plan(
-        self, schedule, guided: bool, guidance_until: float = 0.0, cache_interval: int = 1
+        self, schedule, guided: bool, guidance_until: float = 0.0, cache_interval: int = 1, first_step: int = 0
     ) -> list[tuple[bool, str | None]]:
-        """`loop_plan` of `schedule` on this backend (cache mode None on backends that do not cache)."""
+        """`loop_plan` of `schedule`'s steps from `first_step` on this backend (cache mode None on backends that do
+        not cache)."""
         return loop_plan(
-            schedule.timestep_list,
+            schedule.timestep_list[first_step:],
             self.scheduler_config,
             guided,
             guidance_until,
@@ -93,13 +103,19 @@ class Backend(ABC):
             return lambda x0: latent_subject_track(x0, self.vae_scale)
         raise ValueError(f"unknown follow measure {follow_measure!r}")
 
-    def following(self, model_fn, follow: torch.Tensor | None, schedule, follow_measure: str = "latents"):
-        """`model_fn(x, t)` for one run of `schedule`, holding each clip's subject on `follow` `(n, f, 3)`; as it is
-        without one."""
+    def following(
+        self, model_fn, follow: torch.Tensor | None, schedule, follow_measure: str = "latents", first_step: int = 0
+    ):
+        """`model_fn(x, t)` for one run of `schedule` from `first_step`, holding each clip's subject on `follow`
+        `(n, f, 3)`; as it is without one."""
         if follow is None:
             return model_fn
         return following(
-            model_fn, self.subject_measure(follow_measure), follow, self.scheduler_config, schedule.timestep_list
+            model_fn,
+            self.subject_measure(follow_measure),
+            follow,
+            self.scheduler_config,
+            schedule.timestep_list[first_step:],
         )
 
     def unet_passes(self, guided: bool) -> int:

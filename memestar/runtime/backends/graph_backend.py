@@ -2,7 +2,8 @@
 
 The export holds the tokenizer and noise schedule too, so these backends load no torch model and no
 base: tokens -> `text_encoder`, the sampler loop on the host calling `unet` (guidance inside the graph;
-following a subject track calls `vae_decoder` in the loop too), `vae_decoder` -> frames rounded to uint8. A
+following a subject track calls `vae_decoder` in the loop too), `vae_decoder` -> frames rounded to uint8; an
+animated still's frames -> `vae_encoder`. A
 subclass only says how to run one graph on a batch (`_run`). A batch of clips runs through the UNet together, up
 to the export's `max_batch` at a time; prompts are encoded and clips decoded one at a time, as the torch backend
 does (a batched decoder would need the memory of every frame at once for a few percent of the time).
@@ -17,7 +18,7 @@ from transformers import CLIPTokenizer
 
 from ...errors import MemeError
 from ...formats.export_folder import SCHEDULER_JSON, TOKENIZER, ExportManifest
-from ...models.graphs import GRAPH_SPECS, TEXT_ENCODER, UNET, VAE_DECODER, GraphSpec
+from ...models.graphs import GRAPH_SPECS, TEXT_ENCODER, UNET, VAE_DECODER, VAE_ENCODER, GraphSpec
 from ...sampling.plan import Schedules, guidance_scales
 from .base import Backend
 
@@ -91,10 +92,11 @@ class GraphBackend(Backend):
         guidance_until: float = 0.0,
         cache_interval: int = 1,
         follow_measure: str = "latents",
+        first_step: int = 0,
     ) -> torch.Tensor:
         schedule = self.sampler(sampler, steps)
         pairs, scales = self._pairs(text, guidance_scales(guidance, len(x), self.device))
-        plan = self.step_plan(schedule, len(text) != len(x), guidance_until, cache_interval)
+        plan = self.step_plan(schedule, len(text) != len(x), guidance_until, cache_interval, first_step)
         out = []
         for k in range(0, len(x), self.max_batch):
             rows = slice(k, k + self.max_batch)
@@ -104,9 +106,18 @@ class GraphBackend(Backend):
                 guided, _ = next(steps)
                 return self._call(UNET, z, torch.as_tensor(t), e, g if guided else torch.ones_like(g))
 
-            model_fn = self.following(unet, None if follow is None else follow[rows], schedule, follow_measure)
-            out.append(schedule.sample(x[rows], model_fn))
+            track = None if follow is None else follow[rows]
+            model_fn = self.following(unet, track, schedule, follow_measure, first_step)
+            out.append(schedule.sample(x[rows], model_fn, first=first_step))
         return torch.cat(out)
+
+    def encode_pixels(self, frames: torch.Tensor) -> torch.Tensor:
+        if VAE_ENCODER not in self.manifest.graphs:
+            raise MemeError(
+                f"export {self.folder} has no VAE encoder, which animating a still needs (it was made before "
+                f"meme-star animated stills): run `meme export MEME --force`, or use --backend torch"
+            )
+        return torch.cat([self._call(VAE_ENCODER, clip[None].float()) for clip in frames])
 
     def decode_pixels(self, latents: torch.Tensor) -> torch.Tensor:
         return torch.cat([self._call(VAE_DECODER, z[None]) for z in latents])

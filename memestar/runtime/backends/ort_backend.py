@@ -68,6 +68,7 @@ class OrtBackend(GraphBackend):
         self.pinned = {
             spec.name: 1 if device.type == "cpu" else spec.buckets[0] if len(spec.buckets) == 1 else None
             for spec in GRAPHS
+            if spec.name in manifest.graphs
         }
         try:
             self.sessions = {
@@ -75,6 +76,7 @@ class OrtBackend(GraphBackend):
                     self.folder / manifest.graphs[spec.name].file, providers, batch=self.pinned[spec.name]
                 )
                 for spec in GRAPHS
+                if spec.name in manifest.graphs
             }
         except Exception as e:  # onnxruntime raises its own kinds for a damaged or foreign file
             raise MemeError(

@@ -17,7 +17,7 @@ import torch
 
 from ...models.base import BaseModel
 from ...models.text import encode_prompts
-from ...models.vae import decode_pixels, vae_scale_factor
+from ...models.vae import decode_pixels, encode_pixels, vae_scale_factor
 from ...models.video_unet import VideoUNet
 from ...sampling.batch import bucket, padded
 from ...sampling.deep_cache import DeepCache
@@ -83,10 +83,10 @@ class TorchBackend(Backend):
     def denoise(self, x, t, text, guidance):
         return self._model_fn(text, guidance_scales(guidance, len(x), self.device), [(len(text) != len(x), None)])(x, t)
 
-    def _loop(self, schedule, plan, follow_measure, x, text, scales, track=None):
-        """The whole denoising loop (following `track` when given): what a CUDA graph captures."""
-        model_fn = self.following(self._model_fn(text, scales, plan), track, schedule, follow_measure)
-        return schedule.sample(x, model_fn)
+    def _loop(self, schedule, plan, follow_measure, first_step, x, text, scales, track=None):
+        """The denoising loop from `first_step` (following `track` when given): what a CUDA graph captures."""
+        model_fn = self.following(self._model_fn(text, scales, plan), track, schedule, follow_measure, first_step)
+        return schedule.sample(x, model_fn, first=first_step)
 
     @torch.inference_mode()
     def sample(
@@ -101,13 +101,15 @@ class TorchBackend(Backend):
         guidance_until: float = 0.0,
         cache_interval: int = 1,
         follow_measure: str = "latents",
+        first_step: int = 0,
     ) -> torch.Tensor:
         n, guided = len(x), len(text) != len(x)
         scales = guidance_scales(guidance, n, self.device)
         schedule = self.sampler(sampler, steps)
-        plan = self.step_plan(schedule, guided, guidance_until, cache_interval)
+        plan = self.step_plan(schedule, guided, guidance_until, cache_interval, first_step)
+        loop = (schedule, plan, follow_measure, first_step)
         if not self.cuda_graphs:
-            return self._loop(schedule, plan, follow_measure, x, text, scales, follow)
+            return self._loop(*loop, x, text, scales, follow)
         rows = bucket(n)
         text = torch.cat([padded(half, rows) for half in text.chunk(2)]) if guided else padded(text, rows)
         inputs = (padded(x, rows), text, padded(scales, rows)) + (() if follow is None else (padded(follow, rows),))
@@ -118,13 +120,14 @@ class TorchBackend(Backend):
             tuple(text.shape),
             tuple(plan),
             follow_measure if follow is not None else None,
+            first_step,
         )
         if key in self._graphs:
             self._graphs.move_to_end(key)
         else:
-            captured = self._capture(schedule, plan, follow_measure, inputs)
+            captured = self._capture(loop, inputs)
             if captured is None:
-                return self._loop(schedule, plan, follow_measure, *inputs)[:n]
+                return self._loop(*loop, *inputs)[:n]
             while len(self._graphs) >= MAX_GRAPHS:
                 self._graphs.popitem(last=False)
             self._graphs[key] = captured
@@ -134,17 +137,17 @@ class TorchBackend(Backend):
         graph.replay()
         return static_out[:n].clone()
 
-    def _capture(self, schedule, plan, follow_measure, inputs):
+    def _capture(self, loop, inputs):
         static = tuple(t.clone() for t in inputs)  # start latents, text, guidance scales (, subject track)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):  # warm-up: allocator pools, cuDNN/cuBLAS plans
-            self._loop(schedule, plan, follow_measure, static[0].clone(), *static[1:])
+            self._loop(*loop, static[0].clone(), *static[1:])
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         try:
             with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                static_out = self._loop(schedule, plan, follow_measure, *static)
+                static_out = self._loop(*loop, *static)
         except RuntimeError as e:  # e.g. a compiled UNet whose kernels cannot be captured
             print(
                 f"note: the denoising loop cannot be captured as a CUDA graph ({str(e).splitlines()[0]}); "
@@ -154,6 +157,10 @@ class TorchBackend(Backend):
             self.cuda_graphs = False
             return None
         return graph, static, static_out
+
+    @torch.inference_mode()
+    def encode_pixels(self, frames: torch.Tensor) -> torch.Tensor:
+        return encode_pixels(self.base.vae, frames)
 
     @torch.inference_mode()
     def decode_pixels(self, latents: torch.Tensor) -> torch.Tensor:

@@ -124,7 +124,11 @@ class TrtBackend(GraphBackend):
             raise MemeError("--backend trt runs on an NVIDIA GPU: use --device cuda, or --backend ort on a CPU")
         super().__init__(export_folder, manifest, device)
         engines = usable_engines(self.folder, device)
-        self.engines = {spec.name: TrtEngine(trt, engines / f"{spec.name}.plan", device) for spec in GRAPHS}
+        self.engines = {
+            spec.name: TrtEngine(trt, engines / f"{spec.name}.plan", device)
+            for spec in GRAPHS
+            if spec.name in manifest.graphs
+        }
 
     @property
     def max_batch(self) -> int:

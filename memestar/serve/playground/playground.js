@@ -2,7 +2,8 @@
 // Plain browser JavaScript, no build step and no outside requests: every call below is one an app makes too.
 //   GET  /openapi.json          the settings a request takes (choices, defaults), so this page never drifts
 //   GET  /memes                 the picker; GET /memes/{id}/preview.gif each meme's preview
-//   POST /memes/{id}/gen        one clip (its bytes) or variants (JSON with base64 clips)
+//   POST /memes/{id}/gen        one clip (its bytes) or variants (JSON with base64 clips); with a photo attached,
+//                               multipart: the photo as `image`, the JSON settings as `settings`
 //   POST /memes, GET /jobs/{id} train a meme from a clip, and follow the job
 // With a token the server answers 401 until the page sends `Authorization: Bearer TOKEN`: it asks once.
 "use strict";
@@ -90,7 +91,7 @@ async function loadSchema() {
   fillSelect($("set-preset"), choices(gen.preset), "none: a plain file");
   fillSelect($("set-style"), choices(gen.style), "none");
   for (const [id, name] of [["set-steps", "steps"], ["set-seed", "seed"], ["set-guidance", "guidance"],
-                            ["set-variants", "variants"]]) {
+                            ["set-variants", "variants"], ["set-strength", "strength"]]) {
     const p = gen[name];
     if (p.default !== undefined) $(id).value = p.default;
     if (p.maximum !== undefined) $(id).max = p.maximum;
@@ -238,8 +239,9 @@ function base64Blob(data, type) {
   return new Blob([bytes], {type});
 }
 
-function genBody(text) {
-  const body = {[sendMode()]: text};
+function genBody(text, photo) {
+  const body = photo && !text ? {} : {[sendMode()]: text};
+  if (photo) body.strength = Number($("set-strength").value);
   body.steps = Number($("set-steps").value);
   body.seed = Number($("set-seed").value);
   body.guidance = Number($("set-guidance").value);
@@ -287,10 +289,35 @@ function showVariants(reply, data, text) {
   reply.append(row);
 }
 
-async function send(text) {
+function attachedPhoto() {
+  return $("photo").files[0] || null;
+}
+
+function showPhoto() {
+  const photo = attachedPhoto();
+  $("photo-chip").hidden = !photo;
+  $("photo-hint").hidden = Boolean(photo);
+  if (!photo) return;
+  $("photo-thumb").src = URL.createObjectURL(photo);
+  $("photo-name").textContent = photo.name;
+}
+
+function clearPhoto() {
+  $("photo").value = "";
+  showPhoto();
+}
+
+async function send(text, photo) {
   const meme = state.meme;
-  const body = genBody(text);
-  addItem("me").textContent = text || "(an empty message)";
+  const body = genBody(text, photo);
+  const mine = addItem("me");
+  if (photo) {
+    mine.append(Object.assign(document.createElement("img"),
+                              {className: "photo", src: URL.createObjectURL(photo), alt: `photo ${photo.name}`}));
+  }
+  mine.append(text || (photo ? "" : "(an empty message)"));
+  const label = !text ? `${photo?.name} doing “${meme.prompt}”`
+    : body.subject ? meme.template.replace("{subject}", text) : text;
   const reply = addItem("them pending");
   reply.setAttribute("aria-busy", "true");
   const status = document.createElement("p");
@@ -302,15 +329,20 @@ async function send(text) {
   tick();
   const timer = setInterval(tick, 100);
   try {
-    const response = await api(`/memes/${encodeURIComponent(meme.id)}/gen`, {
-      method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+    let request = {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)};
+    if (photo) {  // multipart: the browser writes its Content-Type, with the boundary
+      const form = new FormData();
+      form.append("image", photo, photo.name);
+      form.append("settings", JSON.stringify(body));
+      request = {method: "POST", body: form};
+    }
+    const response = await api(`/memes/${encodeURIComponent(meme.id)}/gen`, request);
     const seconds = Number(response.headers.get("X-Seconds") || 0);
     if ((response.headers.get("Content-Type") || "").startsWith("application/json")) {
-      showVariants(reply, await response.json(), text);
+      showVariants(reply, await response.json(), text || label);
     } else {
       const blob = await response.blob();
-      reply.append(mediaElement(blob, body.subject ? meme.template.replace("{subject}", text) : text),
-                   downloadLink(blob, fileName(text, blob.type)));
+      reply.append(mediaElement(blob, label), downloadLink(blob, fileName(text || label, blob.type)));
     }
     const batch = response.headers.get("X-Batch-Size");
     status.textContent = `${seconds.toFixed(2)} s on the device${batch > 1 ? `, in a batch of ${batch}` : ""}` +
@@ -325,7 +357,7 @@ async function send(text) {
       const again = document.createElement("button");
       again.type = "button";
       again.textContent = "Try again";
-      again.addEventListener("click", () => send(text));
+      again.addEventListener("click", () => send(text, photo));
       reply.append(again);
     }
   } finally {
@@ -405,11 +437,14 @@ async function start() {
     e.preventDefault();
     const text = $("message").value.trim();
     if (!state.meme) { addItem("them error").textContent = "Pick a meme first."; return; }
-    send(text);  // an empty message is sent too: the server's one-line error says why it is refused
+    send(text, attachedPhoto());  // an empty message is sent too: the server's one-line error says why
     $("message").value = "";
+    clearPhoto();
     if ($("set-new-seed").checked) $("set-seed").value = Number($("set-seed").value) + 1;
   });
   $("train-form").addEventListener("submit", (e) => { e.preventDefault(); train(e.target); });
+  $("photo").addEventListener("change", showPhoto);
+  $("photo-remove").addEventListener("click", clearPhoto);
   watchServer();
   try {
     await loadSchema();
