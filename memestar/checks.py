@@ -39,6 +39,9 @@ DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 # a server's ids, matched whole (fullmatch: "$" would let a trailing newline through): a meme's, a training job's
 MEME_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 JOB_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
+# a learned subject's name (`meme subject learn --name`), matched whole: its token in prompts is <name>
+SUBJECT_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+MAX_SUBJECT_PHOTOS = 4  # the 1 to 4: a subject from a few photos, not a dataset
 
 
 def check_int(name: str, value, low: int, high: int, hint: str = "") -> int:
@@ -156,3 +159,12 @@ def plain_text(text: str, what: str) -> str:
     except UnicodeEncodeError as e:
         raise MemeError(f"{what} is not valid UTF-8 (character {e.start + 1}): pass UTF-8 text") from None
     return text
+
+
+def check_subject_name(name: str) -> str:
+    if not isinstance(name, str) or not SUBJECT_NAME_PATTERN.fullmatch(name):
+        raise MemeError(
+            f"subject name {name!r}: use 1 to 64 lowercase letters, digits or '-', starting with a letter or digit, "
+            f"e.g. my-cat"
+        )
+    return name

@@ -32,7 +32,7 @@ from .runtime.options import GenOptions
 from .runtime.settings import GenSettings
 from .serve.options import ServeOptions
 from .tiny.options import DemoOptions, EvalOptions
-from .train.options import TrainOptions
+from .train.options import SubjectOptions, TrainOptions
 
 app = typer.Typer(
     add_completion=False,
@@ -379,6 +379,22 @@ def base(
         },
         as_json,
     )
+
+
+subject_app = typer.Typer(
+    no_args_is_help=True, help="Learned subjects: your own subject from 1 to 4 photos, for every meme of a base."
+)
+app.add_typer(subject_app, name="subject")
+
+
+@subject_app.command("learn")
+@with_options(SubjectOptions)
+def subject_learn(as_json: bool = JSON, **values):
+    """Learn a subject from 1 to 4 photos: a word of its own for the base (`meme gen --subject NAME`)."""
+    from .train.subject import learn_subject
+
+    _quiet_libraries()
+    _emit(learn_subject(from_cli(SubjectOptions, values, quiet=values["quiet"] or as_json)), as_json)
 
 
 def main(argv: list[str] | None = None) -> int:

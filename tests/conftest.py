@@ -358,3 +358,22 @@ def hostile_media(tmp_path_factory, numbered_frames) -> dict:
     write_webp(numbered_frames(8, 16, 16), root / "fine.webp", fps=10)
     files["fine.gif"], files["fine.webp"] = root / "fine.gif", root / "fine.webp"
     return files
+
+
+@pytest.fixture(scope="session")
+def emoji_popping_meme(tmp_path_factory) -> Path:
+    """A meme of the emoji world's popping cat face on the bundled emoji base, 4 tuning steps (skips without the
+    base's weights)."""
+    from memestar.models.base import bundled_missing
+    from memestar.tiny.evaluate import tune_on_world_clip
+    from memestar.tiny.worlds import WORLDS
+
+    missing = bundled_missing("emoji")
+    if missing:
+        pytest.skip(missing)
+    root = tmp_path_factory.mktemp("emoji-popping")
+    world = WORLDS["emoji"]
+    tune_on_world_clip(
+        "popping", world.plan["popping"][0], root, root / "meme", steps=4, lr=1e-4, inversion_steps=10, world=world
+    )
+    return root / "meme"

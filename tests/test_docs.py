@@ -15,7 +15,11 @@ COMMANDS = typer.main.get_command(app).commands
 
 
 def options_of(name: str) -> set[str]:
-    return {opt for p in COMMANDS[name].params for opt in (*p.opts, *p.secondary_opts)}
+    """The options of command `name` ("gen", or a group's command: "subject learn")."""
+    command = COMMANDS[name.split()[0]]
+    for sub in name.split()[1:]:
+        command = command.commands[sub]
+    return {opt for p in command.params for opt in (*p.opts, *p.secondary_opts)}
 
 
 def shown_commands(text: str) -> list[tuple[str, list[str]]]:
@@ -30,7 +34,11 @@ def shown_commands(text: str) -> list[tuple[str, list[str]]]:
         words = span.split()
         if len(words) < 2 or not re.fullmatch(r"[a-z]+", words[1]):
             continue  # "meme star", a placeholder: not a call
-        shown.append((words[1], re.findall(r"(?<![\w-])--?[a-zA-Z][\w-]*", " ".join(words[2:]))))
+        group = getattr(COMMANDS.get(words[1]), "commands", {})
+        name, rest = (
+            (f"{words[1]} {words[2]}", words[3:]) if len(words) > 2 and words[2] in group else (words[1], words[2:])
+        )
+        shown.append((name, re.findall(r"(?<![\w-])--?[a-zA-Z][\w-]*", " ".join(rest))))
     return shown
 
 
@@ -39,7 +47,7 @@ def test_every_command_and_option_shown_exists(page):
     shown = shown_commands(page.read_text())
     wrong = []
     for command, options in shown:
-        if command not in COMMANDS:
+        if command.split()[0] not in COMMANDS:
             wrong.append(f"meme {command}: no such command")
             continue
         known = options_of(command) | {"--help"}
@@ -69,12 +77,13 @@ def test_every_option_named_anywhere_exists(page):
     text = page.read_text()
     spans = re.findall(r"`([^`]+)`", text) + re.findall(r"```[^\n]*\n(.*?)```", text, re.S)
     named = {o for span in spans for o in re.findall(r"(?<![\w-])--[a-zA-Z][\w-]*", span)}
-    every = set().union(*(options_of(c) for c in COMMANDS)) | set(OTHER_PROGRAMS)
+    names = [f"{c} {sub}" if sub else c for c in COMMANDS for sub in getattr(COMMANDS[c], "commands", {None: 0})]
+    every = set().union(*(options_of(c) for c in names)) | set(OTHER_PROGRAMS)
     assert named <= every, f"{page.name} names options no command has: {sorted(named - every)}"
 
 
 def test_the_pages_show_every_command():
-    shown = {c for page in PAGES for c, _ in shown_commands(page.read_text())}
+    shown = {c.split()[0] for page in PAGES for c, _ in shown_commands(page.read_text())}
     assert set(COMMANDS) <= shown, f"commands no page shows: {sorted(set(COMMANDS) - shown)}"
 
 

@@ -12,13 +12,11 @@ from PIL import Image
 
 from memestar.errors import MemeError
 from memestar.formats.meme_folder import MEME_JSON, read_meme
-from memestar.models.base import bundled_missing
 from memestar.runtime import Meme
 from memestar.runtime.settings import GenRequest, GenSettings
 from memestar.runtime.still import WORK_SIDE, cut_out, place_along_track, read_still
 from memestar.sampling.follow import subject_track
 from memestar.tiny.emoji_world import atlas
-from memestar.tiny.evaluate import tune_on_world_clip
 from memestar.tiny.worlds import WORLDS
 
 
@@ -79,17 +77,8 @@ def test_a_photo_over_the_caps_or_unreadable_is_one_line(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def popping(tmp_path_factory):
-    """A meme of the emoji world's popping cat face on the bundled emoji base, a few tuning steps."""
-    missing = bundled_missing("emoji")
-    if missing:
-        pytest.skip(missing)
-    root = tmp_path_factory.mktemp("still")
-    subject = WORLDS["emoji"].plan["popping"][0]
-    tune_on_world_clip(
-        "popping", subject, root, root / "meme", steps=4, lr=1e-4, inversion_steps=10, world=WORLDS["emoji"]
-    )
-    return Meme.load(root / "meme")
+def popping(emoji_popping_meme):
+    return Meme.load(emoji_popping_meme)
 
 
 def test_an_animated_still_keeps_the_photos_subject_on_the_memes_track(popping):

@@ -21,3 +21,11 @@ def truncation_warning(tokenizer: CLIPTokenizer, prompt: str) -> str | None:
         return None
     dropped = tokenizer.decode(ids[limit - 1 : -1]).strip()
     return f"the prompt is {len(ids)} tokens, over the limit of {limit}: dropped {dropped!r}"
+
+
+def add_token(tokenizer, text_encoder, token: str) -> int:
+    """`token` as a word of its own in the tokenizer and a row of the embedding table (added once); its row's index."""
+    if token not in tokenizer.get_vocab():
+        tokenizer.add_tokens([token])
+        text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    return tokenizer.convert_tokens_to_ids(token)

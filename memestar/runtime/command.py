@@ -25,6 +25,7 @@ from .options import GenOptions
 from .settings import follows, still_action, still_negative, variant_requests
 from .still import cut_out, read_still
 from .styles import Style, apply_style, get_style
+from .subjects import find_subject, learned_words, subject_for
 
 MAX_PROMPTS = 10_000
 MAX_PROMPTS_FILE_BYTES = 4 * 2**20
@@ -95,22 +96,26 @@ def run_gen(o: GenOptions, log=print) -> list[dict]:
     """Generates every prompt and writes its file; returns one summary per output. `log` gets the notes."""
     style = get_style(o.style, o.styles) if o.style else None
     manifest = read_meme(o.meme, verify_files=False)  # its subject template and size; Meme.load checks the files
-    still = None
+    still, subject_words = None, o.subject
+    learned = find_subject(o.subjects, o.subject) if o.subject is not None else None
     if o.subject is not None:
         if o.prompt is not None or o.prompts is not None:
             raise MemeError("give a prompt, --prompts or --subject, not more than one")
-        lines = [check_prompt(subject_prompt(manifest.prompt, manifest.template, o.subject))]
+        if learned is not None:  # refused here, before any model loads, when it is another base's
+            subject_words = learned_words(manifest, subject_for(manifest, learned, o.meme.name)[0])
+        lines = [check_prompt(subject_prompt(manifest.prompt, manifest.template, subject_words))]
     elif o.image is not None and o.prompt is None and o.prompts is None:
         lines = [still_action(manifest, o.meme.name)]
     else:
         lines = read_prompts(o.prompt, o.prompts)
-    names = lines  # files are named after the prompt, not the style's words around it
+    # files are named after the prompt (a learned subject by its name), not the style's words around it
+    names = [line.replace(subject_words, o.subject) for line in lines] if learned else lines
     if o.image is not None:
         unnamed = lines == [still_action(manifest, o.meme.name)]
         still = cut_out(read_still(o.image), o.image.name)
         names = [f"{o.image.stem}-{line}" for line in lines]
     if style is not None:
-        lines = [check_prompt(style.prompt_for(line, o.subject)) for line in lines]
+        lines = [check_prompt(style.prompt_for(line, subject_words)) for line in lines]
         o = with_style(o, style)
     if still is not None and unnamed:
         o = replace(o, settings=still_negative(manifest, o.settings))
@@ -119,7 +124,7 @@ def run_gen(o: GenOptions, log=print) -> list[dict]:
     check_variants(o.variants)
     check_max_kb(o.max_kb)
     fmt = output_format(o)
-    requests = [r for line in lines for r in variant_requests(line, o.settings, o.variants, still)]
+    requests = [r for line in lines for r in variant_requests(line, o.settings, o.variants, still, learned)]
     o.look.check(get_preset(o.preset).side if o.preset else manifest.size, fmt)  # before anything loads
     targets = output_paths(names, o.out, fmt, many=o.prompts is not None, variants=o.variants)
     meme = Meme.load(

@@ -31,6 +31,7 @@ from .generation import Generation
 from .runtimes import Runtimes
 from .settings import MIN_DEFAULT_FPS, GenRequest, GenSettings, follows, still_action, still_negative
 from .still import cut_out, place_along_track, read_still
+from .subjects import learned_prompt, subject_for
 
 
 class Meme:
@@ -84,6 +85,14 @@ class Meme:
     def prompt_with(self, subject: str) -> str:
         """This meme's prompt with a new subject: "running {apple-cat}" -> "running blueberry-elephant"."""
         return subject_prompt(self.manifest.prompt, self.manifest.template, subject)
+
+    def prompt_with_learned(self, folder: str | Path) -> str:
+        """This meme's prompt with the learned subject at `folder` (`meme subject learn`), whose word goes into the
+        base's text encoder (once): "{subject} popping" -> "a <my-cat> popping". Refused in one line when the
+        subject was learned on another base, or on a backend other than torch."""
+        subject, embedding = subject_for(self.manifest, Path(folder), self.folder.name)
+        self.runtime.use_subject(subject, embedding)
+        return learned_prompt(self.manifest, subject)
 
     @property
     def backend(self) -> Backend:
@@ -154,6 +163,8 @@ class Meme:
             check_prompt(r.prompt)
             r.settings.check()
             follows(self.manifest, r.settings, self.folder.name)
+            if r.subject is not None:  # its word in the base's text encoder before the prompt is encoded
+                self.runtime.use_subject(*subject_for(self.manifest, r.subject, self.folder.name))
             if r.image is not None:
                 still_action(self.manifest, self.folder.name)  # a meme with a track
                 self.background  # noqa: B018 (known before the batch runs: a meme made before may sample it)

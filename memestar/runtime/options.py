@@ -58,7 +58,8 @@ class GenOptions(BaseSource):
     subject: str | None = option(
         None,
         "Instead of a prompt: the meme's own prompt with this subject (\"running "
-        '{apple-cat}" + blueberry-elephant -> "running blueberry-elephant").',
+        '{apple-cat}" + blueberry-elephant -> "running blueberry-elephant"), or a learned subject\'s name '
+        "(see --subjects).",
         min_length=1,
         max_length=MAX_PROMPT_CHARS,
         body=True,
@@ -68,6 +69,11 @@ class GenOptions(BaseSource):
         "A photo whose subject the meme animates with its motion (PNG, JPEG, WebP, ...: its "
         "transparency, else a plain background, is cut away; else it is placed whole); the prompt may "
         "then be left out (the meme's action alone).",
+    )
+    subjects: Path = option(
+        Path("subjects"),
+        "Folder of learned subjects (`meme subject learn`): --subject NAME is the one learned as NAME when it is "
+        "there.",
     )
     # the body takes the bundled styles; the CLI also those of a --styles file
     style: str | None = option(

@@ -17,6 +17,7 @@ from ..checks import check_choice, check_device
 from ..device import DEFAULT_DEVICE, PRECISIONS, compute_dtype, pick_device
 from ..errors import MemeError
 from ..formats.meme_folder import ADAPTER, MEME_JSON, MemeManifest, load_inversion
+from ..formats.subject_file import EMBEDDING
 from ..models.adapter import layout_difference, read_adapter, read_adapter_metadata
 from ..models.base import load_base
 from ..models.vae import vae_scale_factor
@@ -39,6 +40,7 @@ class BaseRuntime:
         self.active = None  # the Meme whose adapter is in `video`
         self.swaps, self.last_swap_s = 0, 0.0
         self._text: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.subjects: dict[str, str] = {}  # learned subjects in the text encoder: token -> its embedding's sha256
 
     def text_embedding(self, prompt: str) -> torch.Tensor:
         """(1, L, d) fp32, cached per prompt."""
@@ -54,6 +56,17 @@ class BaseRuntime:
     def clear_text_cache(self) -> None:
         with self.lock:
             self._text.clear()
+
+    def use_subject(self, manifest, embedding: torch.Tensor) -> None:
+        """Learned subject `manifest` (its `embedding`) as a word of the base's text encoder; prompts encoded before
+        a subject of that name changed are dropped from the cache."""
+        with self.lock:
+            digest = manifest.files[EMBEDDING]
+            if self.subjects.get(manifest.token) == digest:
+                return
+            self.backend.add_token(manifest.token, embedding)
+            self.subjects[manifest.token] = digest
+            self.clear_text_cache()
 
     def activate(self, meme) -> None:
         """Puts `meme`'s adapter into the shared UNet, in place (nothing to do for an export's own runtime)."""

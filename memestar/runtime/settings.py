@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..checks import (
@@ -203,7 +204,8 @@ def follows(manifest: MemeManifest, s: GenSettings, name: str) -> bool:
 class GenRequest:
     prompt: str
     settings: GenSettings = field(default_factory=GenSettings)
-    image: np.ndarray | None = None  # a still's subject to animate, RGBA `(h, w, 4)` uint8 (`runtime/still.cut_out`)
+    image: np.ndarray | None = None  # a still's subject to animate, RGBA `(h, w, 4)` uint8 (`still.cut_out`)
+    subject: Path | None = None  # the folder of a learned subject the prompt names by its token (`subjects.py`)
 
     @property
     def batch_key(self) -> tuple:
@@ -235,7 +237,7 @@ def still_negative(manifest: MemeManifest, settings: GenSettings) -> GenSettings
 
 
 def variant_requests(
-    prompt: str, settings: GenSettings, variants: int, image: np.ndarray | None = None
+    prompt: str, settings: GenSettings, variants: int, image: np.ndarray | None = None, subject: Path | None = None
 ) -> list[GenRequest]:
     """`variants` requests for one prompt (and still), seeds `seed`, `seed + 1`, ...: options to pick from. From the
     inversion they differ only with a variation above 0 (`VARIANTS_VARIATION` unless one is given)."""
@@ -246,6 +248,6 @@ def variant_requests(
     if variation is None and settings.start == "inversion":
         variation = VARIANTS_VARIATION if variants > 1 else 0.0
     return [
-        GenRequest(prompt, replace(settings, seed=settings.seed + i, variation=variation), image)
+        GenRequest(prompt, replace(settings, seed=settings.seed + i, variation=variation), image, subject)
         for i in range(variants)
     ]

@@ -43,6 +43,7 @@ from ..device import device_name
 from ..errors import MemeError, one_line, without_paths
 from ..files import slug
 from ..formats.meme_folder import MEME_JSON, PREVIEW, MemeManifest
+from ..formats.subject_file import read_subject
 from ..media.clips import read_clip
 from ..media.look import Look
 from ..media.presets import PRESETS
@@ -53,6 +54,7 @@ from ..runtime.settings import GenRequest, GenSettings, still_action, still_nega
 from ..runtime.still import cut_out, read_still
 from ..runtime.store import MemeStore
 from ..runtime.styles import apply_style, get_style
+from ..runtime.subjects import find_subject, learned_words, subject_for
 from ..sampling.batch import BATCH_BUCKETS
 from ..train.options import TrainOptions
 from .jobs import TrainingJobs
@@ -86,10 +88,17 @@ class GenBodyBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    def plan(self, manifest: Callable[[], MemeManifest], still: np.ndarray | None = None, mid: str = "") -> GenPlan:
+    def plan(
+        self,
+        manifest: Callable[[], MemeManifest],
+        still: np.ndarray | None = None,
+        mid: str = "",
+        subjects: Path | None = None,
+    ) -> GenPlan:
         """The clips asked for (the variants of one prompt, of `still` if given: a photo's cut-out subject), the look
         and the preset, with the meme's subject template and size (`manifest`, read only for a subject, a still or a
-        caption) and the style's defaults; every setting checked."""
+        caption), a learned subject of `subjects` named by `subject`, and the style's defaults; every setting
+        checked."""
         manifest = functools.cache(manifest)  # read once, and only if needed
         if self.prompt is not None and self.subject is not None:
             raise MemeError("give a prompt or a subject (the meme's own prompt with a new subject), not both")
@@ -98,10 +107,13 @@ class GenBodyBase(BaseModel):
         format_given = "format" in self.model_fields_set or self.max_kb is not None
         if self.preset is not None and format_given:
             raise MemeError(f"preset {self.preset} fixes the format and the size: drop format and max_kb")
-        prompt = self.prompt
+        prompt, words = self.prompt, self.subject
+        learned = find_subject(subjects, self.subject) if self.subject is not None else None
         if self.subject is not None:
             m = manifest()
-            prompt = subject_prompt(m.prompt, m.template, self.subject)
+            if learned is not None:
+                words = learned_words(m, subject_for(m, learned, mid)[0])
+            prompt = subject_prompt(m.prompt, m.template, words)
         settings = GenSettings(**{d.name: getattr(self, d.name) for d in declared(GenSettings)})
         unnamed = still is not None and prompt is None
         if still is not None:
@@ -111,14 +123,15 @@ class GenBodyBase(BaseModel):
         preset = self.preset
         if self.style is not None:
             style = get_style(self.style)
-            prompt = style.prompt_for(prompt, self.subject)
+            prompt = style.prompt_for(prompt, words)
             settings, look, preset = apply_style(style, settings, look, preset, format_given)
         if unnamed:
             settings = still_negative(manifest(), settings)
         check_prompt(prompt)
         side = (PRESETS[preset].side if preset else manifest().size) if look.top or look.bottom else None
         look.check(side, None if preset else self.format)  # a caption that cannot fit: refused before any work
-        return GenPlan(prompt, variant_requests(prompt, settings.check(), self.variants, still), look, preset)
+        requests = variant_requests(prompt, settings.check(), self.variants, still, learned)
+        return GenPlan(prompt, requests, look, preset)
 
 
 # the settings of one generation request, defaults as `meme gen`'s
@@ -493,6 +506,20 @@ def create_app(o: ServeOptions) -> FastAPI:
                 log.warning("meme %s is unreadable: %s", mid, e)
         return {"memes": out}
 
+    @app.get("/subjects", summary="The learned subjects a gen body's subject can name")
+    async def subjects():
+        out = []
+        for folder in sorted(o.subjects.iterdir()) if o.subjects else ():
+            if find_subject(o.subjects, folder.name) is None:
+                continue
+            try:
+                m = read_subject(folder)[0]
+            except MemeError as e:
+                log.warning("subject %s is unreadable: %s", folder.name, e)
+                continue
+            out.append({"name": m.name, "token": m.token, "base": {"reference": m.base.reference, "id": m.base.id}})
+        return {"subjects": out}
+
     @app.get("/memes/{mid}", summary="One meme")
     async def one_meme(mid: str):
         m = manifest(mid)
@@ -520,7 +547,7 @@ def create_app(o: ServeOptions) -> FastAPI:
     async def gen(mid: str, request: Request):
         meme_folder(memes_dir, mid)
         body, still = await read_gen(request)
-        plan = body.plan(lambda: manifest(mid), still, mid)
+        plan = body.plan(lambda: manifest(mid), still, mid, o.subjects)
         job = GenJob(mid, plan.requests, time.monotonic() + o.deadline_s)
         t = time.perf_counter()
         try:

@@ -20,6 +20,11 @@ class ServeOptions:
         "Folder of memes (one sub-folder each, as `meme train` writes them); trained memes land here too.",
         argument=True,
     )
+    subjects: Path | None = option(
+        None,
+        "Folder of learned subjects (`meme subject learn`): a gen body's subject is the one learned under that name "
+        "when it is there; GET /subjects lists them.",
+    )
     host: str = option("127.0.0.1", "Address to bind: loopback by default; 0.0.0.0 exposes it.")
     port: int = option(8000, "Port (0: any free one).", low=0, high=65535)
     # None: $MEMESTAR_TOKEN if set, else no auth (the default bind is loopback only)
@@ -46,6 +51,10 @@ class ServeOptions:
         if not self.memes.is_dir():
             raise MemeError(
                 f"memes folder {self.memes} not found: pass a folder of memes made by `meme train` (it may be empty)"
+            )
+        if self.subjects is not None and not self.subjects.is_dir():
+            raise MemeError(
+                f"subjects folder {self.subjects} not found: pass a folder `meme subject learn` writes into"
             )
         for d in declared(ServeOptions):
             value = getattr(self, d.name)

@@ -161,7 +161,7 @@ def build(options: ServeOptions, replicas: int | None = None, gpus: float | None
         async def gen(self, mid: str, request: Request):
             meme_folder(memes_dir, mid)
             body, still = await read_gen(request)
-            plan = body.plan(lambda: read_manifest(memes_dir, mid), still, mid)  # refused before any replica is asked
+            plan = body.plan(lambda: read_manifest(memes_dir, mid), still, mid, options.subjects)  # checked here
             t = time.perf_counter()
             result, tries = await ask_replicas(self.generator, mid, plan.requests)
             response = await run_in_threadpool(clips_response, mid, body, plan, result["generations"])

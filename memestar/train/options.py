@@ -21,6 +21,7 @@ from ..checks import (
     check_seed,
     check_size,
     check_steps,
+    check_subject_name,
 )
 from ..device import PRECISIONS
 from ..errors import MemeError
@@ -162,5 +163,42 @@ class TrainOptions(BaseSource):
         check_choice("--group-norm", self.group_norm, GROUP_NORM_MODES)
         check_choice("--frame-attention", self.frame_attention, FRAME_ATTENTION_MODES)
         check_choice("--tune", self.tune, TUNED)
+        check_choice("--precision", self.precision, PRECISIONS)
+        check_device(self.device)
+
+
+@dataclass
+class SubjectOptions(BaseSource):
+    """`meme subject learn`'s options: a subject from 1 to 4 photos, as a token of its own (textual inversion)."""
+
+    photos: Path = option(
+        help="A photo, or a folder of 1 to 4 photos (PNG, JPEG, WebP, ...) of one subject.", argument=True
+    )
+    name: str = option(help="The subject's name: lowercase letters, digits and '-', e.g. my-cat.", flags=("--name",))
+    base: str = option(
+        DEFAULT_BASE,
+        "The base the memes it will be used in are tuned on: Hub id, diffusers folder, .safetensors file, or a "
+        "bundled base (emoji, tiny).",
+        kw_only=True,
+    )
+    out: Path | None = option(None, "Subject folder (default: subjects/<name>).")
+    # 300 steps at lr 5e-3: the emoji base draws a subject learned from 4 photos 0.95 right, memes of other subjects
+    # 0.86 (benchmarks/results/subject-probe-2026-12-07.md)
+    steps: int = option(300, "Learning steps.", low=1, high=MAX_TRAIN_STEPS)
+    lr: float = option(5e-3, "AdamW learning rate of the token's embedding.", low=0, high=MAX_LR)
+    seed: int = option(0, "Seed for the views, timesteps and noise.", low=0, high=MAX_SEED)
+    size: int | None = option(
+        None, "Side the photos are seen at (default: the base's sample size).", low=8, high=MAX_SIZE
+    )
+    force: bool = option(False, "Replace a subject in the output folder.")
+    quiet: bool = option(False, "No progress bar.", flags=("--quiet", "-q"))
+
+    def check(self) -> None:
+        check_subject_name(self.name)
+        check_steps(self.steps, "--steps", MAX_TRAIN_STEPS)
+        check_lr(self.lr)
+        check_seed(self.seed)
+        if self.size is not None:
+            check_size(self.size)
         check_choice("--precision", self.precision, PRECISIONS)
         check_device(self.device)

@@ -27,6 +27,7 @@ from abc import ABC, abstractmethod
 
 import torch
 
+from ...errors import MemeError
 from ...models.vae import to_uint8
 from ...sampling.follow import following, latent_subject_track, subject_track
 from ...sampling.plan import loop_plan
@@ -72,6 +73,13 @@ class Backend(ABC):
     def encode_pixels(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 frames `(n, f, H, W, 3)` -> their latents `(n, c, f, h, w)` fp32 on the device (the VAE posterior's
         mean, scaled as the UNet takes it)."""
+
+    def add_token(self, token: str, embedding: torch.Tensor) -> None:
+        """`token` as a word of the text encoder, `embedding` `(d,)` its row (a learned subject)."""
+        raise MemeError(
+            f"learned subjects ({token}) run on the torch backend: the {self.name} backend's text encoder has a fixed "
+            f"vocabulary; use --backend torch"
+        )
 
     @abstractmethod
     def decode_pixels(self, latents: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ from collections import OrderedDict
 import torch
 
 from ...models.base import BaseModel
-from ...models.text import encode_prompts
+from ...models.text import add_token, encode_prompts
 from ...models.vae import decode_pixels, encode_pixels, vae_scale_factor
 from ...models.video_unet import VideoUNet
 from ...sampling.batch import bucket, padded
@@ -61,6 +61,12 @@ class TorchBackend(Backend):
     @torch.inference_mode()
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
         return encode_prompts(self.base.tokenizer, self.base.text_encoder, prompts).float()
+
+    @torch.inference_mode()
+    def add_token(self, token: str, embedding: torch.Tensor) -> None:
+        row = add_token(self.base.tokenizer, self.base.text_encoder, token)
+        table = self.base.text_encoder.get_input_embeddings().weight
+        table[row] = embedding.to(table.device, table.dtype)
 
     def _model_fn(self, text: torch.Tensor, guidance: torch.Tensor, plan: list[tuple[bool, str | None]]):
         """`model_fn(x, t)` for one run of a loop whose steps follow `plan` (guided or not, deep-cache mode), one
