@@ -17,6 +17,12 @@ from PIL import Image, ImageDraw, ImageFilter
 RAMP = 24.0  # levels of RGB distance from fully background to fully subject
 MIN_THRESHOLD = 12.0  # the ramp starts at least this far from the background colour
 SNAP = 0.1  # alpha this close to 0 or 1 becomes 0 or 1: no faint haze on the background, a solid subject
+OWN_ALPHA_SHARE = 0.01  # an image whose alpha is below 250 in this share of its pixels is cut out already
+
+
+def has_own_alpha(rgba: np.ndarray) -> bool:
+    """Whether an RGBA image `(h, w, 4)` is a cut-out already (a sticker, a PNG with a transparent background)."""
+    return bool((rgba[..., 3] < 250).mean() >= OWN_ALPHA_SHARE)
 
 
 def background_colour(frames: np.ndarray) -> np.ndarray:

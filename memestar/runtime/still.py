@@ -15,11 +15,10 @@ from PIL import Image
 
 from ..checks import MAX_STILL_BYTES
 from ..errors import MemeError
-from ..media.matte import matte
+from ..media.matte import has_own_alpha, matte
 from ..media.source import open_image
 from ..sampling.follow import plain_background
 
-OWN_ALPHA_SHARE = 0.01  # a still whose alpha is below 250 in this share of its pixels has its own cut-out
 MIN_SUBJECT_PIXELS = 16  # fewer opaque pixels than this is no subject
 # A still is worked at most this many pixels on its longer side: a subject on a track is rarely wider than half a
 # 256-px frame, and cutting a 4096-px photo out takes 26 s on this CPU (1024 px: 1.4 s; 512 px: 0.3 s)
@@ -50,7 +49,7 @@ def cut_out(still: np.ndarray, name: str = "the still") -> np.ndarray:
         small.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.LANCZOS)  # Pillow premultiplies alpha: no halo
         still = np.asarray(small)
     rgb, alpha = still[..., :3], still[..., 3]
-    if (alpha < 250).mean() < OWN_ALPHA_SHARE:
+    if not has_own_alpha(still):
         if plain_background(torch.from_numpy(np.ascontiguousarray(rgb))[None]):
             alpha = (matte(rgb[None])[0] * 255).round().astype(np.uint8)
         else:

@@ -23,6 +23,7 @@ from ..errors import MemeError
 from ..files import replace_folder, write_error
 from ..formats.meme_folder import BaseRecord, FingerprintRecord, library_versions
 from ..formats.subject_file import SUBJECT_JSON, SubjectTrainingRecord, token_of, write_subject
+from ..media.matte import has_own_alpha
 from ..media.source import open_image
 from ..models.base import load_base
 from ..models.text import add_token
@@ -33,8 +34,9 @@ from .options import SubjectOptions
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 VIEWS_PER_PHOTO = 16
 BATCH = 4
-INIT_WORD = "face"  # where the token starts (diffusers' textual inversion starts from a word too); measured with it
-OWN_ALPHA_SHARE = 0.01  # a photo whose alpha is below 250 in this share of its pixels has its own cut-out
+# where the token starts (diffusers' textual inversion starts from a word too): what
+# benchmarks/results/learned-subject-2026-12-07.md measured
+INIT_WORD = "face"
 CUT_OUT_SIZES = (0.45, 0.85)  # a cut-out's longer side, as a share of the view's
 CROP_SCALES = (0.75, 1.0)  # an opaque photo's crop, as a share of its shorter side
 
@@ -63,8 +65,7 @@ def read_photo(path: Path) -> Image.Image:
 
 def views(photo: Image.Image, side: int, rng: np.random.Generator, n: int) -> np.ndarray:
     """`n` random views of `photo` at `side` pixels (see the module's docstring) -> `(n, side, side, 3)` uint8."""
-    alpha = np.asarray(photo.getchannel("A"))
-    own_cut_out = (alpha < 250).mean() >= OWN_ALPHA_SHARE
+    own_cut_out = has_own_alpha(np.asarray(photo))
     if own_cut_out:
         photo = photo.crop(photo.getchannel("A").getbbox() or (0, 0, photo.width, photo.height))
     out = []
@@ -72,14 +73,16 @@ def views(photo: Image.Image, side: int, rng: np.random.Generator, n: int) -> np
         if own_cut_out:
             longer = round(side * rng.uniform(*CUT_OUT_SIZES))
             k = longer / max(photo.size)
-            small = photo.resize((max(1, round(photo.width * k)), max(1, round(photo.height * k))), Image.LANCZOS)
+            small = photo.resize(
+                (max(1, round(photo.width * k)), max(1, round(photo.height * k))), Image.Resampling.LANCZOS
+            )
             view = Image.new("RGBA", (side, side), tuple(int(c) for c in rng.integers(0, 256, 3)) + (255,))
             x, y = (int(rng.integers(0, side - s + 1)) for s in small.size)
             view.alpha_composite(small, (x, y))
         else:
             crop = round(min(photo.size) * rng.uniform(*CROP_SCALES))
             x, y = int(rng.integers(0, photo.width - crop + 1)), int(rng.integers(0, photo.height - crop + 1))
-            view = photo.crop((x, y, x + crop, y + crop)).resize((side, side), Image.LANCZOS)
+            view = photo.crop((x, y, x + crop, y + crop)).resize((side, side), Image.Resampling.LANCZOS)
         out.append(np.asarray(view.convert("RGB")))
     return np.stack(out)
 
@@ -98,6 +101,8 @@ def learn_subject(o: SubjectOptions) -> dict:
     base = load_base(o.base, device=device, config=o.base_config, allow_pickle=o.allow_pickle)
     seconds["load"] = time.perf_counter() - t
     side = o.size or base.unet.config.sample_size * vae_scale_factor(base.vae)
+    for photo in photos:  # views are at most the photo's shorter side: a phone photo is worked small, once
+        photo.thumbnail((2 * side, 2 * side), Image.Resampling.LANCZOS)
     rng = np.random.default_rng(o.seed)
     torch.manual_seed(o.seed)
 
