@@ -15,6 +15,8 @@ from memestar.media.writers import write_gif
 from memestar.serve.options import ServeOptions
 from memestar.tiny.evaluate import tune_on_world_clip
 from memestar.tiny.world import Sprite, render_clip
+from memestar.train.options import SubjectOptions
+from memestar.train.subject import learn_subject
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[browser]' (Playwright)")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -174,6 +176,30 @@ def test_attach_a_photo_and_its_subject_comes_back_doing_the_meme(page, memes_di
         error = page.locator("#thread li.error").first
         error.wait_for()
         assert "notes.png is not an image" in error.inner_text()
+
+
+def test_learned_subjects_are_offered_and_a_message_names_one(page, memes_dir, tmp_path):
+    photo = tmp_path / "ball.png"
+    Image.new("RGB", (64, 64), (200, 40, 40)).save(photo)
+    subjects = tmp_path / "subjects"
+    learn_subject(
+        SubjectOptions(photos=photo, name="my-ball", base="tiny", out=subjects / "my-ball", steps=3, quiet=True)
+    )
+    with running(ServeOptions(memes=memes_dir, subjects=subjects)) as client:
+        wait_ready(client)
+        open_page(page, client)
+        memes(page).filter(has_text=re.compile("a blue square sliding")).click()
+        quick_settings(page)
+        page.wait_for_function("() => document.querySelectorAll('#learned-subjects option').length === 1")
+        assert page.locator("#learned-subjects option").get_attribute("value") == "my-ball"
+        assert message(page).get_attribute("list") == "learned-subjects"
+        message(page).fill("my-ball")
+        message(page).press("Enter")
+        clip = page.locator("#thread img.clip").first
+        clip.wait_for()
+        assert clip.get_attribute("alt") == "my-ball sliding"
+        page.get_by_label("a whole prompt").check()
+        assert message(page).get_attribute("list") is None  # prompts are not subject names
 
 
 def test_train_a_meme_from_the_page_and_it_joins_the_picker(page, memes_dir, tmp_path):

@@ -2,6 +2,7 @@
 // Plain browser JavaScript, no build step and no outside requests: every call below is one an app makes too.
 //   GET  /openapi.json          the settings a request takes (choices, defaults), so this page never drifts
 //   GET  /memes                 the picker; GET /memes/{id}/preview.gif each meme's preview
+//   GET  /subjects              the learned subjects a subject message can name (offered as you type)
 //   POST /memes/{id}/gen        one clip (its bytes) or variants (JSON with base64 clips); with a photo attached,
 //                               multipart: the photo as `image`, the JSON settings as `settings`
 //   POST /memes, GET /jobs/{id} train a meme from a clip, and follow the job
@@ -161,6 +162,12 @@ async function loadMemes(select) {
   if (wanted && memes.some((m) => m.id === wanted)) pickMeme(wanted, false);
 }
 
+async function loadSubjects() {
+  const {subjects} = await (await api("/subjects")).json();
+  const options = subjects.map((s) => new Option(`learned on ${s.base.reference}`, s.name));
+  $("learned-subjects").replaceChildren(...options);
+}
+
 function pickMeme(id, focusMessage) {
   const meme = state.memes.find((m) => m.id === id);
   if (!meme) return;
@@ -187,6 +194,8 @@ function sendMode() {
 function updateMode() {
   const subject = sendMode() === "subject";
   $("message-label").textContent = subject ? "Subject" : "Prompt";
+  if (subject) $("message").setAttribute("list", "learned-subjects");
+  else $("message").removeAttribute("list");  // learned subjects are names, not prompts
   const example = state.meme ? state.meme.template.replace("{subject}", "blueberry-elephant") : "";
   $("message").placeholder = subject ? "blueberry-elephant" : example;
 }
@@ -449,6 +458,7 @@ async function start() {
   try {
     await loadSchema();
     await loadMemes();
+    await loadSubjects();
   } catch (e) {
     $("server-status").textContent = e.message;
   }
