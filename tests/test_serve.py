@@ -227,9 +227,9 @@ def test_concurrent_requests_run_as_batches_equal_to_alone(memes_dir):
             frames = gif_frames(alone.content).astype(int)
             own = np.abs(frames - clips[i]).mean()
             others = min(np.abs(frames - clips[k]).mean() for k in range(3) if k != i)
-            # each client gets its own clip: its latents equal its clip alone (test_store.py), but a rounding
-            # difference can move the GIF's palette (a batch of 3 against 2, under the full suite's load: 15 levels
-            # at a pixel); another request's clip differs by about 33 levels a pixel
+            # each client gets its own clip: its latents equal its clip alone (test_store.py), but under the full
+            # suite's load the GIF has differed by 15 levels at a pixel (not reproduced alone: a rounding difference
+            # moving the palette, most likely); another request's clip differs by about 33 levels a pixel
             assert own < 0.2 * others, (own, others)
         assert "memestar_batch_size_bucket" in client.get("/metrics").text
 
