@@ -50,6 +50,12 @@ class BaseRecord:
     fingerprint: FingerprintRecord | None = None
 
 
+def base_record(base) -> BaseRecord:
+    """What a file written from base `base` (a loaded `models.base.BaseModel`) records of it."""
+    fingerprint = FingerprintRecord(**base.fingerprint.to_dict())
+    return BaseRecord(reference=base.reference, id=base.fingerprint.id, fingerprint=fingerprint)
+
+
 @record
 class ClipRecord:
     name: str

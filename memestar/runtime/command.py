@@ -97,12 +97,13 @@ def run_gen(o: GenOptions, log=print) -> list[dict]:
     style = get_style(o.style, o.styles) if o.style else None
     manifest = read_meme(o.meme, verify_files=False)  # its subject template and size; Meme.load checks the files
     still, subject_words = None, o.subject
-    learned = find_subject(o.subjects, o.subject) if o.subject is not None else None
+    folder = find_subject(o.subjects, o.subject) if o.subject is not None else None
+    learned = None if folder is None else subject_for(manifest, folder, o.meme.name)  # another base's: refused now
     if o.subject is not None:
         if o.prompt is not None or o.prompts is not None:
             raise MemeError("give a prompt, --prompts or --subject, not more than one")
-        if learned is not None:  # refused here, before any model loads, when it is another base's
-            subject_words = learned_words(manifest, subject_for(manifest, learned, o.meme.name)[0])
+        if learned is not None:
+            subject_words = learned_words(manifest, learned[0])
         lines = [check_prompt(subject_prompt(manifest.prompt, manifest.template, subject_words))]
     elif o.image is not None and o.prompt is None and o.prompts is None:
         lines = [still_action(manifest, o.meme.name)]
@@ -111,7 +112,8 @@ def run_gen(o: GenOptions, log=print) -> list[dict]:
     # files are named after the prompt (a learned subject by its name), not the style's words around it
     names = [line.replace(subject_words, o.subject) for line in lines] if learned else lines
     if o.image is not None:
-        unnamed = lines == [still_action(manifest, o.meme.name)]
+        still_action(manifest, o.meme.name)  # a meme with a subject track to place it on, before anything loads
+        unnamed = o.prompt is None and o.prompts is None and o.subject is None  # prompted with the meme's action
         still = cut_out(read_still(o.image), o.image.name)
         names = [f"{o.image.stem}-{line}" for line in lines]
     if style is not None:

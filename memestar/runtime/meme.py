@@ -31,7 +31,7 @@ from .generation import Generation
 from .runtimes import Runtimes
 from .settings import MIN_DEFAULT_FPS, GenRequest, GenSettings, follows, still_action, still_negative
 from .still import cut_out, place_along_track, read_still
-from .subjects import learned_prompt, subject_for
+from .subjects import check_subject_base, learned_prompt, subject_for
 
 
 class Meme:
@@ -164,7 +164,8 @@ class Meme:
             r.settings.check()
             follows(self.manifest, r.settings, self.folder.name)
             if r.subject is not None:  # its word in the base's text encoder before the prompt is encoded
-                self.runtime.use_subject(*subject_for(self.manifest, r.subject, self.folder.name))
+                check_subject_base(self.manifest, r.subject[0], self.folder.name)
+                self.runtime.use_subject(*r.subject)
             if r.image is not None:
                 still_action(self.manifest, self.folder.name)  # a meme with a track
                 self.background  # noqa: B018 (known before the batch runs: a meme made before may sample it)

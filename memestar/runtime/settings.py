@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..checks import (
@@ -34,8 +33,10 @@ from ..sampling.names import FOLLOW_MEASURES, SAMPLER_NAMES
 
 if TYPE_CHECKING:
     import numpy as np
+    import torch
 
     from ..formats.meme_folder import MemeManifest
+    from ..formats.subject_file import SubjectManifest
 
 STARTS = ("inversion", "layout", "mix", "noise")
 MIN_DEFAULT_FPS = 8.0
@@ -205,7 +206,8 @@ class GenRequest:
     prompt: str
     settings: GenSettings = field(default_factory=GenSettings)
     image: np.ndarray | None = None  # a still's subject to animate, RGBA `(h, w, 4)` uint8 (`still.cut_out`)
-    subject: Path | None = None  # the folder of a learned subject the prompt names by its token (`subjects.py`)
+    # a learned subject the prompt names by its token, read once: (manifest, embedding) (`subjects.subject_for`)
+    subject: tuple[SubjectManifest, torch.Tensor] | None = None
 
     @property
     def batch_key(self) -> tuple:
@@ -237,7 +239,11 @@ def still_negative(manifest: MemeManifest, settings: GenSettings) -> GenSettings
 
 
 def variant_requests(
-    prompt: str, settings: GenSettings, variants: int, image: np.ndarray | None = None, subject: Path | None = None
+    prompt: str,
+    settings: GenSettings,
+    variants: int,
+    image: np.ndarray | None = None,
+    subject: tuple[SubjectManifest, torch.Tensor] | None = None,
 ) -> list[GenRequest]:
     """`variants` requests for one prompt (and still), seeds `seed`, `seed + 1`, ...: options to pick from. From the
     inversion they differ only with a variation above 0 (`VARIANTS_VARIATION` unless one is given)."""

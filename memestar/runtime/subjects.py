@@ -25,13 +25,18 @@ def find_subject(subjects: Path | None, name: str) -> Path | None:
 def subject_for(meme: MemeManifest, folder: Path, meme_name: str) -> tuple[SubjectManifest, torch.Tensor]:
     """The learned subject at `folder` (manifest, embedding), refused in one line when it belongs to another base."""
     manifest, embedding = read_subject(folder)
+    check_subject_base(meme, manifest, meme_name)
+    return manifest, embedding
+
+
+def check_subject_base(meme: MemeManifest, manifest: SubjectManifest, meme_name: str) -> None:
+    """A one-line error when the learned subject `manifest` belongs to another base than meme `meme_name`'s."""
     if not same_base(manifest.base, meme.base):
         raise MemeError(
             f"subject {manifest.name} was learned on base {manifest.base.reference} ({manifest.base.id}), meme "
             f"{meme_name} is on {meme.base.reference} ({meme.base.id}): learn it on the meme's base "
             f"(`meme subject learn PHOTOS --name {manifest.name} --base {meme.base.reference}`)"
         )
-    return manifest, embedding
 
 
 def learned_words(meme: MemeManifest, subject: SubjectManifest) -> str:

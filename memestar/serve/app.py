@@ -108,11 +108,12 @@ class GenBodyBase(BaseModel):
         if self.preset is not None and format_given:
             raise MemeError(f"preset {self.preset} fixes the format and the size: drop format and max_kb")
         prompt, words = self.prompt, self.subject
-        learned = find_subject(subjects, self.subject) if self.subject is not None else None
+        folder = find_subject(subjects, self.subject) if self.subject is not None else None
+        learned = None if folder is None else subject_for(manifest(), folder, mid)  # read once, for every variant
         if self.subject is not None:
             m = manifest()
             if learned is not None:
-                words = learned_words(m, subject_for(m, learned, mid)[0])
+                words = learned_words(m, learned[0])
             prompt = subject_prompt(m.prompt, m.template, words)
         settings = GenSettings(**{d.name: getattr(self, d.name) for d in declared(GenSettings)})
         unnamed = still is not None and prompt is None

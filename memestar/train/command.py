@@ -22,12 +22,11 @@ from ..formats.meme_folder import (
     INVERSION,
     MEME_JSON,
     PREVIEW,
-    BaseRecord,
     ClipRecord,
-    FingerprintRecord,
     InversionRecord,
     SubjectTrackRecord,
     TrainingRecord,
+    base_record,
     library_versions,
     save_inversion,
     write_meme_json,
@@ -45,7 +44,7 @@ from ..sampling.ddim import DDIMSchedule
 from ..sampling.follow import plain_background, subject_track
 from .inversion import invert_clip, sample_from
 from .options import TrainOptions, TuneSettings, parse_motion_loss
-from .tune import tune
+from .tune import loss_ends, tune
 
 
 def default_out(prompt: str) -> Path:
@@ -202,12 +201,12 @@ def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype,
         (out / PREVIEW).unlink(missing_ok=True)  # a forced retrain's old preview is not this meme's
 
     counts = video.parameter_counts()
-    window = min(20, max(1, len(result.losses) // 4))
+    first_loss, final_loss = loss_ends(result.losses)
     summary = {
         "meme": str(out),
         "steps": o.steps,
-        "first_loss": sum(result.losses[:window]) / window,
-        "final_loss": sum(result.losses[-window:]) / window,
+        "first_loss": first_loss,
+        "final_loss": final_loss,
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "peak_memory_bytes": peak,
         "trainable_parameters": counts["trainable"],
@@ -215,12 +214,11 @@ def _train(o: TrainOptions, out: Path, device: torch.device, dtype: torch.dtype,
         "precision": str(dtype).removeprefix("torch."),
         "subject_track": track is not None,
     }
-    fingerprint = base.fingerprint.to_dict()
     write_meme_json(
         out,
         prompt=prompt,
         template=template,
-        base=BaseRecord(reference=base.reference, id=base.fingerprint.id, fingerprint=FingerprintRecord(**fingerprint)),
+        base=base_record(base),
         frames=o.frames,
         size=o.size,
         fps=clip.fps,

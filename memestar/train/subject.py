@@ -21,7 +21,7 @@ from ..checks import MAX_SUBJECT_PHOTOS
 from ..device import pick_device
 from ..errors import MemeError
 from ..files import replace_folder, write_error
-from ..formats.meme_folder import BaseRecord, FingerprintRecord, library_versions
+from ..formats.meme_folder import base_record, library_versions
 from ..formats.subject_file import SUBJECT_JSON, SubjectTrainingRecord, token_of, write_subject
 from ..media.matte import has_own_alpha
 from ..media.source import open_image
@@ -30,6 +30,7 @@ from ..models.text import add_token
 from ..models.vae import encode_pixels, vae_scale_factor
 from ..sampling.ddim import alphas_cumprod
 from .options import SubjectOptions
+from .tune import loss_ends
 
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 VIEWS_PER_PHOTO = 16
@@ -145,7 +146,7 @@ def learn_subject(o: SubjectOptions) -> dict:
     if not all(np.isfinite(losses)):
         raise MemeError(f"learning {o.name} diverged (a non-finite loss): lower --lr")
 
-    window = min(20, max(1, len(losses) // 4))
+    first_loss, final_loss = loss_ends(losses)
     tmp = out.with_name(f".{out.name}-learning-{os.getpid()}")
     try:
         tmp.mkdir(parents=True)
@@ -154,19 +155,15 @@ def learn_subject(o: SubjectOptions) -> dict:
             table[row].detach(),
             name=o.name,
             token=token,
-            base=BaseRecord(
-                reference=base.reference,
-                id=base.fingerprint.id,
-                fingerprint=FingerprintRecord(**base.fingerprint.to_dict()),
-            ),
+            base=base_record(base),
             training=SubjectTrainingRecord(
                 photos=len(photos),
                 steps=o.steps,
                 lr=o.lr,
                 seed=o.seed,
                 init_word=INIT_WORD,
-                first_loss=float(np.mean(losses[:window])),
-                final_loss=float(np.mean(losses[-window:])),
+                first_loss=first_loss,
+                final_loss=final_loss,
                 seconds=round(sum(seconds.values()), 3),
                 device=str(device),
             ),
@@ -184,7 +181,7 @@ def learn_subject(o: SubjectOptions) -> dict:
         "base": base.reference,
         "photos": len(photos),
         "steps": o.steps,
-        "first_loss": round(float(np.mean(losses[:window])), 5),
-        "final_loss": round(float(np.mean(losses[-window:])), 5),
+        "first_loss": round(first_loss, 5),
+        "final_loss": round(final_loss, 5),
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
     }

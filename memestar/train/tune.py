@@ -33,6 +33,12 @@ class TuneResult:
     seconds: float
 
 
+def loss_ends(losses: list[float]) -> tuple[float, float]:
+    """The mean loss of a run's first and last steps (a quarter of them, at most 20): where it started and ended."""
+    window = min(20, max(1, len(losses) // 4))
+    return sum(losses[:window]) / window, sum(losses[-window:]) / window
+
+
 def step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
 
