@@ -1,7 +1,8 @@
 """The playground page at `/`, driven in a real browser (headless Chromium through Playwright) against a real
 `meme serve` on loopback with memes on the bundled tiny base: pick a meme, send a subject and see the clip at the
 meme's size, see the server's one-line error inline, pick among variants, train a meme from the page and see it in
-the picker, give the token the server asks for, and use it by keyboard at desktop and phone width."""
+the picker, learn a subject from photos and send its name, give the token the server asks for, and use it by
+keyboard at desktop and phone width."""
 
 import re
 import shutil
@@ -200,6 +201,46 @@ def test_learned_subjects_are_offered_and_a_message_names_one(page, memes_dir, t
         assert clip.get_attribute("alt") == "my-ball sliding"
         page.get_by_label("a whole prompt").check()
         assert message(page).get_attribute("list") is None  # prompts are not subject names
+
+
+def test_learn_a_subject_from_the_page_and_its_name_is_ready_to_send(page, memes_dir, tmp_path):
+    photos = [tmp_path / "ball.png", tmp_path / "ball-again.jpg"]
+    for photo in photos:
+        Image.new("RGB", (64, 64), (200, 40, 40)).save(photo)
+    subjects = tmp_path / "subjects"
+    subjects.mkdir()
+    with running(ServeOptions(memes=memes_dir, subjects=subjects)) as client:
+        wait_ready(client)
+        open_page(page, client)
+        memes(page).filter(has_text=re.compile("a blue square sliding")).click()
+        quick_settings(page)
+        page.get_by_text("Learn your own subject").click()
+        page.get_by_label("1 to 4 photos of it").set_input_files([str(p) for p in photos])
+        page.get_by_label("Its name").fill("my-ball")
+        page.get_by_label("Learning steps").fill("3")
+        page.get_by_role("button", name="Learn").click()
+        page.get_by_text(re.compile("subject my-ball is ready")).wait_for()
+        assert (subjects / "my-ball" / "subject.json").is_file()
+        assert message(page).input_value() == "my-ball" and message(page).get_attribute("list") == "learned-subjects"
+        assert page.locator("#learned-subjects option").get_attribute("value") == "my-ball"
+        message(page).press("Enter")
+        clip = page.locator("#thread img.clip").first
+        clip.wait_for()
+        assert clip.get_attribute("alt") == "my-ball sliding"
+
+        page.get_by_label("1 to 4 photos of it").set_input_files(str(photos[0]))
+        page.get_by_label("Its name").fill("my-ball")  # the same name: refused
+        page.get_by_role("button", name="Learn").click()
+        page.get_by_text(re.compile("Learning failed")).wait_for()
+        assert "exists" in page.locator("#learn-text").inner_text()
+
+
+def test_the_learn_panel_shows_only_where_the_server_keeps_subjects(page, memes_dir):
+    with running(ServeOptions(memes=memes_dir)) as client:
+        wait_ready(client)
+        open_page(page, client)
+        page.wait_for_load_state("networkidle")  # /subjects answered
+        assert page.locator("#learn-panel").is_hidden()
 
 
 def test_train_a_meme_from_the_page_and_it_joins_the_picker(page, memes_dir, tmp_path):

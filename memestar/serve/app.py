@@ -8,7 +8,9 @@
                                     multipart (a photo as `image`, the JSON settings as `settings`): the photo's
                                     subject animated with the meme's motion
     POST /memes                     multipart clip + prompt + training options -> 202 and a job id
-    GET  /jobs/{id}                 a training job's state, progress and one-line error
+    GET  /subjects                  the learned subjects (--subjects) a gen body's `subject` can name
+    POST /subjects                  multipart 1 to 4 photos + name (+ a meme whose base to learn on) -> 202 and a job
+    GET  /jobs/{id}                 a job's state, progress and one-line error
 
 Safe by default: 127.0.0.1, an optional bearer token (compared in constant time), ids checked against a strict
 pattern (no path can be named), bodies capped, every error `{"error": "one line"}` with a 4xx/5xx status.
@@ -38,7 +40,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.exceptions import HTTPException
 
-from ..checks import JOB_ID_PATTERN, MAX_PROMPT_CHARS, MAX_STILL_BYTES, MEME_ID_PATTERN, check_prompt
+from ..checks import (
+    JOB_ID_PATTERN,
+    MAX_PROMPT_CHARS,
+    MAX_STILL_BYTES,
+    MAX_SUBJECT_PHOTOS,
+    MEME_ID_PATTERN,
+    check_prompt,
+    check_subject_name,
+)
 from ..device import device_name
 from ..errors import MemeError, one_line, without_paths
 from ..files import slug
@@ -56,8 +66,10 @@ from ..runtime.store import MemeStore
 from ..runtime.styles import apply_style, get_style
 from ..runtime.subjects import find_subject, learned_words, subject_for
 from ..sampling.batch import BATCH_BUCKETS
-from ..train.options import TrainOptions
-from .jobs import TrainingJobs
+from ..train.options import SubjectOptions, TrainOptions
+from ..train.subject import PHOTO_SUFFIXES, read_photo
+from .jobs import SubjectJob, TrainingJob, TrainingJobs
+from .journal import PHOTOS
 from .metrics import Metrics
 from .options import ServeOptions
 from .page import add_playground, is_page
@@ -139,6 +151,8 @@ class GenBodyBase(BaseModel):
 GenBody = create_model("GenBody", __base__=GenBodyBase, **body_fields(GenOptions, GenSettings, Look))
 # a gen body with a photo: the photo and its JSON settings
 MAX_GEN_UPLOAD_BYTES = MAX_STILL_BYTES + MAX_JSON_BYTES
+# a subject's photos and its form
+MAX_SUBJECT_UPLOAD_BYTES = MAX_SUBJECT_PHOTOS * MAX_STILL_BYTES + MAX_JSON_BYTES
 # the docs' gen body: JSON settings, or multipart with a photo
 GEN_REQUEST_BODY = {
     "requestBody": {
@@ -218,6 +232,12 @@ TRAIN_FORM = {
     d.name: Form(d.default, **body_limits(d), **({"gt": 0} if d.name == "lr" else {}))
     for d in declared(TrainOptions)
     if d.name in ("steps", "frames", "size", "lr", "seed", "inversion_steps")
+}
+# the learning options a subject upload takes, as `meme subject learn` declares them
+SUBJECT_FORM = {
+    d.name: Form(d.default, **body_limits(d), **({"gt": 0} if d.name == "lr" else {}))
+    for d in declared(SubjectOptions)
+    if d.name in ("steps", "lr", "seed")
 }
 
 
@@ -344,8 +364,9 @@ def clips_response(mid: str, body: GenBody, plan: GenPlan, generations: list) ->
 
 
 class BodyLimit:
-    """Refuses request bodies over a limit (uploads: `--max-upload-mb`; everything else: 64 KiB) with 413, by the
-    declared length at once and by the bytes as they arrive."""
+    """Refuses request bodies over a limit (a clip to train on: `--max-upload-mb`; a subject's photos, a gen body's
+    photo: their caps; everything else: 64 KiB) with 413, by the declared length at once and by the bytes as they
+    arrive."""
 
     def __init__(self, app, upload_bytes: int):
         self.app, self.upload_bytes = app, upload_bytes
@@ -355,13 +376,19 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         path, headers = scope["path"].rstrip("/"), dict(scope["headers"])
         post = scope["method"] == "POST"
-        upload = post and path == "/memes"
-        photo = post and path.endswith("/gen") and headers.get(b"content-type", b"").startswith(b"multipart/")
-        limit = self.upload_bytes if upload else MAX_GEN_UPLOAD_BYTES if photo else MAX_JSON_BYTES
+        limit, upload = MAX_JSON_BYTES, True
+        if post and path == "/memes":  # a clip to train on
+            limit = self.upload_bytes
+        elif post and path == "/subjects":
+            limit = MAX_SUBJECT_UPLOAD_BYTES
+        elif post and path.endswith("/gen") and headers.get(b"content-type", b"").startswith(b"multipart/"):
+            limit = MAX_GEN_UPLOAD_BYTES
+        else:
+            upload = False
         declared = headers.get(b"content-length")
         too_large = (
             f"the request body is over {limit / 2**20:g} MiB"
-            if upload or photo
+            if upload
             else f"the request body is over {limit // 1024} KiB"
         )
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
@@ -434,7 +461,7 @@ def create_app(o: ServeOptions) -> FastAPI:
     )
     metrics = Metrics(lambda: worker.depth, lambda: len(store.memes), store.device)
     worker.on_batch = metrics.observe_batch
-    jobs = TrainingJobs(memes_dir, worker.gate)
+    jobs = TrainingJobs(memes_dir, worker.gate, subjects_dir=o.subjects.absolute() if o.subjects else None)
     state = {"warm": False}
 
     def warm():
@@ -507,7 +534,7 @@ def create_app(o: ServeOptions) -> FastAPI:
                 log.warning("meme %s is unreadable: %s", mid, e)
         return {"memes": out}
 
-    @app.get("/subjects", summary="The learned subjects a gen body's subject can name")
+    @app.get("/subjects", summary="The learned subjects a gen body's subject can name, and whether uploads are taken")
     async def subjects():
         out = []
         for folder in sorted(o.subjects.iterdir()) if o.subjects else ():
@@ -519,7 +546,7 @@ def create_app(o: ServeOptions) -> FastAPI:
                 log.warning("subject %s is unreadable: %s", folder.name, e)
                 continue
             out.append({"name": m.name, "token": m.token, "base": {"reference": m.base.reference, "id": m.base.id}})
-        return {"subjects": out}
+        return {"subjects": out, "uploads": o.subjects is not None}  # uploads: POST /subjects learns one
 
     @app.get("/memes/{mid}", summary="One meme")
     async def one_meme(mid: str):
@@ -600,10 +627,10 @@ def create_app(o: ServeOptions) -> FastAPI:
         suffix = Path(clip.filename or "").suffix.lower()
         if suffix not in CLIP_SUFFIXES:
             raise HTTPException(415, f"the clip's name must end in one of {', '.join(CLIP_SUFFIXES)}")
-        if (memes_dir / mid).exists() or not jobs.reserve(mid):  # held from here: a second upload gets 409 at once
+        if (memes_dir / mid).exists() or not jobs.reserve("meme", mid):  # held from here: a second upload gets 409
             raise HTTPException(409, f"meme {mid!r} exists or is being trained: choose another id")
         job_id = jobs.new_id()
-        folder = jobs.folder(job_id)
+        folder = jobs.folder("meme", job_id)
         path = folder / f"clip{suffix}"
         shown = uploaded_name(clip.filename, f"the uploaded clip{suffix}")
         try:
@@ -630,12 +657,79 @@ def create_app(o: ServeOptions) -> FastAPI:
                 await run_in_threadpool(read_clip, path, frames, size)  # a clip the trainer cannot read fails now
             except MemeError as e:  # it names our copy: name the client's file instead
                 raise MemeError(str(e).replace(str(path), shown).replace(path.name, shown)) from None
-            job = jobs.submit(job_id, mid, options)
+            job = jobs.submit(TrainingJob(id=job_id, meme_id=mid, options=options))
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         finally:
-            jobs.release(mid)  # submitted, the job holds the id
+            jobs.release("meme", mid)  # submitted, the job holds the id
+        return JSONResponse({**job.public(), "url": f"/jobs/{job_id}"}, status_code=202)
+
+    @app.post("/subjects", status_code=202, summary="Learn a subject from 1 to 4 photos (a job)")
+    async def learn(
+        photos: list[UploadFile] = File(
+            ...,
+            description=f"1 to {MAX_SUBJECT_PHOTOS} photos of one subject ({', '.join(PHOTO_SUFFIXES)}; at most "
+            f"{MAX_STILL_BYTES // 2**20} MiB each)",
+        ),
+        name: str = Form(..., description="The subject's name: lowercase letters, digits and '-', e.g. my-cat"),
+        meme: str | None = Form(None, description="Learn it on this meme's base (default: the server's --train-base)"),
+        steps: int = SUBJECT_FORM["steps"],
+        lr: float = SUBJECT_FORM["lr"],
+        seed: int = SUBJECT_FORM["seed"],
+    ):
+        if o.subjects is None:
+            raise HTTPException(409, "this server keeps no subjects: start it with --subjects DIR")
+        try:
+            check_subject_name(name)
+        except MemeError as e:
+            raise HTTPException(400, str(e)) from None
+        if not 1 <= len(photos) <= MAX_SUBJECT_PHOTOS:
+            raise HTTPException(422, f"photos: send 1 to {MAX_SUBJECT_PHOTOS} photos of the subject")
+        for photo in photos:
+            if Path(photo.filename or "").suffix.lower() not in PHOTO_SUFFIXES:
+                shown = uploaded_name(photo.filename, "an uploaded photo")
+                raise HTTPException(415, f"photo {shown}: its name must end in one of {', '.join(PHOTO_SUFFIXES)}")
+        base, base_config = o.train_base, o.train_base_config
+        if meme is not None:
+            base = manifest(meme_id(meme)).base.reference
+            base_config = o.train_base_config if base == o.train_base else None
+        subjects_dir = o.subjects.absolute()
+        if (subjects_dir / name).exists() or not jobs.reserve("subject", name):  # held from here
+            raise HTTPException(409, f"subject {name!r} exists or is being learned: choose another name")
+        job_id = jobs.new_id()
+        folder = jobs.folder("subject", job_id)
+        try:
+            (folder / PHOTOS).mkdir(parents=True)
+            for i, photo in enumerate(photos):
+                data = await photo.read(MAX_STILL_BYTES + 1)
+                shown = uploaded_name(photo.filename, f"photo {i + 1}")
+                if len(data) > MAX_STILL_BYTES:
+                    raise HTTPException(413, f"photo {shown} is over {MAX_STILL_BYTES // 2**20} MiB")
+                path = folder / PHOTOS / f"photo-{i + 1}{Path(photo.filename).suffix.lower()}"
+                path.write_bytes(data)
+                try:
+                    await run_in_threadpool(read_photo, path)  # a photo the learner cannot read fails now
+                except MemeError as e:  # it names our copy: name the client's file instead
+                    raise MemeError(str(e).replace(str(path), shown).replace(path.name, shown)) from None
+            options = SubjectOptions(
+                photos=folder / PHOTOS,
+                name=name,
+                base=base,
+                base_config=base_config,
+                steps=steps,
+                lr=lr,
+                seed=seed,
+                device=o.device,
+                quiet=True,
+            )
+            options.check()
+            job = jobs.submit(SubjectJob(id=job_id, options=options))
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        finally:
+            jobs.release("subject", name)
         return JSONResponse({**job.public(), "url": f"/jobs/{job_id}"}, status_code=202)
 
     @app.get("/jobs/{job_id}", summary="A training job's state and progress")

@@ -23,7 +23,7 @@ class ServeOptions:
     subjects: Path | None = option(
         None,
         "Folder of learned subjects (`meme subject learn`): a gen body's subject is the one learned under that name "
-        "when it is there; GET /subjects lists them.",
+        "when it is there; GET /subjects lists them, POST /subjects learns new ones into it.",
     )
     host: str = option("127.0.0.1", "Address to bind: loopback by default; 0.0.0.0 exposes it.")
     port: int = option(8000, "Port (0: any free one).", low=0, high=65535)

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from ..checks import MAX_SUBJECT_PHOTOS
 from ..device import pick_device
-from ..errors import MemeError
+from ..errors import Interrupted, MemeError
 from ..files import replace_folder, write_error
 from ..formats.meme_folder import base_record, library_versions
 from ..formats.subject_file import SUBJECT_JSON, SubjectTrainingRecord, token_of, write_subject
@@ -88,8 +88,10 @@ def views(photo: Image.Image, side: int, rng: np.random.Generator, n: int) -> np
     return np.stack(out)
 
 
-def learn_subject(o: SubjectOptions) -> dict:
-    """Learns the subject and writes its folder (a new one replaces the old only once complete); its summary."""
+def learn_subject(o: SubjectOptions, on_step=None, stop=None) -> dict:
+    """Learns the subject and writes its folder (a new one replaces the old only once complete); its summary.
+    `on_step(step, loss)` follows the learning (a server's job: its progress, and its device gate); `stop` (a
+    threading.Event), once set, ends it at its next step (Interrupted), writing nothing."""
     o.check()
     out = o.out or Path("subjects") / o.name
     if out.exists() and not out.is_dir():
@@ -128,7 +130,9 @@ def learn_subject(o: SubjectOptions) -> dict:
     optimiser = torch.optim.AdamW([table], lr=o.lr, weight_decay=0.0)
     losses = []
     t = time.perf_counter()
-    for _ in tqdm(range(o.steps), desc="learning", unit="step", disable=o.quiet):
+    for step in tqdm(range(1, o.steps + 1), desc="learning", unit="step", disable=o.quiet):
+        if stop is not None and stop.is_set():
+            raise Interrupted(f"learning {o.name} stopped at step {step - 1} of {o.steps}")
         pick = torch.randint(0, len(latents), (BATCH,), device=device)
         steps = torch.randint(0, len(acp), (BATCH,), device=device)
         noise = torch.randn_like(latents[pick])
@@ -141,6 +145,8 @@ def learn_subject(o: SubjectOptions) -> dict:
         with torch.no_grad():
             table[others] = kept[others]  # only the token's row learns
         losses.append(loss.item())
+        if on_step is not None:
+            on_step(step, losses[-1])
     table.requires_grad_(False)
     seconds["learn"] = time.perf_counter() - t
     if not all(np.isfinite(losses)):

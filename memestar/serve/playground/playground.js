@@ -3,6 +3,7 @@
 //   GET  /openapi.json          the settings a request takes (choices, defaults), so this page never drifts
 //   GET  /memes                 the picker; GET /memes/{id}/preview.gif each meme's preview
 //   GET  /subjects              the learned subjects a subject message can name (offered as you type)
+//   POST /subjects              learn a subject from 1 to 4 photos (a job), on the picked meme's base
 //   POST /memes/{id}/gen        one clip (its bytes) or variants (JSON with base64 clips); with a photo attached,
 //                               multipart: the photo as `image`, the JSON settings as `settings`
 //   POST /memes, GET /jobs/{id} train a meme from a clip, and follow the job
@@ -100,11 +101,13 @@ async function loadSchema() {
   for (const id of ["set-top", "set-bottom"]) $(id).maxLength = gen.top.anyOf?.[0]?.maxLength ?? 200;
   const ref = schema.paths["/memes"]?.post?.requestBody?.content?.["multipart/form-data"]?.schema?.$ref;
   const train = ref ? schema.components.schemas[ref.split("/").pop()].properties : {};
-  for (const name of ["steps", "frames", "size"]) {
-    const p = train[name];
+  const learnRef = schema.paths["/subjects"]?.post?.requestBody?.content?.["multipart/form-data"]?.schema?.$ref;
+  const learn = learnRef ? schema.components.schemas[learnRef.split("/").pop()].properties : {};
+  for (const [id, p] of [["train-steps", train.steps], ["train-frames", train.frames], ["train-size", train.size],
+                         ["learn-steps", learn.steps]]) {
     if (!p) continue;
-    if (p.default !== undefined) $(`train-${name}`).value = p.default;
-    if (p.maximum !== undefined) $(`train-${name}`).max = p.maximum;
+    if (p.default !== undefined) $(id).value = p.default;
+    if (p.maximum !== undefined) $(id).max = p.maximum;
   }
 }
 
@@ -163,7 +166,8 @@ async function loadMemes(select) {
 }
 
 async function loadSubjects() {
-  const {subjects} = await (await api("/subjects")).json();
+  const {subjects, uploads} = await (await api("/subjects")).json();
+  $("learn-panel").hidden = !uploads;
   const options = subjects.map((s) => new Option(`learned on ${s.base.reference}`, s.name));
   $("learned-subjects").replaceChildren(...options);
 }
@@ -377,10 +381,12 @@ async function send(text, photo) {
   }
 }
 
-// ---- training ----------------------------------------------------------------------------------------------
+// ---- jobs: training a meme, learning a subject ------------------------------------------------------------
 
-async function train(form) {
-  const box = $("train-status"), text = $("train-text"), bar = $("train-progress");
+// Uploads `form` to `path` and follows the job it starts in the panel `${panel}-status`; `progress(job)` says what
+// a running job is doing (its words, and its fraction or null), `done(job)` takes up what it made.
+async function runJob(form, path, panel, what, progress, done) {
+  const box = $(`${panel}-status`), text = $(`${panel}-text`), bar = $(`${panel}-progress`);
   const button = form.querySelector("button[type=submit]");
   box.hidden = false;
   box.classList.remove("error");
@@ -389,36 +395,54 @@ async function train(form) {
   bar.removeAttribute("value");
   button.disabled = true;
   try {
-    let job = await (await api("/memes", {method: "POST", body: new FormData(form)})).json();
+    let job = await (await api(path, {method: "POST", body: new FormData(form)})).json();
     while (job.state === "queued" || job.state === "running") {
-      const p = job.progress;
       if (job.state === "queued") {
-        text.textContent = `meme ${job.meme}: waiting for the device…`;
-      } else if (p.step < p.steps) {
-        text.textContent = `meme ${job.meme}: tuning, step ${p.step} of ${p.steps}` +
-          (p.loss != null ? `, loss ${p.loss.toFixed(4)}` : "");
-        bar.value = p.fraction;
+        text.textContent = `${what(job)}: waiting for the device…`;
       } else {
-        text.textContent = `meme ${job.meme}: inverting the clip and drawing its preview…`;
-        bar.value = 1;
+        const [words, fraction] = progress(job);
+        text.textContent = `${what(job)}: ${words}`;
+        if (fraction != null) bar.value = fraction;
       }
       await new Promise((r) => setTimeout(r, 500));
       job = await (await api(`/jobs/${job.id}`)).json();
     }
     if (job.state === "failed") throw new ApiError(422, job.error);
     bar.value = 1;
-    text.textContent = `meme ${job.meme} is ready (${job.seconds ? job.seconds.toFixed(0) + " s" : "done"}).`;
+    text.textContent = `${what(job)} is ready (${job.seconds ? job.seconds.toFixed(0) + " s" : "done"}).`;
     form.reset();
-    await loadSchema().catch(() => {});
-    await loadMemes(job.meme);
+    await done(job);
   } catch (e) {
     box.classList.add("error");
     text.setAttribute("role", "alert");
-    text.textContent = `Training failed: ${e.message}`;
+    text.textContent = `${panel === "train" ? "Training" : "Learning"} failed: ${e.message}`;
     bar.value = 0;
   } finally {
     button.disabled = false;
   }
+}
+
+function train(form) {
+  const tuning = ({progress: p}) => p.step < p.steps ?
+    [`tuning, step ${p.step} of ${p.steps}` + (p.loss != null ? `, loss ${p.loss.toFixed(4)}` : ""), p.fraction] :
+    ["inverting the clip and drawing its preview…", 1];
+  return runJob(form, "/memes", "train", (job) => `meme ${job.meme}`, tuning, async (job) => {
+    await loadSchema().catch(() => {});
+    await loadMemes(job.meme);
+  });
+}
+
+// A subject is learned on the picked meme's base; once learned, its name is in the message box, ready to send.
+function learn(form) {
+  $("learn-meme").disabled = !state.meme;  // no meme picked: the server's training base
+  if (state.meme) $("learn-meme").value = state.meme.id;
+  const learning = ({progress: p}) => [`learning, step ${p.step} of ${p.steps}`, p.fraction];
+  return runJob(form, "/subjects", "learn", (job) => `subject ${job.subject}`, learning, async (job) => {
+    await loadSubjects();
+    document.querySelector("input[name=mode][value=subject]").checked = true;
+    updateMode();
+    $("message").value = job.subject;
+  });
 }
 
 // ---- start -------------------------------------------------------------------------------------------------
@@ -452,6 +476,7 @@ async function start() {
     if ($("set-new-seed").checked) $("set-seed").value = Number($("set-seed").value) + 1;
   });
   $("train-form").addEventListener("submit", (e) => { e.preventDefault(); train(e.target); });
+  $("learn-form").addEventListener("submit", (e) => { e.preventDefault(); learn(e.target); });
   $("photo").addEventListener("change", showPhoto);
   $("photo-remove").addEventListener("click", clearPhoto);
   watchServer();
