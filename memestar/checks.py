@@ -42,6 +42,7 @@ JOB_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 # a learned subject's name (`meme subject learn --name`), matched whole: its token in prompts is <name>
 SUBJECT_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 MAX_SUBJECT_PHOTOS = 4  # the 1 to 4: a subject from a few photos, not a dataset
+MAX_LEARNED_PER_PROMPT = 4  # learned subjects one prompt names, on an export (its text encoder's `learned` rows)
 
 
 def check_int(name: str, value, low: int, high: int, hint: str = "") -> int:

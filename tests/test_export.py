@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import memestar.export.command as export_stage
 import memestar.export.onnx as export_onnx
@@ -32,6 +33,8 @@ from memestar.runtime import GenSettings, Meme
 from memestar.runtime.backends.choice import choose_backend
 from memestar.sampling.batch import BATCH_BUCKETS, MAX_BATCH
 from memestar.train.command import train_meme
+from memestar.train.options import SubjectOptions
+from memestar.train.subject import learn_subject
 
 PROMPT = "a blue circle sliding"
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
@@ -126,6 +129,37 @@ def test_an_animated_still_through_ort_matches_torch_and_an_export_before_the_en
         meme.generate(image=still, steps=2)
 
 
+def test_a_learned_subject_runs_on_the_export_as_on_torch_and_an_older_export_says_re_export(
+    meme_dir, exported, tmp_path
+):
+    photo = tmp_path / "ball.png"
+    Image.new("RGB", (64, 64), (200, 40, 40)).save(photo)
+    subject = tmp_path / "my-ball"
+    base = read_meme(meme_dir).base.reference
+    learn_subject(SubjectOptions(photos=photo, name="my-ball", base=base, out=subject, steps=3, quiet=True))
+    prompt = "a <my-ball> sliding"
+    as_words = Meme.load(meme_dir, backend="torch", device="cpu").text_embedding(prompt)  # before it is learned
+
+    ours = Meme.load(meme_dir, backend="ort", device="cpu")
+    reference = Meme.load(meme_dir, backend="torch", device="cpu")
+    assert ours.prompt_with_learned(subject) == reference.prompt_with_learned(subject) == prompt
+    learned = [m.text_embedding(prompt) for m in (ours, reference)]
+    assert relative(*learned) < 1e-3
+    assert relative(learned[0], as_words) > 1e-2  # the token's row, not its characters as words
+    twice = ours.text_embedding("a <my-ball> and a <my-ball> sliding")
+    assert relative(twice, reference.text_embedding("a <my-ball> and a <my-ball> sliding")) < 1e-3
+    assert ours.generate(prompt, steps=2).frames.shape == (8, 64, 64, 3)
+
+    older = tmp_path / "meme"
+    shutil.copytree(meme_dir, older)
+    for folder, manifest in list_exports(older, read_meme(older).adapter_sha256):
+        manifest.graphs["text_encoder"].inputs = manifest.graphs["text_encoder"].inputs[:1]  # the ids alone
+        manifest.to_json(folder / EXPORT_JSON)
+    meme = Meme.load(older, backend="ort", device="cpu")
+    with pytest.raises(MemeError, match=r"made before learned subjects.*meme export MEME --force"):
+        meme.prompt_with_learned(subject)
+
+
 def test_exported_graphs_take_a_batch_and_each_clip_comes_out_as_alone(meme_dir, exported, monkeypatch):
     ours = Meme.load(meme_dir, backend="ort", device="cpu")
     backend, manifest = ours.backend, ours.backend.manifest
@@ -180,11 +214,13 @@ def test_tensorrt_profiles_are_one_static_shape_per_batch_bucket():
     shapes = Shapes(
         frames=8, latent_channels=4, latent_side=8, text_length=16, text_width=32, vocab_size=99, pixel_side=64
     )
-    unet = engine_profiles(GRAPH_SPECS["unet"], shapes)
+    unet = engine_profiles(GRAPH_SPECS["unet"], shapes, ["latents", "timestep", "text", "guidance"])
     assert [p["latents"][0] for p in unet] == list(BATCH_BUCKETS)
     assert unet[-1] == {"latents": (8, 4, 8, 8, 8), "text": (8, 2, 16, 32), "guidance": (8,)}  # no timestep: static
-    assert engine_profiles(GRAPH_SPECS["vae_decoder"], shapes) == [{"latents": (1, 4, 8, 8, 8)}]
-    assert engine_profiles(GRAPH_SPECS["text_encoder"], shapes) == [{"input_ids": (1, 16)}]
+    assert engine_profiles(GRAPH_SPECS["vae_decoder"], shapes, ["latents"]) == [{"latents": (1, 4, 8, 8, 8)}]
+    text = GRAPH_SPECS["text_encoder"]
+    assert engine_profiles(text, shapes, ["input_ids", "learned"]) == [{"input_ids": (1, 16), "learned": (1, 4, 32)}]
+    assert engine_profiles(text, shapes, ["input_ids"]) == [{"input_ids": (1, 16)}]  # an export made before learned
 
 
 def test_fp16_export_is_within_its_tolerance_and_is_chosen_by_precision(meme_dir, exported):
@@ -381,6 +417,12 @@ def test_tensorrt_engines_match_torch_and_a_second_meme_refits(meme_dir, tmp_pat
     for i, g in enumerate([3.0, 5.0, 8.0]):
         assert relative(batched[i : i + 1], engine.backend.sample("ddim", 4, x[i : i + 1], texts[[i, 3 + i]], g)) < 1e-2
     assert unet.profiles[4].graph and unet.profiles[1].graph and unet.profiles[8].graph is None
+    photo, subject = tmp_path / "ball.png", tmp_path / "my-ball"
+    Image.new("RGB", (64, 64), (200, 40, 40)).save(photo)
+    learn_subject(SubjectOptions(photos=photo, name="my-ball", base="random-tiny", out=subject, steps=3, quiet=True))
+    prompt = engine.prompt_with_learned(subject)
+    assert prompt == reference.prompt_with_learned(subject)  # a subject learned after the engines were built
+    assert relative(engine.text_embedding(prompt), reference.text_embedding(prompt).float()) < 1e-2
     other = tmp_path / "other"
     clip = write_gif(sliding_square()[::-1].copy(), tmp_path / "back.gif", fps=8)
     train_meme(train_options(clip, other, steps=3, inversion_steps=4, device="cuda"))

@@ -36,7 +36,7 @@ from ..formats.meme_folder import ADAPTER, MemeManifest, library_versions, read_
 from ..graph_runtimes import require_tensorrt
 from ..models.adapter import load_adapter
 from ..models.base import load_base
-from ..models.graphs import EXPORT_BATCH, GRAPHS, Shapes, TensorSpec
+from ..models.graphs import EXPORT_BATCH, GRAPHS, GRAPHS_VERSION, Shapes, TensorSpec
 from ..models.vae import vae_scale_factor
 from ..models.video_unet import VideoUNet
 from ..sampling.batch import MAX_BATCH
@@ -54,6 +54,7 @@ def onnx_versions() -> dict:
         "onnx": onnx.__version__,
         "onnxscript": onnxscript.__version__,
         "onnxruntime": onnxruntime.__version__,
+        "graphs": GRAPHS_VERSION,
     }
 
 

@@ -38,17 +38,20 @@ from ..models.base import cache_dir
 from ..models.graphs import GRAPHS, UNET, GraphSpec, Shapes
 
 
-def engine_profiles(spec: GraphSpec, shapes: Shapes) -> list[dict[str, tuple[int, ...]]]:
-    """One static profile per batch bucket of the graph: each batched input's shape at that batch size."""
-    return [{t.name: t.shape(shapes, n) for t in spec.inputs if t.batched} for n in spec.buckets]
+def engine_profiles(spec: GraphSpec, shapes: Shapes, names: list[str]) -> list[dict[str, tuple[int, ...]]]:
+    """One static profile per batch bucket of the graph: each batched input (of those named: the ONNX file's) at
+    that batch size."""
+    return [{t.name: t.shape(shapes, n) for t in spec.inputs_named(names) if t.batched} for n in spec.buckets]
 
 
-def _build_engine(trt, onnx_path: Path, plan: Path, timing_cache: Path, spec: GraphSpec, shapes: Shapes) -> None:
+def _build_engine(
+    trt, onnx_path: Path, plan: Path, timing_cache: Path, spec: GraphSpec, shapes: Shapes, names: list[str]
+) -> None:
     from polygraphy.backend.trt import CreateConfig, Profile, engine_from_network, network_from_onnx_path, save_engine
 
     network = network_from_onnx_path(str(onnx_path), flags=[trt.OnnxParserFlag.NATIVE_INSTANCENORM])
     profiles = []
-    for inputs in engine_profiles(spec, shapes):
+    for inputs in engine_profiles(spec, shapes, names):
         profile = Profile()
         for name, shape in inputs.items():
             profile.add(name, min=shape, opt=shape, max=shape)
@@ -127,7 +130,8 @@ def build_engines(
                         file=sys.stderr,
                         flush=True,
                     )
-                _build_engine(trt, onnx_path, plan, timing_cache, spec, manifest.shapes)
+                names = [t.name for t in manifest.graphs[name].inputs]
+                _build_engine(trt, onnx_path, plan, timing_cache, spec, manifest.shapes, names)
                 with atomic_path(shared / plan.name) as cached:
                     shutil.copyfile(plan, cached)
                 how[name] = "built"

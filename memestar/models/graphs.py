@@ -4,7 +4,10 @@ graph backends of the runtime (what to feed and what comes back).
 Every graph takes a batch of n clips (or prompts) on its first axis, n from 1 to `MAX_BATCH` (dynamic in the
 ONNX files: `batch`); the runtime runs the UNet at the batch buckets and the others one at a time (`buckets`:
 one TensorRT profile each):
-- `text_encoder`: token ids (n, L) int64 -> embeddings (n, L, d).
+- `text_encoder`: token ids (n, L) int64 and each prompt's learned subjects' rows (n, K, d) -> embeddings (n, L, d).
+  Ids from the base's vocabulary size V on are learned rows: V + k is the prompt's row k, so a subject learned
+  after the export runs on it (`meme subject learn`). Exports made before it take the ids alone
+  (`TensorSpec.required`).
 - `unet`: latents (n, c, f, h, w), timestep (1,) int64 (one step for the whole batch), text (n, 2, L, d) as
   (unconditional, conditional) per clip, guidance (n,) -> the guided model output (n, c, f, h, w).
   Classifier-free guidance runs inside the graph as one UNet batch of 2n; no guidance is the conditional text
@@ -23,8 +26,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..checks import MAX_LEARNED_PER_PROMPT
 from ..records import record
 from ..sampling.batch import BATCH_BUCKETS, MAX_BATCH
+from .text import encode_token_rows
 from .vae import decode_pixels
 from .video_unet import VideoUNet
 
@@ -32,6 +37,9 @@ BATCH_AXIS = "batch"  # the name of the dynamic first axis in the ONNX files
 EXPORT_BATCH = 2  # the batch the exporter traces (not 1: a size of 1 would be taken for a constant)
 
 TEXT_ENCODER, UNET, VAE_DECODER, VAE_ENCODER = "text_encoder", "unet", "vae_decoder", "vae_encoder"
+# in an export's key (and so its engines'): bumped when a graph's inputs or computation change, so that `meme
+# export` builds anew rather than reusing what an older meme-star built. 2: the text encoder's learned rows
+GRAPHS_VERSION = "2"
 
 
 @record
@@ -52,12 +60,19 @@ class Shapes:
 
 
 class TextEncoderGraph(nn.Module):
-    def __init__(self, text_encoder):
-        super().__init__()
-        self.text_encoder = text_encoder
+    """The text encoder with rows of its own per prompt: id `vocab + k` is the row `learned[:, k]` (a learned
+    subject's), every other id the base's row."""
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.text_encoder(input_ids)[0].float()
+    def __init__(self, text_encoder, vocab: int):
+        super().__init__()
+        self.text_encoder, self.vocab = text_encoder, vocab
+
+    def forward(self, input_ids: torch.Tensor, learned: torch.Tensor) -> torch.Tensor:
+        base_rows = self.text_encoder.get_input_embeddings()(input_ids.clamp(max=self.vocab - 1))  # n L d
+        slot = (input_ids - self.vocab).clamp(0, learned.shape[1] - 1)  # n L
+        learned_rows = learned.to(base_rows.dtype).gather(1, slot[..., None].expand_as(base_rows))  # n L d
+        rows = torch.where((input_ids >= self.vocab)[..., None], learned_rows, base_rows)
+        return encode_token_rows(self.text_encoder, rows).float()
 
 
 class GuidedUNetGraph(nn.Module):
@@ -115,6 +130,7 @@ class TensorSpec:
     shape: Callable[[Shapes, int], tuple[int, ...]]
     draw: Callable[[tuple[int, ...], Shapes, torch.Generator], torch.Tensor] | None = None
     batched: bool = True
+    required: bool = True  # False: an export made before this input existed is still read, and run without it
 
     def named_shape(self, shapes: Shapes) -> list[int | str]:
         """The shape with its batch axis named, as the ONNX file holds it."""
@@ -135,6 +151,11 @@ class GraphSpec:
         """Random inputs for n clips of the right shapes and dtypes, the same for a given seed."""
         g = torch.Generator().manual_seed(seed)
         return {t.name: t.draw(t.shape(shapes, n), shapes, g) for t in self.inputs}
+
+    def inputs_named(self, names: list[str]) -> tuple[TensorSpec, ...]:
+        """The inputs an export's graph takes (`names`, as its export.json records them): all, or an older export's
+        required ones."""
+        return tuple(t for t in self.inputs if t.name in names)
 
     def dynamic_shapes(self) -> tuple:
         """For torch's exporter: the batch axis of each input as one dimension of 1 to `MAX_BATCH`."""
@@ -165,13 +186,20 @@ def _normal(shape, s, g):
 GRAPHS: tuple[GraphSpec, ...] = (
     GraphSpec(
         TEXT_ENCODER,
-        lambda base, video: TextEncoderGraph(base.text_encoder),
+        lambda base, video: TextEncoderGraph(base.text_encoder, len(base.tokenizer)),
         inputs=(
             TensorSpec(
                 "input_ids",
                 torch.int64,
                 lambda s, n: (n, s.text_length),
-                lambda shape, s, g: torch.randint(0, s.vocab_size, shape, generator=g),
+                lambda shape, s, g: torch.randint(0, s.vocab_size + MAX_LEARNED_PER_PROMPT, shape, generator=g),
+            ),
+            TensorSpec(
+                "learned",
+                torch.float32,
+                lambda s, n: (n, MAX_LEARNED_PER_PROMPT, s.text_width),
+                lambda shape, s, g: 0.02 * torch.randn(shape, generator=g),
+                required=False,
             ),
         ),
         outputs=(TensorSpec("embeddings", torch.float32, lambda s, n: (n, s.text_length, s.text_width)),),

@@ -2,6 +2,7 @@
 
 import torch
 from transformers import CLIPTextModel, CLIPTokenizer
+from transformers.masking_utils import create_causal_mask
 
 
 @torch.no_grad()
@@ -29,3 +30,14 @@ def add_token(tokenizer, text_encoder, token: str) -> int:
         tokenizer.add_tokens([token])
         text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     return tokenizer.convert_tokens_to_ids(token)
+
+
+def encode_token_rows(text_encoder: CLIPTextModel, token_rows: torch.Tensor) -> torch.Tensor:
+    """The last hidden state `(n, L, d)` from the token embeddings `(n, L, d)` rather than ids (CLIPTextModel's
+    forward takes only ids): the position embeddings, the causal encoder and the final norm, as its forward runs
+    them. A graph that looks up a learned subject's row itself goes through here."""
+    model = getattr(text_encoder, "text_model", text_encoder)  # transformers 4 nests the text model; 5 does not
+    hidden = model.embeddings(inputs_embeds=token_rows)
+    mask = create_causal_mask(config=model.config, inputs_embeds=hidden, attention_mask=None, cache=None)
+    hidden = model.encoder(inputs_embeds=hidden, attention_mask=mask, is_causal=True).last_hidden_state
+    return model.final_layer_norm(hidden)

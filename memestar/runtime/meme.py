@@ -89,7 +89,7 @@ class Meme:
     def prompt_with_learned(self, folder: str | Path) -> str:
         """This meme's prompt with the learned subject at `folder` (`meme subject learn`), whose word goes into the
         base's text encoder (once): "{subject} popping" -> "a <my-cat> popping". Refused in one line when the
-        subject was learned on another base, or on a backend other than torch."""
+        subject was learned on another base, or on an export made before learned subjects ran on exports."""
         subject, embedding = subject_for(self.manifest, Path(folder), self.folder.name)
         self.runtime.use_subject(subject, embedding)
         return learned_prompt(self.manifest, subject)

@@ -1,12 +1,12 @@
 """What the ONNX Runtime and TensorRT backends share: a meme's exported graphs run by their specs.
 
-The export holds the tokenizer and noise schedule too, so these backends load no torch model and no
-base: tokens -> `text_encoder`, the sampler loop on the host calling `unet` (guidance inside the graph;
-following a subject track calls `vae_decoder` in the loop too), `vae_decoder` -> frames rounded to uint8; an
-animated still's frames -> `vae_encoder`. A
-subclass only says how to run one graph on a batch (`_run`). A batch of clips runs through the UNet together, up
-to the export's `max_batch` at a time; prompts are encoded and clips decoded one at a time, as the torch backend
-does (a batched decoder would need the memory of every frame at once for a few percent of the time).
+The export holds the tokenizer and noise schedule too, so these backends load no torch model and no base: tokens
+(with the rows of the learned subjects a prompt names) -> `text_encoder`, the sampler loop on the host calling
+`unet` (guidance inside the graph; following a subject track calls `vae_decoder` in the loop too), `vae_decoder` ->
+frames rounded to uint8; an animated still's frames -> `vae_encoder`. A subclass only says how to run one graph on a
+batch (`_run`). A batch of clips runs through the UNet together, up to the export's `max_batch` at a time; prompts
+are encoded and clips decoded one at a time, as the torch backend does (a batched decoder would need the memory of
+every frame at once for a few percent of the time).
 """
 
 import json
@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from transformers import CLIPTokenizer
 
+from ...checks import MAX_LEARNED_PER_PROMPT
 from ...errors import MemeError
 from ...formats.export_folder import SCHEDULER_JSON, TOKENIZER, ExportManifest
 from ...models.graphs import GRAPH_SPECS, TEXT_ENCODER, UNET, VAE_DECODER, VAE_ENCODER, GraphSpec
@@ -37,6 +38,12 @@ class GraphBackend(Backend):
             ) from e
         self.sampler = Schedules(self.scheduler_config, device)
         self.vae_scale = manifest.shapes.pixel_side // manifest.shapes.latent_side
+        # each graph's inputs as the export holds them (an older export's text encoder takes the ids alone)
+        self.inputs = {
+            name: GRAPH_SPECS[name].inputs_named([t.name for t in graph.inputs])
+            for name, graph in manifest.graphs.items()
+        }
+        self.learned: dict[int, torch.Tensor] = {}  # the tokenizer's id of a learned subject's token -> its row (d,)
 
     @abstractmethod
     def _run(self, spec: GraphSpec, feeds: dict[str, torch.Tensor], n: int) -> torch.Tensor:
@@ -44,12 +51,12 @@ class GraphBackend(Backend):
         fp32 on the device."""
 
     def _call(self, graph: str, *tensors: torch.Tensor) -> torch.Tensor:
-        spec, n = GRAPH_SPECS[graph], len(tensors[0])
+        n = len(tensors[0])
         feeds = {
             t.name: x.to(self.device, t.dtype).reshape(t.shape(self.manifest.shapes, n))
-            for t, x in zip(spec.inputs, tensors, strict=True)
+            for t, x in zip(self.inputs[graph], tensors, strict=True)
         }
-        return self._run(spec, feeds, n)
+        return self._run(GRAPH_SPECS[graph], feeds, n)
 
     @property
     def max_batch(self) -> int:
@@ -66,7 +73,40 @@ class GraphBackend(Backend):
             truncation=True,
             return_tensors="pt",
         ).input_ids
-        return torch.cat([self._call(TEXT_ENCODER, row[None]) for row in ids])
+        if len(self.inputs[TEXT_ENCODER]) == 1:  # an export made before learned subjects: the ids alone
+            return torch.cat([self._call(TEXT_ENCODER, row[None]) for row in ids])
+        return torch.cat([self._call(TEXT_ENCODER, *self._with_learned(row)) for row in ids])
+
+    def _with_learned(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One prompt's ids `(L,)` as the text encoder graph takes them, `(1, L)`, with its learned rows `(1, K, d)`:
+        the k-th learned subject it names is id `vocab_size + k`, its row `learned[0, k]`."""
+        shapes = self.manifest.shapes
+        learned = torch.zeros(1, MAX_LEARNED_PER_PROMPT, shapes.text_width)
+        named = [i for i in dict.fromkeys(ids.tolist()) if i in self.learned]
+        if len(named) > MAX_LEARNED_PER_PROMPT:
+            raise MemeError(
+                f"the prompt names {len(named)} learned subjects: one prompt takes at most {MAX_LEARNED_PER_PROMPT}"
+            )
+        ids = ids.clone()
+        for k, token_id in enumerate(named):
+            ids[ids == token_id] = shapes.vocab_size + k
+            learned[0, k] = self.learned[token_id]
+        return ids[None], learned
+
+    def add_token(self, token: str, embedding: torch.Tensor) -> None:
+        if len(self.inputs[TEXT_ENCODER]) == 1:
+            raise MemeError(
+                f"export {self.folder} was made before learned subjects ran on exports ({token}): run `meme export "
+                f"MEME --force`, or use --backend torch"
+            )
+        if embedding.shape != (self.manifest.shapes.text_width,):
+            raise MemeError(
+                f"learned subject {token} is {tuple(embedding.shape)} wide, this export's text is "
+                f"{self.manifest.shapes.text_width}: learn it on the meme's base"
+            )
+        if token not in self.tokenizer.get_vocab():
+            self.tokenizer.add_tokens([token])
+        self.learned[self.tokenizer.convert_tokens_to_ids(token)] = embedding.detach().float().cpu()
 
     @staticmethod
     def _pairs(text: torch.Tensor, scales: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
