@@ -3,7 +3,7 @@
     python benchmarks/gpu_check.py download      # on a machine with a package index: wheels the GPU box lacks -> .whl/
     python benchmarks/gpu_check.py install       # on the GPU box: .whl/ -> .gpu-site/ (a target dir, not site-packages)
     python benchmarks/gpu_check.py run [--step S] # on the GPU box: S = tests, default, compile, bench-256,
-                                                  # bench-128, serve, summary or all
+                                                  # bench-128, serve, subject, summary or all
 
 The GPU box is expected to hold its own CUDA build of torch and transformers (used as they are) and nothing
 else of ours: `download` fetches the pure-Python and cp312 wheels it lacks (diffusers, pydantic, typer, the
@@ -21,6 +21,8 @@ minutes on an H100 (about twenty in all):
              eager bf16, bf16 + CUDA graphs, and + torch.compile;
   (each also times batches of 1, 2, 4 and 8 clips: clips/s, and the adapter swap between two memes);
 - serve:     `meme bench --serve --preset sd15`: the server on loopback under 1, 4, 16 and 64 clients;
+- subject:   `meme subject learn` on random-sd15 with its defaults (300 steps at 512 px; the emoji atlas as the
+             photo: the time is what is measured), its --json summary kept;
 - summary:   the benches against DESIGN.md's targets, as a short table, to benchmarks/results/.
 Without CUDA it says so in one line and exits 2.
 """
@@ -32,6 +34,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -250,7 +253,29 @@ def plan(python: str, device: str, date: str | None = None) -> dict[str, list[st
         "--markdown",
         f"{stem}-serve.md",
     ]
+    steps["subject"] = [
+        python,
+        "-m",
+        "memestar.cli",
+        "subject",
+        "learn",
+        str(ROOT / "memestar" / "tiny" / "emoji" / "atlas.png"),
+        "--name",
+        "gpu-check",
+        "--base",
+        "random-sd15",
+        "--device",
+        "cuda",
+        "--out",
+        str(Path(tempfile.gettempdir()) / "memestar-gpu-check-subject"),
+        "--force",
+        "--json",
+        "--quiet",
+    ]
     return steps
+
+
+KEEPS_STDOUT = {"tests": "tests.log", "subject": "subject.json"}  # steps whose output is their report
 
 
 def summary(device: str, date: str | None = None, tests_line: str | None = None) -> str:
@@ -313,6 +338,16 @@ def summary(device: str, date: str | None = None, tests_line: str | None = None)
             f"clips/s against one client {t['sequential']['clips_per_s']:.2f} ({t['speedup']:.2f}x), "
             f"{t['concurrent']['errors']} errors, {t['concurrent']['lost']} lost.",
         ]
+    subject = Path(f"{stem}-subject.json")
+    if subject.is_file():
+        learned = json.loads(subject.read_text())
+        seconds = learned["seconds"]
+        parts = ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
+        lines += [
+            "",
+            f"`meme subject learn` ({learned['steps']} steps, random-sd15 at its 512 px, fp32): "
+            f"{sum(seconds.values()):.1f} s in all, {parts} (issue 33: seconds to a few minutes on a GPU).",
+        ]
     if tuning:
         lines += [
             "",
@@ -350,13 +385,18 @@ def run(step: str, python: str, date: str | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     steps = plan(python, device, date)
     chosen = list(steps) if step == "all" else [step] if step != "summary" else []
-    tests_log = RESULTS / f"{report_stem(device, date)}-tests.log"
+    tests_log = RESULTS / f"{report_stem(device, date)}-{KEEPS_STDOUT['tests']}"
     failed = 0
     for name in chosen:
         print(f"gpu-check: {name} on {device} ...", file=sys.stderr, flush=True)
         try:
             r = subprocess.run(
-                steps[name], env=step_env(), cwd=ROOT, timeout=STEP_TIMEOUT_S, text=True, capture_output=name == "tests"
+                steps[name],
+                env=step_env(),
+                cwd=ROOT,
+                timeout=STEP_TIMEOUT_S,
+                text=True,
+                capture_output=name in KEEPS_STDOUT,
             )
         except subprocess.TimeoutExpired:
             print(f"gpu-check: {name} ran past {STEP_TIMEOUT_S} s", file=sys.stderr)
@@ -367,6 +407,10 @@ def run(step: str, python: str, date: str | None = None) -> int:
         if name == "tests":
             tests_log.write_text(r.stdout + r.stderr)
             sys.stdout.write(r.stdout[-4000:])
+        elif name in KEEPS_STDOUT:
+            sys.stderr.write(r.stderr[-4000:])
+            if r.returncode == 0:
+                (RESULTS / f"{report_stem(device, date)}-{KEEPS_STDOUT[name]}").write_text(r.stdout)
         failed += r.returncode != 0
     tests_line = None
     if tests_log.is_file():
@@ -388,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--step",
         default="all",
-        choices=("all", "tests", "default", "compile", "bench-256", "bench-128", "serve", "summary"),
+        choices=("all", "tests", "default", "compile", "bench-256", "bench-128", "serve", "subject", "summary"),
     )
     parser.add_argument(
         "--python",

@@ -5,9 +5,11 @@ Needs `make demo` first (its memes and source frames in demo/). For each emoji o
 subject is learned on the bundled emoji base with the defaults (`learn_subject`, 300 steps) from 1 photo (its cut-out
 PNG) and from 4 (the cut-out and 3 renders on random backgrounds, as JPEG), never naming it; then both demo memes
 (a cat face popping, a green apple running: neither shows it) generate their prompt with the subject in it
-(`Meme.prompt_with_learned`, the default path), read back against each meme's source.
+(`Meme.prompt_with_learned`, the default path), read back against each meme's source. With `--backends torch,ort`
+the same subjects run on each backend (ort needs `meme export demo/meme-popping` and `demo/meme-running` first).
 
     python benchmarks/learned_subject.py --demo demo --photos 1,4
+    python benchmarks/learned_subject.py --demo demo --photos 4 --backends torch,ort
 """
 
 import argparse
@@ -42,13 +44,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--demo", type=Path, default=Path("demo"))
     p.add_argument("--photos", default="1,4")
+    p.add_argument("--backends", default="torch", help="comma-separated: torch, ort, trt")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results") / f"learned-subject-{date.today()}")
     a = p.parse_args()
     memes, tracks = {}, {}
     for motion, source_clip in SOURCES.items():
         frames = sorted((a.demo / f"{source_clip}-frames").glob("*.png"))
         source = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in frames])
-        memes[motion], tracks[motion] = Meme.load(a.demo / f"meme-{motion}"), trajectory(WORLD.read_frames(source))
+        tracks[motion] = trajectory(WORLD.read_frames(source))
+        for backend in a.backends.split(","):
+            memes[motion, backend] = Meme.load(a.demo / f"meme-{motion}", backend=backend)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in (int(k) for k in a.photos.split(",")):
@@ -60,13 +65,14 @@ def main() -> None:
                     SubjectOptions(photos=folder, name=slug, base="emoji", out=Path(tmp) / f"s-{slug}-{n}", quiet=True)
                 )
                 seconds = time.perf_counter() - t
-                for motion, meme in memes.items():
+                for (motion, backend), meme in memes.items():
                     g = meme.generate(meme.prompt_with_learned(Path(tmp) / f"s-{slug}-{n}"))
                     right, absent, correlation = score(g.frames, name, WORLD.plan[motion][0][0], tracks[motion])
                     row = dict(
                         emoji=name,
                         photos=n,
                         meme=motion,
+                        backend=backend,
                         learn_seconds=round(seconds, 1),
                         right=round(right, 3),
                         source_absent=round(absent, 3),

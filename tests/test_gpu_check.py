@@ -74,7 +74,10 @@ def test_install_goes_to_a_target_folder_without_the_index():
 
 def test_the_steps_cover_the_gpu_tests_the_default_path_and_both_bench_sizes():
     steps = gpu_check.plan("python", "NVIDIA H100 80GB HBM3", "2026-11-25")
-    assert list(steps) == ["tests", "default", "compile", "bench-256", "bench-128", "serve"]
+    assert list(steps) == ["tests", "default", "compile", "bench-256", "bench-128", "serve", "subject"]
+    subject = steps["subject"]
+    assert subject[3:5] == ["subject", "learn"] and subject[subject.index("--base") + 1] == "random-sd15"
+    assert Path(subject[5]).is_file() and "--json" in subject
     assert steps["default"][1].endswith("default_path.py") and "sd15" in steps["default"]
     assert steps["compile"][1].endswith("default_path.py") and "--compile" in steps["compile"]
     assert steps["compile"][steps["compile"].index("--sizes") + 1] == "256" and "sd15" in steps["compile"]
@@ -132,7 +135,10 @@ def test_the_summary_compares_with_the_targets(tmp_path, monkeypatch):
     }
     stem = gpu_check.report_stem("GPU X", "2026-11-25")
     (tmp_path / f"{stem}-bench-256.json").write_text(json.dumps(report))
+    learned = {"steps": 300, "seconds": {"load": 6.0, "encode": 0.5, "learn": 40.0}}
+    (tmp_path / f"{stem}-subject.json").write_text(json.dumps(learned))
     text = gpu_check.summary("GPU X", "2026-11-25", tests_line="9 passed")
+    assert "(300 steps, random-sd15 at its 512 px, fp32): 46.5 s in all, load 6.0 s, encode 0.5 s, learn 40.0 s" in text
     assert "| 256 | torch (bfloat16) | 0.200 | 0.200 | 0.25 | yes |" in text
     assert "| 256 | torch (bfloat16) | 0.200 | 15.0 | 55.0 | 6.00 | True | yes |" in text
     assert "STEP=bench-128" in text and "9 passed" in text

@@ -655,8 +655,8 @@ def create_app(o: ServeOptions) -> FastAPI:
             options.check()
             try:
                 await run_in_threadpool(read_clip, path, frames, size)  # a clip the trainer cannot read fails now
-            except MemeError as e:  # it names our copy: name the client's file instead
-                raise MemeError(str(e).replace(str(path), shown).replace(path.name, shown)) from None
+            except MemeError as e:
+                raise client_named(e, path, shown) from None
             job = jobs.submit(TrainingJob(id=job_id, meme_id=mid, options=options))
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
@@ -710,8 +710,8 @@ def create_app(o: ServeOptions) -> FastAPI:
                 path.write_bytes(data)
                 try:
                     await run_in_threadpool(read_photo, path)  # a photo the learner cannot read fails now
-                except MemeError as e:  # it names our copy: name the client's file instead
-                    raise MemeError(str(e).replace(str(path), shown).replace(path.name, shown)) from None
+                except MemeError as e:
+                    raise client_named(e, path, shown) from None
             options = SubjectOptions(
                 photos=folder / PHOTOS,
                 name=name,
@@ -732,13 +732,18 @@ def create_app(o: ServeOptions) -> FastAPI:
             jobs.release("subject", name)
         return JSONResponse({**job.public(), "url": f"/jobs/{job_id}"}, status_code=202)
 
-    @app.get("/jobs/{job_id}", summary="A training job's state and progress")
+    @app.get("/jobs/{job_id}", summary="A job's state and progress (a meme's training, a subject's learning)")
     async def job_state(job_id: str):
         if not JOB_ID_PATTERN.fullmatch(job_id) or job_id not in jobs.jobs:
             raise HTTPException(404, f"no job {job_id!r}")
         return jobs.jobs[job_id].public()
 
     return app
+
+
+def client_named(e: MemeError, path: Path, shown: str) -> MemeError:
+    """An upload's error naming the client's file (`shown`) where it named our copy of it (`path`)."""
+    return MemeError(str(e).replace(str(path), shown).replace(path.name, shown))
 
 
 def uploaded_name(filename: str | None, unnamed: str) -> str:

@@ -9,6 +9,7 @@ drains: the running job stops at its next step (a meme checkpoints) and stays qu
 start.
 """
 
+import dataclasses
 import logging
 import shutil
 import threading
@@ -31,6 +32,7 @@ from .journal import (
     PHOTOS,
     SUBJECT_JOB_FORMAT,
     SUBJECT_JOURNALLED_OPTIONS,
+    JobProgress,
     JobRecord,
     SubjectJobRecord,
     read_journal,
@@ -42,7 +44,7 @@ log = logging.getLogger("memestar.serve")
 JOBS_FOLDER = ".jobs"  # inside the memes (subjects) folder, so the final rename stays on one file system
 MAX_JOBS_KEPT = 256
 STOP_WAIT_S = 600.0  # the longest `stop` waits for the running job to reach its next step and checkpoint
-PROGRESS = ("id", "state", "step", "loss", "error", "created", "seconds")  # what every job's journal keeps of it
+PROGRESS = tuple(f.name for f in dataclasses.fields(JobProgress))  # what every job's journal keeps of it
 
 
 @dataclass(kw_only=True)

@@ -34,11 +34,30 @@ SUBJECT_JOURNALLED_OPTIONS = ("name", "base", "base_config", "device", "steps", 
 
 
 @record
-class JobRecord:
+class JobProgress:
+    """What every job's journal keeps of its state."""
+
+    id: str
+    state: str
+    step: int
+    loss: float | None
+    error: str | None
+    created: float
+    seconds: float | None
+
+    def problem(self) -> str | None:
+        if not JOB_ID_PATTERN.fullmatch(self.id):
+            return f"id {self.id!r} is not a job id"
+        if self.state not in STATES:
+            return f"state {self.state!r} is not one of {', '.join(STATES)}"
+        return None
+
+
+@record
+class JobRecord(JobProgress):
     """One training job as accepted: the upload's settings (the clip is `clip` in the job's folder) and its state."""
 
     format: str
-    id: str
     meme_id: str
     clip: str
     prompt: str
@@ -51,31 +70,20 @@ class JobRecord:
     lr: float
     seed: int
     inversion_steps: int
-    state: str
-    step: int
-    loss: float | None
-    error: str | None
-    created: float
-    seconds: float | None
 
     def problem(self) -> str | None:
-        if not JOB_ID_PATTERN.fullmatch(self.id):
-            return f"id {self.id!r} is not a job id"
         if not MEME_ID_PATTERN.fullmatch(self.meme_id):
             return f"meme_id {self.meme_id!r} is not a meme id"
         if Path(self.clip).name != self.clip or not self.clip.startswith("clip."):
             return f"clip {self.clip!r} is not a clip's name in the job's folder"
-        if self.state not in STATES:
-            return f"state {self.state!r} is not one of {', '.join(STATES)}"
-        return None
+        return super().problem()
 
 
 @record
-class SubjectJobRecord:
+class SubjectJobRecord(JobProgress):
     """One subject-learning job as accepted: its settings (the photos are in the job's folder `photos/`) and state."""
 
     format: str
-    id: str
     name: str
     base: str
     base_config: str | None
@@ -83,21 +91,11 @@ class SubjectJobRecord:
     steps: int
     lr: float
     seed: int
-    state: str
-    step: int
-    loss: float | None
-    error: str | None
-    created: float
-    seconds: float | None
 
     def problem(self) -> str | None:
-        if not JOB_ID_PATTERN.fullmatch(self.id):
-            return f"id {self.id!r} is not a job id"
         if not SUBJECT_NAME_PATTERN.fullmatch(self.name):
             return f"name {self.name!r} is not a subject's name"
-        if self.state not in STATES:
-            return f"state {self.state!r} is not one of {', '.join(STATES)}"
-        return None
+        return super().problem()
 
 
 # what a job folder's journal holds, by the folder it is in: a meme's training, or a subject's learning

@@ -8,9 +8,10 @@
                                                               @serve.batch: clips arriving together run as one batch
 
 `meme serve --ray` starts it on a local Ray instance; `serve run deploy/ray-serve.yaml` (or KubeRay's RayService
-with that file's `applications`) runs it on a cluster. Training jobs stay with the single-node server
-(`meme serve`), which owns its device. A replica that dies under a request loses nothing: the ingress asks
-another (`ask_replicas`), and answers 503 with Retry-After only when replicas keep failing.
+with that file's `applications`) runs it on a cluster. Training and subject-learning jobs stay with the single-node
+server (`meme serve`), which owns its device; learned subjects in the subjects folder are served here too. A
+replica that dies under a request loses nothing: the ingress asks another (`ask_replicas`), and answers 503 with
+Retry-After only when replicas keep failing.
 """
 
 import asyncio
