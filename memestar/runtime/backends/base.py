@@ -76,10 +76,7 @@ class Backend(ABC):
 
     def add_token(self, token: str, embedding: torch.Tensor) -> None:
         """`token` as a word of the text encoder, `embedding` `(d,)` its row (a learned subject)."""
-        raise MemeError(
-            f"learned subjects ({token}) run on the torch backend: the {self.name} backend's text encoder has a fixed "
-            f"vocabulary; use --backend torch"
-        )
+        raise MemeError(f"the {self.name} backend takes no learned subjects ({token}): use --backend torch, ort or trt")
 
     @abstractmethod
     def decode_pixels(self, latents: torch.Tensor) -> torch.Tensor:

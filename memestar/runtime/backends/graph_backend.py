@@ -59,6 +59,11 @@ class GraphBackend(Backend):
         return self._run(GRAPH_SPECS[graph], feeds, n)
 
     @property
+    def takes_learned(self) -> bool:
+        """Whether the export's text encoder takes learned rows (an export made before them takes the ids alone)."""
+        return len(self.inputs[TEXT_ENCODER]) > 1
+
+    @property
     def max_batch(self) -> int:
         return self.manifest.built_from.max_batch
 
@@ -73,7 +78,7 @@ class GraphBackend(Backend):
             truncation=True,
             return_tensors="pt",
         ).input_ids
-        if len(self.inputs[TEXT_ENCODER]) == 1:  # an export made before learned subjects: the ids alone
+        if not self.takes_learned:
             return torch.cat([self._call(TEXT_ENCODER, row[None]) for row in ids])
         return torch.cat([self._call(TEXT_ENCODER, *self._with_learned(row)) for row in ids])
 
@@ -94,7 +99,7 @@ class GraphBackend(Backend):
         return ids[None], learned
 
     def add_token(self, token: str, embedding: torch.Tensor) -> None:
-        if len(self.inputs[TEXT_ENCODER]) == 1:
+        if not self.takes_learned:
             raise MemeError(
                 f"export {self.folder} was made before learned subjects ran on exports ({token}): run `meme export "
                 f"MEME --force`, or use --backend torch"
