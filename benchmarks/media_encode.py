@@ -1,14 +1,16 @@
-"""How long the media stage takes and what the GIF palette costs in error: 16 frames at 128 and 256 px, on one CPU
-core, in every format a chat app takes (GIF, WebP, APNG, WebM), for four kinds of content.
+"""How long the media stage takes and what each format costs in error: 16 frames at 128 and 256 px, on one CPU
+core, in every format a chat app takes (GIF, WebP, APNG, WebM) and MP4, for four kinds of content; then each chat
+app's preset, the whole fit of a sticker.
 
     python benchmarks/media_encode.py [--out benchmarks/results] [--core 0] [--repeat 7]
 
 Content: `noise` (every pixel random: the worst case for a palette), `gradients` (smooth colour fields that drift,
 with a little grain: what a diffusion model draws), `blocks` (16-px squares of random colours), `flat` (a sticker:
 a few colours on a plain background, which the palette holds exactly). Error: the mean absolute difference between
-the frames and the file read back, in levels (0-255) per pixel and channel. Two earlier GIF encoders run beside
-today's in the same run, so each figure has its comparison: the same palette and container over Floyd-Steinberg
-dithering (2026-12-04 to 2026-12-06), and Pillow's GIF writer over frames quantised one by one (before 2026-12-04).
+the frames and the file read back, in levels (0-255) per pixel and channel. The encoders that WebM, MP4 and WebP
+replaced on 2026-12-07 run beside today's in the same run (an ffmpeg process at libvpx's "good" deadline and
+x264's medium preset; libwebp's method 4), so each figure has its comparison; the GIF's earlier encoders are
+compared in media-encode-2026-12-06.
 """
 
 import argparse
@@ -19,24 +21,20 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 from PIL import Image, ImageSequence
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from memestar.media.writers import (  # noqa: E402
-    _exact_palette,
-    _gif_container,
-    encode_apng,
-    encode_gif,
-    encode_webm,
-    encode_webp,
-    shared_palette,
-)
+from memestar.media import fit  # noqa: E402
+from memestar.media.presets import PRESETS  # noqa: E402
+from memestar.media.writers import encode_apng, encode_gif, encode_mp4, encode_webm, encode_webp  # noqa: E402
 
 FRAMES = 16
 
@@ -72,63 +70,70 @@ def content(kind: str, side: int, seed: int = 0) -> np.ndarray:
     raise ValueError(kind)
 
 
-def previous_gif(frames: np.ndarray, fps: float) -> bytes:
-    """The GIF encoder as it was on 2026-12-04 (RGB frames), for comparison."""
-    f, h, w, _ = frames.shape
-    pixels = frames.reshape(-1, 3)[:: max(1, f * h * w // 262_144)]
-    packed = np.unique((pixels[:, 0].astype(np.uint32) << 16) | (pixels[:, 1].astype(np.uint32) << 8) | pixels[:, 2])
-    if len(packed) <= 256:
-        exact = np.stack([packed >> 16, (packed >> 8) & 255, packed & 255], axis=1).astype(np.uint8)
-        palette = Image.new("P", (1, 1))
-        palette.putpalette(exact.tobytes())
-    else:
-        side = int(np.ceil(np.sqrt(len(pixels))))
-        sheet = np.zeros((side * side, 3), np.uint8)
-        sheet[: len(pixels)] = pixels
-        sheet[len(pixels) :] = pixels[-1]
-        palette = Image.fromarray(sheet.reshape(side, side, 3)).quantize(
-            256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
-        )
-    images = [Image.fromarray(x).quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG) for x in frames]
+def ffmpeg_process(frames: np.ndarray, fps: float, suffix: str, **write_frames) -> bytes:
+    """How WebM and MP4 were written until 2026-12-07: an ffmpeg process through imageio-ffmpeg, for comparison."""
+    import imageio_ffmpeg
+
+    h, w = frames.shape[1:3]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"clip{suffix}"
+        writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, quality=None, **write_frames)
+        writer.send(None)
+        for f in frames:
+            writer.send(np.ascontiguousarray(f))
+        writer.close()
+        return path.read_bytes()
+
+
+def previous_webm(frames: np.ndarray, fps: float, crf: int = 30) -> bytes:
+    """VP9 with alpha at libvpx's "good" deadline, in an ffmpeg process (until 2026-12-07)."""
+    if frames.shape[-1] == 3:
+        frames = np.concatenate([frames, np.full(frames.shape[:3] + (1,), 255, np.uint8)], -1)
+    options = ["-crf", str(crf), "-b:v", "0", "-auto-alt-ref", "0", "-an", "-row-mt", "1"]
+    return ffmpeg_process(
+        frames, fps, ".webm", codec="libvpx-vp9", pix_fmt_in="rgba", pix_fmt_out="yuva420p", macro_block_size=1,
+        output_params=options,
+    )  # fmt: skip
+
+
+def previous_mp4(frames: np.ndarray, fps: float, crf: int = 18) -> bytes:
+    """H.264 at x264's medium preset, in an ffmpeg process (until 2026-12-07)."""
+    return ffmpeg_process(
+        frames, fps, ".mp4", codec="libx264", pix_fmt_out="yuv420p", macro_block_size=2,
+        output_params=["-crf", str(crf), "-movflags", "+faststart"],
+    )  # fmt: skip
+
+
+def previous_webp(frames: np.ndarray, fps: float, quality: int = 80) -> bytes:
+    """Animated WebP at libwebp's method 4 with Pillow's keyframe defaults (until 2026-12-07)."""
+    images = [Image.fromarray(f) for f in frames]
     buffer = io.BytesIO()
     images[0].save(
-        buffer,
-        format="GIF",
-        save_all=True,
-        append_images=images[1:],
-        loop=0,
-        duration=round(1000 / fps),
-        optimize=False,
-        palette=bytes(palette.getpalette()),
-        disposal=1,
-    )
+        buffer, format="WEBP", save_all=True, append_images=images[1:], loop=0, duration=round(1000 / fps),
+        quality=quality, method=4,
+    )  # fmt: skip
     return buffer.getvalue()
 
 
-def floyd_steinberg_gif(frames: np.ndarray, fps: float) -> bytes:
-    """Today's palette and container over Floyd-Steinberg dithering: the GIF encoder from 2026-12-04 to 2026-12-06,
-    before the ordered dither, for comparison (RGB frames)."""
-    exact = _exact_palette(frames, 256)
-    palette = exact or shared_palette(frames)
-    f, h, w, _ = frames.shape
-    dither = Image.Dither.NONE if exact else Image.Dither.FLOYDSTEINBERG
-    indices = np.asarray(Image.fromarray(frames.reshape(f * h, w, 3)).quantize(palette=palette, dither=dither))
-    return _gif_container(indices.reshape(f, h, w), bytes(palette.getpalette()), fps, None)
-
-
+# Each format today, and what it replaced (the same frames, in the same run)
 ENCODERS = {
     "gif": encode_gif,
-    "gif (Floyd-Steinberg)": floyd_steinberg_gif,
-    "gif (2026-12-04)": previous_gif,
     "webp": encode_webp,
+    "webp (method 4)": previous_webp,
     "apng": encode_apng,
     "webm": encode_webm,
+    "webm (ffmpeg process, good)": previous_webm,
+    "mp4": encode_mp4,
+    "mp4 (ffmpeg process, medium)": previous_mp4,
 }
+PREVIOUS = {"webm": previous_webm, "webp": previous_webp}  # what the presets' containers were written with
 
 
-def read_back(data: bytes, kind: str) -> np.ndarray | None:
-    if kind == "webm":
-        return None  # lossy video: its error says nothing about a palette
+def read_back(data: bytes, name: str) -> np.ndarray:
+    """The frames a file holds, as RGB."""
+    if name.startswith(("webm", "mp4")):
+        with av.open(io.BytesIO(data)) as container:
+            return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
     with Image.open(io.BytesIO(data)) as im:
         return np.stack([np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(im)])
 
@@ -141,6 +146,14 @@ def median_ms(fn, repeat: int) -> float:
         fn()
         seconds.append(time.perf_counter() - t)
     return 1000 * statistics.median(seconds)
+
+
+def sticker(side: int) -> np.ndarray:
+    """`gradients` cut out by a disc that drifts across the frame: RGBA, what `--sticker` hands a preset."""
+    frames = content("gradients", side)
+    y, x = np.mgrid[0:side, 0:side]
+    alpha = [(x - side * (0.35 + 0.02 * i)) ** 2 + (y - side / 2) ** 2 < (side / 3) ** 2 for i in range(FRAMES)]
+    return np.concatenate([frames, 255 * np.stack(alpha)[..., None].astype(np.uint8)], -1)
 
 
 def run(repeat: int) -> list[dict]:
@@ -158,9 +171,28 @@ def run(repeat: int) -> list[dict]:
                         "format": name,
                         "ms": median_ms(lambda: encode(frames, 8.0), repeat),
                         "kib": len(data) / 1024,
-                        "error": None if back is None else float(np.abs(back.astype(float) - frames).mean()),
+                        "error": float(np.abs(back.astype(float) - frames).mean()),
                     }
                 )
+    return rows
+
+
+def run_presets(repeat: int) -> list[dict]:
+    """Each chat-app preset's whole fit (canvas, timing, the quality ladder) of a 256-px sticker, with today's
+    encoders and with those they replaced."""
+    frames, rows = sticker(256), []
+    for preset in PRESETS.values():
+        for label, encoders in (("today", fit.PRESET_ENCODERS), ("before", {**fit.PRESET_ENCODERS, **PREVIOUS})):
+            if label == "before" and preset.container not in PREVIOUS:
+                continue
+            saved = dict(fit.PRESET_ENCODERS)
+            fit.PRESET_ENCODERS.update(encoders)
+            try:
+                data, note = fit.fit_to_preset(frames, 8.0, preset)
+                ms = median_ms(lambda: fit.fit_to_preset(frames, 8.0, preset), repeat)
+            finally:
+                fit.PRESET_ENCODERS.update(saved)
+            rows.append({"preset": preset.name, "encoders": label, "ms": ms, "kb": len(data) / 1000, "fit": note})
     return rows
 
 
@@ -170,16 +202,28 @@ def markdown(report: dict) -> str:
         "",
         f"Date: {report['date']}. Machine: {report['machine']}, pinned to one core. Median of {report['repeat']} "
         "encodings after one. Error: mean absolute difference of the file read back, levels per pixel and "
-        "channel (lossy WebP's for reference; WebM not read back). `gif`: today's (ordered dither); "
-        "`gif (Floyd-Steinberg)`: the same palette and container over error diffusion (2026-12-04 to 12-06); "
-        "`gif (2026-12-04)`: Pillow's GIF writer as before then; all in the same run.",
+        "channel. A format in brackets is what today's replaced, run on the same frames in the same run.",
         "",
         "| px | content | format | ms | KiB | error |",
         "|---|---|---|---|---|---|",
     ]
     for r in report["rows"]:
-        error = "-" if r["error"] is None else f"{r['error']:.2f}"
-        lines.append(f"| {r['side']} | {r['content']} | {r['format']} | {r['ms']:.1f} | {r['kib']:.0f} | {error} |")
+        lines.append(
+            f"| {r['side']} | {r['content']} | {r['format']} | {r['ms']:.1f} | {r['kib']:.0f} | {r['error']:.2f} |"
+        )
+    lines += [
+        "",
+        f"## A chat app's file: each preset's whole fit of a {FRAMES}-frame, 256-px sticker",
+        "",
+        "Scaled to the preset's canvas, timed to its limits, then down its quality ladder until it fits "
+        "(`media/fit.py`); `before`: the same fit with the WebM and WebP encoders of before 2026-12-07. Median of "
+        f"{report['preset_repeat']} fits after one.",
+        "",
+        "| preset | encoders | ms | KB | what was fitted |",
+        "|---|---|---|---|---|",
+    ]
+    for r in report["presets"]:
+        lines.append(f"| {r['preset']} | {r['encoders']} | {r['ms']:.0f} | {r['kb']:.1f} | {r['fit']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -196,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "repeat": args.repeat,
         "rows": run(args.repeat),
+        "preset_repeat": max(1, args.repeat // 2),
+        "presets": run_presets(max(1, args.repeat // 2)),
     }
     stem = args.out / f"media-encode-{report['date']}"
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")

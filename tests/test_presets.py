@@ -2,6 +2,7 @@
 broken on purpose is refused (fitting) or reported (checking) in one line."""
 
 import dataclasses
+import io
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from memestar.errors import MemeError
 from memestar.media.check import breaches, probe
 from memestar.media.fit import fit_timing, fit_to_preset
 from memestar.media.presets import PRESETS
-from memestar.media.writers import encode_gif, encode_webm, write_bytes
+from memestar.media.writers import encode_apng, encode_gif, encode_webm, write_bytes
 from memestar.runtime import Meme
 
 
@@ -42,6 +43,8 @@ def test_every_preset_writes_what_its_app_takes(name, clip, tmp_path):
         assert name in note and preset.budget in note
         if rgba:
             assert report.alpha == ("binary" if preset.alpha == "binary" else "full"), report
+        elif preset.container == "webm":
+            assert report.alpha == "none", report  # VP9 codes alpha as a second stream: not for an opaque clip
 
 
 def test_a_gif_sticker_keeps_its_hole_in_every_frame(clip, tmp_path):
@@ -53,6 +56,25 @@ def test_a_gif_sticker_keeps_its_hole_in_every_frame(clip, tmp_path):
         for frame in ImageSequence.Iterator(image):
             alpha = np.asarray(frame.convert("RGBA"))[..., 3]
             assert (alpha[:, :16] == 0).all() and (alpha[:, 16:] == 255).all()
+
+
+@pytest.mark.parametrize("rgba", [False, True])
+def test_an_apng_in_fewer_colours_holds_every_frame(rgba):
+    """A plain background with a square moving over it: each frame's palette starts with the background, the case
+    that Pillow's "clear to the background" disposal refused (ValueError: images do not match)."""
+    from PIL import Image, ImageSequence
+
+    frames = np.full((6, 32, 32, 3), (240, 235, 220), np.uint8)
+    for i, f in enumerate(frames):
+        f[8:16, 4 * i : 4 * i + 8] = (200, 40, 30)
+    if rgba:
+        frames = with_hole(frames)
+    with Image.open(io.BytesIO(encode_apng(frames, 8.0, colors=16))) as image:
+        back = np.stack([np.asarray(frame.convert("RGBA")) for frame in ImageSequence.Iterator(image)])
+    assert back.shape == frames.shape[:3] + (4,)
+    visible = back[..., 3] > 0
+    assert np.array_equal(visible, frames[..., 3] > 0 if rgba else np.ones(frames.shape[:3], bool))
+    assert np.array_equal(back[..., :3][visible], frames[..., :3][visible])  # three colours: 16 entries hold them
 
 
 def test_fitting_gives_up_quality_then_frames_and_refuses_an_impossible_budget(clip):
