@@ -11,7 +11,15 @@ from memestar.errors import MemeError
 from memestar.media.check import breaches, probe
 from memestar.media.fit import fit_timing, fit_to_preset
 from memestar.media.presets import PRESETS
-from memestar.media.writers import encode_apng, encode_gif, encode_webm, write_bytes
+from memestar.media.writers import (
+    OverBudget,
+    encode_apng,
+    encode_gif,
+    encode_mp4,
+    encode_webm,
+    encode_webp,
+    write_bytes,
+)
 from memestar.runtime import Meme
 
 
@@ -75,6 +83,30 @@ def test_an_apng_in_fewer_colours_holds_every_frame(rgba):
     visible = back[..., 3] > 0
     assert np.array_equal(visible, frames[..., 3] > 0 if rgba else np.ones(frames.shape[:3], bool))
     assert np.array_equal(back[..., :3][visible], frames[..., :3][visible])  # three colours: 16 entries hold them
+
+
+def test_an_apng_in_fewer_colours_is_a_palette_png_with_one_palette():
+    """Frames of many colours each: a palette per frame would make Pillow write RGBA, four bytes a pixel."""
+    from PIL import Image, ImageSequence
+
+    frames = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 4), dtype=np.uint8)
+    data = encode_apng(frames, 8.0, colors=64)
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.mode == "P" and len(image.getpalette()) <= 3 * 64
+        back = np.stack([np.asarray(frame.convert("RGBA")) for frame in ImageSequence.Iterator(image)])
+    assert back.shape == frames.shape and len(np.unique(back.reshape(-1, 4), axis=0)) <= 64
+    assert len(data) < 0.5 * len(encode_apng(frames, 8.0))  # a byte a pixel against four
+
+
+@pytest.mark.parametrize("encode", [encode_gif, encode_webp, encode_apng, encode_webm, encode_mp4])
+def test_an_encoder_given_a_budget_returns_the_same_file_or_stops_over_it(encode, clip):
+    frames, fps = clip
+    whole = encode(frames, fps)
+    assert encode(frames, fps, max_bytes=len(whole)) == whole
+    with pytest.raises(OverBudget):
+        encode(frames, fps, max_bytes=len(whole) - 1)
+    with pytest.raises(OverBudget):
+        encode(frames, fps, max_bytes=len(whole) // 4)
 
 
 def test_fitting_gives_up_quality_then_frames_and_refuses_an_impossible_budget(clip):

@@ -14,7 +14,7 @@ from PIL import Image
 
 from ..errors import MemeError
 from .presets import AppPreset
-from .writers import encode_apng, encode_gif, encode_webm, encode_webp
+from .writers import OverBudget, encode_apng, encode_gif, encode_webm, encode_webp
 
 MIN_FRAMES = 4  # fewer is no longer the clip's motion
 PRESET_ENCODERS = {"webm": encode_webm, "webp": encode_webp, "gif": encode_gif, "apng": encode_apng}
@@ -54,21 +54,25 @@ def fit_timing(frames: np.ndarray, fps: float, preset: AppPreset) -> tuple[np.nd
 
 
 def fit_to_preset(frames: np.ndarray, fps: float, preset: AppPreset, nearest: bool = False) -> tuple[bytes, str]:
-    """The clip as `preset`'s file, and a sentence saying what was given up to fit it."""
+    """The clip as `preset`'s file, and a sentence saying what was given up to fit it. A rung that cannot fit is
+    given up as soon as its encoder passes the budget (`OverBudget`)."""
     frames = to_canvas(frames, preset.side, nearest)
     frames, fps = fit_timing(frames, fps, preset)
-    encode, smallest = PRESET_ENCODERS[preset.container], None
+    encode = PRESET_ENCODERS[preset.container]
     while True:
         for settings in PRESET_LADDERS[preset.container]:
-            data = encode(frames, fps, **{k: v for k, v in settings.items() if v is not None})
-            if len(data) <= preset.max_bytes:
-                what = ", ".join(f"{k} {v}" for k, v in settings.items() if v is not None) or "lossless"
-                return data, (
-                    f"{preset.name}: {preset.side}x{preset.side}, {len(frames)} frames at {fps:g} fps, "
-                    f"{len(data) / 1000:.1f} KB of {preset.budget} ({what})"
-                )
-            smallest = len(data)
+            chosen = {k: v for k, v in settings.items() if v is not None}
+            try:
+                data = encode(frames, fps, max_bytes=preset.max_bytes, **chosen)
+            except OverBudget:
+                continue
+            what = ", ".join(f"{k} {v}" for k, v in chosen.items()) or "lossless"
+            return data, (
+                f"{preset.name}: {preset.side}x{preset.side}, {len(frames)} frames at {fps:g} fps, "
+                f"{len(data) / 1000:.1f} KB of {preset.budget} ({what})"
+            )
         if len(frames) // 2 < MIN_FRAMES:
+            smallest = len(encode(frames, fps, **chosen))
             raise MemeError(
                 f"cannot fit the clip into {preset.name}'s {preset.budget}: {smallest / 1000:.1f} KB at "
                 f"the lowest quality with {len(frames)} frames; use fewer frames or a simpler style"

@@ -31,6 +31,31 @@ def _check_frames(frames: np.ndarray, alpha: bool = False) -> np.ndarray:
     return frames
 
 
+class OverBudget(Exception):
+    """The file would be larger than the `max_bytes` an encoder was given. Each encoder checks as it writes and stops
+    at the first byte over (the GIF after each frame, APNG at each chunk, WebM and MP4 at each packet; WebP, whose
+    file Pillow assembles at the end, once it is whole), so a fitter passes over a setting that cannot fit for a
+    part of its cost."""
+
+
+def _within(size: int, max_bytes: int | None) -> None:
+    if max_bytes is not None and size > max_bytes:
+        raise OverBudget(size)
+
+
+class _BudgetedBuffer(io.BytesIO):
+    """A BytesIO that raises `OverBudget` as soon as what was written passes `max_bytes`."""
+
+    def __init__(self, max_bytes: int | None):
+        super().__init__()
+        self.max_bytes = max_bytes
+
+    def write(self, data) -> int:
+        written = super().write(data)
+        _within(self.tell(), self.max_bytes)
+        return written
+
+
 TRANSPARENT_BELOW = 128  # GIF's 1-bit transparency: alpha under this is a hole
 # Pixels the octree palette is built from (a stride over the clip). 16 frames of 256 px: 0.7 ms here, where 262,144
 # (the whole of 16 frames of 128 px) took 62 ms with the same dithered error (benchmarks/results/media-encode-*).
@@ -118,7 +143,9 @@ def _changed_box(changed: np.ndarray) -> tuple[int, int, int, int]:
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
-def _gif_container(indices: np.ndarray, entries: bytes, fps: float, holes: np.ndarray | None) -> bytes:
+def _gif_container(
+    indices: np.ndarray, entries: bytes, fps: float, holes: np.ndarray | None, max_bytes: int | None = None
+) -> bytes:
     """A looping GIF89a of `f h w` palette indices with one global colour table (`entries`, RGB triplets). A frame
     equal to the one before lengthens its delay instead of being stored again; each stored frame is a graphic
     control block (its delay; with `holes`, the last entry is transparent and each frame is cleared before the next)
@@ -158,11 +185,14 @@ def _gif_container(indices: np.ndarray, entries: bytes, fps: float, holes: np.nd
                 Image.fromarray(np.ascontiguousarray(indices[i, y0:y1, x0:x1]), "L"), offset=(x0, y0)
             )
         )
+        _within(sum(map(len, out)) + 1, max_bytes)  # with the trailer
     out.append(b";")
     return b"".join(out)
 
 
-def encode_gif(frames: np.ndarray, fps: float, colors: int = 256, dither: bool = True) -> bytes:
+def encode_gif(
+    frames: np.ndarray, fps: float, colors: int = 256, dither: bool = True, max_bytes: int | None = None
+) -> bytes:
     """A looping GIF with one palette across all frames and ordered dithering (none needed when the palette
     holds every colour). RGBA frames get GIF's 1-bit transparency: one palette entry is the hole, every frame cleared
     before the next (disposal 2)."""
@@ -179,10 +209,11 @@ def encode_gif(frames: np.ndarray, fps: float, colors: int = 256, dither: bool =
     entries = bytes(palette.getpalette())
     indices = _palette_indices(rgb, palette, dither and not exact)
     if holes is None:
-        return _gif_container(indices, entries, fps, None)
+        return _gif_container(indices, entries, fps, None, max_bytes)
     indices = indices.copy()
     indices[holes] = colors  # the entry after the palette's: the hole
-    return _gif_container(indices, entries[: 3 * colors].ljust(3 * colors, b"\0") + b"\0\0\0", fps, holes)
+    entries = entries[: 3 * colors].ljust(3 * colors, b"\0") + b"\0\0\0"
+    return _gif_container(indices, entries, fps, holes, max_bytes)
 
 
 # libwebp's fastest method, and no keyframes after the first (each frame is coded once, as the box that changed, where
@@ -191,7 +222,7 @@ def encode_gif(frames: np.ndarray, fps: float, colors: int = 256, dither: bool =
 WEBP_SPEED = {"method": 0, "kmin": 0, "kmax": 0}
 
 
-def encode_webp(frames: np.ndarray, fps: float, quality: int = 80) -> bytes:
+def encode_webp(frames: np.ndarray, fps: float, quality: int = 80, max_bytes: int | None = None) -> bytes:
     """Animated WebP, lossy, with its alpha channel where the frames are RGBA."""
     frames = _check_frames(frames, alpha=True)
     images = [Image.fromarray(f) for f in frames]
@@ -206,21 +237,29 @@ def encode_webp(frames: np.ndarray, fps: float, quality: int = 80) -> bytes:
         quality=quality,
         **WEBP_SPEED,
     )
+    _within(buffer.tell(), max_bytes)
     return buffer.getvalue()
 
 
-def encode_apng(frames: np.ndarray, fps: float, colors: int | None = None) -> bytes:
-    """Animated PNG, lossless; `colors` quantises each frame (alpha included) to that many palette entries, which
-    is how an APNG gets smaller. Each frame stores the box that changed, which replaces what was there (no blending):
-    Pillow's "clear to the background" disposal fails on palette frames whose first colour borders the image."""
+def encode_apng(frames: np.ndarray, fps: float, colors: int | None = None, max_bytes: int | None = None) -> bytes:
+    """Animated PNG, lossless, or with `colors` a palette PNG: one palette of that many entries (alpha included) for
+    the whole clip, Pillow's fast octree over every frame at once. APNG holds one palette, so Pillow writes frames of
+    different palettes as RGBA, four bytes a pixel; one palette is one byte, and the files 2 to 5 times smaller. Each
+    frame stores the box that changed, which replaces what was there (no blending; Pillow's "clear to the
+    background" disposal fails on palette frames whose first colour borders the image)."""
     from PIL.PngImagePlugin import Blend, Disposal
 
     frames = _check_frames(frames, alpha=True)
-    mode = {3: "RGB", 4: "RGBA"}[frames.shape[-1]]
-    images = [Image.fromarray(f, mode) for f in frames]
-    if colors is not None:
-        images = [i.quantize(colors, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE) for i in images]
-    buffer = io.BytesIO()
+    f, h, w, c = frames.shape
+    mode = {3: "RGB", 4: "RGBA"}[c]
+    if colors is None:
+        images = [Image.fromarray(x, mode) for x in frames]
+    else:
+        tall = Image.fromarray(frames.reshape(f * h, w, c), mode).quantize(
+            colors, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
+        )  # one tall image: one palette
+        images = [tall.crop((0, i * h, w, (i + 1) * h)) for i in range(f)]
+    buffer = _BudgetedBuffer(max_bytes)
     images[0].save(
         buffer,
         format="PNG",
@@ -244,42 +283,59 @@ VP9_SPEED = {"deadline": "realtime", "cpu-used": "8"}
 X264_PRESET = "veryfast"
 
 
-def _av_bytes(frames: np.ndarray, fps: float, container: str, codec: str, pix_fmt: str, options: dict) -> bytes:
+def _av_bytes(
+    frames: np.ndarray,
+    fps: float,
+    container: str,
+    codec: str,
+    pix_fmt: str,
+    options: dict,
+    max_bytes: int | None = None,
+) -> bytes:
     """`frames` (`f h w 3` or `f h w 4` uint8) encoded by ffmpeg's libraries in this process (PyAV: no ffmpeg process
     to start, which cost 70 to 150 ms a clip) on one thread (a server encodes one clip per core), muxed into a
-    temporary file (MP4's faststart rewrites the file by name) and returned as bytes."""
+    temporary file (MP4's faststart rewrites the file by name) and returned as bytes: the same frames, the same bytes
+    (bitexact: no random segment id or version strings); `OverBudget` once the packets alone pass `max_bytes`."""
     import av  # only the video formats need ffmpeg's libraries
 
     f, h, w, c = frames.shape
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"clip.{container}"
-        movflags = {"movflags": "+faststart"} if container == "mp4" else {}
-        with av.open(str(path), "w", format=container, options=movflags) as out:
+        muxer = {"fflags": "+bitexact", **({"movflags": "+faststart"} if container == "mp4" else {})}
+        with av.open(str(path), "w", format=container, options=muxer) as out:
             stream = out.add_stream(codec, rate=Fraction(fps).limit_denominator(1001), options=options)
             stream.width, stream.height, stream.pix_fmt, stream.thread_count = w, h, pix_fmt, 1
-            for frame in frames:
-                out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format={3: "rgb24", 4: "rgba"}[c])))
-            out.mux(stream.encode())
-        return path.read_bytes()
+            coded = 0
+            for frame in [*frames, None]:  # None: flush
+                image = None if frame is None else av.VideoFrame.from_ndarray(frame, format={3: "rgb24", 4: "rgba"}[c])
+                packets = stream.encode(image)
+                coded += sum(p.size for p in packets)
+                _within(coded, max_bytes)
+                out.mux(packets)
+        data = path.read_bytes()
+    _within(len(data), max_bytes)  # the container's own bytes too
+    return data
 
 
-def encode_webm(frames: np.ndarray, fps: float, crf: int = 30) -> bytes:
+def encode_webm(frames: np.ndarray, fps: float, crf: int = 30, max_bytes: int | None = None) -> bytes:
     """VP9 in WebM, no audio; RGBA frames keep their alpha channel (`yuva420p`, as Telegram's video stickers take
     it), opaque ones are coded without one (`yuv420p`: VP9 codes alpha as a second stream, half the time)."""
     frames = _check_frames(frames, alpha=True)
     if frames.shape[-1] == 4 and (frames[..., 3] == 255).all():
         frames = frames[..., :3]
     options = {"crf": str(crf), "b": "0", "auto-alt-ref": "0", "row-mt": "1", **VP9_SPEED}
-    return _av_bytes(frames, fps, "webm", "libvpx-vp9", {3: "yuv420p", 4: "yuva420p"}[frames.shape[-1]], options)
+    pix_fmt = {3: "yuv420p", 4: "yuva420p"}[frames.shape[-1]]
+    return _av_bytes(frames, fps, "webm", "libvpx-vp9", pix_fmt, options, max_bytes)
 
 
-def encode_mp4(frames: np.ndarray, fps: float, crf: int = 18) -> bytes:
+def encode_mp4(frames: np.ndarray, fps: float, crf: int = 18, max_bytes: int | None = None) -> bytes:
     """H.264 in yuv420p, which every phone plays; width and height must be even."""
     frames = _check_frames(frames)
     h, w = frames.shape[1:3]
     if h % 2 or w % 2:
         raise ValueError(f"H.264 in yuv420p needs even width and height, got {w}x{h}")
-    return _av_bytes(frames, fps, "mp4", "libx264", "yuv420p", {"crf": str(crf), "preset": X264_PRESET})
+    options = {"crf": str(crf), "preset": X264_PRESET}
+    return _av_bytes(frames, fps, "mp4", "libx264", "yuv420p", options, max_bytes)
 
 
 ENCODERS = {"gif": encode_gif, "mp4": encode_mp4, "webp": encode_webp}
@@ -310,19 +366,22 @@ def resize_frames(frames: np.ndarray, side: int) -> np.ndarray:
 def fit_to_kb(frames: np.ndarray, fmt: str, fps: float, max_kb: float) -> tuple[bytes, str]:
     """The best encoding under `max_kb` KiB: lowers quality (colours for GIF) first, then the size.
     Returns the bytes and a sentence saying what was given up."""
-    side = frames.shape[1]
+    side, budget = frames.shape[1], int(max_kb * 1024)
     while True:
         scaled = frames if side == frames.shape[1] else resize_frames(frames, side)
         for settings in QUALITY_LADDERS[fmt]:
-            data = encode_media(scaled, fmt, fps, **settings)
-            if len(data) <= max_kb * 1024:
-                what = ", ".join(f"{k} {v}" for k, v in settings.items())
-                size = "" if side == frames.shape[1] else f", frames shrunk to {side}x{side}"
-                return data, f"fitted {len(data) / 1024:.1f} KiB under {max_kb:g} KiB with {what}{size}"
+            try:
+                data = encode_media(scaled, fmt, fps, max_bytes=budget, **settings)
+            except OverBudget:
+                continue
+            what = ", ".join(f"{k} {v}" for k, v in settings.items())
+            size = "" if side == frames.shape[1] else f", frames shrunk to {side}x{side}"
+            return data, f"fitted {len(data) / 1024:.1f} KiB under {max_kb:g} KiB with {what}{size}"
         if side <= 32:
+            smallest = len(encode_media(scaled, fmt, fps, **settings))
             raise MemeError(
                 f"cannot fit the {fmt} under {max_kb:g} KiB even at {side}x{side} with the lowest "
-                f"quality ({len(data) / 1024:.1f} KiB): raise --max-kb"
+                f"quality ({smallest / 1024:.1f} KiB): raise --max-kb"
             )
         side = max(32, int(side * 0.75) // 2 * 2)
 
