@@ -298,7 +298,7 @@ def _av_bytes(
     (bitexact: no random segment id or version strings); `OverBudget` once the packets alone pass `max_bytes`."""
     import av  # only the video formats need ffmpeg's libraries
 
-    f, h, w, c = frames.shape
+    _, h, w, c = frames.shape
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"clip.{container}"
         muxer = {"fflags": "+bitexact", **({"movflags": "+faststart"} if container == "mp4" else {})}
