@@ -1,11 +1,11 @@
 """A contact sheet of one meme in every chat-app preset and style, each read back from the file written, with
 transparent areas drawn on a checkerboard.
 
-    python benchmarks/contact_sheet.py [--meme demo/meme] [--prompt "a blue circle bouncing"]
+    python benchmarks/contact_sheet.py [--meme demo/meme-popping] [--prompt "a cat face popping"]
 
-Needs a meme (`make demo` leaves one in demo/meme). Writes docs/contact-sheet.png: one tile per preset (the plain
-look, then the sticker look) and per style, the middle frame of the file as the app would show it, labelled with
-the preset or style, the canvas, the frame count and the bytes.
+Needs a meme (`make demo` leaves two: demo/meme-popping and demo/meme-running). Writes docs/contact-sheet.png:
+one tile per preset (the plain look, then the sticker look) and per style, the middle frame of the file as the app
+would show it, labelled with the preset or style, the canvas, the frame count and the bytes.
 """
 
 import argparse
@@ -67,8 +67,8 @@ def tile(path: Path, label: str) -> Image.Image:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--meme", type=Path, default=ROOT / "demo" / "meme")
-    parser.add_argument("--prompt", default="a blue circle bouncing")
+    parser.add_argument("--meme", type=Path, default=ROOT / "demo" / "meme-popping")
+    parser.add_argument("--prompt", default="a cat face popping")
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "contact-sheet.png")
     args = parser.parse_args(argv)
