@@ -279,8 +279,10 @@ def encode_apng(frames: np.ndarray, fps: float, colors: int | None = None, max_b
 # budget; a 512-px sticker in 98 ms against 1.3 s. cpu-used 5 is no better and twice as slow (media-encode-2026-12-07)
 VP9_SPEED = {"deadline": "realtime", "cpu-used": "8"}
 # x264's veryfast preset: 96 ms for 16 frames of 256 px of noise where medium took 354 (in the process, one core),
-# the file 5% smaller at the same CRF (media-encode-2026-12-07)
-X264_PRESET = "veryfast"
+# the file 5% smaller at the same CRF; with no B-frames, which saved nothing here (gradients: 212 KiB against 210,
+# 37 ms against 55) and, with the macroblock tree and adaptive quantisation, made x264 read memory it had not
+# written: the same frames gave other bytes under MALLOC_PERTURB_ (media-encode-2026-12-07)
+X264_OPTIONS = {"preset": "veryfast", "x264-params": "bframes=0"}
 
 
 def _av_bytes(
@@ -334,7 +336,7 @@ def encode_mp4(frames: np.ndarray, fps: float, crf: int = 18, max_bytes: int | N
     h, w = frames.shape[1:3]
     if h % 2 or w % 2:
         raise ValueError(f"H.264 in yuv420p needs even width and height, got {w}x{h}")
-    options = {"crf": str(crf), "preset": X264_PRESET}
+    options = {"crf": str(crf), **X264_OPTIONS}
     return _av_bytes(frames, fps, "mp4", "libx264", "yuv420p", options, max_bytes)
 
 
