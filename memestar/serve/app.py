@@ -27,7 +27,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -610,6 +610,23 @@ def create_app(o: ServeOptions) -> FastAPI:
         metrics.stage_seconds.labels("encode").observe(time.perf_counter() - t)
         return response
 
+    @contextmanager
+    def new_job(kind: str, name: str, taken: str):
+        """A new job's id and folder for an upload that makes `name` of `kind`: 409 `taken` where it exists or
+        another upload or job holds the name, else the name is held from here until the job is submitted (a second
+        upload gets 409 at once) and the folder removed if the upload fails before."""
+        if (jobs.roots[kind] / name).exists() or not jobs.reserve(kind, name):
+            raise HTTPException(409, taken)
+        job_id = jobs.new_id()
+        folder = jobs.folder(kind, job_id)
+        try:
+            yield job_id, folder
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        finally:
+            jobs.release(kind, name)  # submitted, the job holds the name
+
     @app.post("/memes", status_code=202, summary="Train a new meme from a clip and its prompt (a job)")
     async def train(
         clip: UploadFile = File(..., description="The clip: MP4, GIF, WebM, MOV, MKV, AVI or WebP"),
@@ -627,13 +644,10 @@ def create_app(o: ServeOptions) -> FastAPI:
         suffix = Path(clip.filename or "").suffix.lower()
         if suffix not in CLIP_SUFFIXES:
             raise HTTPException(415, f"the clip's name must end in one of {', '.join(CLIP_SUFFIXES)}")
-        if (memes_dir / mid).exists() or not jobs.reserve("meme", mid):  # held from here: a second upload gets 409
-            raise HTTPException(409, f"meme {mid!r} exists or is being trained: choose another id")
-        job_id = jobs.new_id()
-        folder = jobs.folder("meme", job_id)
-        path = folder / f"clip{suffix}"
-        shown = uploaded_name(clip.filename, f"the uploaded clip{suffix}")
-        try:
+        taken = f"meme {mid!r} exists or is being trained: choose another id"
+        with new_job("meme", mid, taken) as (job_id, folder):
+            path = folder / f"clip{suffix}"
+            shown = uploaded_name(clip.filename, f"the uploaded clip{suffix}")
             folder.mkdir(parents=True)
             with path.open("wb") as f:
                 while chunk := await clip.read(2**20):
@@ -658,11 +672,6 @@ def create_app(o: ServeOptions) -> FastAPI:
             except MemeError as e:
                 raise client_named(e, path, shown) from None
             job = jobs.submit(TrainingJob(id=job_id, meme_id=mid, options=options))
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-        finally:
-            jobs.release("meme", mid)  # submitted, the job holds the id
         return JSONResponse({**job.public(), "url": f"/jobs/{job_id}"}, status_code=202)
 
     @app.post("/subjects", status_code=202, summary="Learn a subject from 1 to 4 photos (a job)")
@@ -694,12 +703,8 @@ def create_app(o: ServeOptions) -> FastAPI:
         if meme is not None:
             base = manifest(meme_id(meme)).base.reference
             base_config = o.train_base_config if base == o.train_base else None
-        subjects_dir = o.subjects.absolute()
-        if (subjects_dir / name).exists() or not jobs.reserve("subject", name):  # held from here
-            raise HTTPException(409, f"subject {name!r} exists or is being learned: choose another name")
-        job_id = jobs.new_id()
-        folder = jobs.folder("subject", job_id)
-        try:
+        taken = f"subject {name!r} exists or is being learned: choose another name"
+        with new_job("subject", name, taken) as (job_id, folder):
             (folder / PHOTOS).mkdir(parents=True)
             for i, photo in enumerate(photos):
                 data = await photo.read(MAX_STILL_BYTES + 1)
@@ -725,11 +730,6 @@ def create_app(o: ServeOptions) -> FastAPI:
             )
             options.check()
             job = jobs.submit(SubjectJob(id=job_id, options=options))
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-        finally:
-            jobs.release("subject", name)
         return JSONResponse({**job.public(), "url": f"/jobs/{job_id}"}, status_code=202)
 
     @app.get("/jobs/{job_id}", summary="A job's state and progress (a meme's training, a subject's learning)")
