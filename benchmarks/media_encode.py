@@ -1,6 +1,6 @@
 """How long the media stage takes and what each format costs in error: 16 frames at 128 and 256 px, on one CPU
 core, in every format a chat app takes (GIF, WebP, APNG, WebM) and MP4, for four kinds of content; then each chat
-app's preset, the whole fit of a sticker.
+app's preset, the whole fit of a sticker, and the scaling to its canvas.
 
     python benchmarks/media_encode.py [--out benchmarks/results] [--core 0] [--repeat 7]
 
@@ -27,13 +27,16 @@ from pathlib import Path
 
 import av
 import numpy as np
+import torch
 from PIL import Image, ImageSequence
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from memestar.media import fit  # noqa: E402
+from memestar.media.matte import paint_under  # noqa: E402
 from memestar.media.presets import PRESETS  # noqa: E402
+from memestar.media.resize import resize_frames  # noqa: E402
 from memestar.media.writers import (  # noqa: E402
     OverBudget,
     encode_apng,
@@ -192,11 +195,69 @@ def median_ms(fn, repeat: int) -> float:
 
 
 def sticker(side: int) -> np.ndarray:
-    """`gradients` cut out by a disc that drifts across the frame: RGBA, what `--sticker` hands a preset."""
+    """`gradients` cut out by a disc that drifts across the frame, over white where it is transparent: RGBA, as the
+    sticker look hands a preset (`matte.paint_under`)."""
     frames = content("gradients", side)
     y, x = np.mgrid[0:side, 0:side]
     alpha = [(x - side * (0.35 + 0.02 * i)) ** 2 + (y - side / 2) ** 2 < (side / 3) ** 2 for i in range(FRAMES)]
-    return np.concatenate([frames, 255 * np.stack(alpha)[..., None].astype(np.uint8)], -1)
+    return paint_under(np.concatenate([frames, 255 * np.stack(alpha)[..., None].astype(np.uint8)], -1))
+
+
+def previous_canvas(frames: np.ndarray, side: int, nearest: bool = False) -> np.ndarray:
+    """Pillow's Lanczos, frame by frame, RGBA premultiplied inside Pillow (until 2026-12-07)."""
+    if frames.shape[1:3] == (side, side):
+        return frames
+    mode = {3: "RGB", 4: "RGBA"}[frames.shape[-1]]
+    how = Image.Resampling.NEAREST if nearest else Image.Resampling.LANCZOS
+    return np.stack([np.asarray(Image.fromarray(f, mode).resize((side, side), how)) for f in frames])
+
+
+CANVASES = {"today": resize_frames, "before": previous_canvas}
+
+
+def emoji_clip() -> np.ndarray:
+    """16 glyphs of the bundled emoji atlas (96 px, RGBA, transparent around them)."""
+    atlas = np.asarray(Image.open(ROOT / "memestar" / "tiny" / "emoji" / "atlas.png").convert("RGBA"))
+    step = atlas.shape[1] // 96 // FRAMES
+    return np.stack([atlas[:, i * 96 : (i + 1) * 96] for i in range(0, step * FRAMES, step)])
+
+
+def look_canvas(label: str, frames: np.ndarray, side: int) -> np.ndarray:
+    """A cut-out clip on the canvas as the sticker look drew it: `today` paints the outline's white under it, then
+    scales; `before` scaled (premultiplied) and then painted."""
+    if label == "today":
+        return resize_frames(paint_under(frames), side)
+    return paint_under(previous_canvas(frames, side))
+
+
+def run_canvas(repeat: int) -> list[dict]:
+    """Each way of scaling to a canvas: the time for a 256-px clip to each preset's side, and the error of a 2x
+    round trip (box down to half, then up again) against the original, in levels per shown pixel and channel (a
+    cut-out one as the sticker look scales it, over white)."""
+    rows = []
+    clips = {"sticker 256": sticker(256), "gradients 256": content("gradients", 256)}
+    for name, frames in clips.items():
+        for side in sorted({p.side for p in PRESETS.values()}):
+            for label, scale in CANVASES.items():
+                ms = median_ms(lambda: scale(frames, side), repeat)
+                rows.append({"test": "time", "clip": name, "side": side, "canvas": label, "ms": ms})
+    originals = {f"{k} 512": content(k, 512) for k in ("gradients", "blocks", "noise")} | {"emoji 96": emoji_clip()}
+    for name, native in originals.items():
+        side = native.shape[1]
+        mode = {3: "RGB", 4: "RGBA"}[native.shape[-1]]
+        half = np.stack(
+            [np.asarray(Image.fromarray(f, mode).resize((side // 2,) * 2, Image.Resampling.BOX)) for f in native]
+        )
+        cut_out = native.shape[-1] == 4
+        target = paint_under(native) if cut_out else native
+        shown = native[..., 3] > 0 if cut_out else np.ones(native.shape[:3], bool)
+        for label, scale in CANVASES.items():
+            back = (look_canvas(label, half, side) if cut_out else scale(half, side)).astype(float)
+            error = np.abs(back[..., :3] - target[..., :3])[shown].mean()
+            alpha = float(np.abs(back[..., 3] - native[..., 3]).mean()) if cut_out else None
+            row = {"test": "round trip", "clip": name, "side": side, "canvas": label, "error": float(error)}
+            rows.append({**row, "alpha": alpha})
+    return rows
 
 
 def run(repeat: int) -> list[dict]:
@@ -220,10 +281,10 @@ def run(repeat: int) -> list[dict]:
     return rows
 
 
-def fitted_error(data: bytes, preset, frames: np.ndarray) -> float:
-    """Mean absolute difference of the fitted file's frames from the clip on the preset's canvas, in levels over the
-    RGB of pixels the clip shows (alpha above 0); NaN where fitting dropped frames."""
-    canvas = fit.to_canvas(frames, preset.side)
+def fitted_error(data: bytes, preset, frames: np.ndarray, scale) -> float:
+    """Mean absolute difference of the fitted file's frames from the clip on the preset's canvas (as `scale` drew
+    it), in levels over the RGB of pixels the clip shows (alpha above 0); NaN where fitting dropped frames."""
+    canvas = scale(frames, preset.side)
     back = read_back(data, preset.container)
     if len(back) != len(canvas):
         return float("nan")
@@ -231,30 +292,39 @@ def fitted_error(data: bytes, preset, frames: np.ndarray) -> float:
     return float(np.abs(back.astype(float) - canvas[..., :3])[shown].mean())
 
 
+VARIANTS = {  # label -> (encoders, canvas)
+    "today": ({}, resize_frames),
+    "Lanczos canvas": ({}, previous_canvas),
+    "before": (PREVIOUS, previous_canvas),
+}
+
+
 def run_presets(repeat: int) -> list[dict]:
     """Each chat-app preset's whole fit (canvas, timing, the quality ladder) of a 256-px sticker and of an opaque
-    clip, with today's encoders and with those they replaced."""
+    clip: today's; with the canvas of before 2026-12-07 (Pillow's Lanczos); and with its encoders too."""
     rows = []
     for clip, frames in (("sticker", sticker(256)), ("gradients", content("gradients", 256))):
         for preset in PRESETS.values():
-            for label, encoders in (("today", fit.PRESET_ENCODERS), ("before", {**fit.PRESET_ENCODERS, **PREVIOUS})):
+            for label, (encoders, canvas) in VARIANTS.items():
                 if label == "before" and preset.container not in PREVIOUS:
                     continue
-                saved = dict(fit.PRESET_ENCODERS)
+                saved = dict(fit.PRESET_ENCODERS), fit.resize_frames
                 fit.PRESET_ENCODERS.update(encoders)
+                fit.resize_frames = canvas
                 try:
                     data, note = fit.fit_to_preset(frames, 8.0, preset)
                     ms = median_ms(lambda: fit.fit_to_preset(frames, 8.0, preset), repeat)
                 finally:
-                    fit.PRESET_ENCODERS.update(saved)
+                    fit.PRESET_ENCODERS.update(saved[0])
+                    fit.resize_frames = saved[1]
                 rows.append(
                     {
                         "clip": clip,
                         "preset": preset.name,
-                        "encoders": label,
+                        "variant": label,
                         "ms": ms,
                         "kb": len(data) / 1000,
-                        "error": fitted_error(data, preset, frames),
+                        "error": fitted_error(data, preset, frames, canvas),
                         "fit": note,
                     }
                 )
@@ -276,22 +346,53 @@ def markdown(report: dict) -> str:
         lines.append(
             f"| {r['side']} | {r['content']} | {r['format']} | {r['ms']:.1f} | {r['kib']:.0f} | {r['error']:.2f} |"
         )
+    canvas = report["canvas"]
+    sides = sorted({r["side"] for r in canvas if r["test"] == "time"})
+    lines += [
+        "",
+        f"## Scaling to a preset's canvas: {FRAMES} frames of 256 px",
+        "",
+        "`today`: torch's bicubic with antialiasing on uint8 frames (`media/resize.py`); `before`: Pillow's Lanczos "
+        "frame by frame (RGBA premultiplied inside Pillow), until 2026-12-07. Milliseconds, median of "
+        f"{report['repeat']} after one:",
+        "",
+        "| clip | canvas | " + " | ".join(f"{s} px" for s in sides) + " |",
+        "|---|---|" + "---|" * len(sides),
+    ]
+    for clip in dict.fromkeys(r["clip"] for r in canvas if r["test"] == "time"):
+        for label in CANVASES:
+            ms = {r["side"]: r["ms"] for r in canvas if (r["test"], r["clip"], r["canvas"]) == ("time", clip, label)}
+            lines.append(f"| {clip} | {label} | " + " | ".join(f"{ms[s]:.1f}" for s in sides) + " |")
+    lines += [
+        "",
+        "Up by 2x: each original boxed down to half its side, then scaled back up; levels of error per shown pixel "
+        "and channel against the original (emoji: 16 glyphs of the bundled atlas, over white):",
+        "",
+        "| original | " + " | ".join(CANVASES) + " |",
+        "|---|" + "---|" * len(CANVASES),
+    ]
+    for clip in dict.fromkeys(r["clip"] for r in canvas if r["test"] == "round trip"):
+        trip = {r["canvas"]: r for r in canvas if (r["test"], r["clip"]) == ("round trip", clip)}
+        lines.append(f"| {clip} | " + " | ".join(f"{trip[c]['error']:.2f}" for c in CANVASES) + " |")
+        if trip["today"]["alpha"] is not None:
+            lines.append(f"| {clip}, alpha | " + " | ".join(f"{trip[c]['alpha']:.2f}" for c in CANVASES) + " |")
     lines += [
         "",
         f"## A chat app's file: each preset's whole fit of a {FRAMES}-frame, 256-px clip",
         "",
-        "A sticker (`gradients` cut out by a drifting disc, RGBA) and the opaque `gradients` clip, scaled to the "
-        "preset's canvas, timed to its limits, then down its quality ladder until it fits (`media/fit.py`); "
-        "`before`: the same fit with the WebM, WebP and APNG encoders of before 2026-12-07, which wrote each "
-        f"rung whole. Median of {report['preset_repeat']} fits after one. Error: levels per shown pixel and channel "
-        "against the clip on the canvas.",
+        "A sticker (`gradients` cut out by a drifting disc, over white where transparent, RGBA) and the opaque "
+        "`gradients` clip, scaled to the preset's canvas, timed to its limits, then down its quality ladder until "
+        "it fits (`media/fit.py`). `Lanczos canvas`: today's fit with the canvas of before 2026-12-07; `before`: "
+        "with the WebM, WebP and APNG encoders of before 2026-12-07 too, which wrote each rung whole. Median of "
+        f"{report['preset_repeat']} fits after one. Error: levels per shown pixel and channel against the clip on "
+        "the canvas that fit drew.",
         "",
-        "| clip | preset | encoders | ms | KB | error | what was fitted |",
+        "| clip | preset | variant | ms | KB | error | what was fitted |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in report["presets"]:
         lines.append(
-            f"| {r['clip']} | {r['preset']} | {r['encoders']} | {r['ms']:.0f} | {r['kb']:.1f} | {r['error']:.2f} "
+            f"| {r['clip']} | {r['preset']} | {r['variant']} | {r['ms']:.0f} | {r['kb']:.1f} | {r['error']:.2f} "
             f"| {r['fit']} |"
         )
     return "\n".join(lines) + "\n"
@@ -304,12 +405,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args(argv)
     os.sched_setaffinity(0, {args.core})
+    torch.set_num_threads(1)  # the canvas's kernels: one core, as the encoders
     report = {
         "benchmark": "media encode",
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "repeat": args.repeat,
         "rows": run(args.repeat),
+        "canvas": run_canvas(args.repeat),
         "preset_repeat": max(1, args.repeat // 2),
         "presets": run_presets(max(1, args.repeat // 2)),
     }

@@ -12,7 +12,8 @@ from memestar.errors import MemeError
 from memestar.media.captions import caption_overlay, draw_captions, layout
 from memestar.media.look import Look, apply_look
 from memestar.media.loops import make_loop, seam_score
-from memestar.media.matte import add_outline, matte, with_matte
+from memestar.media.matte import add_outline, matte, paint_under, with_matte
+from memestar.media.resize import resize_frames
 from memestar.tiny.world import motion, random_sprite, render, render_mask
 
 
@@ -126,12 +127,55 @@ def test_the_outline_is_white_and_as_wide_as_asked():
     frames = np.zeros((1, 64, 64, 3), np.uint8) + 128
     frames[:, 24:40, 24:40] = (200, 30, 30)
     rgba = with_matte(frames)
-    lined = add_outline(rgba, 4)
+    lined = add_outline(paint_under(rgba), 4)
     ring = (lined[0, ..., 3] > 0) & (rgba[0, ..., 3] == 0)
     assert ring.any() and (lined[0][ring][:, :3] == 255).all()
     ys, xs = np.nonzero(lined[0, ..., 3])
     assert (ys.min(), ys.max(), xs.min(), xs.max()) == (20, 43, 20, 43)
     assert np.array_equal(lined[0, 30, 30], [200, 30, 30, 255])  # the subject itself untouched
+
+
+def test_resize_frames_matches_pillows_bicubic_up_and_down_on_any_frames():
+    import warnings
+
+    rng = np.random.default_rng(0)
+    for channels in (3, 4):
+        frames = rng.integers(0, 256, (3, 40, 40, channels), dtype=np.uint8)
+        frames.flags.writeable = False  # e.g. frames read from a file
+        assert resize_frames(frames, 40) is frames
+        mode = {3: "RGB", 4: "RGBa"}[channels]  # RGBa: colour and alpha alike, not premultiplied by Pillow
+        for side in (24, 100):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                out = resize_frames(frames, side)
+            assert out.shape == (3, side, side, channels) and out.dtype == np.uint8
+            pillow = [
+                Image.frombytes(mode, (40, 40), f.tobytes()).resize((side, side), Image.Resampling.BICUBIC)
+                for f in frames
+            ]
+            assert np.abs(out.astype(int) - np.stack([np.asarray(p) for p in pillow])).max() <= 2
+
+
+def test_a_cut_out_painted_over_white_scales_as_a_premultiplied_resample_would():
+    """The sticker look paints the outline's white under the cut-out subject, then scales colour and alpha alike:
+    the colour comes out as Pillow's premultiplied resample composited over white (within the alpha's overshoot at
+    the edge, which Pillow clamps), whatever lay under the transparent background; scaled as it was cut, the
+    background's colour would bleed into the edge."""
+    y, x = np.mgrid[0:64, 0:64]
+    alpha = (255 * np.clip((20 - np.hypot(x - 32, y - 30)) / 4, 0, 1)).round().astype(np.uint8)  # a soft disc
+    subject = np.stack([200 + 0 * x, 30 + 2 * x, 30 + 3 * y], -1)
+    ours, bled = [], []
+    for background in ((128, 128, 128), (0, 0, 255)):
+        rgb = np.where(alpha[..., None] > 0, subject, background).astype(np.uint8)
+        cut = np.concatenate([rgb, alpha[..., None]], -1)[None]
+        pillow = np.asarray(Image.fromarray(cut[0], "RGBA").resize((192, 192), Image.Resampling.BICUBIC)) / 255.0
+        over_white = 255 * (pillow[..., 3:] * pillow[..., :3] + 1 - pillow[..., 3:])
+        ours.append(resize_frames(paint_under(cut), 192)[0])
+        assert np.abs(ours[-1][..., :3] - over_white).max() < 6, background
+        scaled_as_cut = resize_frames(cut, 192)[0] / 255.0
+        bled.append(255 * (scaled_as_cut[..., 3:] * scaled_as_cut[..., :3] + 1 - scaled_as_cut[..., 3:]))
+    assert np.array_equal(ours[0], ours[1])
+    assert np.abs(bled[0] - bled[1]).max() > 3
 
 
 def test_the_shadow_falls_below_right_and_leaves_the_subject(sliding_square):

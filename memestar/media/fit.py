@@ -1,7 +1,7 @@
 """Fitting a clip into a chat app's preset: its canvas, timing, container and byte budget, or one line saying
 which limit cannot be met.
 
-canvas (Lanczos to the preset's side; the alpha channel scaled with the colour) -> timing (frames dropped
+canvas (bicubic to the preset's side, `resize.py`; the alpha channel scaled with the colour) -> timing (frames dropped
 evenly where the clip is faster than the app's frame rate or longer than its duration) -> bytes: each rung of
 the container's quality ladder (fewer colours, a higher CRF, a lower quality), then every other frame dropped
 at half the rate (the same duration, the same motion) down to `MIN_FRAMES`. The canvas never changes.
@@ -10,10 +10,10 @@ at half the rate (the same duration, the same motion) down to `MIN_FRAMES`. The 
 import math
 
 import numpy as np
-from PIL import Image
 
 from ..errors import MemeError
 from .presets import AppPreset
+from .resize import resize_frames
 from .writers import OverBudget, encode_apng, encode_gif, encode_webm, encode_webp
 
 MIN_FRAMES = 4  # fewer is no longer the clip's motion
@@ -25,15 +25,6 @@ PRESET_LADDERS = {
     "gif": [{"colors": c} for c in (256, 128, 64, 32, 16)],
     "apng": [{"colors": c} for c in (None, 256, 128, 64, 32, 16)],  # None: lossless RGBA
 }
-
-
-def to_canvas(frames: np.ndarray, side: int, nearest: bool = False) -> np.ndarray:
-    """`f h w c` frames (RGB or RGBA) scaled to `side x side`: Lanczos, or nearest-neighbour for pixel art."""
-    if frames.shape[1:3] == (side, side):
-        return frames
-    mode = {3: "RGB", 4: "RGBA"}[frames.shape[-1]]
-    how = Image.Resampling.NEAREST if nearest else Image.Resampling.LANCZOS
-    return np.stack([np.asarray(Image.fromarray(f, mode).resize((side, side), how)) for f in frames])
 
 
 def fit_timing(frames: np.ndarray, fps: float, preset: AppPreset) -> tuple[np.ndarray, float]:
@@ -56,7 +47,7 @@ def fit_timing(frames: np.ndarray, fps: float, preset: AppPreset) -> tuple[np.nd
 def fit_to_preset(frames: np.ndarray, fps: float, preset: AppPreset, nearest: bool = False) -> tuple[bytes, str]:
     """The clip as `preset`'s file, and a sentence saying what was given up to fit it. A rung that cannot fit is
     given up as soon as its encoder passes the budget (`OverBudget`)."""
-    frames = to_canvas(frames, preset.side, nearest)
+    frames = resize_frames(frames, preset.side, nearest)
     frames, fps = fit_timing(frames, fps, preset)
     encode = PRESET_ENCODERS[preset.container]
     while True:

@@ -1,9 +1,9 @@
 """A clip's look after sampling: how it loops, a transparent sticker background with its outline, captions, and
 the pixel-art style; applied in that order at the output canvas, so captions and outlines stay sharp.
 
-loop (native size) -> matte (native size: the cut follows the sampled pixels) -> palette reduction (pixel style)
--> scale to the canvas (Lanczos, the alpha with the colour; nearest-neighbour for pixel art) -> outline ->
-shadow -> captions.
+loop (native size) -> matte (native size: the cut follows the sampled pixels), the outline's colour painted under
+it -> palette reduction (pixel style) -> scale to the canvas (bicubic, the alpha with the colour; nearest-neighbour
+for pixel art) -> outline (the alpha grown) -> shadow -> captions.
 """
 
 from dataclasses import dataclass
@@ -15,9 +15,9 @@ from ..checks import plain_text
 from ..errors import MemeError
 from ..options import option
 from .captions import MAX_CAPTION_CHARS, draw_captions, layout
-from .fit import to_canvas
 from .loops import LOOPS, make_loop
-from .matte import add_outline, add_shadow, outline_width, with_matte
+from .matte import add_outline, add_shadow, outline_width, paint_under, with_matte
+from .resize import resize_frames
 from .writers import shared_palette
 
 PIXEL_COLOURS = (2, 64)  # the pixel style's palette sizes allowed
@@ -90,10 +90,10 @@ def apply_look(frames: np.ndarray, look: Look, side: int | None = None) -> np.nd
     side = side or frames.shape[1]
     frames = make_loop(frames, look.loop)
     if look.sticker:
-        frames = with_matte(frames)
+        frames = paint_under(with_matte(frames))
     if look.pixel:
         frames = pixelate(frames, look.pixel)
-    frames = to_canvas(frames, side, nearest=look.pixel is not None)
+    frames = resize_frames(frames, side, nearest=look.pixel is not None)
     if look.sticker:
         frames = add_outline(frames, outline_width(side))
     if look.shadow:

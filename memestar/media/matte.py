@@ -18,6 +18,7 @@ RAMP = 24.0  # levels of RGB distance from fully background to fully subject
 MIN_THRESHOLD = 12.0  # the ramp starts at least this far from the background colour
 SNAP = 0.1  # alpha this close to 0 or 1 becomes 0 or 1: no faint haze on the background, a solid subject
 OWN_ALPHA_SHARE = 0.01  # an image whose alpha is below 250 in this share of its pixels is cut out already
+OUTLINE_COLOUR = (255, 255, 255)
 
 
 def has_own_alpha(rgba: np.ndarray) -> bool:
@@ -108,13 +109,20 @@ def grow(alpha: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-def add_outline(frames: np.ndarray, width: int, colour=(255, 255, 255)) -> np.ndarray:
-    """RGBA frames with a `width`-pixel outline around the subject, in `colour`, under its edge."""
-    if width < 1:
-        return frames
+def paint_under(frames: np.ndarray, colour=OUTLINE_COLOUR) -> np.ndarray:
+    """RGBA frames over `colour`: their colour where opaque, `colour` where transparent, the blend of both at the
+    edge; the alpha as it was. Scaled after this, colour and alpha can resample alike (`resize.py`)."""
     alpha = frames[..., 3:].astype(np.float32) / 255
     rgb = alpha * frames[..., :3] + (1 - alpha) * np.array(colour, np.float32)
-    return np.concatenate([rgb.round().astype(np.uint8), grow(frames[..., 3], width)[..., None]], axis=-1)
+    return np.concatenate([rgb.round().astype(np.uint8), frames[..., 3:]], axis=-1)
+
+
+def add_outline(frames: np.ndarray, width: int) -> np.ndarray:
+    """RGBA frames with a `width`-pixel outline around the subject, in the colour painted under it (`paint_under`):
+    the alpha grown."""
+    if width < 1:
+        return frames
+    return np.concatenate([frames[..., :3], grow(frames[..., 3], width)[..., None]], axis=-1)
 
 
 def outline_width(side: int) -> int:

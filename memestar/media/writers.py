@@ -17,6 +17,7 @@ from PIL import GifImagePlugin, Image
 
 from ..errors import MemeError
 from ..files import atomic_path
+from .resize import resize_frames
 
 
 def _check_frames(frames: np.ndarray, alpha: bool = False) -> np.ndarray:
@@ -359,10 +360,6 @@ def media_format(path: str | Path, format: str | None = None) -> str:
 
 def encode_media(frames: np.ndarray, fmt: str, fps: float, **settings) -> bytes:
     return ENCODERS[fmt](frames, fps, **settings)
-
-
-def resize_frames(frames: np.ndarray, side: int) -> np.ndarray:
-    return np.stack([np.asarray(Image.fromarray(f).resize((side, side), Image.Resampling.LANCZOS)) for f in frames])
 
 
 def fit_to_kb(frames: np.ndarray, fmt: str, fps: float, max_kb: float) -> tuple[bytes, str]:

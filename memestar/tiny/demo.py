@@ -94,6 +94,7 @@ def format_table(result: dict) -> str:
     shown = metrics(WORLDS[result["world"]])
     header = "| prompt | " + " | ".join(m.replace("_", " ") for m in shown) + " | gen s |"
     lines = [header, "|" + "---|" * (len(shown) + 2)]
-    for r in result["results"] + [{"prompt": "**mean**", **result["mean"], "seconds": float("nan")}]:
+    seconds = sum(r["seconds"] for r in result["results"]) / len(result["results"])
+    for r in result["results"] + [{"prompt": "**mean**", **result["mean"], "seconds": seconds}]:
         lines.append(f"| {r['prompt']} | " + " | ".join(f"{r[m]:.2f}" for m in shown) + f" | {r['seconds']:.2f} |")
     return "\n".join(lines)
