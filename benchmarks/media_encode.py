@@ -1,8 +1,8 @@
 """How long the media stage takes and what each format costs in error: 16 frames at 128 and 256 px, on one CPU
 core, in every format a chat app takes (GIF, WebP, APNG, WebM) and MP4, for four kinds of content; then each chat
-app's preset, the whole fit of a sticker, and the scaling to its canvas.
+app's preset, the whole fit of a sticker, the scaling to its canvas and the sticker look.
 
-    python benchmarks/media_encode.py [--out benchmarks/results] [--core 0] [--repeat 7]
+    python benchmarks/media_encode.py [--out benchmarks/results] [--core 0] [--repeat 7] [--suffix S]
 
 Content: `noise` (every pixel random: the worst case for a palette), `gradients` (smooth colour fields that drift,
 with a little grain: what a diffusion model draws), `blocks` (16-px squares of random colours), `flat` (a sticker:
@@ -23,17 +23,18 @@ import statistics
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import av
 import numpy as np
 import torch
-from PIL import Image, ImageSequence
+from PIL import Image, ImageDraw, ImageSequence
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from memestar.media import fit  # noqa: E402
+from memestar.media import fit, look, matte  # noqa: E402
 from memestar.media.matte import paint_under  # noqa: E402
 from memestar.media.presets import PRESETS  # noqa: E402
 from memestar.media.resize import resize_frames  # noqa: E402
@@ -230,6 +231,49 @@ def look_canvas(label: str, frames: np.ndarray, side: int) -> np.ndarray:
     return paint_under(previous_canvas(frames, side))
 
 
+def subject_on_plain(side: int) -> np.ndarray:
+    """A disc of `gradients` on a flat blue background: what the sticker look cuts out (`--sticker`)."""
+    y, x = np.mgrid[0:side, 0:side]
+    disc = ((x - side / 2) ** 2 + (y - side / 2) ** 2 < (side * 0.31) ** 2)[None, ..., None]
+    return np.where(disc, content("gradients", side), np.uint8([110, 120, 240])).astype(np.uint8)
+
+
+def previous_fill_holes(mask: np.ndarray) -> np.ndarray:
+    """The matte's hole filling until 2026-12-07: Pillow's flood fill from the border (Python, pixel by pixel)."""
+    h, w = mask.shape
+    padded = Image.new("L", (w + 2, h + 2), 0)
+    padded.paste(Image.fromarray(mask.astype(np.uint8) * 255), (1, 1))
+    ImageDraw.floodfill(padded, (0, 0), 128)
+    return np.asarray(padded)[1:-1, 1:-1] != 128
+
+
+def run_look(repeat: int) -> list[dict]:
+    """The sticker look (matte, the outline's white, canvas, outline) of a 256-px clip at 256 and 512 px, and the
+    matte alone: today's, and with the hole filling and the canvas of before 2026-12-07."""
+    frames = subject_on_plain(256)
+    rows = []
+    for label in ("today", "before"):
+        saved = matte.ndimage, look.resize_frames
+        if label == "before":
+            matte.ndimage = types.SimpleNamespace(binary_fill_holes=previous_fill_holes)
+            look.resize_frames = previous_canvas
+        try:
+            rows.append(
+                {
+                    "what": "matte",
+                    "side": 256,
+                    "variant": label,
+                    "ms": median_ms(lambda: matte.with_matte(frames), repeat),
+                }
+            )
+            for side in (256, 512):
+                ms = median_ms(lambda: look.apply_look(frames, look.Look(sticker=True), side), repeat)
+                rows.append({"what": "sticker look", "side": side, "variant": label, "ms": ms})
+        finally:
+            matte.ndimage, look.resize_frames = saved
+    return rows
+
+
 def run_canvas(repeat: int) -> list[dict]:
     """Each way of scaling to a canvas: the time for a 256-px clip to each preset's side, and the error of a 2x
     round trip (box down to half, then up again) against the original, in levels per shown pixel and channel (a
@@ -378,6 +422,21 @@ def markdown(report: dict) -> str:
             lines.append(f"| {clip}, alpha | " + " | ".join(f"{trip[c]['alpha']:.2f}" for c in CANVASES) + " |")
     lines += [
         "",
+        f"## The sticker look: {FRAMES} frames of 256 px cut out and outlined",
+        "",
+        "A disc of `gradients` on flat blue through `apply_look(..., Look(sticker=True), side)` (`media/look.py`): "
+        "the matte, the outline's white painted under it, the canvas, the outline grown; `before`: with the hole "
+        "filling (Pillow's flood fill) and the canvas (Pillow's Lanczos) of before 2026-12-07. Milliseconds, median "
+        f"of {report['preset_repeat']} after one:",
+        "",
+        "| what | canvas px | today | before |",
+        "|---|---|---|---|",
+    ]
+    for what, side in dict.fromkeys((r["what"], r["side"]) for r in report["look"]):
+        ms = {r["variant"]: r["ms"] for r in report["look"] if (r["what"], r["side"]) == (what, side)}
+        lines.append(f"| {what} | {side} | {ms['today']:.0f} | {ms['before']:.0f} |")
+    lines += [
+        "",
         f"## A chat app's file: each preset's whole fit of a {FRAMES}-frame, 256-px clip",
         "",
         "A sticker (`gradients` cut out by a drifting disc, over white where transparent, RGBA) and the opaque "
@@ -403,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--core", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--suffix", default="", help="added to the results' file name: media-encode-DATE-SUFFIX")
     args = parser.parse_args(argv)
     os.sched_setaffinity(0, {args.core})
     torch.set_num_threads(1)  # the canvas's kernels: one core, as the encoders
@@ -413,10 +473,11 @@ def main(argv: list[str] | None = None) -> int:
         "repeat": args.repeat,
         "rows": run(args.repeat),
         "canvas": run_canvas(args.repeat),
+        "look": run_look(max(1, args.repeat // 2)),
         "preset_repeat": max(1, args.repeat // 2),
         "presets": run_presets(max(1, args.repeat // 2)),
     }
-    stem = args.out / f"media-encode-{report['date']}"
+    stem = args.out / "-".join(["media-encode", report["date"], *([args.suffix] if args.suffix else [])])
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     stem.with_suffix(".md").write_text(markdown(report))
     print(markdown(report))

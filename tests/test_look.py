@@ -123,6 +123,19 @@ def test_the_matte_cuts_the_tiny_worlds_subject_steadily():
         assert alpha[:, :2].max() == 0  # the border is background
 
 
+def test_the_matte_fills_holes_inside_the_subject_but_not_bays_open_to_the_border():
+    y, x = np.mgrid[0:64, 0:64]
+    r = np.hypot(x - 32, y - 32)
+    ring = (r < 20) & (r >= 8)  # background inside: a hole
+    bay = ring & ~((np.abs(y - 32) < 4) & (x > 32))  # a ring cut open on the right: the inside reaches the border
+    for shape, inside_is_subject in ((ring, True), (bay, False)):
+        frames = np.where(shape[None, ..., None], np.uint8([200, 30, 30]), np.uint8([90, 160, 90]))
+        alpha = matte(np.repeat(frames, 3, axis=0))
+        assert (alpha[:, r < 5] == 1).all() == inside_is_subject and (alpha[:, r < 5] == 0).all() != inside_is_subject
+        assert (alpha[:, (r < 18) & (r > 10) & (np.abs(y - 32) >= 6)] == 1).all()  # the ring itself
+        assert alpha[:, 0].max() == 0  # the border stays background
+
+
 def test_the_outline_is_white_and_as_wide_as_asked():
     frames = np.zeros((1, 64, 64, 3), np.uint8) + 128
     frames[:, 24:40, 24:40] = (200, 30, 30)

@@ -12,7 +12,8 @@ outline is the matte grown by `outline` pixels, painted white under the subject,
 """
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageFilter
+from scipy import ndimage
 
 RAMP = 24.0  # levels of RGB distance from fully background to fully subject
 MIN_THRESHOLD = 12.0  # the ramp starts at least this far from the background colour
@@ -38,15 +39,6 @@ def background_colour(frames: np.ndarray) -> np.ndarray:
         ]
     )
     return np.median(border.astype(np.float32), axis=0)
-
-
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    """`mask` (h w bool) with every background region that does not reach the border turned to subject."""
-    h, w = mask.shape
-    padded = Image.new("L", (w + 2, h + 2), 0)
-    padded.paste(Image.fromarray(mask.astype(np.uint8) * 255), (1, 1))
-    ImageDraw.floodfill(padded, (0, 0), 128)  # the background that touches the border
-    return np.asarray(padded)[1:-1, 1:-1] != 128
 
 
 def matte(frames: np.ndarray) -> np.ndarray:
@@ -75,7 +67,8 @@ def matte(frames: np.ndarray) -> np.ndarray:
             np.asarray(Image.fromarray((a * 255).astype(np.uint8)).filter(ImageFilter.MedianFilter(3)), np.float32)
             / 255
         )  # specks of noise out
-        out.append(np.where(_fill_holes(a > 0.5) & (a <= 0.5), 1.0, a))
+        holes = ndimage.binary_fill_holes(a > 0.5) & (a <= 0.5)  # background that does not reach the border
+        out.append(np.where(holes, 1.0, a))
     alpha = np.stack(out)
     return np.where(alpha < SNAP, 0.0, np.where(alpha > 1 - SNAP, 1.0, alpha)).astype(np.float32)
 
