@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import MemeError
 from .presets import AppPreset
 from .resize import resize_frames
-from .writers import OverBudget, encode_apng, encode_gif, encode_webm, encode_webp
+from .writers import encode_apng, encode_gif, encode_webm, encode_webp, first_fit
 
 MIN_FRAMES = 4  # fewer is no longer the clip's motion
 PRESET_ENCODERS = {"webm": encode_webm, "webp": encode_webp, "gif": encode_gif, "apng": encode_apng}
@@ -46,24 +46,21 @@ def fit_timing(frames: np.ndarray, fps: float, preset: AppPreset) -> tuple[np.nd
 
 def fit_to_preset(frames: np.ndarray, fps: float, preset: AppPreset, nearest: bool = False) -> tuple[bytes, str]:
     """The clip as `preset`'s file, and a sentence saying what was given up to fit it. A rung that cannot fit is
-    given up as soon as its encoder passes the budget (`OverBudget`)."""
+    given up as soon as its encoder passes the budget (`writers.first_fit`)."""
     frames = resize_frames(frames, preset.side, nearest)
     frames, fps = fit_timing(frames, fps, preset)
-    encode = PRESET_ENCODERS[preset.container]
+    encode, ladder = PRESET_ENCODERS[preset.container], PRESET_LADDERS[preset.container]
     while True:
-        for settings in PRESET_LADDERS[preset.container]:
-            chosen = {k: v for k, v in settings.items() if v is not None}
-            try:
-                data = encode(frames, fps, max_bytes=preset.max_bytes, **chosen)
-            except OverBudget:
-                continue
-            what = ", ".join(f"{k} {v}" for k, v in chosen.items()) or "lossless"
+        fitted = first_fit(encode, frames, fps, ladder, preset.max_bytes)
+        if fitted is not None:
+            data, settings = fitted
+            what = ", ".join(f"{k} {v}" for k, v in settings.items()) or "lossless"
             return data, (
                 f"{preset.name}: {preset.side}x{preset.side}, {len(frames)} frames at {fps:g} fps, "
                 f"{len(data) / 1000:.1f} KB of {preset.budget} ({what})"
             )
         if len(frames) // 2 < MIN_FRAMES:
-            smallest = len(encode(frames, fps, **chosen))
+            smallest = len(encode(frames, fps, **ladder[-1]))
             raise MemeError(
                 f"cannot fit the clip into {preset.name}'s {preset.budget}: {smallest / 1000:.1f} KB at "
                 f"the lowest quality with {len(frames)} frames; use fewer frames or a simpler style"

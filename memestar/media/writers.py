@@ -362,22 +362,33 @@ def encode_media(frames: np.ndarray, fmt: str, fps: float, **settings) -> bytes:
     return ENCODERS[fmt](frames, fps, **settings)
 
 
+def first_fit(encode, frames: np.ndarray, fps: float, ladder: list[dict], max_bytes: int) -> tuple[bytes, dict] | None:
+    """The encoding at the first of `ladder`'s settings (best first; a setting of None left out) that stays within
+    `max_bytes`, and the settings used; None when none does. A rung that cannot fit stops at the budget
+    (`OverBudget`)."""
+    for settings in ladder:
+        chosen = {k: v for k, v in settings.items() if v is not None}
+        try:
+            return encode(frames, fps, max_bytes=max_bytes, **chosen), chosen
+        except OverBudget:
+            continue
+    return None
+
+
 def fit_to_kb(frames: np.ndarray, fmt: str, fps: float, max_kb: float) -> tuple[bytes, str]:
     """The best encoding under `max_kb` KiB: lowers quality (colours for GIF) first, then the size.
     Returns the bytes and a sentence saying what was given up."""
     side, budget = frames.shape[1], int(max_kb * 1024)
     while True:
         scaled = frames if side == frames.shape[1] else resize_frames(frames, side)
-        for settings in QUALITY_LADDERS[fmt]:
-            try:
-                data = encode_media(scaled, fmt, fps, max_bytes=budget, **settings)
-            except OverBudget:
-                continue
+        fitted = first_fit(ENCODERS[fmt], scaled, fps, QUALITY_LADDERS[fmt], budget)
+        if fitted is not None:
+            data, settings = fitted
             what = ", ".join(f"{k} {v}" for k, v in settings.items())
             size = "" if side == frames.shape[1] else f", frames shrunk to {side}x{side}"
             return data, f"fitted {len(data) / 1024:.1f} KiB under {max_kb:g} KiB with {what}{size}"
         if side <= 32:
-            smallest = len(encode_media(scaled, fmt, fps, **settings))
+            smallest = len(encode_media(scaled, fmt, fps, **QUALITY_LADDERS[fmt][-1]))
             raise MemeError(
                 f"cannot fit the {fmt} under {max_kb:g} KiB even at {side}x{side} with the lowest "
                 f"quality ({smallest / 1024:.1f} KiB): raise --max-kb"
