@@ -23,13 +23,13 @@ import statistics
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageSequence
+from PIL import Image, ImageDraw, ImageFilter, ImageSequence
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -238,25 +238,71 @@ def subject_on_plain(side: int) -> np.ndarray:
     return np.where(disc, content("gradients", side), np.uint8([110, 120, 240])).astype(np.uint8)
 
 
+# The sticker look's filters as they were until 2026-12-07, copied here on purpose as the comparison: Pillow's
+# median and flood fill (Python, pixel by pixel), numpy's shifted maxima, the colour painted under in float.
+
+
+def previous_median3(alpha: np.ndarray) -> np.ndarray:
+    return np.stack([np.asarray(Image.fromarray(a).filter(ImageFilter.MedianFilter(3))) for a in alpha])
+
+
 def previous_fill_holes(mask: np.ndarray) -> np.ndarray:
-    """The matte's hole filling until 2026-12-07: Pillow's flood fill from the border (Python, pixel by pixel)."""
-    h, w = mask.shape
-    padded = Image.new("L", (w + 2, h + 2), 0)
-    padded.paste(Image.fromarray(mask.astype(np.uint8) * 255), (1, 1))
-    ImageDraw.floodfill(padded, (0, 0), 128)
-    return np.asarray(padded)[1:-1, 1:-1] != 128
+    out = []
+    for m in mask:
+        h, w = m.shape
+        padded = Image.new("L", (w + 2, h + 2), 0)
+        padded.paste(Image.fromarray(m.astype(np.uint8) * 255), (1, 1))
+        ImageDraw.floodfill(padded, (0, 0), 128)
+        out.append(np.asarray(padded)[1:-1, 1:-1] != 128)
+    return np.stack(out)
+
+
+def previous_grow_float(x: np.ndarray, width: int) -> np.ndarray:
+    for _ in range(width):
+        src = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="edge")
+        x = np.maximum.reduce([src[:, i : i + x.shape[1], j : j + x.shape[2]] for i in range(3) for j in range(3)])
+    return x
+
+
+def previous_grow(alpha: np.ndarray, width: int) -> np.ndarray:
+    out = alpha.copy()
+    for step in range(width):
+        src = np.pad(out, ((0, 0), (1, 1), (1, 1)))
+        grown = np.maximum.reduce(
+            [src[:, 1:-1, 1:-1], src[:, :-2, 1:-1], src[:, 2:, 1:-1], src[:, 1:-1, :-2], src[:, 1:-1, 2:]]
+        )
+        if step % 2 == 0:
+            grown = np.maximum.reduce([grown, src[:, :-2, :-2], src[:, :-2, 2:], src[:, 2:, :-2], src[:, 2:, 2:]])
+        out = grown
+    return out
+
+
+def previous_paint_under(frames: np.ndarray, colour=matte.OUTLINE_COLOUR) -> np.ndarray:
+    alpha = frames[..., 3:].astype(np.float32) / 255
+    rgb = alpha * frames[..., :3] + (1 - alpha) * np.array(colour, np.float32)
+    return np.concatenate([rgb.round().astype(np.uint8), frames[..., 3:]], axis=-1)
+
+
+PREVIOUS_LOOK = {
+    (matte, "median3"): previous_median3,
+    (matte, "fill_holes"): previous_fill_holes,
+    (matte, "grow_float"): previous_grow_float,
+    (matte, "grow"): previous_grow,
+    (look, "paint_under"): previous_paint_under,
+    (look, "resize_frames"): previous_canvas,
+}
 
 
 def run_look(repeat: int) -> list[dict]:
     """The sticker look (matte, the outline's white, canvas, outline) of a 256-px clip at 256 and 512 px, and the
-    matte alone: today's, and with the hole filling and the canvas of before 2026-12-07."""
+    matte alone: today's, and with the filters and the canvas of before 2026-12-07 (`PREVIOUS_LOOK`)."""
     frames = subject_on_plain(256)
     rows = []
     for label in ("today", "before"):
-        saved = matte.ndimage, look.resize_frames
+        saved = {(module, name): getattr(module, name) for module, name in PREVIOUS_LOOK}
         if label == "before":
-            matte.ndimage = types.SimpleNamespace(binary_fill_holes=previous_fill_holes)
-            look.resize_frames = previous_canvas
+            for (module, name), previous in PREVIOUS_LOOK.items():
+                setattr(module, name, previous)
         try:
             rows.append(
                 {
@@ -270,7 +316,8 @@ def run_look(repeat: int) -> list[dict]:
                 ms = median_ms(lambda: look.apply_look(frames, look.Look(sticker=True), side), repeat)
                 rows.append({"what": "sticker look", "side": side, "variant": label, "ms": ms})
         finally:
-            matte.ndimage, look.resize_frames = saved
+            for (module, name), current in saved.items():
+                setattr(module, name, current)
     return rows
 
 
@@ -425,9 +472,10 @@ def markdown(report: dict) -> str:
         f"## The sticker look: {FRAMES} frames of 256 px cut out and outlined",
         "",
         "A disc of `gradients` on flat blue through `apply_look(..., Look(sticker=True), side)` (`media/look.py`): "
-        "the matte, the outline's white painted under it, the canvas, the outline grown; `before`: with the hole "
-        "filling (Pillow's flood fill) and the canvas (Pillow's Lanczos) of before 2026-12-07. Milliseconds, median "
-        f"of {report['preset_repeat']} after one:",
+        "the matte, the outline's white painted under it, the canvas, the outline grown, with OpenCV's filters; "
+        "`before`: with the filters of before 2026-12-07 (Pillow's median and flood fill, numpy's shifted maxima, "
+        "the white painted in float) and the canvas (Pillow's Lanczos). Milliseconds, median of "
+        f"{report['preset_repeat']} after one:",
         "",
         "| what | canvas px | today | before |",
         "|---|---|---|---|",
@@ -466,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.sched_setaffinity(0, {args.core})
     torch.set_num_threads(1)  # the canvas's kernels: one core, as the encoders
+    cv2.setNumThreads(1)  # the sticker look's filters
     report = {
         "benchmark": "media encode",
         "date": datetime.date.today().isoformat(),

@@ -12,7 +12,7 @@ from memestar.errors import MemeError
 from memestar.media.captions import caption_overlay, draw_captions, layout
 from memestar.media.look import Look, apply_look
 from memestar.media.loops import make_loop, seam_score
-from memestar.media.matte import add_outline, matte, paint_under, with_matte
+from memestar.media.matte import add_outline, fill_holes, grow, grow_float, matte, median3, paint_under, with_matte
 from memestar.media.resize import resize_frames
 from memestar.tiny.world import motion, random_sprite, render, render_mask
 
@@ -146,6 +146,41 @@ def test_the_outline_is_white_and_as_wide_as_asked():
     ys, xs = np.nonzero(lined[0, ..., 3])
     assert (ys.min(), ys.max(), xs.min(), xs.max()) == (20, 43, 20, 43)
     assert np.array_equal(lined[0, 30, 30], [200, 30, 30, 255])  # the subject itself untouched
+
+
+def test_the_matte_filters_work_frame_by_frame_in_their_shapes():
+    """OpenCV's filters, frame by frame: each frame's own holes; a lone speck out and a block kept; the outline an
+    octagon (a square's corners cut, further than a diamond's); the float grown in a square; the white painted
+    under in the blend's proportions."""
+    y, x = np.mgrid[0:33, 0:33]
+    r = np.hypot(x - 16, y - 16)
+    ring = (r > 6) & (r < 10)
+    bay = ring & ~((np.abs(y - 16) < 3) & (x > 16))
+    filled = fill_holes(np.stack([bay, ring, bay]))
+    assert [bool(f[16, 16]) for f in filled] == [False, True, False] and (filled[1] == (r < 10)).all()
+
+    alpha = np.zeros((2, 33, 33), np.uint8)
+    alpha[0, 5, 5] = 255  # a speck
+    alpha[1, 10:15, 10:15] = 255  # a block
+    smooth = median3(alpha)
+    assert smooth[0].max() == 0 and (smooth[1, 11:14, 11:14] == 255).all() and smooth[1, 10, 10] == 0
+
+    dot = np.zeros((1, 33, 33), np.uint8)
+    dot[0, 16, 16] = 200
+    octagon = grow(dot, 4)[0]
+    assert octagon[16, 12] == octagon[20, 16] == octagon[19, 19] == 200  # 4 along an axis, 3 along a diagonal
+    assert octagon[20, 20] == 0 and octagon[16, 11] == 0 and (octagon > 0).sum() == 69
+
+    peak = np.zeros((1, 9, 9), np.float32)
+    peak[0, 4, 4] = 3.5
+    assert np.array_equal(grow_float(peak, 2)[0] > 0, (np.abs(y[:9, :9] - 4) <= 2) & (np.abs(x[:9, :9] - 4) <= 2))
+
+    rgba = np.zeros((1, 4, 4, 4), np.uint8)
+    rgba[0, ..., :3] = (200, 30, 0)
+    rgba[0, ..., 3] = [[0, 51, 128, 255]] * 4
+    painted = paint_under(rgba)[0, 0]
+    assert painted[:, :3].tolist() == [[255, 255, 255], [244, 210, 204], [227, 142, 127], [200, 30, 0]]
+    assert painted[:, 3].tolist() == [0, 51, 128, 255]
 
 
 def test_resize_frames_matches_pillows_bicubic_up_and_down_on_any_frames():
