@@ -21,10 +21,10 @@ def make_loop(frames: np.ndarray, mode: str = "forward") -> np.ndarray:
     if mode == "pingpong":
         return np.concatenate([frames, frames[-2:0:-1]])
     k = max(1, round(f * CROSSFADE_SHARE))
-    out = frames[: f - k].astype(np.float32)
-    weights = (np.arange(1, k + 1) / (k + 1)).reshape(-1, 1, 1, 1)  # the head's share grows towards the end
-    out[:k] = weights * out[:k] + (1 - weights) * frames[f - k :].astype(np.float32)
-    return out.round().clip(0, 255).astype(np.uint8)
+    out = frames[: f - k].copy()
+    weights = (np.arange(1, k + 1, dtype=np.float32) / (k + 1)).reshape(-1, 1, 1, 1)  # the head's share grows
+    out[:k] = (weights * frames[:k] + (1 - weights) * frames[f - k :]).round().clip(0, 255)
+    return out
 
 
 def seam_score(frames: np.ndarray) -> float:
