@@ -14,6 +14,7 @@ compared in media-encode-2026-12-06.
 """
 
 import argparse
+import contextlib
 import datetime
 import io
 import json
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import av
 import cv2
@@ -299,11 +301,10 @@ def run_look(repeat: int) -> list[dict]:
     frames = subject_on_plain(256)
     rows = []
     for label in ("today", "before"):
-        saved = {(module, name): getattr(module, name) for module, name in PREVIOUS_LOOK}
-        if label == "before":
-            for (module, name), previous in PREVIOUS_LOOK.items():
-                setattr(module, name, previous)
-        try:
+        with contextlib.ExitStack() as stack:
+            if label == "before":
+                for (module, name), previous in PREVIOUS_LOOK.items():
+                    stack.enter_context(mock.patch.object(module, name, previous))
             rows.append(
                 {
                     "what": "matte",
@@ -315,9 +316,6 @@ def run_look(repeat: int) -> list[dict]:
             for side in (256, 512):
                 ms = median_ms(lambda: look.apply_look(frames, look.Look(sticker=True), side), repeat)
                 rows.append({"what": "sticker look", "side": side, "variant": label, "ms": ms})
-        finally:
-            for (module, name), current in saved.items():
-                setattr(module, name, current)
     return rows
 
 
@@ -399,15 +397,9 @@ def run_presets(repeat: int) -> list[dict]:
             for label, (encoders, canvas) in VARIANTS.items():
                 if label == "before" and preset.container not in PREVIOUS:
                     continue
-                saved = dict(fit.PRESET_ENCODERS), fit.resize_frames
-                fit.PRESET_ENCODERS.update(encoders)
-                fit.resize_frames = canvas
-                try:
+                with mock.patch.dict(fit.PRESET_ENCODERS, encoders), mock.patch.object(fit, "resize_frames", canvas):
                     data, note = fit.fit_to_preset(frames, 8.0, preset)
                     ms = median_ms(lambda: fit.fit_to_preset(frames, 8.0, preset), repeat)
-                finally:
-                    fit.PRESET_ENCODERS.update(saved[0])
-                    fit.resize_frames = saved[1]
                 rows.append(
                     {
                         "clip": clip,
