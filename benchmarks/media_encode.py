@@ -9,8 +9,8 @@ with a little grain: what a diffusion model draws), `blocks` (16-px squares of r
 a few colours on a plain background, which the palette holds exactly). Error: the mean absolute difference between
 the frames and the file read back, in levels (0-255) per pixel and channel. The encoders that WebM, MP4 and WebP
 replaced on 2026-12-07 run beside today's in the same run (an ffmpeg process at libvpx's "good" deadline and
-x264's medium preset; libwebp's method 4), so each figure has its comparison; the GIF's earlier encoders are
-compared in media-encode-2026-12-06.
+x264's medium preset; libwebp's method 4), and APNG as Pillow wrote it until the evening of 2026-12-07 (zlib), so
+each figure has its comparison; the GIF's earlier encoders are compared in media-encode-2026-12-06.
 """
 
 import argparse
@@ -161,13 +161,51 @@ def previous_apng(frames: np.ndarray, fps: float, colors: int | None = None) -> 
     return buffer.getvalue()
 
 
+class BudgetedBuffer(io.BytesIO):
+    """A BytesIO that raises `OverBudget` as soon as what was written passes `max_bytes`, as the writers' was."""
+
+    def __init__(self, max_bytes: int | None):
+        super().__init__()
+        self.max_bytes = max_bytes
+
+    def write(self, data) -> int:
+        written = super().write(data)
+        if self.max_bytes is not None and self.tell() > self.max_bytes:
+            raise OverBudget(self.tell())
+        return written
+
+
+def pillow_apng(frames: np.ndarray, fps: float, colors: int | None = None, max_bytes: int | None = None) -> bytes:
+    """APNG as Pillow's writer wrote it until 2026-12-07 (zlib's level 6, a filter chosen per row), stopping at the
+    first chunk over the budget: the same frames and palette as today's."""
+    from PIL.PngImagePlugin import Blend, Disposal
+
+    f, h, w, c = frames.shape
+    mode = {3: "RGB", 4: "RGBA"}[c]
+    if colors is None:
+        images = [Image.fromarray(x, mode) for x in frames]
+    else:
+        tall = Image.fromarray(frames.reshape(f * h, w, c), mode).quantize(
+            colors, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
+        )
+        images = [tall.crop((0, i * h, w, (i + 1) * h)) for i in range(f)]
+    buffer = BudgetedBuffer(max_bytes)
+    images[0].save(
+        buffer, format="PNG", save_all=True, append_images=images[1:], loop=0, duration=round(1000 / fps),
+        disposal=Disposal.OP_NONE, blend=Blend.OP_SOURCE, default_image=False,
+    )  # fmt: skip
+    return buffer.getvalue()
+
+
 # Each format today, and what it replaced (the same frames, in the same run)
 ENCODERS = {
     "gif": encode_gif,
     "webp": encode_webp,
     "webp (method 4)": previous_webp,
     "apng": encode_apng,
+    "apng (Pillow's writer)": pillow_apng,
     "apng, 64 colours": lambda frames, fps: encode_apng(frames, fps, colors=64),
+    "apng, 64 colours (Pillow's writer)": lambda frames, fps: pillow_apng(frames, fps, colors=64),
     "apng, 64 colours (a palette per frame)": lambda frames, fps: previous_apng(frames, fps, colors=64),
     "webm": encode_webm,
     "webm (ffmpeg process, good)": previous_webm,
@@ -383,6 +421,7 @@ def fitted_error(data: bytes, preset, frames: np.ndarray, scale) -> float:
 
 VARIANTS = {  # label -> (encoders, canvas)
     "today": ({}, resize_frames),
+    "Pillow's APNG writer": ({"apng": pillow_apng}, resize_frames),
     "Lanczos canvas": ({}, previous_canvas),
     "before": (PREVIOUS, previous_canvas),
 }
@@ -390,12 +429,15 @@ VARIANTS = {  # label -> (encoders, canvas)
 
 def run_presets(repeat: int) -> list[dict]:
     """Each chat-app preset's whole fit (canvas, timing, the quality ladder) of a 256-px sticker and of an opaque
-    clip: today's; with the canvas of before 2026-12-07 (Pillow's Lanczos); and with its encoders too."""
+    clip: today's; with Pillow's APNG writer (the APNG presets); with the canvas of before 2026-12-07 (Pillow's
+    Lanczos); and with its encoders too."""
     rows = []
     for clip, frames in (("sticker", sticker(256)), ("gradients", content("gradients", 256))):
         for preset in PRESETS.values():
             for label, (encoders, canvas) in VARIANTS.items():
-                if label == "before" and preset.container not in PREVIOUS:
+                if (label == "before" and preset.container not in PREVIOUS) or (
+                    label == "Pillow's APNG writer" and preset.container != "apng"
+                ):
                     continue
                 with mock.patch.dict(fit.PRESET_ENCODERS, encoders), mock.patch.object(fit, "resize_frames", canvas):
                     data, note = fit.fit_to_preset(frames, 8.0, preset)
@@ -481,8 +523,10 @@ def markdown(report: dict) -> str:
         "",
         "A sticker (`gradients` cut out by a drifting disc, over white where transparent, RGBA) and the opaque "
         "`gradients` clip, scaled to the preset's canvas, timed to its limits, then down its quality ladder until "
-        "it fits (`media/fit.py`). `Lanczos canvas`: today's fit with the canvas of before 2026-12-07; `before`: "
-        "with the WebM, WebP and APNG encoders of before 2026-12-07 too, which wrote each rung whole. Median of "
+        "it fits (`media/fit.py`). `Pillow's APNG writer`: today's fit with the APNG written by Pillow (zlib), as "
+        "until the evening of 2026-12-07; `Lanczos canvas`: today's fit with the canvas of before 2026-12-07; "
+        "`before`: with the WebM, WebP and APNG encoders of before 2026-12-07 too, which wrote each rung whole. "
+        "Median of "
         f"{report['preset_repeat']} fits after one. Error: levels per shown pixel and channel against the clip on "
         "the canvas that fit drew.",
         "",

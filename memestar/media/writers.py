@@ -9,6 +9,7 @@ import functools
 import io
 import struct
 import tempfile
+import zlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -42,19 +43,6 @@ class OverBudget(Exception):
 def _within(size: int, max_bytes: int | None) -> None:
     if max_bytes is not None and size > max_bytes:
         raise OverBudget(size)
-
-
-class _BudgetedBuffer(io.BytesIO):
-    """A BytesIO that raises `OverBudget` as soon as what was written passes `max_bytes`."""
-
-    def __init__(self, max_bytes: int | None):
-        super().__init__()
-        self.max_bytes = max_bytes
-
-    def write(self, data) -> int:
-        written = super().write(data)
-        _within(self.tell(), self.max_bytes)
-        return written
 
 
 TRANSPARENT_BELOW = 128  # GIF's 1-bit transparency: alpha under this is a hole
@@ -136,12 +124,27 @@ def _palette_indices(rgb: np.ndarray, palette: Image.Image, dither: bool) -> np.
 
 
 def _changed_box(changed: np.ndarray) -> tuple[int, int, int, int]:
-    """The smallest box (x0, y0, x1, y1) holding every True of `changed` `(h, w)`; a 1-px box at the corner when
-    none is (GIF wants an image for every frame's delay)."""
-    rows, cols = np.flatnonzero(changed.any(1)), np.flatnonzero(changed.any(0))
+    """The smallest box (x0, y0, x1, y1) holding every True of `changed` `(h, w)`, or `(h, w, c)` where any channel
+    counts; a 1-px box at the corner when none is (GIF wants an image for every frame's delay)."""
+    h, w = changed.shape[:2]
+    flat = changed.reshape(h, -1)  # whole rows: numpy reduces a short last axis slowly
+    rows, cols = np.flatnonzero(flat.any(1)), np.flatnonzero(flat.any(0).reshape(w, -1).any(1))
     if not len(rows):
         return 0, 0, 1, 1
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def _kept_frames(count: int, frame_ms: int, same) -> tuple[list[int], list[int]]:
+    """Which of `count` frames to store, and each one's milliseconds: a frame the same as the one kept before it
+    (`same(i, j)`) lengthens that one's delay instead of being stored again."""
+    kept, durations = [], []
+    for i in range(count):
+        if kept and same(i, kept[-1]):
+            durations[-1] += frame_ms
+        else:
+            kept.append(i)
+            durations.append(frame_ms)
+    return kept, durations
 
 
 def _gif_container(
@@ -154,18 +157,11 @@ def _gif_container(
     before, or with holes where it is opaque."""
     f, h, w = indices.shape
     bits = max(1, int(np.ceil(np.log2(max(2, len(entries) // 3)))))
-    frame_ms = round(1000 / fps)
-    kept, durations = [], []  # stored frames and their milliseconds
-    for i in range(f):
-        if (
-            kept
-            and np.array_equal(indices[i], indices[kept[-1]])
-            and (holes is None or np.array_equal(holes[i], holes[kept[-1]]))
-        ):
-            durations[-1] += frame_ms
-        else:
-            kept.append(i)
-            durations.append(frame_ms)
+    kept, durations = _kept_frames(
+        f,
+        round(1000 / fps),
+        lambda i, j: np.array_equal(indices[i], indices[j]) and (holes is None or np.array_equal(holes[i], holes[j])),
+    )
     hole = len(entries) // 3 - 1
     flags = (2 << 2 | 1) if holes is not None else 1 << 2  # disposal 2 (clear) and transparency, or 1 (keep)
     out = [
@@ -242,37 +238,97 @@ def encode_webp(frames: np.ndarray, fps: float, quality: int = 80, max_bytes: in
     return buffer.getvalue()
 
 
+# PNG's zlib streams, by what they hold (16 frames of 256 px, one core; media-encode-2026-12-07-apng): full colour
+# through ISA-L's level 1, 10 ms for gradients where zlib's level 6 took 105, the file 4% smaller (noise the same);
+# palette indices through libdeflate's level 6, 13 ms against 35 and the same size, where ISA-L's files were a fifth
+# larger (a sticker's fit to a byte budget would give up colours for it)
+def _deflate_full_colour(data: bytes) -> bytes:
+    from isal import isal_zlib  # only APNG needs them
+
+    return isal_zlib.compress(data, 1)
+
+
+def _deflate_indices(data: bytes) -> bytes:
+    import deflate
+
+    return deflate.zlib_compress(data, 6)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
+
+
+def _png_scanlines(pixels: np.ndarray) -> bytes:
+    """`h w c` uint8 as PNG's filtered scanlines: palette indices (c 1) as they are (filter 0), full colour as each
+    byte less the one above it (filter 2, "Up"; Sub, or a choice of None, Sub and Up per row, gave files within 2%
+    of its size for up to a quarter more time)."""
+    h, w, c = pixels.shape
+    rows = pixels.reshape(h, w * c)
+    out = np.empty((h, 1 + w * c), np.uint8)
+    out[:, 0] = 0 if c == 1 else 2
+    out[0, 1:] = rows[0]
+    if c == 1:
+        out[1:, 1:] = rows[1:]
+    else:
+        np.subtract(rows[1:], rows[:-1], out=out[1:, 1:])  # modulo 256
+    return out.tobytes()
+
+
+def _apng_container(
+    pixels: np.ndarray, fps: float, palette: np.ndarray | None = None, max_bytes: int | None = None
+) -> bytes:
+    """A looping APNG of `f h w c` pixels: RGB or RGBA (c 3 or 4), or indices (c 1) into `palette` (`n 3` or `n 4`
+    with alpha). A frame equal to the one before lengthens its delay instead of being stored again; each stored
+    frame is the box that changed since the one before, which replaces what was there (disposal none, blend
+    source). The first frame is the PNG's image as well; `OverBudget` at the first chunk past `max_bytes`."""
+    f, h, w, c = pixels.shape
+    colour_type = 3 if palette is not None else {3: 2, 4: 6}[c]
+    deflated = _deflate_indices if palette is not None else _deflate_full_colour
+    kept, durations = _kept_frames(f, round(1000 / fps), lambda i, j: np.array_equal(pixels[i], pixels[j]))
+    out = [
+        b"\x89PNG\r\n\x1a\n",
+        _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour_type, 0, 0, 0)),
+        _png_chunk(b"acTL", struct.pack(">II", len(kept), 0)),  # 0 plays: forever
+    ]
+    if palette is not None:
+        out.append(_png_chunk(b"PLTE", np.ascontiguousarray(palette[:, :3]).tobytes()))
+        if palette.shape[1] == 4:
+            out.append(_png_chunk(b"tRNS", np.ascontiguousarray(palette[:, 3]).tobytes()))
+    size, sequence = sum(map(len, out)), 0  # fcTL and fdAT chunks share one sequence
+    for k, (i, ms) in enumerate(zip(kept, durations)):
+        x0, y0, x1, y1 = (0, 0, w, h) if k == 0 else _changed_box(pixels[i] != pixels[kept[k - 1]])
+        delay = struct.pack(">HH", min(ms, 0xFFFF), 1000)  # milliseconds, as Pillow writes a duration
+        chunks = [_png_chunk(b"fcTL", struct.pack(">IIIII", sequence, x1 - x0, y1 - y0, x0, y0) + delay + b"\0\0")]
+        data = deflated(_png_scanlines(pixels[i, y0:y1, x0:x1]))
+        if k == 0:
+            chunks.append(_png_chunk(b"IDAT", data))
+            sequence += 1
+        else:
+            chunks.append(_png_chunk(b"fdAT", struct.pack(">I", sequence + 1) + data))
+            sequence += 2
+        out.extend(chunks)
+        size += sum(map(len, chunks))
+        _within(size + 12, max_bytes)  # with the IEND chunk
+    out.append(_png_chunk(b"IEND", b""))
+    return b"".join(out)
+
+
 def encode_apng(frames: np.ndarray, fps: float, colors: int | None = None, max_bytes: int | None = None) -> bytes:
     """Animated PNG, lossless, or with `colors` a palette PNG: one palette of that many entries (alpha included) for
-    the whole clip, Pillow's fast octree over every frame at once. APNG holds one palette, so Pillow writes frames of
-    different palettes as RGBA, four bytes a pixel; one palette is one byte, and the files 2 to 5 times smaller. Each
-    frame stores the box that changed, which replaces what was there (no blending; Pillow's "clear to the
-    background" disposal fails on palette frames whose first colour borders the image)."""
-    from PIL.PngImagePlugin import Blend, Disposal
-
+    the whole clip, Pillow's fast octree over every frame at once (one byte a pixel against three or four: files 2
+    to 5 times smaller). Written here (`_apng_container`): Pillow's writer, with zlib, took 10 to 14 times as long
+    lossless and 1.1 to 1.4 times in 64 colours (media-encode-2026-12-07-apng)."""
     frames = _check_frames(frames, alpha=True)
-    f, h, w, c = frames.shape
-    mode = {3: "RGB", 4: "RGBA"}[c]
     if colors is None:
-        images = [Image.fromarray(x, mode) for x in frames]
-    else:
-        tall = Image.fromarray(frames.reshape(f * h, w, c), mode).quantize(
-            colors, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
-        )  # one tall image: one palette
-        images = [tall.crop((0, i * h, w, (i + 1) * h)) for i in range(f)]
-    buffer = _BudgetedBuffer(max_bytes)
-    images[0].save(
-        buffer,
-        format="PNG",
-        save_all=True,
-        append_images=images[1:],
-        loop=0,
-        duration=round(1000 / fps),
-        disposal=Disposal.OP_NONE,
-        blend=Blend.OP_SOURCE,
-        default_image=False,
-    )
-    return buffer.getvalue()
+        return _apng_container(frames, fps, max_bytes=max_bytes)
+    f, h, w, c = frames.shape
+    tall = Image.fromarray(frames.reshape(f * h, w, c), {3: "RGB", 4: "RGBA"}[c]).quantize(
+        colors, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
+    )  # one tall image: one palette
+    indices = np.asarray(tall).reshape(f, h, w, 1)
+    mode = "RGBA" if c == 4 else "RGB"
+    palette = np.frombuffer(bytes(tall.getpalette(mode)), np.uint8).reshape(-1, len(mode))
+    return _apng_container(indices, fps, palette[: int(indices.max()) + 1], max_bytes)
 
 
 # VP9's realtime deadline at its fastest speed: 16 frames of 256 px with alpha in 39 ms where the "good" deadline took
