@@ -9,8 +9,9 @@ with a little grain: what a diffusion model draws), `blocks` (16-px squares of r
 a few colours on a plain background, which the palette holds exactly). Error: the mean absolute difference between
 the frames and the file read back, in levels (0-255) per pixel and channel. The encoders that WebM, MP4 and WebP
 replaced on 2026-12-07 run beside today's in the same run (an ffmpeg process at libvpx's "good" deadline and
-x264's medium preset; libwebp's method 4), and APNG as Pillow wrote it until the evening of 2026-12-07 (zlib), so
-each figure has its comparison; the GIF's earlier encoders are compared in media-encode-2026-12-06.
+x264's medium preset; libwebp's method 4), APNG as Pillow wrote it until the evening of 2026-12-07 (zlib), and
+16-colour palettes as Pillow's octree drew them, so each figure has its comparison; the GIF's earlier encoders are
+compared in media-encode-2026-12-06.
 """
 
 import argparse
@@ -36,7 +37,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageSequence
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from memestar.media import fit, look, matte  # noqa: E402
+from memestar.media import fit, look, matte, writers  # noqa: E402
 from memestar.media.matte import paint_under  # noqa: E402
 from memestar.media.presets import PRESETS  # noqa: E402
 from memestar.media.resize import resize_frames  # noqa: E402
@@ -197,9 +198,22 @@ def pillow_apng(frames: np.ndarray, fps: float, colors: int | None = None, max_b
     return buffer.getvalue()
 
 
+def octree_own(encode):
+    """`encode` with Pillow's fast octree drawing every palette itself, 32 and 16 colours too, as until the late
+    evening of 2026-12-07 (not its 256 reduced by weighted k-means)."""
+
+    def run(*args, **kwargs):
+        with mock.patch.object(writers, "REDUCED_UP_TO", 0):
+            return encode(*args, **kwargs)
+
+    return run
+
+
 # Each format today, and what it replaced (the same frames, in the same run)
 ENCODERS = {
     "gif": encode_gif,
+    "gif, 16 colours": lambda frames, fps: encode_gif(frames, fps, colors=16),
+    "gif, 16 colours (the octree's own)": octree_own(lambda frames, fps: encode_gif(frames, fps, colors=16)),
     "webp": encode_webp,
     "webp (method 4)": previous_webp,
     "apng": encode_apng,
@@ -207,6 +221,8 @@ ENCODERS = {
     "apng, 64 colours": lambda frames, fps: encode_apng(frames, fps, colors=64),
     "apng, 64 colours (Pillow's writer)": lambda frames, fps: pillow_apng(frames, fps, colors=64),
     "apng, 64 colours (a palette per frame)": lambda frames, fps: previous_apng(frames, fps, colors=64),
+    "apng, 16 colours": lambda frames, fps: encode_apng(frames, fps, colors=16),
+    "apng, 16 colours (the octree's own)": octree_own(lambda frames, fps: encode_apng(frames, fps, colors=16)),
     "webm": encode_webm,
     "webm (ffmpeg process, good)": previous_webm,
     "mp4": encode_mp4,
@@ -419,27 +435,31 @@ def fitted_error(data: bytes, preset, frames: np.ndarray, scale) -> float:
     return float(np.abs(back.astype(float) - canvas[..., :3])[shown].mean())
 
 
-VARIANTS = {  # label -> (encoders, canvas)
-    "today": ({}, resize_frames),
-    "Pillow's APNG writer": ({"apng": pillow_apng}, resize_frames),
-    "Lanczos canvas": ({}, previous_canvas),
-    "before": (PREVIOUS, previous_canvas),
+VARIANTS = {  # label -> (encoders, canvas, `writers.REDUCED_UP_TO`: 0, the octree's own palettes at every count)
+    "today": ({}, resize_frames, writers.REDUCED_UP_TO),
+    "the octree's own palettes": ({}, resize_frames, 0),
+    "Pillow's APNG writer": ({"apng": pillow_apng}, resize_frames, 0),
+    "Lanczos canvas": ({}, previous_canvas, writers.REDUCED_UP_TO),
+    "before": (PREVIOUS, previous_canvas, 0),
 }
+ONLY = {"the octree's own palettes": ("gif", "apng"), "Pillow's APNG writer": ("apng",), "before": tuple(PREVIOUS)}
 
 
 def run_presets(repeat: int) -> list[dict]:
     """Each chat-app preset's whole fit (canvas, timing, the quality ladder) of a 256-px sticker and of an opaque
-    clip: today's; with Pillow's APNG writer (the APNG presets); with the canvas of before 2026-12-07 (Pillow's
-    Lanczos); and with its encoders too."""
+    clip: today's; with the octree's own palettes at every count (the GIF and APNG presets); with Pillow's APNG
+    writer (the APNG presets); with the canvas of before 2026-12-07 (Pillow's Lanczos); and with its encoders too."""
     rows = []
     for clip, frames in (("sticker", sticker(256)), ("gradients", content("gradients", 256))):
         for preset in PRESETS.values():
-            for label, (encoders, canvas) in VARIANTS.items():
-                if (label == "before" and preset.container not in PREVIOUS) or (
-                    label == "Pillow's APNG writer" and preset.container != "apng"
-                ):
+            for label, (encoders, canvas, reduced_up_to) in VARIANTS.items():
+                if preset.container not in ONLY.get(label, (preset.container,)):
                     continue
-                with mock.patch.dict(fit.PRESET_ENCODERS, encoders), mock.patch.object(fit, "resize_frames", canvas):
+                with (
+                    mock.patch.dict(fit.PRESET_ENCODERS, encoders),
+                    mock.patch.object(fit, "resize_frames", canvas),
+                    mock.patch.object(writers, "REDUCED_UP_TO", reduced_up_to),
+                ):
                     data, note = fit.fit_to_preset(frames, 8.0, preset)
                     ms = median_ms(lambda: fit.fit_to_preset(frames, 8.0, preset), repeat)
                 rows.append(
@@ -523,8 +543,10 @@ def markdown(report: dict) -> str:
         "",
         "A sticker (`gradients` cut out by a drifting disc, over white where transparent, RGBA) and the opaque "
         "`gradients` clip, scaled to the preset's canvas, timed to its limits, then down its quality ladder until "
-        "it fits (`media/fit.py`). `Pillow's APNG writer`: today's fit with the APNG written by Pillow (zlib), as "
-        "until the evening of 2026-12-07; `Lanczos canvas`: today's fit with the canvas of before 2026-12-07; "
+        "it fits (`media/fit.py`). `the octree's own palettes`: today's fit with Pillow's fast octree drawing every "
+        "palette, 32 and 16 colours too (not its 256 reduced by weighted k-means); `Pillow's APNG writer`: with the "
+        "APNG written by Pillow (zlib) and the octree's own palettes, as until the evening of 2026-12-07; "
+        "`Lanczos canvas`: today's fit with the canvas of before 2026-12-07; "
         "`before`: with the WebM, WebP and APNG encoders of before 2026-12-07 too, which wrote each rung whole. "
         "Median of "
         f"{report['preset_repeat']} fits after one. Error: levels per shown pixel and channel against the clip on "

@@ -151,6 +151,44 @@ def test_an_apng_reads_back_as_its_frames_in_pillow_and_ffmpeg():
             assert controls[stored.index(2)][:4] == (1, 1, x, y)
 
 
+def test_a_palette_is_reduced_to_its_weighted_clusters():
+    """Entries in three tight clusters, one of them mostly a single heavy entry: three colours are the clusters'
+    means weighted by pixel count, each entry maps to its own cluster's, and the same palette gives the same."""
+    from memestar.media.writers import reduced_palette
+
+    rng = np.random.default_rng(0)
+    centres = np.array([(220, 30, 30), (30, 200, 60), (40, 50, 230)])
+    palette = np.clip(np.repeat(centres, 10, 0) + rng.integers(-6, 7, (30, 3)), 0, 255).astype(np.uint8)
+    counts = rng.integers(1, 50, 30)
+    counts[20] = 10_000  # the blue cluster's weight is nearly all this entry's
+    colours, nearest = reduced_palette(palette, counts, 3)
+    for cluster in range(3):
+        members = slice(10 * cluster, 10 * cluster + 10)
+        mean = (palette[members].astype(float) * counts[members, None]).sum(0) / counts[members].sum()
+        assert len(set(nearest[members])) == 1
+        assert np.abs(colours[nearest[10 * cluster]].astype(float) - mean).max() <= 0.5
+    assert np.abs(colours[nearest[20]].astype(int) - palette[20]).max() <= 1  # the heavy entry pulls its cluster
+    again = reduced_palette(palette, counts, 3)
+    assert np.array_equal(again[0], colours) and np.array_equal(again[1], nearest)
+
+
+@pytest.mark.parametrize("colors", [16, 32])
+def test_a_smooth_ramp_in_few_colours_errs_less_than_the_octree(colors):
+    """Pillow's fast octree alone puts few colours far from a ramp's (at 16: 27 levels on average, some pixels 150
+    off); APNG and GIF take its 256 reduced by weighted k-means instead."""
+    from PIL import Image, ImageSequence
+
+    y, x = np.mgrid[0:64, 0:64] * 4
+    frames = np.stack([np.stack([(x + 16 * i) % 256, y, 255 - (x + y) // 2], -1) for i in range(4)]).astype(np.uint8)
+    f, h, w, _ = frames.shape
+    octree = Image.fromarray(frames.reshape(f * h, w, 3)).quantize(colors, method=Image.Quantize.FASTOCTREE)
+    octree_error = np.abs(np.asarray(octree.convert("RGB")).reshape(frames.shape).astype(int) - frames).mean()
+    for data in (encode_apng(frames, 8.0, colors=colors), encode_gif(frames, 8.0, colors=colors, dither=False)):
+        with Image.open(io.BytesIO(data)) as image:
+            back = np.stack([np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(image)])
+        assert np.abs(back.astype(int) - frames).mean() < 0.9 * octree_error
+
+
 @pytest.mark.parametrize("encode", [encode_gif, encode_webp, encode_apng, encode_webm, encode_mp4])
 def test_an_encoder_given_a_budget_returns_the_same_file_or_stops_over_it(encode, clip):
     frames, fps = clip

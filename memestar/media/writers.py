@@ -75,8 +75,53 @@ def shared_palette(frames: np.ndarray, colors: int = 256) -> Image.Image:
     return _exact_palette(frames, colors) or _octree_palette(frames, colors)
 
 
+# Palettes of this many colours or fewer are the octree's 256 reduced by weighted k-means, not the octree's own: a
+# 512 px sticker at 32 and 16 colours erred 26.6 and 54.3 levels from the octree, 15.3 and 19.8 reduced, in files
+# of about the same size; at 64 and more the octree's files were the smaller for about the same error
+# (media-encode-2026-12-07-apng)
+REDUCED_UP_TO = 32
+
+
+def reduced_palette(
+    palette: np.ndarray, counts: np.ndarray, colors: int, rounds: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
+    """`colors` colours standing for a palette (`n c` uint8) whose entries cover `counts` pixels, by k-means weighted
+    by the counts: started from the commonest entry, then one at a time from the entry farthest from those chosen
+    (its distance weighted by its count), so the same palette gives the same colours. Returns them (`colors c`
+    uint8) and each entry's nearest of them (`n` uint8)."""
+    points, weights = palette.astype(np.float64), counts.astype(np.float64)
+    chosen = [int(np.argmax(weights))]
+    gap = ((points - points[chosen[0]]) ** 2).sum(1)
+    for _ in range(colors - 1):
+        chosen.append(int(np.argmax(weights * gap)))
+        gap = np.minimum(gap, ((points - points[chosen[-1]]) ** 2).sum(1))
+    centres = points[chosen]
+    for _ in range(rounds + 1):
+        nearest = ((points[:, None] - centres[None]) ** 2).sum(-1).argmin(1)  # n colors -> n
+        mass = np.bincount(nearest, weights, colors)
+        sums = np.stack([np.bincount(nearest, weights * points[:, k], colors) for k in range(points.shape[1])], 1)
+        held = mass > 0
+        centres[held] = sums[held] / mass[held, None]
+    return np.clip(np.round(centres), 0, 255).astype(np.uint8), nearest.astype(np.uint8)
+
+
+def _octree(image: Image.Image, colors: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pillow's fast octree of an RGB or RGBA `image` in at most `colors` colours, up to `REDUCED_UP_TO` colours its
+    256 reduced (`reduced_palette`): each pixel's index (`h w` uint8) and the palette (`n 3` or `n 4` uint8)."""
+    quantized = image.quantize(
+        256 if colors <= REDUCED_UP_TO else colors, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
+    )
+    indices = np.asarray(quantized)
+    palette = np.frombuffer(bytes(quantized.getpalette(image.mode)), np.uint8).reshape(-1, len(image.mode))
+    used = int(indices.max()) + 1
+    if used > colors:
+        palette, nearest = reduced_palette(palette[:used], np.bincount(indices.ravel(), minlength=used), colors)
+        indices = np.take(nearest, indices)
+    return indices, palette
+
+
 def _octree_palette(frames: np.ndarray, colors: int) -> Image.Image:
-    """Pillow's fast octree over `PALETTE_SAMPLE` pixels drawn at random (a fixed seed: the same clip, the same
+    """`_octree`'s palette over `PALETTE_SAMPLE` pixels drawn at random (a fixed seed: the same clip, the same
     palette); a regular stride would see the same few columns of every frame."""
     pixels = frames.reshape(-1, 3)
     if len(pixels) > PALETTE_SAMPLE:
@@ -85,9 +130,9 @@ def _octree_palette(frames: np.ndarray, colors: int) -> Image.Image:
     sheet = np.zeros((side * side, 3), np.uint8)
     sheet[: len(pixels)] = pixels
     sheet[len(pixels) :] = pixels[-1]
-    return Image.fromarray(sheet.reshape(side, side, 3)).quantize(
-        colors, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
-    )
+    palette = Image.new("P", (1, 1))
+    palette.putpalette(_octree(Image.fromarray(sheet.reshape(side, side, 3)), colors)[1].tobytes())
+    return palette
 
 
 def _bayer(n: int) -> np.ndarray:
@@ -315,19 +360,15 @@ def _apng_container(
 
 def encode_apng(frames: np.ndarray, fps: float, colors: int | None = None, max_bytes: int | None = None) -> bytes:
     """Animated PNG, lossless, or with `colors` a palette PNG: one palette of that many entries (alpha included) for
-    the whole clip, Pillow's fast octree over every frame at once (one byte a pixel against three or four: files 2
-    to 5 times smaller). Written here (`_apng_container`): Pillow's writer, with zlib, took 10 to 14 times as long
-    lossless and 1.1 to 1.4 times in 64 colours (media-encode-2026-12-07-apng)."""
+    the whole clip, `_octree` over every frame at once (one byte a pixel against three or four: files 2 to 5 times
+    smaller). Written here (`_apng_container`): Pillow's writer, with zlib, took 10 to 14 times as long lossless and
+    1.1 to 1.4 times in 64 colours (media-encode-2026-12-07-apng)."""
     frames = _check_frames(frames, alpha=True)
     if colors is None:
         return _apng_container(frames, fps, max_bytes=max_bytes)
     f, h, w, c = frames.shape
-    tall = Image.fromarray(frames.reshape(f * h, w, c), {3: "RGB", 4: "RGBA"}[c]).quantize(
-        colors, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
-    )  # one tall image: one palette
-    indices = np.asarray(tall).reshape(f, h, w, 1)
-    mode = "RGBA" if c == 4 else "RGB"
-    palette = np.frombuffer(bytes(tall.getpalette(mode)), np.uint8).reshape(-1, len(mode))
+    indices, palette = _octree(Image.fromarray(frames.reshape(f * h, w, c), {3: "RGB", 4: "RGBA"}[c]), colors)
+    indices = indices.reshape(f, h, w, 1)  # one tall image: one palette
     return _apng_container(indices, fps, palette[: int(indices.max()) + 1], max_bytes)
 
 
