@@ -97,7 +97,7 @@ def reduced_palette(
         gap = np.minimum(gap, ((points - points[chosen[-1]]) ** 2).sum(1))
     centres = points[chosen]
     for _ in range(rounds + 1):
-        nearest = ((points[:, None] - centres[None]) ** 2).sum(-1).argmin(1)  # n colors -> n
+        nearest = ((points[:, None] - centres[None]) ** 2).sum(-1).argmin(1)  # (n, colors) distances -> (n,)
         mass = np.bincount(nearest, weights, colors)
         sums = np.stack([np.bincount(nearest, weights * points[:, k], colors) for k in range(points.shape[1])], 1)
         held = mass > 0
