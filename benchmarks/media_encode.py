@@ -149,12 +149,17 @@ def previous_apng(frames: np.ndarray, fps: float, colors: int | None = None) -> 
     """APNG in fewer colours as until 2026-12-07: a palette per frame, so Pillow writes RGBA. With today's disposal
     (the box that changed replaces what was there): the earlier one raised on palette frames of the `flat` clip and
     gave files within 0.2% of it elsewhere."""
-    from PIL.PngImagePlugin import Blend, Disposal
-
     images = [Image.fromarray(f, {3: "RGB", 4: "RGBA"}[f.shape[-1]]) for f in frames]
     if colors is not None:
         images = [i.quantize(colors, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE) for i in images]
-    buffer = io.BytesIO()
+    return pillow_png_bytes(images, fps, io.BytesIO())
+
+
+def pillow_png_bytes(images: list, fps: float, buffer: io.BytesIO) -> bytes:
+    """`images` as Pillow's PNG writer writes an APNG (zlib's level 6, a filter chosen per row): each frame the box
+    that changed, replacing what was there."""
+    from PIL.PngImagePlugin import Blend, Disposal
+
     images[0].save(
         buffer, format="PNG", save_all=True, append_images=images[1:], loop=0, duration=round(1000 / fps),
         disposal=Disposal.OP_NONE, blend=Blend.OP_SOURCE, default_image=False,
@@ -179,8 +184,6 @@ class BudgetedBuffer(io.BytesIO):
 def pillow_apng(frames: np.ndarray, fps: float, colors: int | None = None, max_bytes: int | None = None) -> bytes:
     """APNG as Pillow's writer wrote it until 2026-12-07 (zlib's level 6, a filter chosen per row), stopping at the
     first chunk over the budget: the same frames and palette as today's."""
-    from PIL.PngImagePlugin import Blend, Disposal
-
     f, h, w, c = frames.shape
     mode = {3: "RGB", 4: "RGBA"}[c]
     if colors is None:
@@ -190,12 +193,7 @@ def pillow_apng(frames: np.ndarray, fps: float, colors: int | None = None, max_b
             colors, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
         )
         images = [tall.crop((0, i * h, w, (i + 1) * h)) for i in range(f)]
-    buffer = BudgetedBuffer(max_bytes)
-    images[0].save(
-        buffer, format="PNG", save_all=True, append_images=images[1:], loop=0, duration=round(1000 / fps),
-        disposal=Disposal.OP_NONE, blend=Blend.OP_SOURCE, default_image=False,
-    )  # fmt: skip
-    return buffer.getvalue()
+    return pillow_png_bytes(images, fps, BudgetedBuffer(max_bytes))
 
 
 def octree_own(encode):

@@ -311,11 +311,9 @@ def _png_scanlines(pixels: np.ndarray) -> bytes:
     rows = pixels.reshape(h, w * c)
     out = np.empty((h, 1 + w * c), np.uint8)
     out[:, 0] = 0 if c == 1 else 2
-    out[0, 1:] = rows[0]
-    if c == 1:
-        out[1:, 1:] = rows[1:]
-    else:
-        np.subtract(rows[1:], rows[:-1], out=out[1:, 1:])  # modulo 256
+    out[:, 1:] = rows
+    if c > 1:
+        np.subtract(rows[1:], rows[:-1], out=out[1:, 1:])  # modulo 256; the first row has none above it
     return out.tobytes()
 
 
