@@ -13,11 +13,7 @@ pixel, which draws the palette and maps the pixels in one pass. Content as in `m
 pixel and channel.
 """
 
-import argparse
-import datetime
-import json
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -28,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from media_encode import content, median_ms  # noqa: E402
+from media_encode import content, median_ms, one_core_options, report_head, write_report  # noqa: E402
 
 from memestar.media import writers  # noqa: E402
 
@@ -129,23 +125,10 @@ def markdown(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
-    parser.add_argument("--core", type=int, default=0)
-    parser.add_argument("--repeat", type=int, default=9)
-    args = parser.parse_args(argv)
+    args = one_core_options(__doc__, repeat=9).parse_args(argv)
     os.sched_setaffinity(0, {args.core})
-    report = {
-        "benchmark": "gif parts",
-        "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "repeat": args.repeat,
-        "rows": run(args.repeat),
-    }
-    stem = args.out / f"gif-parts-{report['date']}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    report = {**report_head("gif parts", args.repeat), "rows": run(args.repeat)}
+    write_report(report, args.out / f"gif-parts-{report['date']}", markdown)
     return 0
 
 

@@ -561,31 +561,48 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def one_core_options(doc: str, repeat: int) -> argparse.ArgumentParser:
+    """A media benchmark's options: where its results go, the core it is pinned to, its runs per figure."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--core", type=int, default=0)
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=repeat)
+    return parser
+
+
+def report_head(benchmark: str, repeat: int) -> dict:
+    return {
+        "benchmark": benchmark,
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "repeat": repeat,
+    }
+
+
+def write_report(report: dict, stem: Path, markdown=markdown) -> None:
+    """`stem`.json and `stem`.md (printed too)."""
+    text = markdown(report)
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(text)
+    print(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = one_core_options(__doc__, repeat=7)
     parser.add_argument("--suffix", default="", help="added to the results' file name: media-encode-DATE-SUFFIX")
     args = parser.parse_args(argv)
     os.sched_setaffinity(0, {args.core})
     torch.set_num_threads(1)  # the canvas's kernels: one core, as the encoders
     cv2.setNumThreads(1)  # the sticker look's filters
     report = {
-        "benchmark": "media encode",
-        "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "repeat": args.repeat,
+        **report_head("media encode", args.repeat),
         "rows": run(args.repeat),
         "canvas": run_canvas(args.repeat),
         "look": run_look(max(1, args.repeat // 2)),
         "preset_repeat": max(1, args.repeat // 2),
         "presets": run_presets(max(1, args.repeat // 2)),
     }
-    stem = args.out / "-".join(["media-encode", report["date"], *([args.suffix] if args.suffix else [])])
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    write_report(report, args.out / "-".join(["media-encode", report["date"], *([args.suffix] if args.suffix else [])]))
     return 0
 
 
