@@ -5,21 +5,16 @@ secure context), into the same pixels and delays as Pillow reads."""
 import base64
 import http.server
 import io
-import shutil
 import threading
 
 import numpy as np
 import pytest
+from chromium import launch, needs_chromium, sync_api
 from PIL import Image, ImageSequence
 
 from memestar.media.writers import encode_apng, encode_gif
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[browser]' (Playwright)")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="no Chromium: apt-get install -y chromium (Debian's package; Playwright's own browser download is not used)",
-)
+pytestmark = needs_chromium
 DECODE = """async ([b64, type]) => {
   const data = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
   const decoder = new ImageDecoder({data, type});
@@ -49,13 +44,14 @@ def page(tmp_path_factory):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            browser = launch(p)
             page = browser.new_page()
             page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
             yield page
             browser.close()
     finally:
         server.shutdown()
+        server.server_close()
 
 
 def pillow_frames(data: bytes) -> tuple[np.ndarray, list[int]]:

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from chromium import launch, needs_chromium, sync_api
 from live_server import running, wait_ready
 from PIL import Image
 
@@ -19,22 +20,7 @@ from memestar.tiny.world import Sprite, render_clip
 from memestar.train.options import SubjectOptions
 from memestar.train.subject import learn_subject
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[browser]' (Playwright)")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="no Chromium: apt-get install -y chromium (Debian's package; Playwright's own browser download is not used)",
-)
-# As root, without a sandbox; no background connections (the machine has no network to give them).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
+pytestmark = needs_chromium
 TOKEN = "a-playground-token-0123456789abc"
 QUICK_STEPS = "4"
 DESKTOP, PHONE = {"width": 1280, "height": 860}, {"width": 390, "height": 844}
@@ -61,7 +47,7 @@ def memes_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        chromium = launch(p)
         yield chromium
         chromium.close()
 
