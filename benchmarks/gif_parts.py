@@ -29,26 +29,15 @@ from media_encode import content, median_ms, one_core_options, report_head, writ
 from memestar.media import writers  # noqa: E402
 
 
-def dithered(rgb: np.ndarray) -> np.ndarray:
-    """`_palette_indices`' ordered dither, alone."""
-    f, h, w, _ = rgb.shape
-    add, take = writers._ordered_offsets(h, w)
-    out = np.minimum(rgb, 255 - add)
-    out += add
-    np.maximum(out, take, out=out)
-    out -= take
-    return out
-
-
 def shipped(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     palette = writers._octree_palette(rgb, 256)
     colours = np.frombuffer(bytes(palette.getpalette()), np.uint8).reshape(-1, 3)
-    return writers._palette_indices(rgb.copy(), palette, True), colours
+    return writers._palette_indices(rgb, palette, True), colours
 
 
 def octree_of_every_pixel(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     f, h, w, _ = rgb.shape
-    tall = Image.fromarray(dithered(rgb).reshape(f * h, w, 3))  # (f h) w 3
+    tall = Image.fromarray(writers._ordered_dither(rgb).reshape(f * h, w, 3))  # (f h) w 3
     quantized = tall.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
     colours = np.frombuffer(bytes(quantized.getpalette()), np.uint8).reshape(-1, 3)
     return np.asarray(quantized).reshape(f, h, w), colours
@@ -108,7 +97,8 @@ def markdown(report: dict) -> str:
         "# Where a GIF's milliseconds go: 16 frames on one CPU core",
         "",
         f"Date: {report['date']}. Machine: {report['machine']}, pinned to one core. Median of {report['repeat']} "
-        "after one (`benchmarks/gif_parts.py`). The parts are timed apart, so they add up to about the whole.",
+        "after one (`benchmarks/gif_parts.py`). Each part is timed apart, and this machine's speed drifts within a "
+        "run, so the parts need not add up to the whole.",
         "",
         "| px | content | GIF ms | exact check | octree (sample) | mapping | LZW and container "
         "| LZW of whole frames: Pillow's | giflib's | error | octree of every pixel: ms | its error |",

@@ -176,8 +176,7 @@ class BudgetedBuffer(io.BytesIO):
 
     def write(self, data) -> int:
         written = super().write(data)
-        if self.max_bytes is not None and self.tell() > self.max_bytes:
-            raise OverBudget(self.tell())
+        writers._within(self.tell(), self.max_bytes)
         return written
 
 

@@ -152,6 +152,16 @@ def _ordered_offsets(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(pattern, 0, None).astype(np.uint8), np.clip(-pattern, 0, None).astype(np.uint8)
 
 
+def _ordered_dither(rgb: np.ndarray) -> np.ndarray:
+    """`f h w 3` frames plus the Bayer pattern (`_ordered_offsets`), saturating at 0 and 255: a new array."""
+    add, take = _ordered_offsets(*rgb.shape[1:3])
+    out = np.minimum(rgb, 255 - add)  # rgb + add - take
+    out += add
+    np.maximum(out, take, out=out)
+    out -= take
+    return out
+
+
 def _palette_indices(rgb: np.ndarray, palette: Image.Image, dither: bool) -> np.ndarray:
     """`f h w 3` frames -> `f h w` indices into `palette`, all frames in one call (one tall image), with ordered
     (Bayer 8x8) dithering where the palette does not hold every colour: a pixel's pattern depends on its place
@@ -159,11 +169,7 @@ def _palette_indices(rgb: np.ndarray, palette: Image.Image, dither: bool) -> np.
     the changed boxes grow)."""
     f, h, w, _ = rgb.shape
     if dither:
-        add, take = _ordered_offsets(h, w)
-        rgb = np.minimum(rgb, 255 - add)  # rgb + add - take, saturating at 0 and 255
-        rgb += add
-        np.maximum(rgb, take, out=rgb)
-        rgb -= take
+        rgb = _ordered_dither(rgb)
     tall = Image.fromarray(rgb.reshape(f * h, w, 3)).quantize(palette=palette, dither=Image.Dither.NONE)
     return np.asarray(tall).reshape(f, h, w)
 
